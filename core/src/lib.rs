@@ -1,0 +1,23 @@
+//! # outer-core
+//!
+//! The runtime-free heart of Outer, a library for realtime RPC over Server-Sent Events: events
+//! and their meta, event iterators, procedures and the router, errors, the publisher, the SSE
+//! codec and the wire protocols as pure functions. It does no I/O and names no async runtime;
+//! the adapters (`outer-tokio`, `outer-smol`) move the bytes.
+//!
+//! It builds with `#![no_std]` and `alloc`: turn off the default `std` feature.
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod error;
+pub mod event;
+pub mod publisher;
+pub mod sse;
+mod sync;
+
+pub use error::{ErrorCode, RpcError};
+pub use event::{tracked, Event, EventId, EventMeta, IntoEventId, MetaError};

@@ -1,0 +1,1 @@
+//! Publishers: fan one event out to every subscriber of a topic, with retention for resume.

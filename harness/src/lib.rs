@@ -1,0 +1,1 @@
+//! Proptest strategies, a deterministic test runtime and the conformance suite every Outer adapter runs.

@@ -1,0 +1,1 @@
+//! Outer on smol: HTTP server and client transport, timers, spawn.

@@ -1,0 +1,1 @@
+//! Outer on tokio: HTTP server and client transport, timers, spawn.
