@@ -15,9 +15,15 @@ extern crate std;
 
 pub mod error;
 pub mod event;
+pub mod iterator;
+pub mod procedure;
 pub mod publisher;
+pub mod router;
 pub mod sse;
 mod sync;
 
 pub use error::{ErrorCode, RpcError};
 pub use event::{tracked, Event, EventId, EventMeta, IntoEventId, MetaError};
+pub use iterator::{event_iterator, Closed, Emitter, EventIterator, SendEvent};
+pub use procedure::{mutation, query, subscription, Procedure, ProcedureKind, Request};
+pub use router::{App, RequestHead, Router};
