@@ -280,7 +280,10 @@ mod tests {
 
     #[test]
     fn default_messages_read_as_words() {
-        assert_eq!(RpcError::from_code(ErrorCode::NOT_FOUND).message(), "Not Found");
+        assert_eq!(
+            RpcError::from_code(ErrorCode::NOT_FOUND).message(),
+            "Not Found"
+        );
         assert_eq!(
             ErrorCode::INTERNAL_SERVER_ERROR.default_message(),
             "Internal Server Error"

@@ -333,10 +333,16 @@ mod tests {
     fn ids_with_line_breaks_or_nul_are_refused_with_the_reason() {
         for (bad, name) in [("a\rb", "CR"), ("a\nb", "LF"), ("a\0b", "NUL")] {
             let err = EventId::new(bad).unwrap_err();
-            assert_eq!(err.to_string(), alloc::format!("an event id must not contain {name}"));
+            assert_eq!(
+                err.to_string(),
+                alloc::format!("an event id must not contain {name}")
+            );
             assert!(tracked(bad, ()).is_err());
         }
-        assert!(EventId::new("").is_ok(), "an empty id is legal SSE: it resets the last id");
+        assert!(
+            EventId::new("").is_ok(),
+            "an empty id is legal SSE: it resets the last id"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ mod imp {
         pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
             // A panic while holding the lock leaves plain data behind, never a broken invariant
             // we rely on across the panic, so poisoning is ignored.
-            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
     }
 }
