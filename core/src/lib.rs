@@ -17,8 +17,10 @@ pub mod error;
 pub mod event;
 pub mod iterator;
 pub mod procedure;
+pub mod protocol;
 pub mod publisher;
 pub mod router;
+pub mod rt;
 pub mod sse;
 mod sync;
 

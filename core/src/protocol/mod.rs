@@ -1,0 +1,380 @@
+//! Wire protocols as pure functions, and the protocol-neutral pieces they share.
+//!
+//! A protocol turns an HTTP request's parts into a call, and a call's answer into an HTTP
+//! response: a status, headers, and either a whole body or an event stream. The adapters move
+//! these over sockets; nothing here does I/O. [`SseBody`] drives an event stream: it writes the
+//! protocol's opening bytes, each frame as it comes, keep-alives after silence, and ends at a
+//! deadline or on shutdown, dropping the handler so its cleanup runs.
+
+use alloc::borrow::Cow;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use futures_core::Stream;
+
+use crate::procedure::{Frame, FrameStream};
+use crate::rt::{Sleep, Timer};
+
+pub mod orpc;
+
+/// An HTTP response, before an adapter writes it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl HttpResponse {
+    /// A response with a whole JSON body.
+    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: alloc::vec![("content-type", Cow::Borrowed("application/json"))],
+            body: Body::Full(body.into()),
+        }
+    }
+
+    /// The value of header `name`, if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// A response body: whole, or an event stream written as it happens.
+pub enum Body {
+    /// All of it at once.
+    Full(Vec<u8>),
+    /// Server-Sent Events, chunk by chunk.
+    Events(SseBody),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Full(bytes) => f.debug_tuple("Full").field(&bytes.len()).finish(),
+            Body::Events(_) => f.write_str("Events"),
+        }
+    }
+}
+
+/// How a protocol writes an event stream.
+pub trait Framing: Send + 'static {
+    /// Bytes sent as soon as the stream opens, so the headers reach the client at once.
+    fn open(&mut self, out: &mut String);
+    /// One frame: an event, the return value, or the error.
+    fn frame(&mut self, frame: Frame, out: &mut String);
+    /// A keep-alive after a silence.
+    fn keep_alive(&mut self, out: &mut String);
+}
+
+/// When an event stream sends keep-alives and when it ends on its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamTiming {
+    /// Send a keep-alive after this long without an event. `None`: never.
+    pub keep_alive: Option<Duration>,
+    /// End the stream (without an end frame, so clients reconnect and resume) after this long.
+    /// `None`: never.
+    pub max_duration: Option<Duration>,
+}
+
+/// The most an [`SseBody`] gathers into one chunk from frames that are already waiting.
+const MAX_CHUNK: usize = 64 * 1024;
+
+/// An event stream's body: frames in, text chunks out.
+///
+/// Frames that are ready together go out in one chunk; a frame that arrives alone goes out at
+/// once. Dropping the body drops the handler (the client went away).
+pub struct SseBody {
+    frames: Option<FrameStream>,
+    framing: Box<dyn Framing>,
+    timer: Option<Arc<dyn Timer>>,
+    keep_alive: Option<Duration>,
+    idle: Option<Sleep>,
+    deadline: Option<Sleep>,
+    shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    opened: bool,
+}
+
+impl fmt::Debug for SseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseBody")
+            .field("open", &self.frames.is_some())
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}
+
+impl SseBody {
+    /// A body that writes `frames` with `framing`. Timing needs a timer; without one, no
+    /// keep-alives are sent and there is no deadline.
+    pub fn new(
+        frames: FrameStream,
+        framing: impl Framing,
+        timing: &StreamTiming,
+        timer: Option<Arc<dyn Timer>>,
+    ) -> Self {
+        let deadline = match (&timer, timing.max_duration) {
+            (Some(timer), Some(limit)) => Some(timer.sleep(limit)),
+            _ => None,
+        };
+        Self {
+            frames: Some(frames),
+            framing: Box::new(framing),
+            keep_alive: timing.keep_alive.filter(|_| timer.is_some()),
+            timer,
+            idle: None,
+            deadline,
+            shutdown: None,
+            opened: false,
+        }
+    }
+
+    /// Ends the stream cleanly, between two events, when `signal` completes: for a graceful
+    /// shutdown. No end frame is written, so clients reconnect (elsewhere) and resume.
+    pub fn end_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.shutdown = Some(Box::pin(signal));
+        self
+    }
+
+    fn close(&mut self) {
+        // Dropping the frames drops the handler: its cleanup runs now.
+        self.frames = None;
+        self.idle = None;
+        self.deadline = None;
+        self.shutdown = None;
+    }
+
+    fn reset_idle(&mut self) {
+        self.idle = match (&self.timer, self.keep_alive) {
+            (Some(timer), Some(every)) => Some(timer.sleep(every)),
+            _ => None,
+        };
+    }
+}
+
+impl Stream for SseBody {
+    type Item = String;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let this = &mut *self;
+        if this.frames.is_none() {
+            return Poll::Ready(None);
+        }
+        let mut out = String::new();
+        if !this.opened {
+            this.opened = true;
+            this.framing.open(&mut out);
+            this.reset_idle();
+            return Poll::Ready(Some(out));
+        }
+        let ended = |s: &mut Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+                     cx: &mut Context<'_>| {
+            s.as_mut().is_some_and(|f| f.as_mut().poll(cx).is_ready())
+        };
+        if ended(&mut this.shutdown, cx) || ended(&mut this.deadline, cx) {
+            this.close();
+            return Poll::Ready(None);
+        }
+        let mut finished = false;
+        if let Some(frames) = this.frames.as_mut() {
+            while out.len() < MAX_CHUNK {
+                match Pin::new(&mut *frames).poll_next(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        let last = !matches!(frame, Frame::Event(_));
+                        this.framing.frame(frame, &mut out);
+                        if last {
+                            finished = true;
+                            break;
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        finished = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if finished {
+            this.close();
+            return Poll::Ready(if out.is_empty() { None } else { Some(out) });
+        }
+        if !out.is_empty() {
+            this.reset_idle();
+            return Poll::Ready(Some(out));
+        }
+        if let Some(idle) = this.idle.as_mut() {
+            if idle.as_mut().poll(cx).is_ready() {
+                this.framing.keep_alive(&mut out);
+                this.reset_idle();
+                return Poll::Ready(Some(out));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procedure::{error_stream, Json};
+    use crate::{Event, RpcError};
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use futures::executor::block_on;
+    use futures::StreamExt;
+
+    /// Writes frames as short tags, to see what the body does with them.
+    struct Tags;
+    impl Framing for Tags {
+        fn open(&mut self, out: &mut String) {
+            out.push_str("<open>");
+        }
+        fn frame(&mut self, frame: Frame, out: &mut String) {
+            match frame {
+                Frame::Event(e) => {
+                    out.push_str("<e:");
+                    out.push_str(e.data().get());
+                    out.push('>');
+                }
+                Frame::Done(_) => out.push_str("<done>"),
+                Frame::Error(_) => out.push_str("<error>"),
+            }
+        }
+        fn keep_alive(&mut self, out: &mut String) {
+            out.push_str("<ka>");
+        }
+    }
+
+    #[derive(Debug)]
+    struct Instant;
+    impl Timer for Instant {
+        fn sleep(&self, _: Duration) -> Sleep {
+            Box::pin(core::future::ready(()))
+        }
+    }
+
+    fn json(n: u32) -> Json {
+        serde_json::value::to_raw_value(&n).unwrap()
+    }
+
+    fn frames(items: Vec<Frame>) -> FrameStream {
+        FrameStream::new(futures::stream::iter(items))
+    }
+
+    #[test]
+    fn opens_then_batches_ready_frames_and_ends_after_the_last_frame() {
+        let body = SseBody::new(
+            frames(alloc::vec![
+                Frame::Event(Event::new(json(1))),
+                Frame::Event(Event::new(json(2))),
+                Frame::Done(json(0)),
+            ]),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        );
+        let chunks: Vec<String> = block_on(body.collect());
+        assert_eq!(chunks, ["<open>", "<e:1><e:2><done>"]);
+    }
+
+    #[test]
+    fn a_silent_stream_gets_keep_alives_and_no_deadline_without_a_timer() {
+        let mut body = SseBody::new(
+            FrameStream::new(futures::stream::pending()),
+            Tags,
+            &StreamTiming {
+                keep_alive: Some(Duration::from_secs(5)),
+                max_duration: None,
+            },
+            Some(Arc::new(Instant)),
+        );
+        block_on(async {
+            assert_eq!(body.next().await.unwrap(), "<open>");
+            assert_eq!(body.next().await.unwrap(), "<ka>");
+            assert_eq!(body.next().await.unwrap(), "<ka>");
+        });
+        let mut untimed = SseBody::new(
+            FrameStream::new(futures::stream::pending()),
+            Tags,
+            &StreamTiming {
+                keep_alive: Some(Duration::from_secs(5)),
+                max_duration: Some(Duration::from_secs(1)),
+            },
+            None,
+        );
+        block_on(async { untimed.next().await });
+        assert!(block_on(async { futures::poll!(untimed.next()) }).is_pending());
+    }
+
+    struct Cleanup(Arc<AtomicBool>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn endless_with_cleanup(flag: &Arc<AtomicBool>) -> FrameStream {
+        let guard = Cleanup(Arc::clone(flag));
+        FrameStream::new(futures::stream::pending::<Frame>().map(move |f| {
+            let _ = &guard;
+            f
+        }))
+    }
+
+    #[test]
+    fn the_deadline_ends_the_stream_without_an_end_frame_and_drops_the_handler() {
+        let cleaned = Arc::new(AtomicBool::new(false));
+        let body = SseBody::new(
+            endless_with_cleanup(&cleaned),
+            Tags,
+            &StreamTiming {
+                keep_alive: None,
+                max_duration: Some(Duration::from_secs(1)),
+            },
+            Some(Arc::new(Instant)),
+        );
+        let chunks: Vec<String> = block_on(body.collect());
+        assert_eq!(chunks, ["<open>"]);
+        assert!(cleaned.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_shutdown_signal_ends_the_stream_cleanly() {
+        let cleaned = Arc::new(AtomicBool::new(false));
+        let body = SseBody::new(
+            endless_with_cleanup(&cleaned),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        )
+        .end_on(core::future::ready(()));
+        let chunks: Vec<String> = block_on(body.collect());
+        assert_eq!(chunks, ["<open>"]);
+        assert!(cleaned.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn an_error_before_the_first_event_is_written_inside_the_stream() {
+        let body = SseBody::new(
+            error_stream(RpcError::internal("x")),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        );
+        let chunks: Vec<String> = block_on(body.collect());
+        assert_eq!(chunks, ["<open>", "<error>"]);
+    }
+}

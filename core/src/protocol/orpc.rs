@@ -1,0 +1,375 @@
+//! oRPC's RPC protocol (as `@orpc/client` 1.16 speaks it), as pure functions.
+//!
+//! Requests: `POST {prefix}/post/live` with a `{"json": input, "meta": [...]}` envelope and the
+//! resume id in `last-event-id`. Answers: the same envelope for values, `{"json": {defined,
+//! code, status, message, data}}` for errors, and for streams an SSE body of `message`, `done`
+//! and `error` events. The byte layout is in `shared/protocols/orpc.md`; this module does no I/O.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::time::Duration;
+use serde_json::Value;
+
+use super::{Body, Framing, HttpResponse, SseBody, StreamTiming};
+use crate::error::{ErrorCode, RpcError};
+use crate::event::EventId;
+use crate::procedure::{Frame, Json, Response};
+use crate::router::{App, RequestHead};
+use crate::rt::Timer;
+use crate::sse::EventWriter;
+
+/// How an oRPC endpoint behaves. The defaults are oRPC's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrpcOptions {
+    /// Keep-alive and deadline of event streams. oRPC sends a keep-alive comment after 5 s of
+    /// silence and has no deadline.
+    pub timing: StreamTiming,
+}
+
+impl Default for OrpcOptions {
+    fn default() -> Self {
+        Self {
+            timing: StreamTiming {
+                keep_alive: Some(Duration::from_secs(5)),
+                max_duration: None,
+            },
+        }
+    }
+}
+
+/// A decoded oRPC request: which procedure, with what input, resuming after which id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrpcCall {
+    /// The dotted procedure path, e.g. `post.live`.
+    pub path: String,
+    /// The input, `None` when the body was empty (oRPC's `undefined`).
+    pub input: Option<Value>,
+    /// The `last-event-id` header, when sent.
+    pub last_event_id: Option<EventId>,
+}
+
+/// Decodes a request. `route` is the URL path under the prefix (`/post/live`).
+///
+/// ```
+/// use outer_core::protocol::orpc::decode_request;
+/// use outer_core::RequestHead;
+/// let head = RequestHead { method: "POST".into(), ..Default::default() };
+/// let call = decode_request(&head, "/ping", br#"{"json":{"n":1}}"#).unwrap();
+/// assert_eq!(call.path, "ping");
+/// assert_eq!(call.input, Some(serde_json::json!({"n": 1})));
+/// ```
+pub fn decode_request(head: &RequestHead, route: &str, body: &[u8]) -> Result<OrpcCall, RpcError> {
+    let path =
+        procedure_path(route).ok_or_else(|| RpcError::new(ErrorCode::NOT_FOUND, "Not Found"))?;
+    if !head.method.eq_ignore_ascii_case("POST") {
+        return Err(RpcError::new(
+            ErrorCode::METHOD_NOT_SUPPORTED,
+            format!(
+                "Method {} is not supported: call procedures with POST",
+                head.method
+            ),
+        ));
+    }
+    let last_event_id = match head.header("last-event-id") {
+        Some(id) => Some(EventId::new(id).map_err(|err| {
+            RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                format!("Malformed last-event-id: {err}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(OrpcCall {
+        path,
+        input: decode_body(body)?,
+        last_event_id,
+    })
+}
+
+/// Maps `/post/live` to `post.live`; `None` for a path no procedure can have.
+fn procedure_path(route: &str) -> Option<String> {
+    let route = route.strip_prefix('/').unwrap_or(route);
+    if route.contains('.') {
+        return None;
+    }
+    let path = route.replace('/', ".");
+    crate::router::check_path(&path).ok().map(|()| path)
+}
+
+/// Decodes the `{"json", "meta"}` envelope; an empty body is no input.
+pub fn decode_body(body: &[u8]) -> Result<Option<Value>, RpcError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let envelope: Value = serde_json::from_slice(body).map_err(|err| {
+        RpcError::new(
+            ErrorCode::BAD_REQUEST,
+            format!("Cannot parse request body: {err}"),
+        )
+    })?;
+    let Value::Object(mut envelope) = envelope else {
+        return Err(RpcError::new(
+            ErrorCode::BAD_REQUEST,
+            "Malformed request body: expected an object {\"json\", \"meta\"}",
+        ));
+    };
+    let mut input = envelope.remove("json");
+    match envelope.remove("meta") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(entries)) => {
+            for entry in entries {
+                apply_meta(&mut input, entry)?;
+            }
+        }
+        Some(_) => {
+            return Err(RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                "Malformed request body: meta must be an array",
+            ))
+        }
+    }
+    Ok(input)
+}
+
+/// oRPC's meta type codes for values JSON cannot carry (`@orpc/client`'s serializer).
+mod meta_type {
+    pub const BIGINT: u64 = 0;
+    pub const DATE: u64 = 1;
+    pub const NAN: u64 = 2;
+    pub const UNDEFINED: u64 = 3;
+    pub const URL: u64 = 4;
+    pub const REGEXP: u64 = 5;
+    pub const SET: u64 = 6;
+    pub const MAP: u64 = 7;
+}
+
+/// Applies one `[type, ...path]` meta entry to the input. Supported: bigint (to a JSON number
+/// when it fits 64 bits), Date and URL (kept as their strings), undefined (the key removed),
+/// Set (kept as an array). Others have no JSON form a Rust type could read back: refused.
+fn apply_meta(input: &mut Option<Value>, entry: Value) -> Result<(), RpcError> {
+    let bad = |why: &str| {
+        RpcError::new(
+            ErrorCode::BAD_REQUEST,
+            format!("Malformed meta entry: {why}"),
+        )
+    };
+    let Value::Array(mut entry) = entry else {
+        return Err(bad("expected [type, ...path]"));
+    };
+    if entry.is_empty() {
+        return Err(bad("expected [type, ...path]"));
+    }
+    let kind = entry
+        .remove(0)
+        .as_u64()
+        .ok_or_else(|| bad("the type must be a number"))?;
+    let path = entry;
+    if kind == meta_type::UNDEFINED {
+        return remove_at(input, &path).ok_or_else(|| bad("path not found in json"));
+    }
+    let target = walk(input.as_mut(), &path).ok_or_else(|| bad("path not found in json"))?;
+    match kind {
+        meta_type::BIGINT => {
+            let text = target
+                .as_str()
+                .ok_or_else(|| bad("a bigint must be a string"))?;
+            let number = if let Ok(n) = text.parse::<i64>() {
+                Value::from(n)
+            } else if let Ok(n) = text.parse::<u64>() {
+                Value::from(n)
+            } else {
+                return Err(bad("a bigint outside 64 bits is not supported"));
+            };
+            *target = number;
+            Ok(())
+        }
+        meta_type::DATE | meta_type::URL | meta_type::SET => Ok(()),
+        meta_type::NAN | meta_type::REGEXP | meta_type::MAP => Err(RpcError::new(
+            ErrorCode::BAD_REQUEST,
+            format!(
+                "Unsupported meta type {kind} ({}): it has no JSON form",
+                meta_name(kind)
+            ),
+        )),
+        other => Err(RpcError::new(
+            ErrorCode::BAD_REQUEST,
+            format!("Unknown meta type {other}"),
+        )),
+    }
+}
+
+fn meta_name(kind: u64) -> &'static str {
+    match kind {
+        meta_type::NAN => "NaN",
+        meta_type::REGEXP => "RegExp",
+        meta_type::MAP => "Map",
+        _ => "unknown",
+    }
+}
+
+fn walk<'a>(mut value: Option<&'a mut Value>, path: &[Value]) -> Option<&'a mut Value> {
+    for segment in path {
+        value = match (value?, segment) {
+            (Value::Object(map), Value::String(key)) => map.get_mut(key),
+            (Value::Array(items), Value::Number(i)) => {
+                items.get_mut(usize::try_from(i.as_u64()?).ok()?)
+            }
+            (Value::Array(items), Value::String(i)) => items.get_mut(i.parse::<usize>().ok()?),
+            _ => None,
+        };
+    }
+    value
+}
+
+fn remove_at(input: &mut Option<Value>, path: &[Value]) -> Option<()> {
+    let Some((last, parent)) = path.split_last() else {
+        *input = None;
+        return Some(());
+    };
+    match (walk(input.as_mut(), parent)?, last) {
+        (Value::Object(map), Value::String(key)) => {
+            map.remove(key);
+        }
+        // An undefined array element reads as null, as JSON.stringify writes it.
+        (Value::Array(items), Value::Number(i)) => {
+            *items.get_mut(usize::try_from(i.as_u64()?).ok()?)? = Value::Null;
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// The JSON body of an error: `{"json": {"defined", "code", "status", "message", "data"?}}`,
+/// fields in the reference server's order.
+pub fn error_body(error: &RpcError) -> String {
+    #[derive(serde::Serialize)]
+    struct Wire<'a> {
+        defined: bool,
+        code: &'a str,
+        status: u16,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a Value>,
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        json: Wire<'a>,
+    }
+    let envelope = Envelope {
+        json: Wire {
+            defined: error.is_defined(),
+            code: error.code(),
+            status: error.status(),
+            message: error.message(),
+            data: error.data(),
+        },
+    };
+    // Strings, numbers and an existing JSON value always serialize.
+    serde_json::to_string(&envelope).unwrap_or_default()
+}
+
+/// A value in the `{"json": ...}` envelope, without parsing it again.
+pub fn value_body(json: &Json) -> String {
+    let mut out = String::with_capacity(json.get().len() + 9);
+    out.push_str("{\"json\":");
+    out.push_str(json.get());
+    out.push('}');
+    out
+}
+
+/// The response for an error: its status and the error body.
+pub fn error_response(error: &RpcError) -> HttpResponse {
+    HttpResponse::json(error.status(), error_body(error))
+}
+
+/// Answers one oRPC request: decodes it, calls the procedure, and encodes the answer. Unary
+/// calls are awaited; streams come back at once as an [`SseBody`] that the adapter writes.
+pub async fn handle<Ctx>(
+    app: &App<Ctx>,
+    head: &RequestHead,
+    route: &str,
+    body: &[u8],
+    options: &OrpcOptions,
+    timer: Option<Arc<dyn Timer>>,
+) -> HttpResponse {
+    let call = match decode_request(head, route, body) {
+        Ok(call) => call,
+        Err(error) => return error_response(&error),
+    };
+    match app.call(head, &call.path, call.input, call.last_event_id) {
+        Err(error) => error_response(&error),
+        Ok(Response::Unary(answer)) => match answer.await {
+            Ok(json) => HttpResponse::json(200, value_body(&json)),
+            Err(error) => error_response(&error),
+        },
+        Ok(Response::Stream(frames)) => HttpResponse {
+            status: 200,
+            headers: alloc::vec![
+                ("content-type", Cow::Borrowed("text/event-stream")),
+                ("cache-control", Cow::Borrowed("no-cache")),
+            ],
+            body: Body::Events(SseBody::new(frames, OrpcFraming, &options.timing, timer)),
+        },
+    }
+}
+
+/// Writes oRPC's event stream: an initial comment, then `message`, `done` and `error` events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OrpcFraming;
+
+impl Framing for OrpcFraming {
+    fn open(&mut self, out: &mut String) {
+        out.push_str(": \n\n");
+    }
+
+    fn frame(&mut self, frame: Frame, out: &mut String) {
+        // Ids and comments were checked for CR, LF and NUL when the event was built, so the
+        // writer has nothing left to refuse.
+        let written = match frame {
+            Frame::Event(event) => {
+                let (data, meta) = event.into_parts();
+                let mut writer = EventWriter::new(out);
+                for comment in meta.comments() {
+                    writer = writer.comment(comment);
+                }
+                writer = writer.event("message");
+                if let Some(retry) = meta.retry() {
+                    writer = writer.retry(retry);
+                }
+                if let Some(id) = meta.id() {
+                    writer = writer.id(id.as_str());
+                }
+                writer.data(&value_body(&data)).finish()
+            }
+            Frame::Done(value) => EventWriter::new(out)
+                .event("done")
+                .data(&value_body(&value))
+                .finish(),
+            Frame::Error(error) => EventWriter::new(out)
+                .event("error")
+                .data(&error_body(&error))
+                .finish(),
+        };
+        debug_assert!(
+            written.is_ok(),
+            "validated fields were refused: {written:?}"
+        );
+    }
+
+    fn keep_alive(&mut self, out: &mut String) {
+        out.push_str(": \n\n");
+    }
+}
+
+/// The text of a whole event stream for `frames` (no keep-alives): for tests and tools.
+pub fn encode_frames(frames: impl IntoIterator<Item = Frame>) -> String {
+    let mut framing = OrpcFraming;
+    let mut out = String::new();
+    framing.open(&mut out);
+    for frame in frames {
+        framing.frame(frame, &mut out);
+    }
+    out
+}

@@ -1,0 +1,33 @@
+//! The runtime seam: the little the core needs from an async runtime and cannot do itself.
+//!
+//! Only a timer, for keep-alive comments, stream deadlines and retry delays. Each adapter
+//! implements it in a few lines (`tokio::time::sleep`, `async_io::Timer`); tests use a
+//! simulated clock. Spawning and sockets stay in the adapters.
+
+use alloc::boxed::Box;
+use core::future::Future;
+use core::pin::Pin;
+use core::time::Duration;
+
+/// A future that completes once its duration has passed.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Makes sleeps. Implement it for your runtime:
+///
+/// ```
+/// use core::time::Duration;
+/// use outer_core::rt::{Sleep, Timer};
+///
+/// /// A timer that never fires: keep-alive off.
+/// #[derive(Debug)]
+/// struct Never;
+/// impl Timer for Never {
+///     fn sleep(&self, _: Duration) -> Sleep {
+///         Box::pin(core::future::pending())
+///     }
+/// }
+/// ```
+pub trait Timer: Send + Sync + core::fmt::Debug + 'static {
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> Sleep;
+}

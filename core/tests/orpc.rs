@@ -1,0 +1,195 @@
+//! oRPC's wire format, byte for byte, as `shared/protocols/orpc.md` records it from the
+//! reference server: requests decoded, answers and streams encoded.
+
+use futures::executor::block_on;
+use futures::StreamExt;
+use outer_core::procedure::Frame;
+use outer_core::protocol::orpc::{decode_body, decode_request, encode_frames, handle, OrpcOptions};
+use outer_core::protocol::{Body, HttpResponse};
+use outer_core::{
+    event_iterator, query, subscription, tracked, App, ErrorCode, Event, RequestHead, Router,
+    RpcError,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+fn post(headers: &[(&str, &str)]) -> RequestHead {
+    RequestHead {
+        method: "POST".into(),
+        path: String::new(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn raw(v: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&v).unwrap()
+}
+
+#[test]
+fn a_stream_is_framed_byte_for_byte_as_the_reference_server_frames_it() {
+    let text = encode_frames([
+        Frame::Event(tracked(3, raw(json!({"n": 3}))).unwrap().with_retry(1000)),
+        Frame::Event(Event::new(raw(json!({"n": 4})))),
+        Frame::Done(raw(json!({"done": true}))),
+    ]);
+    assert_eq!(
+        text,
+        ": \n\n\
+         event: message\nretry: 1000\nid: 3\ndata: {\"json\":{\"n\":3}}\n\n\
+         event: message\ndata: {\"json\":{\"n\":4}}\n\n\
+         event: done\ndata: {\"json\":{\"done\":true}}\n\n"
+    );
+}
+
+#[test]
+fn comments_come_first_and_errors_carry_code_status_message_and_data() {
+    let text = encode_frames([
+        Frame::Event(Event::new(raw(json!(1))).with_comment("hello").unwrap()),
+        Frame::Error(RpcError::new(ErrorCode::BAD_REQUEST, "nope").with_data(json!({"why": "x"}))),
+    ]);
+    assert_eq!(
+        text,
+        ": \n\n\
+         : hello\nevent: message\ndata: {\"json\":1}\n\n\
+         event: error\ndata: {\"json\":{\"defined\":false,\"code\":\"BAD_REQUEST\",\"status\":400,\"message\":\"nope\",\"data\":{\"why\":\"x\"}}}\n\n"
+    );
+}
+
+#[test]
+fn requests_decode_path_input_and_last_event_id() {
+    let call = decode_request(
+        &post(&[("Last-Event-ID", "7")]),
+        "/post/live",
+        br#"{"json":{"a":1}}"#,
+    )
+    .unwrap();
+    assert_eq!(call.path, "post.live");
+    assert_eq!(call.input, Some(json!({"a": 1})));
+    assert_eq!(call.last_event_id.unwrap().as_str(), "7");
+    let empty = decode_request(&post(&[]), "/ping", b"").unwrap();
+    assert_eq!(empty.input, None, "an empty body is undefined input");
+}
+
+#[test]
+fn bad_requests_get_the_right_status_and_code() {
+    let err = decode_request(&post(&[]), "/ping", b"{not json").unwrap_err();
+    assert_eq!((err.code(), err.status()), ("BAD_REQUEST", 400));
+    let err = decode_request(&post(&[]), "/ping", b"[1]").unwrap_err();
+    assert_eq!(err.status(), 400);
+    let get = RequestHead {
+        method: "GET".into(),
+        ..Default::default()
+    };
+    let err = decode_request(&get, "/ping", b"").unwrap_err();
+    assert_eq!((err.code(), err.status()), ("METHOD_NOT_SUPPORTED", 405));
+    for route in ["/", "/a//b", "/a.b", "/%20"] {
+        let err = decode_request(&post(&[]), route, b"").unwrap_err();
+        assert_eq!(err.status(), 404, "{route}");
+    }
+}
+
+#[test]
+fn meta_entries_we_support_are_applied_and_the_rest_refused() {
+    let input = decode_body(
+        br#"{"json":{"big":"9007199254740993","when":"2024-01-01T00:00:00.000Z","gone":null,"list":[1,null]},
+             "meta":[[0,"big"],[1,"when"],[3,"gone"],[3,"list",1]]}"#,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        input,
+        json!({"big": 9007199254740993u64, "when": "2024-01-01T00:00:00.000Z", "list": [1, null]})
+    );
+    for (meta, why) in [
+        (r#"[[2,"x"]]"#, "NaN"),
+        (r#"[[5,"x"]]"#, "RegExp"),
+        (r#"[[7,"x"]]"#, "Map"),
+        (r#"[[99,"x"]]"#, "Unknown meta type 99"),
+        (r#"[[0,"missing"]]"#, "path not found"),
+        (r#"[[0,"x"]]"#, "bigint must be a string"),
+        (r#""nope""#, "meta must be an array"),
+    ] {
+        let body = format!(r#"{{"json":{{"x":1}},"meta":{meta}}}"#);
+        let err = decode_body(body.as_bytes()).unwrap_err();
+        assert_eq!(err.status(), 400, "{meta}");
+        assert!(err.message().contains(why), "{meta}: {}", err.message());
+    }
+}
+
+#[derive(Deserialize)]
+struct Ping {
+    n: i64,
+}
+
+fn app() -> App<()> {
+    Router::new()
+        .route(
+            "ping",
+            query(|req: outer_core::Request<(), Ping>| async move {
+                Ok::<_, RpcError>(json!({ "n": req.input.n }))
+            }),
+        )
+        .route(
+            "failing",
+            subscription(|_: outer_core::Request<(), ()>| {
+                event_iterator(|mut emit| async move {
+                    emit.send_value(json!({"n": 1})).await?;
+                    Err::<(), _>(RpcError::new(ErrorCode::BAD_REQUEST, "nope"))
+                })
+            }),
+        )
+        .into()
+}
+
+fn body_text(response: HttpResponse) -> String {
+    match response.body {
+        Body::Full(bytes) => String::from_utf8(bytes).unwrap(),
+        Body::Events(events) => block_on(events.collect::<Vec<_>>()).concat(),
+    }
+}
+
+#[test]
+fn handle_answers_unary_calls_errors_and_streams() {
+    let options = OrpcOptions::default();
+    let ok = block_on(handle(
+        &app(),
+        &post(&[]),
+        "/ping",
+        br#"{"json":{"n":2}}"#,
+        &options,
+        None,
+    ));
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("content-type"), Some("application/json"));
+    assert_eq!(body_text(ok), r#"{"json":{"n":2}}"#);
+
+    let invalid = block_on(handle(
+        &app(),
+        &post(&[]),
+        "/ping",
+        br#"{"json":{"n":"x"}}"#,
+        &options,
+        None,
+    ));
+    assert_eq!(invalid.status, 400);
+    let body: serde_json::Value = serde_json::from_str(&body_text(invalid)).unwrap();
+    assert_eq!(body["json"]["message"], "Input validation failed");
+    assert_eq!(body["json"]["data"]["issues"][0]["path"], json!(["n"]));
+
+    let missing = block_on(handle(&app(), &post(&[]), "/nope", b"", &options, None));
+    assert_eq!(missing.status, 404);
+    let body: serde_json::Value = serde_json::from_str(&body_text(missing)).unwrap();
+    assert_eq!(body["json"]["code"], "NOT_FOUND");
+
+    let stream = block_on(handle(&app(), &post(&[]), "/failing", b"", &options, None));
+    assert_eq!(stream.status, 200, "stream errors travel inside the stream");
+    assert_eq!(stream.header("content-type"), Some("text/event-stream"));
+    assert_eq!(
+        body_text(stream),
+        ": \n\nevent: message\ndata: {\"json\":{\"n\":1}}\n\n\
+         event: error\ndata: {\"json\":{\"defined\":false,\"code\":\"BAD_REQUEST\",\"status\":400,\"message\":\"nope\"}}\n\n"
+    );
+}
