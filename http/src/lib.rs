@@ -1,0 +1,1 @@
+//! Outer over HTTP with hyper 1.x, independent of any runtime.
