@@ -1,1 +1,1 @@
-//! Shared pieces of the examples.
+#![doc = include_str!("../../README.md")]
