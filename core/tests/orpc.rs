@@ -77,6 +77,7 @@ fn requests_decode_path_input_and_last_event_id() {
 fn bad_requests_get_the_right_status_and_code() {
     let err = decode_request(&post(&[]), "/ping", b"{not json").unwrap_err();
     assert_eq!((err.code(), err.status()), ("BAD_REQUEST", 400));
+    assert_eq!(err.message(), outer_core::protocol::orpc::MALFORMED);
     let err = decode_request(&post(&[]), "/ping", b"[1]").unwrap_err();
     assert_eq!(err.status(), 400);
     let get = RequestHead {
@@ -85,6 +86,7 @@ fn bad_requests_get_the_right_status_and_code() {
     };
     let err = decode_request(&get, "/ping", b"").unwrap_err();
     assert_eq!((err.code(), err.status()), ("METHOD_NOT_SUPPORTED", 405));
+    assert_eq!(err.message(), "Method Not Supported");
     for route in ["/", "/a//b", "/a.b", "/%20"] {
         let err = decode_request(&post(&[]), route, b"").unwrap_err();
         assert_eq!(err.status(), 404, "{route}");
@@ -115,7 +117,12 @@ fn meta_entries_we_support_are_applied_and_the_rest_refused() {
         let body = format!(r#"{{"json":{{"x":1}},"meta":{meta}}}"#);
         let err = decode_body(body.as_bytes()).unwrap_err();
         assert_eq!(err.status(), 400, "{meta}");
-        assert!(err.message().contains(why), "{meta}: {}", err.message());
+        let said = format!(
+            "{} {}",
+            err.message(),
+            err.data().map(|d| d.to_string()).unwrap_or_default()
+        );
+        assert!(said.contains(why), "{meta}: {said}");
     }
 }
 

@@ -22,6 +22,7 @@ use crate::procedure::{Frame, FrameStream};
 use crate::rt::{Sleep, Timer};
 
 pub mod orpc;
+pub mod trpc;
 
 /// An HTTP response, before an adapter writes it.
 #[derive(Debug)]

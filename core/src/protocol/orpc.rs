@@ -50,6 +50,15 @@ pub struct OrpcCall {
     pub last_event_id: Option<EventId>,
 }
 
+/// The message oRPC answers a body it cannot read with; our reason goes in `data.reason`.
+pub const MALFORMED: &str = "Malformed request. Ensure the request body is properly formatted and the 'Content-Type' header is set correctly.";
+
+fn malformed(reason: impl Into<String>) -> RpcError {
+    let reason: String = reason.into();
+    RpcError::new(ErrorCode::BAD_REQUEST, MALFORMED)
+        .with_data(serde_json::json!({ "reason": reason }))
+}
+
 /// Decodes a request. `route` is the URL path under the prefix (`/post/live`).
 ///
 /// ```
@@ -103,17 +112,10 @@ pub fn decode_body(body: &[u8]) -> Result<Option<Value>, RpcError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let envelope: Value = serde_json::from_slice(body).map_err(|err| {
-        RpcError::new(
-            ErrorCode::BAD_REQUEST,
-            format!("Cannot parse request body: {err}"),
-        )
-    })?;
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|err| malformed(format!("the body is not JSON: {err}")))?;
     let Value::Object(mut envelope) = envelope else {
-        return Err(RpcError::new(
-            ErrorCode::BAD_REQUEST,
-            "Malformed request body: expected an object {\"json\", \"meta\"}",
-        ));
+        return Err(malformed("the body must be an object {\"json\", \"meta\"}"));
     };
     let mut input = envelope.remove("json");
     match envelope.remove("meta") {
@@ -123,12 +125,7 @@ pub fn decode_body(body: &[u8]) -> Result<Option<Value>, RpcError> {
                 apply_meta(&mut input, entry)?;
             }
         }
-        Some(_) => {
-            return Err(RpcError::new(
-                ErrorCode::BAD_REQUEST,
-                "Malformed request body: meta must be an array",
-            ))
-        }
+        Some(_) => return Err(malformed("meta must be an array")),
     }
     Ok(input)
 }
@@ -298,6 +295,9 @@ pub async fn handle<Ctx>(
         Ok(call) => call,
         Err(error) => return error_response(&error),
     };
+    if app.router().get(&call.path).is_none() {
+        return error_response(&RpcError::from_code(ErrorCode::NOT_FOUND));
+    }
     match app.call(head, &call.path, call.input, call.last_event_id) {
         Err(error) => error_response(&error),
         Ok(Response::Unary(answer)) => match answer.await {

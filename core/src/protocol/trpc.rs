@@ -1,0 +1,618 @@
+//! tRPC v11's HTTP protocol (as `@trpc/client` 11.25 speaks it), as pure functions.
+//!
+//! Queries are `GET {base}/ping?input=<json>`, mutations `POST {base}/post.create` with the raw
+//! JSON input as the body, batches `{base}/a,b?batch=1` with inputs keyed by position, and
+//! subscriptions `GET {base}/post.live?input=..` answered as SSE (`connected`, data with `id:`,
+//! `ping`, `return`, `serialized-error`). Byte layout: `shared/protocols/trpc.md`. No I/O here.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::time::Duration;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Body, Framing, HttpResponse, SseBody, StreamTiming};
+use crate::error::{ErrorCode, RpcError};
+use crate::event::EventId;
+use crate::procedure::{error_stream, Frame, Response};
+use crate::router::{App, RequestHead};
+use crate::rt::Timer;
+use crate::sse::EventWriter;
+use crate::ProcedureKind;
+
+/// How a tRPC endpoint behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrpcOptions {
+    /// Send an `event: ping` after this long without an event (tRPC's `sse.ping`). Default:
+    /// every 5 s, so proxies keep the stream open; tRPC's own default is off.
+    pub ping: Option<Duration>,
+    /// End each subscription after this long (tRPC's `sse.maxDurationMs`), without `return`, so
+    /// the client reconnects and resumes. Default: never.
+    pub max_duration: Option<Duration>,
+    /// Tell clients to reconnect when neither an event nor a ping arrived for this long (tRPC's
+    /// `sse.client.reconnectAfterInactivityMs`, sent in the `connected` event). Default: unset.
+    pub reconnect_after_inactivity: Option<Duration>,
+}
+
+impl Default for TrpcOptions {
+    fn default() -> Self {
+        Self {
+            ping: Some(Duration::from_secs(5)),
+            max_duration: None,
+            reconnect_after_inactivity: None,
+        }
+    }
+}
+
+impl TrpcOptions {
+    /// The `connected` event's data: the options the client should use.
+    pub fn client_config(&self) -> String {
+        match self.reconnect_after_inactivity {
+            Some(after) => format!("{{\"reconnectAfterInactivityMs\":{}}}", after.as_millis()),
+            None => String::from("{}"),
+        }
+    }
+}
+
+/// One call of a (possibly batched) tRPC request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrpcCall {
+    /// The dotted procedure path.
+    pub path: String,
+    /// The input, `None` when absent.
+    pub input: Option<Value>,
+}
+
+/// A decoded tRPC request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrpcRequest {
+    /// `?batch=1`: the answer is an array, one entry per call.
+    pub batch: bool,
+    /// The calls, in order.
+    pub calls: Vec<TrpcCall>,
+    /// `GET` or `POST`.
+    pub method: Method,
+    /// The resume id from the `Last-Event-ID` header or the `lastEventId` query parameter.
+    pub last_event_id: Option<String>,
+}
+
+/// The two methods tRPC uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Queries and subscriptions.
+    Get,
+    /// Mutations.
+    Post,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// A request that failed before any procedure was looked up, with the path to report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestError {
+    /// The error.
+    pub error: RpcError,
+    /// The procedure path, when known.
+    pub path: Option<String>,
+}
+
+/// The most calls one batch may hold: each costs a task and an answer slot.
+pub const MAX_BATCH: usize = 64;
+
+/// Decodes a tRPC request. `route` is the URL path under the base (`/ping,ping`), `query` the
+/// URL query without `?`.
+///
+/// ```
+/// use outer_core::protocol::trpc::decode_request;
+/// use outer_core::RequestHead;
+/// let head = RequestHead { method: "GET".into(), ..Default::default() };
+/// let req = decode_request(&head, "/ping,ping", "batch=1&input=%7B%220%22%3A%7B%22n%22%3A1%7D%7D", b"").unwrap();
+/// assert!(req.batch);
+/// assert_eq!(req.calls[0].input, Some(serde_json::json!({"n": 1})));
+/// assert_eq!(req.calls[1].input, None);
+/// ```
+pub fn decode_request(
+    head: &RequestHead,
+    route: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<TrpcRequest, RequestError> {
+    let route = route.strip_prefix('/').unwrap_or(route);
+    let route: String = percent_decode(route);
+    let whole_path = Some(route.clone());
+    let fail = |error: RpcError| RequestError {
+        error,
+        path: whole_path.clone(),
+    };
+    let method = if head.method.eq_ignore_ascii_case("GET") {
+        Method::Get
+    } else if head.method.eq_ignore_ascii_case("POST") {
+        Method::Post
+    } else {
+        return Err(fail(RpcError::new(
+            ErrorCode::METHOD_NOT_SUPPORTED,
+            format!("Unsupported {}-request", head.method),
+        )));
+    };
+    let mut batch = false;
+    let mut query_input = None;
+    let mut last_event_id = None;
+    let mut lower_last_event_id = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "batch" => batch = value == "1" || value == "true",
+            "input" => query_input = Some(value.into_owned()),
+            "lastEventId" => last_event_id = Some(value.into_owned()),
+            "Last-Event-Id" => lower_last_event_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let last_event_id = head
+        .header("last-event-id")
+        .map(String::from)
+        .or(last_event_id)
+        .or(lower_last_event_id);
+    let raw_input: Option<Value> = match method {
+        Method::Get => match query_input {
+            Some(text) => Some(parse_json(text.as_bytes()).map_err(&fail)?),
+            None => None,
+        },
+        Method::Post => {
+            match head.header("content-type") {
+                None => {
+                    return Err(RequestError {
+                        error: RpcError::new(
+                            ErrorCode::UNSUPPORTED_MEDIA_TYPE,
+                            "Missing content-type header",
+                        ),
+                        path: None,
+                    })
+                }
+                Some(kind) if !is_json(kind) => {
+                    return Err(RequestError {
+                        error: RpcError::new(
+                            ErrorCode::UNSUPPORTED_MEDIA_TYPE,
+                            format!("Unsupported content-type \"{kind}\""),
+                        ),
+                        path: None,
+                    })
+                }
+                Some(_) => {}
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(parse_json(body).map_err(&fail)?)
+            }
+        }
+    };
+    let paths: Vec<&str> = if batch {
+        route.split(',').collect()
+    } else {
+        alloc::vec![route.as_str()]
+    };
+    if paths.len() > MAX_BATCH {
+        return Err(fail(RpcError::new(
+            ErrorCode::PAYLOAD_TOO_LARGE,
+            format!("A batch may hold at most {MAX_BATCH} calls"),
+        )));
+    }
+    let calls = if batch {
+        let mut inputs = match raw_input {
+            None => serde_json::Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => {
+                return Err(fail(RpcError::new(
+                    ErrorCode::BAD_REQUEST,
+                    "A batch's input must be an object keyed by position",
+                )))
+            }
+        };
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| TrpcCall {
+                path: String::from(*path),
+                input: inputs.remove(&i.to_string()),
+            })
+            .collect()
+    } else {
+        alloc::vec![TrpcCall {
+            path: route.clone(),
+            input: raw_input,
+        }]
+    };
+    Ok(TrpcRequest {
+        batch,
+        calls,
+        method,
+        last_event_id,
+    })
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn parse_json(text: &[u8]) -> Result<Value, RpcError> {
+    serde_json::from_slice(text)
+        .map_err(|err| RpcError::new(ErrorCode::BAD_REQUEST, err.to_string()))
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn validation_message(error: &RpcError) -> Option<String> {
+    if error.code() != ErrorCode::BAD_REQUEST.name {
+        return None;
+    }
+    let issues = error.data()?.get("issues")?;
+    serde_json::to_string_pretty(issues).ok()
+}
+
+/// Writes tRPC's error shape, `{"message", "code": <JSON-RPC>, "data": {"code", "httpStatus",
+/// "path"?}}`, in tRPC's key order (a serde_json map would sort the keys). An input validation
+/// error's message is its issues as indented JSON, as zod's is.
+fn write_error_shape(error: &RpcError, path: Option<&str>, out: &mut String) {
+    let message = validation_message(error).unwrap_or_else(|| error.message().into());
+    #[derive(Serialize)]
+    struct Data<'a> {
+        code: &'a str,
+        #[serde(rename = "httpStatus")]
+        http_status: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct Shape<'a> {
+        message: &'a str,
+        code: i32,
+        data: Data<'a>,
+    }
+    let shape = Shape {
+        message: &message,
+        code: error.jsonrpc_code(),
+        data: Data {
+            code: error.code(),
+            http_status: error.status(),
+            path,
+        },
+    };
+    // Strings and integers always serialize.
+    out.push_str(&serde_json::to_string(&shape).unwrap_or_default());
+}
+
+fn error_envelope(error: &RpcError, path: Option<&str>) -> String {
+    let mut out = String::from("{\"error\":");
+    write_error_shape(error, path, &mut out);
+    out.push('}');
+    out
+}
+
+fn json_response(status: u16, body: String) -> HttpResponse {
+    let mut response = HttpResponse::json(status, body);
+    response
+        .headers
+        .push(("vary", Cow::Borrowed("trpc-accept, accept")));
+    response
+}
+
+/// The answer to a request that failed before any call: status and `{"error": shape}`.
+pub fn error_response(error: &RpcError, path: Option<&str>) -> HttpResponse {
+    json_response(error.status(), error_envelope(error, path))
+}
+
+/// One call's outcome, before it is written.
+enum Outcome {
+    Data(crate::procedure::Json),
+    Error(RpcError),
+}
+
+/// Answers one tRPC request: decodes it, runs the calls, and encodes the answers. Unary calls
+/// are awaited; a subscription comes back at once as an [`SseBody`].
+pub async fn handle<Ctx>(
+    app: &App<Ctx>,
+    head: &RequestHead,
+    route: &str,
+    query: &str,
+    body: &[u8],
+    options: &TrpcOptions,
+    timer: Option<Arc<dyn Timer>>,
+) -> HttpResponse {
+    let request = match decode_request(head, route, query, body) {
+        Ok(request) => request,
+        Err(failure) => return error_response(&failure.error, failure.path.as_deref()),
+    };
+    if !request.batch {
+        let call = &request.calls[0];
+        if let Some(procedure) = app.router().get(&call.path) {
+            if procedure.kind() == ProcedureKind::Subscription {
+                return subscribe(app, head, request, options, timer);
+            }
+        }
+    }
+    let method = request.method;
+    let mut outcomes = Vec::with_capacity(request.calls.len());
+    let mut allow = None;
+    for call in request.calls {
+        let outcome = match check_kind(app, &call.path, method) {
+            Err((error, allowed)) => {
+                allow = allowed;
+                Outcome::Error(error)
+            }
+            Ok(()) => match app.call(head, &call.path, call.input, None) {
+                Err(error) => Outcome::Error(error),
+                Ok(Response::Unary(answer)) => match answer.await {
+                    Ok(json) => Outcome::Data(json),
+                    Err(error) => Outcome::Error(error),
+                },
+                // check_kind refused subscriptions already.
+                Ok(Response::Stream(_)) => {
+                    Outcome::Error(RpcError::internal("a subscription answered a unary call"))
+                }
+            },
+        };
+        outcomes.push((call.path, outcome));
+    }
+    let status = batch_status(outcomes.iter().map(|(_, o)| match o {
+        Outcome::Data(_) => 200,
+        Outcome::Error(e) => e.status(),
+    }));
+    let mut out = String::new();
+    if request.batch {
+        out.push('[');
+    }
+    for (i, (path, outcome)) in outcomes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match outcome {
+            Outcome::Data(json) => {
+                out.push_str("{\"result\":{\"data\":");
+                out.push_str(json.get());
+                out.push_str("}}");
+            }
+            Outcome::Error(error) => out.push_str(&error_envelope(error, Some(path))),
+        }
+    }
+    if request.batch {
+        out.push(']');
+    }
+    let mut response = json_response(status, out);
+    if let (Some(allowed), false) = (allow, request.batch) {
+        response
+            .headers
+            .insert(0, ("allow", Cow::Borrowed(allowed)));
+    }
+    response
+}
+
+/// 200 when every call succeeded, the shared status when all failed alike, else 207.
+fn batch_status(statuses: impl Iterator<Item = u16>) -> u16 {
+    let mut first = None;
+    let mut mixed = false;
+    for status in statuses {
+        match first {
+            None => first = Some(status),
+            Some(seen) if seen != status => mixed = true,
+            Some(_) => {}
+        }
+    }
+    if mixed {
+        207
+    } else {
+        first.unwrap_or(200)
+    }
+}
+
+/// Refuses a call made with the wrong method: 405 and the method to use.
+fn check_kind<Ctx>(
+    app: &App<Ctx>,
+    path: &str,
+    method: Method,
+) -> Result<(), (RpcError, Option<&'static str>)> {
+    let Some(procedure) = app.router().get(path) else {
+        return Ok(()); // the call answers 404
+    };
+    let (kind, allowed) = match (procedure.kind(), method) {
+        (ProcedureKind::Query, Method::Get) | (ProcedureKind::Mutation, Method::Post) => {
+            return Ok(())
+        }
+        (ProcedureKind::Query, Method::Post) => ("query", "GET"),
+        (ProcedureKind::Mutation, Method::Get) => ("mutation", "POST"),
+        // Only reached inside a batch: subscriptions are never batched.
+        (ProcedureKind::Subscription, _) => ("subscription", "GET"),
+    };
+    Err((
+        RpcError::new(
+            ErrorCode::METHOD_NOT_SUPPORTED,
+            format!(
+                "Unsupported {}-request to {kind} procedure at path \"{path}\"",
+                method.as_str()
+            ),
+        ),
+        Some(allowed),
+    ))
+}
+
+/// Answers a subscription as SSE. Errors found before the handler runs (method, input) still
+/// answer 200 and travel in the stream after `connected`, as tRPC does.
+fn subscribe<Ctx>(
+    app: &App<Ctx>,
+    head: &RequestHead,
+    mut request: TrpcRequest,
+    options: &TrpcOptions,
+    timer: Option<Arc<dyn Timer>>,
+) -> HttpResponse {
+    let call = request.calls.remove(0);
+    let path = call.path;
+    let (input, last_event_id) = merge_last_event_id(call.input, request.last_event_id);
+    let mut headers: Vec<(&'static str, Cow<'static, str>)> = alloc::vec![
+        ("content-type", Cow::Borrowed("text/event-stream")),
+        ("cache-control", Cow::Borrowed("no-cache, no-transform")),
+        ("x-accel-buffering", Cow::Borrowed("no")),
+        ("vary", Cow::Borrowed("trpc-accept, accept")),
+    ];
+    let resume = last_event_id
+        .as_ref()
+        .and_then(|id| EventId::new(id.as_str()).ok());
+    let frames = if request.method == Method::Post {
+        headers.insert(0, ("allow", Cow::Borrowed("GET")));
+        error_stream(RpcError::new(
+            ErrorCode::METHOD_NOT_SUPPORTED,
+            format!("Unsupported POST-request to subscription procedure at path \"{path}\""),
+        ))
+    } else {
+        match app.call(head, &path, input, resume.clone()) {
+            Ok(Response::Stream(frames)) => frames,
+            Ok(Response::Unary(_)) => error_stream(RpcError::internal("not a subscription")),
+            Err(error) => error_stream(error),
+        }
+    };
+    let timing = StreamTiming {
+        keep_alive: options.ping,
+        max_duration: options.max_duration,
+    };
+    let framing = TrpcFraming {
+        client_config: options.client_config(),
+        path,
+        last_event_id: resume,
+    };
+    HttpResponse {
+        status: 200,
+        headers,
+        body: Body::Events(SseBody::new(frames, framing, &timing, timer)),
+    }
+}
+
+/// tRPC carries the resume id in the input (`input.lastEventId`); the header or query value,
+/// when present, overrides it. The handler gets it as `last_event_id`, and the input without
+/// it, so the same handler serves oRPC and tRPC unchanged.
+pub fn merge_last_event_id(
+    input: Option<Value>,
+    from_request: Option<String>,
+) -> (Option<Value>, Option<String>) {
+    match input {
+        Some(Value::Object(mut map)) => {
+            let in_input = match map.remove("lastEventId") {
+                Some(Value::String(id)) => Some(id),
+                _ => None,
+            };
+            let input = if map.is_empty() {
+                None
+            } else {
+                Some(Value::Object(map))
+            };
+            (input, from_request.or(in_input))
+        }
+        other => (other, from_request),
+    }
+}
+
+/// Writes tRPC's event stream: `connected`, values as `data:` then `id:`, `ping`, `return`
+/// and `serialized-error`, every event followed by an extra blank line.
+#[derive(Debug)]
+pub struct TrpcFraming {
+    client_config: String,
+    path: String,
+    /// The last id sent or resumed from: an event without one then carries an empty `id:`
+    /// and a `restore-id` event puts the browser's last id back.
+    last_event_id: Option<EventId>,
+}
+
+impl TrpcFraming {
+    /// Framing for a subscription at `path`, resuming after `last_event_id`.
+    pub fn new(options: &TrpcOptions, path: &str, last_event_id: Option<EventId>) -> Self {
+        Self {
+            client_config: options.client_config(),
+            path: path.into(),
+            last_event_id,
+        }
+    }
+}
+
+impl Framing for TrpcFraming {
+    fn open(&mut self, out: &mut String) {
+        let written = EventWriter::new(out)
+            .event("connected")
+            .data(&self.client_config)
+            .finish_with_blank_line();
+        debug_assert!(written.is_ok());
+    }
+
+    fn frame(&mut self, frame: Frame, out: &mut String) {
+        // Ids were checked for CR, LF and NUL when the event was built.
+        let written = match frame {
+            Frame::Event(event) => {
+                let (data, mut meta) = event.into_parts();
+                match meta.take_id() {
+                    Some(id) => {
+                        let written = EventWriter::new(out)
+                            .data(data.get())
+                            .id(id.as_str())
+                            .finish_with_blank_line();
+                        self.last_event_id = Some(id);
+                        written
+                    }
+                    None => match &self.last_event_id {
+                        None => EventWriter::new(out)
+                            .data(data.get())
+                            .finish_with_blank_line(),
+                        Some(last) => EventWriter::new(out)
+                            .data(data.get())
+                            .id("")
+                            .finish_with_blank_line()
+                            .and_then(|()| {
+                                EventWriter::new(out)
+                                    .event("restore-id")
+                                    .data("")
+                                    .id(last.as_str())
+                                    .finish_with_blank_line()
+                            }),
+                    },
+                }
+            }
+            // tRPC does not send the return value.
+            Frame::Done(_) => EventWriter::new(out)
+                .event("return")
+                .data("")
+                .finish_with_blank_line(),
+            Frame::Error(error) => {
+                let mut shape = String::new();
+                write_error_shape(&error, Some(&self.path), &mut shape);
+                EventWriter::new(out)
+                    .event("serialized-error")
+                    .data(&shape)
+                    .finish_with_blank_line()
+            }
+        };
+        debug_assert!(
+            written.is_ok(),
+            "validated fields were refused: {written:?}"
+        );
+    }
+
+    fn keep_alive(&mut self, out: &mut String) {
+        let written = EventWriter::new(out)
+            .event("ping")
+            .data("")
+            .finish_with_blank_line();
+        debug_assert!(written.is_ok());
+    }
+}
