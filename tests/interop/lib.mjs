@@ -1,0 +1,62 @@
+// Shared helpers for the interop scripts: one printed line per passing check, exit 1 on the first
+// failure, timeouts instead of hangs, and the DROP_URL / CLEANUP_URL contract (see README.md).
+
+export function fail(message) {
+  console.error(`FAIL ${message}`)
+  process.exit(1)
+}
+
+export function check(name) {
+  console.log(`ok   ${name}`)
+}
+
+export async function step(name, fn) {
+  try {
+    await fn()
+  } catch (err) {
+    const detail = err?.stack && !err?.generatedMessage ? err.stack : err?.message ?? String(err)
+    fail(`${name}\n     ${String(detail).replace(/\n/g, '\n     ')}`)
+  }
+  check(name)
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export function withTimeout(promise, ms, what) {
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+// DROP_URL: POST (empty body) makes the server drop every open stream abruptly, as a network
+// failure would: the connection is closed without ending the response (no final chunk).
+export async function postDrop(url) {
+  const res = await fetch(url, { method: 'POST' })
+  if (!res.ok) throw new Error(`POST ${url} answered ${res.status}`)
+  await res.arrayBuffer()
+}
+
+// CLEANUP_URL: GET answers {"active_streams": n}, the number of streams whose handler is still
+// alive (not yet dropped / cleaned up) on the server.
+export async function readCleanup(url) {
+  const res = await fetch(url)
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`)
+  const body = await res.json()
+  if (typeof body?.active_streams !== 'number') {
+    throw new Error(`GET ${url} did not answer {"active_streams": n}: ${JSON.stringify(body)}`)
+  }
+  return body
+}
+
+export async function poll(url, predicate, what, ms = 3000) {
+  const deadline = Date.now() + ms
+  let last
+  while (Date.now() < deadline) {
+    last = (await readCleanup(url)).active_streams
+    if (predicate(last)) return last
+    await sleep(50)
+  }
+  throw new Error(`timed out after ${ms} ms waiting until ${what} (active_streams is ${last})`)
+}

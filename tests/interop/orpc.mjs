@@ -1,0 +1,170 @@
+// Interop check: the real @orpc/client (RPCLink + ClientRetryPlugin) against a server that speaks
+// oRPC's RPC protocol. Usage: node orpc.mjs <base>   e.g. node orpc.mjs http://127.0.0.1:3100/rpc
+// Optional env: DROP_URL, CLEANUP_URL (see README.md). Exits non-zero on the first failed check.
+import assert from 'node:assert/strict'
+import { createORPCClient, getEventMeta, ORPCError } from '@orpc/client'
+import { RPCLink } from '@orpc/client/fetch'
+import { ClientRetryPlugin } from '@orpc/client/plugins'
+import { check, fail, poll, postDrop, readCleanup, sleep, step, withTimeout } from './lib.mjs'
+
+const base = process.argv[2]
+if (!base) fail('usage: node orpc.mjs <base url, e.g. http://127.0.0.1:3100/rpc>')
+const { DROP_URL, CLEANUP_URL } = process.env
+
+// Every request the link makes goes through this fetch, so checks can see what was sent.
+const requests = []
+const countingFetch = (request, init) => {
+  const url = new URL(request.url)
+  requests.push({ path: url.pathname, method: request.method, lastEventId: request.headers.get('last-event-id') })
+  return fetch(request, init)
+}
+const link = new RPCLink({
+  url: base,
+  fetch: countingFetch,
+  // retry is opt-in per call (context.retry): a plain call must surface errors, not retry them
+  plugins: [new ClientRetryPlugin({ default: { retry: 0 } })],
+})
+const client = createORPCClient(link)
+const liveRequests = () => requests.filter((r) => r.path.endsWith('/post/live'))
+
+// Read the next value of an event iterator, failing clearly instead of hanging.
+const next = (it, what, ms = 5000) => withTimeout(it.next(), ms, what)
+
+await step('unary ping {n:1} returns {n:1}', async () => {
+  assert.deepEqual(await withTimeout(client.ping({ n: 1 }), 5000, 'ping'), { n: 1 })
+})
+
+await step('unary post.create {title} returns {id:number, title}', async () => {
+  const row = await withTimeout(client.post.create({ title: 'interop' }), 5000, 'post.create')
+  assert.equal(typeof row.id, 'number')
+  assert.equal(row.title, 'interop')
+})
+
+await step('failing: value {n:1}, then ORPCError BAD_REQUEST/400 "nope" data {why:"x"}', async () => {
+  const it = await withTimeout(client.failing(), 5000, 'failing call')
+  assert.deepEqual(await next(it, 'failing first value'), { done: false, value: { n: 1 } })
+  const err = await next(it, 'failing error').then(
+    (r) => assert.fail(`expected an error, got ${JSON.stringify(r)}`),
+    (e) => e,
+  )
+  assert.ok(err instanceof ORPCError, `expected ORPCError, got ${err?.constructor?.name}: ${err}`)
+  assert.equal(err.code, 'BAD_REQUEST')
+  assert.equal(err.status, 400)
+  assert.equal(err.message, 'nope')
+  assert.deepEqual(err.data, { why: 'x' })
+  assert.equal(err.defined, false)
+})
+
+await step('failing5xx: value {n:1}, then ORPCError INTERNAL_SERVER_ERROR/500 "boom"', async () => {
+  const it = await withTimeout(client.failing5xx(), 5000, 'failing5xx call')
+  assert.deepEqual(await next(it, 'failing5xx first value'), { done: false, value: { n: 1 } })
+  const err = await next(it, 'failing5xx error').then(
+    (r) => assert.fail(`expected an error, got ${JSON.stringify(r)}`),
+    (e) => e,
+  )
+  assert.ok(err instanceof ORPCError, `expected ORPCError, got ${err?.constructor?.name}: ${err}`)
+  assert.equal(err.code, 'INTERNAL_SERVER_ERROR')
+  assert.equal(err.status, 500)
+  assert.equal(err.message, 'boom')
+})
+
+await step('counter 1..3: values {n}, ids "1","2","3", retry 1000, return value {done:true}', async () => {
+  const it = await withTimeout(client.counter({ from: 1, to: 3, delayMs: 10 }), 5000, 'counter call')
+  for (const n of [1, 2, 3]) {
+    const r = await next(it, `counter value ${n}`)
+    assert.equal(r.done, false)
+    assert.deepEqual(r.value, { n })
+    // getEventMeta returns the raw SSE message ({event, data, id, retry, comments}): check id/retry
+    const meta = getEventMeta(r.value)
+    assert.equal(meta?.id, String(n))
+    assert.equal(meta?.retry, 1000)
+  }
+  const end = await next(it, 'counter return')
+  assert.deepEqual(end, { done: true, value: { done: true } })
+})
+
+await step('counter resumed with lastEventId "2" (last-event-id header): only {n:3}', async () => {
+  const before = requests.length
+  const it = await withTimeout(
+    client.counter({ from: 1, to: 3, delayMs: 10 }, { lastEventId: '2' }),
+    5000,
+    'counter call',
+  )
+  assert.equal(requests[before].lastEventId, '2', 'client did not send last-event-id: 2')
+  const got = []
+  for (;;) {
+    const r = await next(it, 'counter value')
+    if (r.done) break
+    got.push(r.value)
+  }
+  assert.deepEqual(got, [{ n: 3 }])
+})
+
+await step('post.live (retry 3) receives posts created while it reads, with their ids', async () => {
+  const ac = new AbortController()
+  const it = await withTimeout(
+    client.post.live(undefined, { signal: ac.signal, context: { retry: 3 } }),
+    5000,
+    'post.live call',
+  )
+  await sleep(200) // let the server subscribe before publishing
+  const a = await client.post.create({ title: 'live-a' })
+  const b = await client.post.create({ title: 'live-b' })
+  for (const row of [a, b]) {
+    const r = await next(it, `live post ${row.id}`)
+    assert.deepEqual(r.value, row)
+    assert.equal(getEventMeta(r.value)?.id, String(row.id))
+  }
+  ac.abort()
+})
+
+if (DROP_URL) {
+  await step('drop: after the server drops the stream, the client reconnects with last-event-id and misses nothing', async () => {
+    const ac = new AbortController()
+    const before = liveRequests().length
+    const it = await withTimeout(
+      client.post.live(undefined, { signal: ac.signal, context: { retry: 3 } }),
+      5000,
+      'post.live call',
+    )
+    await sleep(200)
+    const a = await client.post.create({ title: 'drop-a' })
+    assert.deepEqual((await next(it, 'post before drop')).value, a)
+    await postDrop(DROP_URL)
+    const b = await client.post.create({ title: 'drop-b' }) // created while disconnected
+    // the retry plugin waits for the last event's retry (none here: 2000 ms) before reconnecting
+    assert.deepEqual((await next(it, 'post created during the drop', 10000)).value, b)
+    const c = await client.post.create({ title: 'drop-c' })
+    assert.deepEqual((await next(it, 'post after reconnect', 10000)).value, c)
+    const live = liveRequests().slice(before)
+    assert.ok(live.length >= 2, `expected a reconnect, saw ${live.length} post.live request(s)`)
+    assert.equal(live[1].lastEventId, String(a.id), 'reconnect did not carry last-event-id')
+    ac.abort()
+  })
+} else {
+  console.log('skip drop/reconnect (DROP_URL not set)')
+}
+
+await step('abort: aborting a post.live call ends the client iterator', async () => {
+  const ac = new AbortController()
+  const baseline = CLEANUP_URL ? (await readCleanup(CLEANUP_URL)).active_streams : undefined
+  const it = await withTimeout(client.post.live(undefined, { signal: ac.signal }), 5000, 'post.live call')
+  if (CLEANUP_URL) await poll(CLEANUP_URL, (n) => n === baseline + 1, 'server sees the open stream')
+  const pending = it.next()
+  ac.abort()
+  const outcome = await withTimeout(
+    pending.then(
+      (r) => `returned ${JSON.stringify(r)}`,
+      (e) => `threw ${e?.name}`,
+    ),
+    3000,
+    'iterator end after abort',
+  )
+  assert.ok(/AbortError|"done":true/.test(outcome), `unexpected end after abort: ${outcome}`)
+  check(`abort observed: iterator ${outcome}`)
+  if (CLEANUP_URL) await poll(CLEANUP_URL, (n) => n === baseline, 'server cleaned the stream up')
+})
+if (!CLEANUP_URL) console.log('skip server-side cleanup observation (CLEANUP_URL not set)')
+
+console.log('orpc: all checks passed')
+process.exit(0)
