@@ -8,11 +8,14 @@
 //! It builds with `#![no_std]` and `alloc`: turn off the default `std` feature.
 #![no_std]
 #![warn(missing_docs)]
+// No unwrap in library code: every failure is a value (tests may unwrap).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod client;
 pub mod error;
 pub mod event;
 pub mod iterator;

@@ -418,9 +418,12 @@ where
     }
 }
 
+type StreamHandler<Ctx, I, T, R> =
+    Arc<dyn Fn(Request<Ctx, I>) -> EventIterator<T, R> + Send + Sync>;
+
 /// A typed subscription, before it is erased into a [`Procedure`].
 pub struct Streaming<Ctx, I, T, R> {
-    handler: Arc<dyn Fn(Request<Ctx, I>) -> EventIterator<T, R> + Send + Sync>,
+    handler: StreamHandler<Ctx, I, T, R>,
     validate_input: Option<Validator<I>>,
     validate_output: Option<Validator<T>>,
 }

@@ -1,1 +1,74 @@
-//! Outer over HTTP with hyper 1.x, independent of any runtime.
+//! # outer-http
+//!
+//! Outer over HTTP with hyper 1.x, independent of any runtime: the service, the limits, the
+//! streaming body, the connection and accept loops and graceful shutdown, shared by
+//! `outer-tokio` and `outer-smol` so that they stay a few lines each.
+//!
+//! [`OuterService`] answers oRPC calls under a prefix (`/rpc` by default) and writes event
+//! streams chunk by chunk, each event as soon as the handler yields it. It is a hyper service
+//! and a tower service, so it also mounts in axum. You rarely use this crate directly: serve
+//! with `outer_tokio::serve` or `outer_smol::serve`. Here a router is served without sockets:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use http_body_util::{BodyExt, Full};
+//! use outer_core::rt::{Sleep, Timer};
+//! use outer_core::{query, Request, Router, RpcError};
+//! use outer_http::{OuterService, ServerConfig};
+//!
+//! // Each runtime adapter brings its timer; this one never fires.
+//! #[derive(Debug)]
+//! struct NoTimer;
+//! impl Timer for NoTimer {
+//!     fn sleep(&self, _: Duration) -> Sleep { Box::pin(std::future::pending()) }
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Ping { n: u32 }
+//!
+//! let router = Router::new().route(
+//!     "ping",
+//!     query(|req: Request<(), Ping>| async move { Ok::<_, RpcError>(req.input.n + 1) }),
+//! );
+//! let service = OuterService::new(router, ServerConfig::default(), Arc::new(NoTimer));
+//!
+//! let request = http::Request::post("/rpc/ping").body(Full::new(r#"{"json":{"n":1}}"#.as_bytes()))?;
+//! let response = futures::executor::block_on(service.respond(request))?;
+//! assert_eq!(response.status(), 200);
+//! let body = futures::executor::block_on(response.into_body().collect())?.to_bytes();
+//! assert_eq!(body, r#"{"json":2}"#);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Limits
+//! Memory is bounded per request and per server: bodies over [`ServerConfig::max_body_bytes`]
+//! are refused (413) without being read, at most [`ServerConfig::max_streams`] event streams are
+//! open at once (503 beyond), and a connection must send its headers within
+//! [`ServerConfig::header_read_timeout`].
+//!
+//! ## Client disconnects
+//! A client that closes its connection ends its stream even while the stream is silent: hyper
+//! keeps reading the connection while it writes a response, sees the end of input, and drops
+//! the response body, which drops the procedure's handler (its cleanup runs) and frees the
+//! stream's place. [`OuterService::active_streams`] shows it.
+#![warn(missing_docs)]
+// No unwrap in library code: every failure is a value (tests may unwrap).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod body;
+mod config;
+pub mod server;
+mod service;
+mod shutdown;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
+
+pub use body::{Aborted, OuterBody};
+pub use config::{Page, ServerConfig};
+pub use outer_core::protocol::orpc::OrpcOptions;
+pub use outer_core::protocol::trpc::TrpcOptions;
+pub use outer_core::protocol::StreamTiming;
+pub use service::{OuterService, ResponseFuture};
+pub use shutdown::Shutdown;

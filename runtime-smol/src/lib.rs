@@ -1,1 +1,184 @@
-//! Outer on smol: HTTP server and client transport, timers, spawn.
+//! # outer-smol
+//!
+//! Outer on smol: serve a router over HTTP/1.1 with hyper, on async-io's reactor.
+//!
+//! ```no_run
+//! use outer_core::{query, Request, Router, RpcError};
+//! use outer_smol::{serve, service, ServerConfig};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     smol::block_on(async {
+//!         let router = Router::new()
+//!             .route("ping", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input) }));
+//!         let listener = async_net::TcpListener::bind("127.0.0.1:3000").await?;
+//!         // `POST /rpc/ping` with `{"json":1}` answers `{"json":1}`.
+//!         let server = serve(listener, service(router, ServerConfig::default()))?;
+//!         eprintln!("listening on {}", server.local_addr());
+//!         # let stop = async {};
+//!         stop.await; // e.g. a signal handler
+//!         server.shutdown().await;
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! ## Executors
+//! [`serve`] spawns on smol's global executor (`smol::spawn`), which runs on its own threads
+//! (`SMOL_THREADS`, default one), so it serves even while nothing else polls. To run on an
+//! executor of your own, use [`serve_on`]; then that executor must be run (for example with
+//! `executor.run(future)`) for the server to make progress.
+#![warn(missing_docs)]
+// No unwrap in library code: every failure is a value (tests may unwrap).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_net::{TcpListener, TcpStream};
+use outer_core::rt::{Sleep, Timer};
+use outer_core::App;
+use outer_http::server::{accept_loop, ConnectionFuture, ServerControl};
+use smol::stream::Stream;
+use smol_hyper::rt::FuturesIo;
+
+pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
+
+/// async-io's timer, for keep-alives, stream deadlines and header timeouts. It needs no
+/// runtime context: async-io drives its own reactor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SmolTimer;
+
+impl Timer for SmolTimer {
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let timer = async_io::Timer::after(duration);
+        Box::pin(async move {
+            timer.await;
+        })
+    }
+}
+
+/// An [`OuterService`] for `app` on async-io's timer, to [`serve`].
+pub fn service<Ctx: 'static>(app: impl Into<App<Ctx>>, config: ServerConfig) -> OuterService<Ctx> {
+    OuterService::new(app, config, Arc::new(SmolTimer))
+}
+
+/// Serves `service` on `listener`: spawns the accept loop and one task per connection on
+/// smol's global executor, and returns at once.
+///
+/// Fails when the listener has no local address.
+pub fn serve<Ctx: 'static>(
+    listener: TcpListener,
+    service: OuterService<Ctx>,
+) -> io::Result<Server> {
+    start(listener, service, Spawner(None))
+}
+
+/// Serves `service` on `listener`, spawning on `executor`: it serves only while that executor
+/// runs.
+pub fn serve_on<Ctx: 'static>(
+    executor: Arc<smol::Executor<'static>>,
+    listener: TcpListener,
+    service: OuterService<Ctx>,
+) -> io::Result<Server> {
+    start(listener, service, Spawner(Some(executor)))
+}
+
+fn start<Ctx: 'static>(
+    listener: TcpListener,
+    service: OuterService<Ctx>,
+    spawner: Spawner,
+) -> io::Result<Server> {
+    let local_addr = listener.local_addr()?;
+    let (accept, control) = accept_loop(service, incoming(listener), spawner.clone());
+    let accept = spawner.spawn(accept);
+    tracing::info!(%local_addr, "serving");
+    Ok(Server {
+        local_addr,
+        control,
+        _accept: accept,
+    })
+}
+
+/// A running server.
+///
+/// Dropping it stops accepting connections (its accept task is cancelled) and leaves the open
+/// ones to finish on their own; [`Server::shutdown`] ends them gracefully.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    control: ServerControl,
+    /// smol cancels a task when its handle drops: holding it keeps the server accepting.
+    _accept: smol::Task<()>,
+}
+
+impl Server {
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Event streams open now.
+    pub fn active_streams(&self) -> usize {
+        self.control.active_streams()
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.control.open_connections()
+    }
+
+    /// Shuts down gracefully: stops accepting (the listener closes), ends every open event
+    /// stream between two events with the protocol's interruption instead of `done` (for oRPC
+    /// a retryable 503 `error` event), so clients reconnect and resume elsewhere, answers 503 to new requests on open connections, and waits up to
+    /// [`ServerConfig::shutdown_grace`] for connections to finish before closing the rest.
+    ///
+    /// Returns whether every connection finished within the grace period.
+    pub async fn shutdown(self) -> bool {
+        self.control.shutdown().await
+    }
+}
+
+/// Accepted connections as a stream, each ready for hyper. It owns the listener, so the
+/// listener closes when the accept loop ends.
+fn incoming(
+    listener: TcpListener,
+) -> Pin<Box<dyn Stream<Item = io::Result<FuturesIo<TcpStream>>> + Send>> {
+    Box::pin(smol::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, peer)| {
+            // Events are small writes that must leave at once, not wait for an ACK.
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
+            }
+            FuturesIo::new(stream)
+        });
+        Some((accepted, listener))
+    }))
+}
+
+/// Spawns on a given executor, or on smol's global one.
+#[derive(Clone)]
+struct Spawner(Option<Arc<smol::Executor<'static>>>);
+
+impl Spawner {
+    fn spawn<F>(&self, future: F) -> smol::Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(executor) => executor.spawn(future),
+            None => smol::spawn(future),
+        }
+    }
+}
+
+impl hyper::rt::Executor<ConnectionFuture> for Spawner {
+    fn execute(&self, connection: ConnectionFuture) {
+        // Connections run on their own; shutdown tracks them, not their handles.
+        self.spawn(connection).detach();
+    }
+}

@@ -1,1 +1,163 @@
-//! Outer on tokio: HTTP server and client transport, timers, spawn.
+//! # outer-tokio
+//!
+//! Outer on tokio: serve a router over HTTP/1.1 with hyper, or mount it in axum.
+//!
+//! ```no_run
+//! use outer_core::{query, Request, Router, RpcError};
+//! use outer_tokio::{serve, service, ServerConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let router = Router::new()
+//!         .route("ping", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input) }));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     // `POST /rpc/ping` with `{"json":1}` answers `{"json":1}`.
+//!     let server = serve(listener, service(router, ServerConfig::default()))?;
+//!     eprintln!("listening on {}", server.local_addr());
+//!     tokio::signal::ctrl_c().await?;
+//!     // Ends every event stream between two events (clients reconnect elsewhere and
+//!     // resume), lets connections finish within `shutdown_grace`, then returns.
+//!     server.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## In axum
+//! [`OuterService`] is a tower service. `nest_service` strips its path from the request, so
+//! serve at the root of the nest with an empty prefix:
+//!
+//! ```no_run
+//! # use outer_core::Router;
+//! # async fn run(router: Router<()>) -> std::io::Result<()> {
+//! let config = outer_tokio::ServerConfig { rpc_prefix: String::new(), ..Default::default() };
+//! let app = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .nest_service("/rpc", outer_tokio::service(router, config));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! There, axum owns the connections: the service still enforces its limits, and triggering
+//! [`OuterService::shutdown`] ends its event streams, which lets axum's own graceful shutdown
+//! finish.
+#![warn(missing_docs)]
+// No unwrap in library code: every failure is a value (tests may unwrap).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use outer_core::rt::{Sleep, Timer};
+use outer_core::App;
+use outer_http::server::{accept_loop, ServerControl};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
+
+/// Tokio's timer, for keep-alives, stream deadlines and header timeouts.
+///
+/// Its sleeps must be polled inside a tokio runtime with time enabled, as any
+/// `tokio::time::sleep`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// An [`OuterService`] for `app` on tokio's timer: to [`serve`], or to mount in axum.
+pub fn service<Ctx: 'static>(app: impl Into<App<Ctx>>, config: ServerConfig) -> OuterService<Ctx> {
+    OuterService::new(app, config, Arc::new(TokioTimer))
+}
+
+/// Serves `service` on `listener`: spawns the accept loop and one task per connection on the
+/// current tokio runtime, and returns at once.
+///
+/// Fails when called outside a tokio runtime, or when the listener has no local address.
+pub fn serve<Ctx: 'static>(
+    listener: TcpListener,
+    service: OuterService<Ctx>,
+) -> io::Result<Server> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    let local_addr = listener.local_addr()?;
+    let (accept, control) = accept_loop(service, Incoming(listener), TokioExecutor::new());
+    let accept = runtime.spawn(accept);
+    tracing::info!(%local_addr, "serving");
+    Ok(Server {
+        local_addr,
+        control,
+        accept,
+    })
+}
+
+/// A running server.
+///
+/// Dropping it stops accepting connections and leaves the open ones to finish on their own;
+/// [`Server::shutdown`] ends them gracefully.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    control: ServerControl,
+    accept: JoinHandle<()>,
+}
+
+impl Server {
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Event streams open now.
+    pub fn active_streams(&self) -> usize {
+        self.control.active_streams()
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.control.open_connections()
+    }
+
+    /// Shuts down gracefully: stops accepting (the listener closes), ends every open event
+    /// stream between two events with the protocol's interruption instead of `done` (for oRPC
+    /// a retryable 503 `error` event), so clients reconnect and resume elsewhere, answers 503 to new requests on open connections, and waits up to
+    /// [`ServerConfig::shutdown_grace`] for connections to finish before closing the rest.
+    ///
+    /// Returns whether every connection finished within the grace period.
+    pub async fn shutdown(self) -> bool {
+        self.control.shutdown().await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Accepted connections as a stream, each ready for hyper.
+struct Incoming(TcpListener);
+
+impl futures_core::Stream for Incoming {
+    type Item = io::Result<TokioIo<TcpStream>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_accept(cx).map(|accepted| {
+            Some(accepted.map(|(stream, peer)| {
+                // Events are small writes that must leave at once, not wait for an ACK.
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
+                }
+                TokioIo::new(stream)
+            }))
+        })
+    }
+}

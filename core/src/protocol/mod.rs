@@ -79,6 +79,13 @@ pub trait Framing: Send + 'static {
     fn frame(&mut self, frame: Frame, out: &mut String);
     /// A keep-alive after a silence.
     fn keep_alive(&mut self, out: &mut String);
+    /// The stream is being cut short (deadline or shutdown) and the client should reconnect and
+    /// resume. Nothing by default: a clean end is enough where clients reconnect on their own
+    /// (EventSource, tRPC). oRPC's client takes a clean end for a finished stream, so its
+    /// framing writes a retryable error here.
+    fn interrupted(&mut self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// When an event stream sends keep-alives and when it ends on its own.
@@ -86,8 +93,8 @@ pub trait Framing: Send + 'static {
 pub struct StreamTiming {
     /// Send a keep-alive after this long without an event. `None`: never.
     pub keep_alive: Option<Duration>,
-    /// End the stream (without an end frame, so clients reconnect and resume) after this long.
-    /// `None`: never.
+    /// End the stream after this long, in a way that makes clients reconnect and resume (see
+    /// [`Framing::interrupted`]). `None`: never.
     pub max_duration: Option<Duration>,
 }
 
@@ -143,8 +150,9 @@ impl SseBody {
         }
     }
 
-    /// Ends the stream cleanly, between two events, when `signal` completes: for a graceful
-    /// shutdown. No end frame is written, so clients reconnect (elsewhere) and resume.
+    /// Ends the stream between two events when `signal` completes: for a graceful shutdown. The
+    /// framing's [`Framing::interrupted`] is written instead of an end frame, so clients
+    /// reconnect (elsewhere) and resume.
     pub fn end_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.shutdown = Some(Box::pin(signal));
         self
@@ -187,7 +195,8 @@ impl Stream for SseBody {
         };
         if ended(&mut this.shutdown, cx) || ended(&mut this.deadline, cx) {
             this.close();
-            return Poll::Ready(None);
+            this.framing.interrupted(&mut out);
+            return Poll::Ready(if out.is_empty() { None } else { Some(out) });
         }
         let mut finished = false;
         if let Some(frames) = this.frames.as_mut() {
@@ -349,6 +358,31 @@ mod tests {
         );
         let chunks: Vec<String> = block_on(body.collect());
         assert_eq!(chunks, ["<open>"]);
+        assert!(cleaned.load(Ordering::SeqCst));
+    }
+
+    struct Interrupting;
+    impl Framing for Interrupting {
+        fn open(&mut self, _: &mut String) {}
+        fn frame(&mut self, _: Frame, _: &mut String) {}
+        fn keep_alive(&mut self, _: &mut String) {}
+        fn interrupted(&mut self, out: &mut String) {
+            out.push_str("<cut>");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_stream_ends_with_the_framings_interruption() {
+        let cleaned = Arc::new(AtomicBool::new(false));
+        let body = SseBody::new(
+            endless_with_cleanup(&cleaned),
+            Interrupting,
+            &StreamTiming::default(),
+            None,
+        )
+        .end_on(core::future::ready(()));
+        let chunks: Vec<String> = block_on(body.collect());
+        assert_eq!(chunks, ["", "<cut>"]);
         assert!(cleaned.load(Ordering::SeqCst));
     }
 

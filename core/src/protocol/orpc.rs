@@ -70,24 +70,15 @@ fn malformed(reason: impl Into<String>) -> RpcError {
 /// assert_eq!(call.input, Some(serde_json::json!({"n": 1})));
 /// ```
 pub fn decode_request(head: &RequestHead, route: &str, body: &[u8]) -> Result<OrpcCall, RpcError> {
-    let path =
-        procedure_path(route).ok_or_else(|| RpcError::new(ErrorCode::NOT_FOUND, "Not Found"))?;
+    let path = procedure_path(route).ok_or_else(|| RpcError::from_code(ErrorCode::NOT_FOUND))?;
     if !head.method.eq_ignore_ascii_case("POST") {
-        return Err(RpcError::new(
-            ErrorCode::METHOD_NOT_SUPPORTED,
-            format!(
-                "Method {} is not supported: call procedures with POST",
-                head.method
-            ),
-        ));
+        // oRPC's own message; procedures cannot opt in to GET here.
+        return Err(RpcError::from_code(ErrorCode::METHOD_NOT_SUPPORTED));
     }
     let last_event_id = match head.header("last-event-id") {
-        Some(id) => Some(EventId::new(id).map_err(|err| {
-            RpcError::new(
-                ErrorCode::BAD_REQUEST,
-                format!("Malformed last-event-id: {err}"),
-            )
-        })?),
+        Some(id) => {
+            Some(EventId::new(id).map_err(|err| malformed(format!("last-event-id: {err}")))?)
+        }
         None => None,
     };
     Ok(OrpcCall {
@@ -143,15 +134,11 @@ mod meta_type {
 }
 
 /// Applies one `[type, ...path]` meta entry to the input. Supported: bigint (to a JSON number
-/// when it fits 64 bits), Date and URL (kept as their strings), undefined (the key removed),
-/// Set (kept as an array). Others have no JSON form a Rust type could read back: refused.
+/// when it fits 64 bits), undefined (the key removed), and Date, URL, Set, Map and RegExp (kept
+/// in the JSON form the client sent). NaN has no JSON form a Rust type could read back, and an
+/// unknown type no meaning: both are refused with 400.
 fn apply_meta(input: &mut Option<Value>, entry: Value) -> Result<(), RpcError> {
-    let bad = |why: &str| {
-        RpcError::new(
-            ErrorCode::BAD_REQUEST,
-            format!("Malformed meta entry: {why}"),
-        )
-    };
+    let bad = |why: &str| malformed(format!("meta entry: {why}"));
     let Value::Array(mut entry) = entry else {
         return Err(bad("expected [type, ...path]"));
     };
@@ -182,27 +169,19 @@ fn apply_meta(input: &mut Option<Value>, entry: Value) -> Result<(), RpcError> {
             *target = number;
             Ok(())
         }
-        meta_type::DATE | meta_type::URL | meta_type::SET => Ok(()),
-        meta_type::NAN | meta_type::REGEXP | meta_type::MAP => Err(RpcError::new(
+        // Kept in their JSON form: an ISO string, a URL string, an array, an array of
+        // [key, value] pairs, a `/source/flags` string. Rust types read those as they are.
+        meta_type::DATE | meta_type::URL | meta_type::SET | meta_type::MAP | meta_type::REGEXP => {
+            Ok(())
+        }
+        meta_type::NAN => Err(RpcError::new(
             ErrorCode::BAD_REQUEST,
-            format!(
-                "Unsupported meta type {kind} ({}): it has no JSON form",
-                meta_name(kind)
-            ),
+            format!("Unsupported meta type {kind} (NaN): it has no JSON form"),
         )),
         other => Err(RpcError::new(
             ErrorCode::BAD_REQUEST,
             format!("Unknown meta type {other}"),
         )),
-    }
-}
-
-fn meta_name(kind: u64) -> &'static str {
-    match kind {
-        meta_type::NAN => "NaN",
-        meta_type::REGEXP => "RegExp",
-        meta_type::MAP => "Map",
-        _ => "unknown",
     }
 }
 
@@ -267,8 +246,12 @@ pub fn error_body(error: &RpcError) -> String {
     serde_json::to_string(&envelope).unwrap_or_default()
 }
 
-/// A value in the `{"json": ...}` envelope, without parsing it again.
+/// A value in the `{"json": ...}` envelope, without parsing it again. `null` (what `()` and
+/// `None` serialize to) is written as oRPC writes JavaScript's `undefined`: `{}`.
 pub fn value_body(json: &Json) -> String {
+    if json.get() == "null" {
+        return String::from("{}");
+    }
     let mut out = String::with_capacity(json.get().len() + 9);
     out.push_str("{\"json\":");
     out.push_str(json.get());
@@ -361,6 +344,17 @@ impl Framing for OrpcFraming {
     fn keep_alive(&mut self, out: &mut String) {
         out.push_str(": \n\n");
     }
+
+    /// oRPC's client (and its retry plugin) takes a clean end without `done` for a finished
+    /// stream, so an interrupted stream says so with a retryable error: with `ClientRetryPlugin`
+    /// the client reconnects and resumes after its last id.
+    fn interrupted(&mut self, out: &mut String) {
+        let error = RpcError::new(
+            ErrorCode::SERVICE_UNAVAILABLE,
+            "The stream was interrupted by the server: reconnect to resume",
+        );
+        self.frame(Frame::Error(error), out);
+    }
 }
 
 /// The text of a whole event stream for `frames` (no keep-alives): for tests and tools.
@@ -372,4 +366,112 @@ pub fn encode_frames(frames: impl IntoIterator<Item = Frame>) -> String {
         framing.frame(frame, &mut out);
     }
     out
+}
+
+/// What a client reads from an oRPC event stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientFrame {
+    /// A `message` event: the value with its id, retry and comments.
+    Message(crate::Event<Value>),
+    /// `done`: the procedure returned this value (`null` when it returned nothing).
+    Done(Value),
+    /// `error`: the procedure failed.
+    Error(RpcError),
+}
+
+/// The body of a call: the input in the `{"json": ...}` envelope (`{}` for no input).
+///
+/// ```
+/// use outer_core::protocol::orpc::encode_call;
+/// assert_eq!(encode_call(Some(&serde_json::json!({"n": 1}))), r#"{"json":{"n":1}}"#);
+/// assert_eq!(encode_call(None), "{}");
+/// ```
+pub fn encode_call(input: Option<&Value>) -> String {
+    match input {
+        Some(input) => alloc::format!("{{\"json\":{input}}}"),
+        None => String::from("{}"),
+    }
+}
+
+/// Reads a unary answer: the value for a 2xx status, else the error it carries. A body that is
+/// not oRPC's shape becomes an error with the response's status, never a panic.
+pub fn decode_answer(status: u16, body: &[u8]) -> Result<Value, RpcError> {
+    if (200..300).contains(&status) {
+        return decode_body(body).map(|value| value.unwrap_or(Value::Null));
+    }
+    Err(decode_error(status, body))
+}
+
+/// Reads an error body (`{"json": {code, status, message, data}}`); anything else becomes an
+/// error named by `status`.
+pub fn decode_error(status: u16, body: &[u8]) -> RpcError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    match parsed.as_ref().and_then(|v| v.get("json")) {
+        Some(json) => error_from_json(json, status),
+        None => {
+            let code = ErrorCode::ALL
+                .iter()
+                .find(|c| c.status == status)
+                .copied()
+                .unwrap_or(ErrorCode::INTERNAL_SERVER_ERROR);
+            RpcError::new(
+                code,
+                alloc::format!("HTTP {status} without an oRPC error body"),
+            )
+            .with_status(status)
+        }
+    }
+}
+
+fn error_from_json(json: &Value, fallback_status: u16) -> RpcError {
+    let code = json
+        .get("code")
+        .and_then(Value::as_str)
+        .unwrap_or("INTERNAL_SERVER_ERROR");
+    let status = json
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(fallback_status);
+    let message = json
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut error = RpcError::custom(code, message).with_status(status).defined(
+        json.get("defined")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    );
+    if let Some(data) = json.get("data") {
+        error = error.with_data(data.clone());
+    }
+    error
+}
+
+/// Reads one event of an oRPC stream. Events of other types are not oRPC's: `Ok(None)`.
+pub fn decode_event(event: &crate::sse::SseEvent) -> Result<Option<ClientFrame>, RpcError> {
+    let envelope = || -> Result<Value, RpcError> {
+        Ok(decode_body(event.data.as_bytes())?.unwrap_or(Value::Null))
+    };
+    match event.event.as_str() {
+        "message" => {
+            let mut message = crate::Event::new(envelope()?);
+            if let Some(id) = &event.id {
+                message
+                    .meta_mut()
+                    .set_id(id.as_str())
+                    .map_err(RpcError::from)?;
+            }
+            if let Some(retry) = event.retry {
+                message.meta_mut().set_retry(retry);
+            }
+            Ok(Some(ClientFrame::Message(message)))
+        }
+        "done" => Ok(Some(ClientFrame::Done(envelope()?))),
+        "error" => {
+            let value = envelope()?;
+            Ok(Some(ClientFrame::Error(error_from_json(&value, 500))))
+        }
+        _ => Ok(None),
+    }
 }

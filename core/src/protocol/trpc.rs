@@ -24,7 +24,7 @@ use crate::sse::EventWriter;
 use crate::ProcedureKind;
 
 /// How a tRPC endpoint behaves.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrpcOptions {
     /// Send an `event: ping` after this long without an event (tRPC's `sse.ping`). Default:
     /// every 5 s, so proxies keep the stream open; tRPC's own default is off.
@@ -383,6 +383,8 @@ pub async fn handle<Ctx>(
             out.push(',');
         }
         match outcome {
+            // tRPC leaves out `data` for `undefined`, which is what `()` stands for.
+            Outcome::Data(json) if json.get() == "null" => out.push_str("{\"result\":{}}"),
             Outcome::Data(json) => {
                 out.push_str("{\"result\":{\"data\":");
                 out.push_str(json.get());

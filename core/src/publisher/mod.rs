@@ -1,1 +1,191 @@
 //! Publishers: fan one event out to every subscriber of a topic, with retention for resume.
+//!
+//! [`Publisher`] is the interface a streaming handler codes against; [`MemoryPublisher`] is the
+//! in-process one (a Redis-backed one can implement the same trait). Not a message queue: there
+//! are no acknowledgements and nothing outlives the process.
+//!
+//! ```
+//! use futures::{executor::block_on, StreamExt};
+//! use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
+//!
+//! let publisher = MemoryPublisher::new();
+//! let first = publisher.publish("chat", "hello");
+//!
+//! // A client that saw `first` reconnects: it gets what came after, then live events.
+//! let mut sub = publisher
+//!     .subscribe("chat", SubscribeOptions::new().resume_after(first.to_string()))
+//!     .unwrap();
+//! publisher.publish("chat", "world");
+//! let event = block_on(sub.next()).unwrap().unwrap();
+//! assert_eq!(*event, "world");
+//!
+//! // Ready to yield from a streaming handler, id included:
+//! let tracked = event.into_event();
+//! assert_eq!(tracked.id().unwrap().as_str(), "0000000000000002");
+//! ```
+
+use alloc::string::{String, ToString};
+use core::fmt;
+use core::future::Future;
+
+use futures_core::Stream;
+
+use crate::error::RpcError;
+use crate::event::EventId;
+
+mod clock;
+mod error;
+mod id;
+mod memory;
+mod published;
+mod topic;
+
+pub use clock::Clock;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
+pub use error::{Gap, GapKind, SubscribeError};
+pub use id::{MalformedId, SeqId};
+pub use memory::{MemoryPublisher, MemoryPublisherBuilder, Subscription};
+pub use published::Published;
+
+/// How many events a subscriber may fall behind, at least, before it has a [`Gap`], unless
+/// the subscriber asks otherwise. oRPC's default buffer is the same size.
+pub const DEFAULT_BUFFER: usize = 100;
+
+/// A topic-based publisher: what a streaming handler needs to fan events out and to resume a
+/// client where it left off.
+///
+/// Implementations assign each event an id that grows on its topic, keep some recent events for
+/// resume, and deliver to each subscription every event after its resume point, in order, or
+/// an explicit gap: never a silent skip.
+///
+/// ```
+/// use futures::StreamExt;
+/// use outer_core::publisher::{Publisher, SubscribeOptions};
+/// use outer_core::RpcError;
+///
+/// // A streaming handler written against any publisher.
+/// async fn live<P: Publisher<String>>(
+///     publisher: &P,
+///     last_event_id: Option<&str>,
+/// ) -> Result<(), RpcError> {
+///     let mut options = SubscribeOptions::new();
+///     options.last_event_id = last_event_id.map(str::to_owned);
+///     let mut events = publisher.subscribe("posts", options).await.map_err(Into::into)?;
+///     while let Some(event) = events.next().await {
+///         let event = event.map_err(Into::into)?.into_event();
+///         // emit.send(event).await ...
+///         # let _ = event; break;
+///     }
+///     Ok(())
+/// }
+///
+/// let publisher = outer_core::publisher::MemoryPublisher::new();
+/// futures::executor::block_on(async {
+///     Publisher::publish(&publisher, "posts", "first".to_string()).await.unwrap();
+///     live(&publisher, Some("0000000000000000")).await.unwrap();
+/// });
+/// ```
+pub trait Publisher<T>: Send + Sync {
+    /// The id assigned to each event (e.g. [`SeqId`]; a Redis stream's `1700000000000-0`).
+    type Id: Clone + Ord + fmt::Display + fmt::Debug + Into<EventId> + Send + Sync + 'static;
+    /// Why a publish or a subscribe failed (a malformed last event id, a network error).
+    type Error: Into<RpcError> + fmt::Debug + fmt::Display + Send + 'static;
+    /// What a subscription yields instead of events it cannot deliver (e.g. [`Gap`]).
+    type StreamError: Into<RpcError> + fmt::Debug + fmt::Display + Send + 'static;
+    /// The stream of events a subscription yields. Dropping it unsubscribes.
+    type Subscription: Stream<Item = Result<Published<T, Self::Id>, Self::StreamError>>
+        + Send
+        + Unpin
+        + 'static;
+
+    /// Publishes `data` on `topic` to every current subscriber and returns the id it got.
+    fn publish(
+        &self,
+        topic: &str,
+        data: T,
+    ) -> impl Future<Output = Result<Self::Id, Self::Error>> + Send;
+
+    /// Subscribes to `topic`: first every retained event after `options.last_event_id` (if
+    /// any), then live events, with nothing lost or repeated in between.
+    fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> impl Future<Output = Result<Self::Subscription, Self::Error>> + Send;
+}
+
+/// How a subscription starts and how it treats a [`Gap`].
+///
+/// The fields are public so a handler can fill them in one expression; the methods chain.
+///
+/// ```
+/// use outer_core::publisher::{GapPolicy, SubscribeOptions};
+/// let last_event_id: Option<String> = Some("000000000000002a".into());
+/// let options = SubscribeOptions {
+///     last_event_id,
+///     ..SubscribeOptions::new().buffer(1000).on_gap(GapPolicy::Skip)
+/// };
+/// assert_eq!(options.buffer, 1000);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Resume after this id (the client's `Last-Event-ID`). `None`, or an empty string (SSE's
+    /// "no id"), subscribes to live events only.
+    pub last_event_id: Option<String>,
+    /// How many events the subscriber may fall behind, at least, before it has a gap, whatever
+    /// the topic's retention (the publisher may cap it). Default [`DEFAULT_BUFFER`].
+    pub buffer: usize,
+    /// What happens at a gap. Default [`GapPolicy::End`].
+    pub on_gap: GapPolicy,
+}
+
+impl SubscribeOptions {
+    /// Live events only, the default buffer, [`GapPolicy::End`].
+    pub fn new() -> Self {
+        Self {
+            last_event_id: None,
+            buffer: DEFAULT_BUFFER,
+            on_gap: GapPolicy::End,
+        }
+    }
+
+    /// Resumes after the event with this id: the client's `Last-Event-ID`.
+    pub fn resume_after(mut self, last_event_id: impl AsRef<str>) -> Self {
+        self.last_event_id = Some(last_event_id.as_ref().to_string());
+        self
+    }
+
+    /// Sets how far behind the subscriber may fall, at least, before it has a gap.
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = events;
+        self
+    }
+
+    /// Sets what happens at a gap.
+    pub fn on_gap(mut self, policy: GapPolicy) -> Self {
+        self.on_gap = policy;
+        self
+    }
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a subscription does when it cannot deliver the next event: the resume point is no
+/// longer retained, or it fell behind so far that its next event left the topic's window.
+///
+/// Either way it first yields the [`Gap`] as an `Err` item: nothing is skipped in silence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GapPolicy {
+    /// Yield the gap, then end. A handler that forwards it (`event?`) ends the stream with an
+    /// error the client can turn into "refetch". The default.
+    #[default]
+    End,
+    /// Yield the gap, then go on from the oldest event still retained: drop-oldest with a
+    /// marker. For handlers that can tell their client to catch up in-band.
+    Skip,
+}

@@ -1,0 +1,614 @@
+//! The in-process publisher: topics in a map, each a shared ring of recent events that its
+//! subscribers read with a cursor. Not shared between processes; see the `Publisher` trait.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use futures_core::Stream;
+
+use super::topic::{Evicted, Retention, Topic, TopicState, Wakers};
+use super::{
+    Clock, Gap, GapKind, GapPolicy, Published, Publisher, SeqId, SubscribeError, SubscribeOptions,
+};
+use crate::sync::Mutex;
+
+/// Events a subscription copies out per lock: enough to make the lock cheap per event, few enough
+/// that a subscriber holds little the ring has already let go of.
+const BATCH: usize = 32;
+
+/// An in-process [`Publisher`]: fans events out to subscribers in this process and keeps recent
+/// events per topic for resume.
+///
+/// - **Ids**: a [`SeqId`] per topic, growing by one per publish, starting at 1.
+/// - **Retention**: each topic keeps its last 1024 events (see [`builder`](Self::builder) for
+///   other counts and for an age limit). More precisely it keeps a *window* of the last
+///   `max(retention, largest buffer of a live subscriber)` events; the ring that holds it is
+///   shared by all subscribers, who each hold only a cursor into it.
+/// - **Resume**: subscribing with a last event id replays the window after it, then goes live.
+///   Both happen under the topic's lock, so a publish racing the subscribe is delivered exactly
+///   once. A resume point no longer in the window, or never assigned, yields a [`Gap`].
+/// - **Slow subscribers**: a subscriber may fall behind by the whole window (at least its
+///   `buffer`). Past that its next event has left the window: it gets a [`Gap`] and, by
+///   [`GapPolicy`], ends or skips ahead. The publisher never waits for anyone, and memory per
+///   topic stays within the window.
+/// - **Cleanup**: dropping a subscription unregisters it at once; a topic with no subscriber
+///   and no event retained is removed from the map. Ids of a topic removed and created again
+///   keep growing: a resume point from its earlier life yields a [`Gap`], never a wrong replay.
+/// - **Closing**: when the last clone of the publisher is dropped, subscriptions deliver what
+///   the window still holds for them and end.
+///
+/// ```
+/// use futures::{executor::block_on, StreamExt};
+/// use outer_core::publisher::{GapKind, MemoryPublisher, SubscribeOptions};
+///
+/// let publisher = MemoryPublisher::builder().retain_last(2).build();
+/// let mut live = publisher.subscribe("scores", SubscribeOptions::new()).unwrap();
+/// for score in [10, 20, 30] {
+///     publisher.publish("scores", score);
+/// }
+/// assert_eq!(publisher.subscriber_count("scores"), 1);
+///
+/// let got: Vec<i32> = block_on(live.by_ref().take(3).map(|e| *e.unwrap()).collect());
+/// assert_eq!(got, [10, 20, 30]);
+/// drop(live);
+/// assert_eq!(publisher.subscriber_count("scores"), 0);
+///
+/// // With no subscriber's buffer to cover more, only the last two are kept: resuming from
+/// // the start is a gap, said out loud.
+/// let mut late = publisher
+///     .subscribe("scores", SubscribeOptions::new().resume_after("0000000000000000"))
+///     .unwrap();
+/// let gap = block_on(late.next()).unwrap().unwrap_err();
+/// assert_eq!((gap.kind(), gap.missed()), (GapKind::Expired, Some(1)));
+/// ```
+pub struct MemoryPublisher<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    retention: Retention,
+    clock: Option<Arc<dyn Clock>>,
+    max_buffer: usize,
+    topics: Mutex<Topics<T>>,
+    /// Clones of the publisher alive; subscriptions don't count. At zero, topics close.
+    handles: AtomicUsize,
+}
+
+struct Topics<T> {
+    map: BTreeMap<Arc<str>, Arc<Topic<T>>>,
+    /// The highest id given out by any topic no longer in the map. A topic (re)created starts
+    /// above it, so a topic's ids only grow even across its removal, and an old id can't pass
+    /// for a new one. One number for all topics: remembering each removed topic would cost the
+    /// memory its removal is meant to free.
+    high_water: u64,
+    closed: bool,
+}
+
+/// Configures a [`MemoryPublisher`].
+///
+/// ```
+/// use std::time::Duration;
+/// use outer_core::publisher::{MemoryPublisher, StdClock};
+///
+/// let publisher: MemoryPublisher<String> = MemoryPublisher::builder()
+///     .retain_last(10_000)
+///     .retain_for(Duration::from_secs(300), StdClock::new())
+///     .build();
+/// ```
+pub struct MemoryPublisherBuilder<T> {
+    retain_last: usize,
+    retain_for: Option<(u64, Arc<dyn Clock>)>,
+    max_buffer: usize,
+    ids_after: u64,
+    // The builder holds no T; `fn() -> T` keeps it Send and Sync whatever T is.
+    data: PhantomData<fn() -> T>,
+}
+
+impl<T> MemoryPublisherBuilder<T> {
+    /// Each topic keeps at most this many recent events for resume (default 1024). 0 keeps
+    /// none: subscribers still get what their buffers cover, but a resume is a gap.
+    pub fn retain_last(mut self, events: usize) -> Self {
+        self.retain_last = events;
+        self
+    }
+
+    /// Each topic also forgets events once they are `max_age` old, by `clock` (milliseconds).
+    ///
+    /// Events are forgotten when the topic is next published to or subscribed to, or by
+    /// [`MemoryPublisher::sweep`]; call that from a timer if quiet topics should be freed too.
+    pub fn retain_for(mut self, max_age: Duration, clock: impl Clock + 'static) -> Self {
+        // A u64 of milliseconds covers 584 million years: saturating is only for form's sake.
+        let millis = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        self.retain_for = Some((millis, Arc::new(clock)));
+        self
+    }
+
+    /// Caps the buffer a subscriber may ask for (default 65,536): a topic's window, and so its
+    /// memory, never exceeds the larger of this and `retain_last`.
+    pub fn max_buffer(mut self, events: usize) -> Self {
+        self.max_buffer = events;
+        self
+    }
+
+    /// Every id this publisher assigns is greater than `id`. Seeding it from a wall clock (e.g.
+    /// Unix milliseconds × 1000) at start-up keeps ids growing across restarts, so a client's
+    /// id from before a restart reads as older, not as a valid position in the new numbering.
+    pub fn ids_after(mut self, id: u64) -> Self {
+        self.ids_after = id;
+        self
+    }
+
+    /// Builds the publisher.
+    pub fn build(self) -> MemoryPublisher<T> {
+        let (max_age, clock) = match self.retain_for {
+            Some((max_age, clock)) => (Some(max_age), Some(clock)),
+            None => (None, None),
+        };
+        MemoryPublisher {
+            inner: Arc::new(Inner {
+                retention: Retention {
+                    last: self.retain_last,
+                    max_age,
+                },
+                clock,
+                max_buffer: self.max_buffer,
+                topics: Mutex::new(Topics {
+                    map: BTreeMap::new(),
+                    high_water: self.ids_after,
+                    closed: false,
+                }),
+                handles: AtomicUsize::new(1),
+            }),
+        }
+    }
+}
+
+impl<T> Default for MemoryPublisherBuilder<T> {
+    fn default() -> Self {
+        Self {
+            retain_last: 1024,
+            retain_for: None,
+            max_buffer: 1 << 16,
+            ids_after: 0,
+            data: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for MemoryPublisherBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryPublisherBuilder")
+            .field("retain_last", &self.retain_last)
+            .field("retain_for_ms", &self.retain_for.as_ref().map(|(ms, _)| ms))
+            .field("max_buffer", &self.max_buffer)
+            .field("ids_after", &self.ids_after)
+            .finish()
+    }
+}
+
+impl<T> MemoryPublisher<T> {
+    /// A publisher that keeps the last 1024 events of each topic.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Configures one.
+    pub fn builder() -> MemoryPublisherBuilder<T> {
+        MemoryPublisherBuilder::default()
+    }
+
+    /// Publishes `data` on `topic` and returns its id. Never waits: a subscriber too slow to
+    /// keep up finds out from a [`Gap`], not by slowing this down.
+    pub fn publish(&self, topic: &str, data: T) -> SeqId {
+        let inner = &*self.inner;
+        let now = inner.now();
+        loop {
+            let topic = {
+                let mut topics = inner.topics.lock();
+                match topics.map.get(topic) {
+                    Some(found) => Arc::clone(found),
+                    None if inner.retention.last == 0 => {
+                        // Nobody listens and nothing is kept: the event goes nowhere, and a
+                        // topic made only to be removed again would cost two allocations.
+                        topics.high_water += 1;
+                        return SeqId::new(topics.high_water);
+                    }
+                    None => topics.create(topic),
+                }
+            };
+            let mut dead = Evicted::new();
+            let mut state = topic.state.lock();
+            if state.removed {
+                // Removed between the map lookup and this lock: look it up again.
+                continue;
+            }
+            let id = state.push(data, now.unwrap_or(0));
+            state.evict(inner.retention, now, &mut dead);
+            let waiting = state.take_waiting();
+            let idle = state.is_idle();
+            drop(state);
+            waiting.wake();
+            if idle {
+                inner.remove_if_idle(&topic);
+            }
+            return id;
+        }
+    }
+
+    /// Subscribes to `topic`. With `options.last_event_id`, the subscription first replays every
+    /// retained event after it, then goes live; without one it starts with the next publish.
+    ///
+    /// Fails only if the last event id is not a [`SeqId`]; a well-formed one that cannot be
+    /// resumed from shows up as a [`Gap`] in the stream.
+    pub fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<T>, SubscribeError> {
+        let resume = match options.last_event_id.as_deref() {
+            // SSE's empty id means "no id": the client has nothing to resume from.
+            None | Some("") => None,
+            Some(text) => Some(SeqId::parse(text)?.get()),
+        };
+        let inner = &self.inner;
+        let buffer = options.buffer.min(inner.max_buffer);
+        let ends = options.on_gap == GapPolicy::End;
+        let now = inner.now();
+        loop {
+            let topic = {
+                let mut topics = inner.topics.lock();
+                match topics.map.get(topic) {
+                    Some(found) => Arc::clone(found),
+                    None => topics.create(topic),
+                }
+            };
+            let mut dead = Evicted::new();
+            let mut state = topic.state.lock();
+            if state.removed {
+                continue;
+            }
+            // Forget expired events first, so a resume is judged against what is really kept.
+            state.evict(inner.retention, now, &mut dead);
+            let slot = state.register(buffer);
+            let (cursor, gap) = resume_point(&state, resume, ends);
+            drop(state);
+            return Ok(Subscription {
+                inner: Arc::clone(inner),
+                topic,
+                slot,
+                buffer,
+                cursor,
+                local: VecDeque::new(),
+                on_gap: options.on_gap,
+                gap,
+                registered: true,
+            });
+        }
+    }
+
+    /// How many subscriptions to `topic` are alive now.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner
+            .find(topic)
+            .map_or(0, |t| t.state.lock().subscribers())
+    }
+
+    /// How many events `topic` holds now (its retention and its subscribers' buffers).
+    pub fn retained(&self, topic: &str) -> usize {
+        self.inner
+            .find(topic)
+            .map_or(0, |t| t.state.lock().retained())
+    }
+
+    /// How many topics exist: those with a subscriber or a retained event. For leak tests and
+    /// metrics.
+    pub fn topic_count(&self) -> usize {
+        self.inner.topics.lock().map.len()
+    }
+
+    /// Forgets events older than the configured age on every topic and removes topics left
+    /// empty. Without [`retain_for`](MemoryPublisherBuilder::retain_for) there is nothing to
+    /// do: empty topics are removed as soon as they empty.
+    pub fn sweep(&self) {
+        let Some(now) = self.inner.now() else {
+            return;
+        };
+        let topics: Vec<_> = self.inner.topics.lock().map.values().cloned().collect();
+        for topic in topics {
+            let mut dead = Evicted::new();
+            let mut state = topic.state.lock();
+            state.evict(self.inner.retention, Some(now), &mut dead);
+            let idle = state.is_idle();
+            drop(state);
+            if idle {
+                self.inner.remove_if_idle(&topic);
+            }
+        }
+    }
+}
+
+/// Where a new subscription starts, and the gap it must report first, if any.
+fn resume_point<T>(state: &TopicState<T>, resume: Option<u64>, ends: bool) -> (u64, Option<Gap>) {
+    let (front, next) = (state.front(), state.next());
+    let Some(last) = resume else {
+        return (next, None);
+    };
+    if last >= next {
+        let gap = Gap::new(
+            GapKind::Unknown,
+            SeqId::new(last),
+            SeqId::new(front),
+            None,
+            ends,
+        );
+        return (front, Some(gap));
+    }
+    // last < next, so last + 1 cannot overflow.
+    if last + 1 < front {
+        // Below `first` the ids belong to an earlier life of the topic (or to other topics):
+        // how many of them were this topic's is not known.
+        let missed = (last + 1 >= state.first()).then(|| front - (last + 1));
+        let gap = Gap::new(
+            GapKind::Expired,
+            SeqId::new(last),
+            SeqId::new(front),
+            missed,
+            ends,
+        );
+        return (front, Some(gap));
+    }
+    (last + 1, None)
+}
+
+impl<T> Inner<T> {
+    fn now(&self) -> Option<u64> {
+        self.clock.as_ref().map(|clock| clock.now_millis())
+    }
+
+    fn find(&self, topic: &str) -> Option<Arc<Topic<T>>> {
+        self.topics.lock().map.get(topic).cloned()
+    }
+
+    /// Removes `topic` from the map if it is still idle: checked under both locks (map first,
+    /// the order everywhere), so a publish or subscribe that got in first keeps it.
+    fn remove_if_idle(&self, topic: &Arc<Topic<T>>) {
+        let mut topics = self.topics.lock();
+        let mut state = topic.state.lock();
+        if state.removed || !state.is_idle() {
+            return;
+        }
+        state.removed = true;
+        topics.high_water = topics.high_water.max(state.next() - 1);
+        drop(state);
+        if topics
+            .map
+            .get(&*topic.name)
+            .is_some_and(|found| Arc::ptr_eq(found, topic))
+        {
+            topics.map.remove(&*topic.name);
+        }
+    }
+
+    fn close(&self) {
+        let mut waiting = Vec::new();
+        {
+            let mut topics = self.topics.lock();
+            topics.closed = true;
+            for topic in topics.map.values() {
+                let mut state = topic.state.lock();
+                state.closed = true;
+                waiting.push(state.take_waiting());
+            }
+        }
+        waiting.into_iter().for_each(Wakers::wake);
+    }
+}
+
+impl<T> Topics<T> {
+    fn create(&mut self, name: &str) -> Arc<Topic<T>> {
+        let topic = Arc::new(Topic::new(name, self.high_water + 1));
+        if self.closed {
+            // Unreachable while a handle exists to call this; kept so a closed publisher can
+            // never hand out a subscription that waits forever.
+            topic.state.lock().closed = true;
+        }
+        self.map.insert(Arc::clone(&topic.name), Arc::clone(&topic));
+        topic
+    }
+}
+
+impl<T> Default for MemoryPublisher<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for MemoryPublisher<T> {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> Drop for MemoryPublisher<T> {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.close();
+        }
+    }
+}
+
+impl<T> fmt::Debug for MemoryPublisher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryPublisher")
+            .field("retain_last", &self.inner.retention.last)
+            .field("retain_for_ms", &self.inner.retention.max_age)
+            .field("topics", &self.topic_count())
+            .finish()
+    }
+}
+
+impl<T: Send + Sync + 'static> Publisher<T> for MemoryPublisher<T> {
+    type Id = SeqId;
+    /// Only subscribe fails, and only on a malformed last event id; publish never does.
+    type Error = SubscribeError;
+    type StreamError = Gap;
+    type Subscription = Subscription<T>;
+
+    async fn publish(&self, topic: &str, data: T) -> Result<SeqId, SubscribeError> {
+        Ok(MemoryPublisher::publish(self, topic, data))
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<T>, SubscribeError> {
+        MemoryPublisher::subscribe(self, topic, options)
+    }
+}
+
+/// A subscription to one topic of a [`MemoryPublisher`]: a [`Stream`] of its events, each
+/// `Ok(`[`Published`]`)`, with an `Err(`[`Gap`]`)` wherever events could not be delivered.
+///
+/// It is a cursor into the topic's shared ring plus a few events copied out at a time, so
+/// subscribers cost little however many there are. Dropping it unsubscribes at once. It ends
+/// after a gap under [`GapPolicy::End`], or once the publisher's last handle is dropped.
+///
+/// ```
+/// use futures::{executor::block_on, StreamExt};
+/// use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
+///
+/// let publisher = MemoryPublisher::new();
+/// let sub = publisher.subscribe("t", SubscribeOptions::new()).unwrap();
+/// publisher.publish("t", 'a');
+/// publisher.publish("t", 'b');
+/// drop(publisher);
+/// let ids: Vec<String> = block_on(sub.map(|e| e.unwrap().id().to_string()).collect());
+/// assert_eq!(ids, ["0000000000000001", "0000000000000002"]);
+/// ```
+pub struct Subscription<T> {
+    inner: Arc<Inner<T>>,
+    topic: Arc<Topic<T>>,
+    slot: usize,
+    buffer: usize,
+    /// The id of the next event to take from the ring.
+    cursor: u64,
+    /// Events taken from the ring, not yet yielded.
+    local: VecDeque<Published<T>>,
+    on_gap: GapPolicy,
+    /// A gap found at subscribe time, yielded first.
+    gap: Option<Gap>,
+    registered: bool,
+}
+
+impl<T> Subscription<T> {
+    /// The topic subscribed to.
+    pub fn topic(&self) -> &str {
+        &self.topic.name
+    }
+
+    /// Leaves the topic: once ended, a subscription no longer counts or holds events back.
+    fn unregister(&mut self) {
+        if !self.registered {
+            return;
+        }
+        self.registered = false;
+        let mut dead = Evicted::new();
+        let mut state = self.topic.state.lock();
+        state.release(self.slot, self.buffer);
+        // Its buffer may have been what kept old events: the window may shrink now.
+        state.evict(self.inner.retention, self.inner.now(), &mut dead);
+        let idle = state.is_idle();
+        drop(state);
+        if idle {
+            self.inner.remove_if_idle(&self.topic);
+        }
+    }
+}
+
+impl<T> Stream for Subscription<T> {
+    type Item = Result<Published<T>, Gap>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(event) = this.local.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
+        }
+        if let Some(gap) = this.gap.take() {
+            if gap.ends_subscription() {
+                this.unregister();
+            }
+            return Poll::Ready(Some(Err(gap)));
+        }
+        if !this.registered {
+            return Poll::Ready(None);
+        }
+        let mut state = this.topic.state.lock();
+        let front = state.front();
+        if this.cursor < front {
+            let ends = this.on_gap == GapPolicy::End;
+            let gap = Gap::new(
+                GapKind::Lagged,
+                SeqId::new(this.cursor.saturating_sub(1)),
+                SeqId::new(front),
+                Some(front - this.cursor),
+                ends,
+            );
+            drop(state);
+            if ends {
+                this.unregister();
+            } else {
+                this.cursor = front;
+            }
+            return Poll::Ready(Some(Err(gap)));
+        }
+        if this.cursor < state.next() {
+            this.cursor += state.copy_into(this.cursor, BATCH, &mut this.local);
+            drop(state);
+            return Poll::Ready(this.local.pop_front().map(Ok));
+        }
+        if state.closed {
+            drop(state);
+            this.unregister();
+            return Poll::Ready(None);
+        }
+        state.park(this.slot, cx.waker());
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let more = if self.registered || self.gap.is_some() {
+            None
+        } else {
+            Some(self.local.len())
+        };
+        (self.local.len(), more)
+    }
+}
+
+impl<T> Drop for Subscription<T> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl<T> fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.topic.name)
+            .field("next_id", &SeqId::new(self.cursor))
+            .field("buffered", &self.local.len())
+            .field("ended", &!self.registered)
+            .finish()
+    }
+}

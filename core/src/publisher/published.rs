@@ -1,0 +1,193 @@
+//! A published event as every subscriber receives it: its id and data shared by all of them,
+//! serialized to JSON at most once however many subscribers send it. Not a wire format.
+
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use core::fmt;
+use core::ops::Deref;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use super::SeqId;
+use crate::event::{Event, EventId};
+
+/// One published event: its id and its data, which every subscriber shares through one `Arc`.
+///
+/// It derefs to the data. Its [`Serialize`] impl turns the data into JSON the first time any
+/// subscriber serializes it and hands the same bytes to every other subscriber, so a fan-out to
+/// 10,000 streams runs `T::serialize` once. [`into_event`](Published::into_event) makes it the
+/// tracked [`Event`] a streaming handler yields.
+///
+/// ```
+/// use outer_core::publisher::{Published, SeqId};
+/// let event = Published::new(SeqId::new(7), vec![1, 2]);
+/// let copy = event.clone(); // shares the data, copies nothing
+/// assert_eq!(copy.len(), 2);
+/// assert_eq!(serde_json::to_string(&event).unwrap(), "[1,2]");
+/// let tracked = copy.into_event();
+/// assert_eq!(tracked.id().unwrap().as_str(), "0000000000000007");
+/// ```
+pub struct Published<T, I = SeqId> {
+    id: I,
+    shared: Arc<Shared<T>>,
+}
+
+struct Shared<T> {
+    data: T,
+    /// The JSON of `data`, made by the first serialization. An error is kept as its message so
+    /// every subscriber sees the same outcome without serializing again.
+    json: spin::Once<Result<Box<RawValue>, String>>,
+}
+
+impl<T, I> Published<T, I> {
+    /// Wraps data under an id. Publishers call this once per publish; clones share it.
+    pub fn new(id: I, data: T) -> Self {
+        Self {
+            id,
+            shared: Arc::new(Shared {
+                data,
+                json: spin::Once::new(),
+            }),
+        }
+    }
+
+    /// The id the publisher assigned.
+    pub fn id(&self) -> &I {
+        &self.id
+    }
+
+    /// The data.
+    pub fn data(&self) -> &T {
+        &self.shared.data
+    }
+
+    /// Makes the tracked event a streaming handler yields: this value, with its id as the SSE
+    /// id, so a client that reconnects sends it back as `Last-Event-ID`.
+    ///
+    /// Use this rather than `.into()`: the blanket `Event::from` makes an event without an id.
+    pub fn into_event(self) -> Event<Self>
+    where
+        I: Clone + Into<EventId>,
+    {
+        let id: EventId = self.id.clone().into();
+        let mut event = Event::new(self);
+        // An EventId is already checked, so setting it cannot fail.
+        let _ = event.meta_mut().set_id(id);
+        event
+    }
+}
+
+impl<T, I: Clone> Clone for Published<T, I> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T, I> Deref for Published<T, I> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.shared.data
+    }
+}
+
+impl<T: fmt::Debug, I: fmt::Debug> fmt::Debug for Published<T, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Published")
+            .field("id", &self.id)
+            .field("data", &self.shared.data)
+            .finish()
+    }
+}
+
+impl<T: PartialEq, I: PartialEq> PartialEq for Published<T, I> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.shared.data == other.shared.data
+    }
+}
+
+impl<T: Serialize, I> Serialize for Published<T, I> {
+    /// Serializes the data. For serde_json's serializers (what Outer's wire formats use) the
+    /// JSON is made once per event and reused; other formats serialize the data directly.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !writes_json::<S>() {
+            return self.shared.data.serialize(serializer);
+        }
+        let json = self.shared.json.call_once(|| {
+            serde_json::value::to_raw_value(&self.shared.data).map_err(|err| err.to_string())
+        });
+        match json {
+            Ok(raw) => raw.serialize(serializer),
+            Err(message) => Err(serde::ser::Error::custom(message)),
+        }
+    }
+}
+
+/// Whether `S` is (or wraps) a serde_json serializer, which writes a `RawValue` verbatim.
+///
+/// serde has no way to ask a serializer for its format, and any other format would write a
+/// `RawValue` as a struct holding a string. The type name is the one signal available; a miss
+/// only costs the caching, never correctness.
+fn writes_json<S>() -> bool {
+    core::any::type_name::<S>().contains("serde_json::")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counted<'a>(&'a AtomicUsize);
+
+    impl Serialize for Counted<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            serializer.serialize_str("counted")
+        }
+    }
+
+    #[test]
+    fn clones_share_one_serialization() {
+        let calls = AtomicUsize::new(0);
+        let event = Published::new(SeqId::new(1), Counted(&calls));
+        for _ in 0..100 {
+            let copy = event.clone();
+            assert_eq!(serde_json::to_string(&copy).unwrap(), "\"counted\"");
+            assert_eq!(serde_json::to_vec_pretty(&copy).unwrap(), b"\"counted\"");
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn nests_inside_other_json_and_converts_to_value() {
+        let event = Published::new(SeqId::new(1), serde_json::json!({"n": 1, "s": "x"}));
+        let envelope = serde_json::json!({ "json": serde_json::to_value(&event).unwrap() });
+        assert_eq!(envelope.to_string(), r#"{"json":{"n":1,"s":"x"}}"#);
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            json: &'a Published<serde_json::Value>,
+        }
+        let text = serde_json::to_string(&Envelope { json: &event }).unwrap();
+        assert_eq!(text, r#"{"json":{"n":1,"s":"x"}}"#);
+    }
+
+    #[test]
+    fn a_serialization_error_is_reported_to_every_subscriber() {
+        let mut map = alloc::collections::BTreeMap::new();
+        map.insert(alloc::vec![1u8], 1u8); // JSON object keys must be strings
+        let event = Published::new(SeqId::new(1), map);
+        assert!(serde_json::to_string(&event).is_err());
+        assert!(serde_json::to_string(&event.clone()).is_err());
+    }
+
+    #[test]
+    fn into_event_sets_the_id() {
+        let event = Published::new(SeqId::new(255), "x").into_event();
+        assert_eq!(event.id().unwrap().as_str(), "00000000000000ff");
+        assert_eq!(**event.data(), "x");
+    }
+}

@@ -1,0 +1,515 @@
+//! The memory publisher's promises, one test each: ids, resume, gaps, slow consumers, cleanup,
+//! serialization once per publish.
+// A test that unwraps fails loudly at the line that broke, which is what a test is for.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures::executor::block_on;
+use futures::{Stream, StreamExt};
+use outer_core::publisher::{
+    Gap, GapKind, GapPolicy, MemoryPublisher, Published, Publisher, SeqId, SubscribeError,
+    SubscribeOptions, Subscription,
+};
+use outer_core::RpcError;
+
+fn live() -> SubscribeOptions {
+    SubscribeOptions::new()
+}
+
+fn after(id: u64) -> SubscribeOptions {
+    SubscribeOptions::new().resume_after(SeqId::new(id).to_string())
+}
+
+/// Polls once without blocking: what a subscriber has ready now.
+fn poll<T>(sub: &mut Subscription<T>) -> Poll<Option<Result<Published<T>, Gap>>> {
+    Pin::new(sub).poll_next(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Everything a subscriber has ready now, as ids (`Err` for a gap), stopping at Pending or end.
+fn drain<T>(sub: &mut Subscription<T>) -> Vec<Result<u64, GapKind>> {
+    let mut out = Vec::new();
+    while let Poll::Ready(Some(item)) = poll(sub) {
+        out.push(item.map(|e| e.id().get()).map_err(|g| g.kind()));
+    }
+    out
+}
+
+fn oks(ids: impl IntoIterator<Item = u64>) -> Vec<Result<u64, GapKind>> {
+    ids.into_iter().map(Ok).collect()
+}
+
+#[test]
+fn ids_start_at_one_and_grow_by_one_per_topic() {
+    let publisher = MemoryPublisher::new();
+    let a: Vec<u64> = (0..3).map(|n| publisher.publish("a", n).get()).collect();
+    let b: Vec<u64> = (0..2).map(|n| publisher.publish("b", n).get()).collect();
+    assert_eq!(a, [1, 2, 3]);
+    assert_eq!(b, [1, 2]);
+    assert_eq!(publisher.publish("a", 9).to_string(), "0000000000000004");
+}
+
+#[test]
+fn ids_after_seeds_the_numbering() {
+    let publisher = MemoryPublisher::builder().ids_after(1_000).build();
+    assert_eq!(publisher.publish("t", ()).get(), 1_001);
+}
+
+#[test]
+fn resume_replays_retained_events_then_goes_live() {
+    let publisher = MemoryPublisher::new();
+    for n in 1..=5 {
+        publisher.publish("t", n);
+    }
+    let mut sub = publisher.subscribe("t", after(2)).unwrap();
+    publisher.publish("t", 6);
+    assert_eq!(drain(&mut sub), oks(3..=6));
+    assert!(poll(&mut sub).is_pending());
+    publisher.publish("t", 7);
+    assert_eq!(drain(&mut sub), oks([7]));
+}
+
+#[test]
+fn a_live_subscription_starts_with_the_next_publish() {
+    let publisher = MemoryPublisher::new();
+    publisher.publish("t", 1);
+    let mut sub = publisher.subscribe("t", live()).unwrap();
+    assert!(poll(&mut sub).is_pending());
+    publisher.publish("t", 2);
+    assert_eq!(drain(&mut sub), oks([2]));
+}
+
+#[test]
+fn an_empty_last_event_id_means_no_resume_point() {
+    let publisher = MemoryPublisher::new();
+    publisher.publish("t", 1);
+    let options = SubscribeOptions {
+        last_event_id: Some(String::new()),
+        ..live()
+    };
+    let mut sub = publisher.subscribe("t", options).unwrap();
+    assert!(poll(&mut sub).is_pending());
+}
+
+#[test]
+fn resuming_from_zero_replays_everything_retained() {
+    let publisher = MemoryPublisher::new();
+    publisher.publish("t", 1);
+    publisher.publish("t", 2);
+    let mut sub = publisher.subscribe("t", after(0)).unwrap();
+    assert_eq!(drain(&mut sub), oks([1, 2]));
+}
+
+#[test]
+fn a_malformed_last_event_id_is_a_clear_bad_request() {
+    let publisher = MemoryPublisher::<u8>::new();
+    let err = publisher
+        .subscribe("t", live().resume_after("42"))
+        .unwrap_err();
+    assert!(matches!(err, SubscribeError::MalformedId(_)));
+    let rpc = RpcError::from(err);
+    assert_eq!((rpc.code(), rpc.status()), ("BAD_REQUEST", 400));
+    assert!(rpc.message().contains("16 lowercase hex digits"), "{rpc}");
+    assert_eq!(publisher.subscriber_count("t"), 0);
+}
+
+#[test]
+fn a_last_event_id_never_assigned_is_an_explicit_unknown_gap() {
+    // As after a restart: the client's id is ahead of anything this publisher handed out.
+    let publisher = MemoryPublisher::new();
+    publisher.publish("t", 1);
+    publisher.publish("t", 2);
+    let mut sub = publisher.subscribe("t", after(50)).unwrap();
+    let gap = match poll(&mut sub) {
+        Poll::Ready(Some(Err(gap))) => gap,
+        other => panic!("expected a gap, got {other:?}"),
+    };
+    assert_eq!(gap.kind(), GapKind::Unknown);
+    assert_eq!((gap.last_id().get(), gap.next_id().get()), (50, 1));
+    assert_eq!(gap.missed(), None);
+    assert!(gap.ends_subscription(), "End is the default policy");
+    assert!(matches!(poll(&mut sub), Poll::Ready(None)));
+    assert_eq!(
+        publisher.subscriber_count("t"),
+        0,
+        "an ended subscription leaves"
+    );
+
+    // Under Skip it goes on with what is retained, after saying so.
+    let mut sub = publisher
+        .subscribe("t", after(50).on_gap(GapPolicy::Skip))
+        .unwrap();
+    assert_eq!(drain(&mut sub), [Err(GapKind::Unknown), Ok(1), Ok(2)]);
+}
+
+#[test]
+fn resuming_before_retention_is_an_expired_gap_with_the_missed_count() {
+    let publisher = MemoryPublisher::builder().retain_last(3).build();
+    for n in 1..=10 {
+        publisher.publish("t", n);
+    }
+    let mut sub = publisher
+        .subscribe("t", after(4).on_gap(GapPolicy::Skip))
+        .unwrap();
+    let Poll::Ready(Some(Err(gap))) = poll(&mut sub) else {
+        panic!("expected a gap first");
+    };
+    assert_eq!(gap.kind(), GapKind::Expired);
+    assert_eq!((gap.last_id().get(), gap.next_id().get()), (4, 8));
+    assert_eq!(gap.missed(), Some(3), "events 5, 6 and 7 are gone");
+    assert_eq!(drain(&mut sub), oks(8..=10));
+
+    let rpc = RpcError::from(gap);
+    assert_eq!(rpc.code(), "PRECONDITION_FAILED");
+    assert!(rpc.message().contains("refetch"));
+}
+
+#[test]
+fn a_lagging_subscriber_ends_with_a_gap_under_the_end_policy() {
+    let publisher = MemoryPublisher::builder().retain_last(4).build();
+    let mut slow = publisher.subscribe("t", live().buffer(2)).unwrap();
+    publisher.publish("t", 1);
+    assert_eq!(drain(&mut slow), oks([1]));
+    for n in 2..=8 {
+        publisher.publish("t", n);
+    }
+    // The window holds 5..=8: event 2, the next it needs, is gone.
+    let Poll::Ready(Some(Err(gap))) = poll(&mut slow) else {
+        panic!("expected a gap");
+    };
+    assert_eq!(gap.kind(), GapKind::Lagged);
+    assert_eq!((gap.last_id().get(), gap.next_id().get()), (1, 5));
+    assert_eq!(gap.missed(), Some(3));
+    assert!(matches!(poll(&mut slow), Poll::Ready(None)));
+    assert_eq!(publisher.subscriber_count("t"), 0);
+}
+
+#[test]
+fn a_lagging_subscriber_skips_to_the_oldest_retained_with_a_marker_under_the_skip_policy() {
+    let publisher = MemoryPublisher::builder().retain_last(4).build();
+    let mut slow = publisher
+        .subscribe("t", live().buffer(0).on_gap(GapPolicy::Skip))
+        .unwrap();
+    for n in 1..=10 {
+        publisher.publish("t", n);
+    }
+    assert_eq!(
+        drain(&mut slow),
+        [Err(GapKind::Lagged), Ok(7), Ok(8), Ok(9), Ok(10)]
+    );
+    publisher.publish("t", 11);
+    assert_eq!(drain(&mut slow), oks([11]));
+    assert_eq!(publisher.subscriber_count("t"), 1);
+}
+
+#[test]
+fn a_buffer_larger_than_retention_keeps_what_a_live_subscriber_still_needs() {
+    // Retention 2, buffer 50: a subscriber 50 behind must get every event, not a gap.
+    let publisher = MemoryPublisher::builder().retain_last(2).build();
+    let mut sub = publisher.subscribe("t", live().buffer(50)).unwrap();
+    for n in 1..=50 {
+        publisher.publish("t", n);
+    }
+    assert_eq!(publisher.retained("t"), 50);
+    assert_eq!(drain(&mut sub), oks(1..=50));
+    // Once it leaves, the topic shrinks back to its retention.
+    drop(sub);
+    assert_eq!(publisher.retained("t"), 2);
+}
+
+#[test]
+fn the_publisher_never_waits_and_memory_stays_within_the_window() {
+    let publisher = MemoryPublisher::builder().retain_last(16).build();
+    let stalled: Vec<_> = (0..10)
+        .map(|_| publisher.subscribe("t", live().buffer(8)).unwrap())
+        .collect();
+    for n in 0..100_000u32 {
+        publisher.publish("t", n);
+    }
+    assert_eq!(publisher.retained("t"), 16);
+    drop(stalled);
+}
+
+#[test]
+fn one_slow_subscriber_does_not_hold_back_the_others() {
+    let publisher = MemoryPublisher::builder().retain_last(8).build();
+    let mut slow = publisher.subscribe("t", live().buffer(0)).unwrap();
+    let mut fast = publisher.subscribe("t", live().buffer(0)).unwrap();
+    let mut got = Vec::new();
+    for n in 1..=100 {
+        publisher.publish("t", n);
+        got.extend(drain(&mut fast));
+    }
+    assert_eq!(got, oks(1..=100));
+    assert!(matches!(poll(&mut slow), Poll::Ready(Some(Err(_)))));
+}
+
+#[test]
+fn dropping_a_subscription_unregisters_at_once() {
+    let publisher = MemoryPublisher::<u8>::new();
+    let a = publisher.subscribe("t", live()).unwrap();
+    let b = publisher.subscribe("t", live()).unwrap();
+    let c = publisher.subscribe("u", live()).unwrap();
+    assert_eq!(publisher.subscriber_count("t"), 2);
+    drop(a);
+    assert_eq!(publisher.subscriber_count("t"), 1);
+    drop(b);
+    drop(c);
+    assert_eq!(publisher.subscriber_count("t"), 0);
+    assert_eq!(publisher.subscriber_count("u"), 0);
+    assert_eq!(
+        publisher.topic_count(),
+        0,
+        "nothing retained, nobody subscribed"
+    );
+}
+
+#[test]
+fn a_parked_subscriber_that_drops_leaves_no_waker_behind() {
+    let publisher = MemoryPublisher::new();
+    for _ in 0..1000 {
+        let mut sub = publisher.subscribe("t", live()).unwrap();
+        assert!(poll(&mut sub).is_pending());
+    }
+    assert_eq!(publisher.subscriber_count("t"), 0);
+    // Had the 1000 wakers piled up, this publish would still find them; it must find none.
+    let mut sub = publisher.subscribe("t", live()).unwrap();
+    publisher.publish("t", 1);
+    assert_eq!(drain(&mut sub), oks([1]));
+}
+
+#[test]
+fn many_short_lived_topics_leak_nothing() {
+    let publisher = MemoryPublisher::builder().retain_last(0).build();
+    for n in 0..10_000u32 {
+        let topic = format!("room-{n}");
+        let mut sub = publisher.subscribe(&topic, live()).unwrap();
+        publisher.publish(&topic, n);
+        assert_eq!(drain(&mut sub).len(), 1);
+        publisher.publish(&format!("nobody-{n}"), n);
+    }
+    assert_eq!(publisher.topic_count(), 0);
+}
+
+#[test]
+fn a_recreated_topic_keeps_growing_ids_and_an_old_id_resumes_as_a_gap() {
+    let publisher = MemoryPublisher::builder().retain_last(0).build();
+    let mut sub = publisher.subscribe("t", live()).unwrap();
+    let first = publisher.publish("t", 1);
+    assert_eq!(drain(&mut sub), oks([first.get()]));
+    drop(sub);
+    assert_eq!(publisher.topic_count(), 0);
+    for _ in 0..3 {
+        publisher.publish("t", 2); // nobody listens: these go nowhere
+    }
+    let mut sub = publisher
+        .subscribe("t", live().resume_after(first.to_string()))
+        .unwrap();
+    let third = publisher.publish("t", 3);
+    assert!(third.get() > first.get() + 3, "ids never repeat on a topic");
+    let Poll::Ready(Some(Err(gap))) = poll(&mut sub) else {
+        panic!("events after the resume point were lost: that must show");
+    };
+    assert_eq!(gap.kind(), GapKind::Expired);
+    assert_eq!(gap.missed(), None, "how many were this topic's is unknown");
+}
+
+#[test]
+fn time_based_retention_forgets_old_events() {
+    let now = Arc::new(AtomicU64::new(0));
+    let clock = {
+        let now = now.clone();
+        move || now.load(Ordering::Relaxed)
+    };
+    let publisher = MemoryPublisher::builder()
+        .retain_for(Duration::from_secs(10), clock)
+        .build();
+    publisher.publish("t", 1);
+    now.store(5_000, Ordering::Relaxed);
+    publisher.publish("t", 2);
+    now.store(10_000, Ordering::Relaxed);
+    let mut sub = publisher
+        .subscribe("t", after(0).on_gap(GapPolicy::Skip))
+        .unwrap();
+    assert_eq!(drain(&mut sub), [Err(GapKind::Expired), Ok(2)]);
+    drop(sub);
+    now.store(15_000, Ordering::Relaxed);
+    publisher.sweep();
+    assert_eq!(
+        publisher.topic_count(),
+        0,
+        "a quiet topic is freed by sweep"
+    );
+}
+
+#[test]
+fn time_based_retention_never_takes_what_a_live_buffer_covers() {
+    let now = Arc::new(AtomicU64::new(0));
+    let clock = {
+        let now = now.clone();
+        move || now.load(Ordering::Relaxed)
+    };
+    let publisher = MemoryPublisher::builder()
+        .retain_for(Duration::from_millis(1), clock)
+        .build();
+    let mut sub = publisher.subscribe("t", live().buffer(3)).unwrap();
+    for n in 1..=3 {
+        publisher.publish("t", n);
+        now.fetch_add(100, Ordering::Relaxed);
+    }
+    publisher.sweep();
+    assert_eq!(drain(&mut sub), oks(1..=3));
+}
+
+#[test]
+fn subscriptions_drain_then_end_when_the_last_publisher_handle_drops() {
+    let publisher = MemoryPublisher::new();
+    let other = publisher.clone();
+    let mut sub = publisher.subscribe("t", live()).unwrap();
+    publisher.publish("t", 1);
+    drop(publisher);
+    assert_eq!(drain(&mut sub), oks([1]), "a clone is still alive");
+    other.publish("t", 2);
+    drop(other);
+    assert_eq!(drain(&mut sub), oks([2]));
+    assert!(matches!(poll(&mut sub), Poll::Ready(None)));
+}
+
+#[test]
+fn a_waiting_subscriber_is_woken_by_a_publish_from_another_thread() {
+    let publisher = MemoryPublisher::new();
+    // A buffer for the whole run: this test is about waking, not about keeping up.
+    let sub = publisher.subscribe("t", live().buffer(10_000)).unwrap();
+    let sender = publisher.clone();
+    let thread = std::thread::spawn(move || {
+        for n in 0..10_000u32 {
+            sender.publish("t", n);
+        }
+    });
+    let got: Vec<u32> = block_on(sub.take(10_000).map(|e| *e.unwrap()).collect());
+    thread.join().unwrap();
+    assert_eq!(got, (0..10_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn racing_publish_during_subscribe_gives_no_gap_and_no_duplicate() {
+    const ROUNDS: usize = 2_000;
+    // The producer stays at most AHEAD events past what the reader has seen, and retention
+    // covers more than that: any gap or duplicate is the race's fault, not retention's.
+    const AHEAD: u64 = 1_000;
+    let publisher = MemoryPublisher::builder().retain_last(4_096).build();
+    let head = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (publisher, head, seen, stop) =
+            (publisher.clone(), head.clone(), seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                if head.load(Ordering::Acquire) < seen.load(Ordering::Acquire) + AHEAD {
+                    n += 1;
+                    let id = publisher.publish("t", n);
+                    head.store(id.get(), Ordering::Release);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    let read_20 = |sub: &mut Subscription<u64>| -> Vec<u64> {
+        block_on(sub.take(20).map(|e| e.unwrap().id().get()).collect())
+    };
+    for _ in 0..ROUNDS {
+        // Resume from what the client saw last, while publishes keep landing.
+        let last = head.load(Ordering::Acquire);
+        seen.store(last, Ordering::Release);
+        let mut sub = publisher.subscribe("t", after(last)).unwrap();
+        let got = read_20(&mut sub);
+        assert_eq!(
+            got,
+            (last + 1..=last + 20).collect::<Vec<_>>(),
+            "resumed after {last}"
+        );
+
+        // A live subscriber gets a contiguous run of events published after it came.
+        let before = head.load(Ordering::Acquire);
+        let mut sub = publisher.subscribe("t", live()).unwrap();
+        seen.store(head.load(Ordering::Acquire), Ordering::Release);
+        let got = read_20(&mut sub);
+        assert!(
+            got[0] > before,
+            "got event {} published before it came",
+            got[0]
+        );
+        assert_eq!(got, (got[0]..got[0] + 20).collect::<Vec<_>>());
+    }
+    stop.store(true, Ordering::Release);
+    producer.join().unwrap();
+}
+
+#[test]
+fn fan_out_to_10000_subscribers_serializes_each_event_once() {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted;
+    impl serde::Serialize for Counted {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            s.serialize_str("payload")
+        }
+    }
+
+    let publisher = MemoryPublisher::new();
+    let mut subs: Vec<_> = (0..10_000)
+        .map(|_| publisher.subscribe("t", live()).unwrap())
+        .collect();
+    publisher.publish("t", Counted);
+    for sub in &mut subs {
+        let Poll::Ready(Some(Ok(event))) = poll(sub) else {
+            panic!("every subscriber has the event");
+        };
+        let frame = serde_json::to_string(&serde_json::json!({ "json": event.clone() }))
+            .unwrap_or_default();
+        assert_eq!(serde_json::to_string(&event).unwrap(), "\"payload\"");
+        assert_eq!(frame, r#"{"json":"payload"}"#);
+    }
+    assert_eq!(CALLS.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn published_events_become_tracked_events_with_their_id() {
+    let publisher = MemoryPublisher::new();
+    let mut sub = publisher.subscribe("t", live()).unwrap();
+    let id = publisher.publish("t", String::from("hi"));
+    let Poll::Ready(Some(Ok(event))) = poll(&mut sub) else {
+        panic!("expected the event");
+    };
+    let event = event.into_event();
+    assert_eq!(event.id().unwrap().as_str(), id.to_string());
+    assert_eq!(event.data().as_str(), "hi");
+}
+
+#[test]
+fn the_publisher_trait_publishes_and_subscribes() {
+    async fn roundtrip<P: Publisher<u32>>(publisher: &P) -> Vec<u32> {
+        let first = publisher.publish("t", 1).await.unwrap();
+        let options = live().resume_after(first.to_string());
+        let sub = publisher.subscribe("t", options).await.unwrap();
+        publisher.publish("t", 2).await.unwrap();
+        publisher.publish("t", 3).await.unwrap();
+        sub.take(2).map(|e| *e.unwrap().data()).collect().await
+    }
+    assert_eq!(block_on(roundtrip(&MemoryPublisher::new())), [2, 3]);
+}
+
+#[test]
+fn publisher_and_subscription_can_cross_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    fn send_unpin<T: Send + Unpin + 'static>() {}
+    send_sync::<MemoryPublisher<String>>();
+    send_unpin::<Subscription<String>>();
+    send_sync::<Published<String>>();
+}

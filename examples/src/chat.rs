@@ -1,0 +1,250 @@
+//! The chat example's router: the same procedures as the oRPC and tRPC reference servers in
+//! `shared/reference`, served by Outer.
+//!
+//! Posts live in a store and go out through a [`MemoryPublisher`]. A post's id is the
+//! publisher's sequence number (both are assigned under one lock), so `post.live` resumes after
+//! a client's `Last-Event-ID` from the publisher's retention, atomically with the subscribe: no
+//! post published during the resume is lost or sent twice. When the client is further behind
+//! than the retention, the store fills the gap first.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use outer_core::publisher::{MemoryPublisher, Published, SeqId, SubscribeOptions};
+use outer_core::rt::Timer;
+use outer_core::{
+    event_iterator, mutation, query, subscription, tracked, ErrorCode, Request, Router, RpcError,
+};
+use serde::{Deserialize, Serialize};
+
+/// A chat post.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post {
+    /// Its id: 1, 2, 3... in the order posted.
+    pub id: u64,
+    /// What was said.
+    pub title: String,
+}
+
+/// The topic posts are published on.
+const POSTS: &str = "created";
+
+/// How many posts the publisher keeps for resume; older ones come from the store.
+const RETAINED: usize = 1024;
+
+/// The longest title a post may have, in bytes.
+pub const MAX_TITLE: usize = 1000;
+
+/// The chat's state: the posts and the publisher that announces them.
+#[derive(Clone, Debug)]
+pub struct Chat {
+    posts: Arc<Mutex<Vec<Post>>>,
+    publisher: MemoryPublisher<Post>,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Chat {
+    /// An empty chat.
+    pub fn new() -> Self {
+        Self {
+            posts: Arc::default(),
+            publisher: MemoryPublisher::builder().retain_last(RETAINED).build(),
+        }
+    }
+
+    /// Stores and publishes a post; its id is the publisher's id for it.
+    pub fn create(&self, title: String) -> Post {
+        let mut posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
+        let post = Post {
+            id: posts.len() as u64 + 1,
+            title,
+        };
+        posts.push(post.clone());
+        // Under the store's lock, so publisher ids and post ids advance together.
+        let id = self.publisher.publish(POSTS, post.clone());
+        debug_assert_eq!(id.get(), post.id);
+        post
+    }
+
+    /// The posts after `id`, from the store.
+    pub fn posts_after(&self, id: u64) -> Vec<Post> {
+        let posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
+        posts.iter().skip(id as usize).cloned().collect()
+    }
+
+    /// How many clients are subscribed to new posts now.
+    pub fn live_subscribers(&self) -> usize {
+        self.publisher.subscriber_count(POSTS)
+    }
+}
+
+/// `n` stays the JSON number it came as: `1` answers `1`, not `1.0`.
+#[derive(Deserialize)]
+struct Ping {
+    n: serde_json::Number,
+}
+
+#[derive(Serialize)]
+struct Pong {
+    n: serde_json::Number,
+}
+
+#[derive(Deserialize)]
+struct NewPost {
+    title: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CounterInput {
+    from: u64,
+    to: u64,
+    delay_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Tick {
+    n: u64,
+}
+
+#[derive(Serialize)]
+struct Finished {
+    done: bool,
+}
+
+/// Parses a resume id this chat gave out: a post id, in decimal.
+fn resume_point(last_event_id: Option<&outer_core::EventId>) -> Result<u64, RpcError> {
+    match last_event_id {
+        None => Ok(0),
+        Some(id) => id.as_str().parse::<u64>().map_err(|_| {
+            RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                format!("Last-Event-ID \"{id}\" is not a post id"),
+            )
+        }),
+    }
+}
+
+/// The reference router: `ping`, `post.create`, `post.live`, `counter`, `failing`,
+/// `failing5xx`. `timer` paces `counter`.
+pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
+    let for_create = chat.clone();
+    let posts = Router::new()
+        .route(
+            "create",
+            mutation(move |req: Request<(), NewPost>| {
+                let chat = for_create.clone();
+                async move { Ok::<_, RpcError>(chat.create(req.input.title)) }
+            })
+            .validate_input(|p: &NewPost| {
+                if p.title.trim().is_empty() {
+                    Err(outer_core::procedure::Issue::new("a post needs a title").at("title"))
+                } else if p.title.len() > MAX_TITLE {
+                    Err(outer_core::procedure::Issue::new(format!(
+                        "a title has at most {MAX_TITLE} bytes"
+                    ))
+                    .at("title"))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .route(
+            "live",
+            subscription(move |req: Request<(), Option<serde_json::Value>>| {
+                let chat = chat.clone();
+                let start = resume_point(req.last_event_id.as_ref());
+                event_iterator(move |mut emit| async move {
+                    // Without a resume id, only posts from now on, as the reference does.
+                    let mut last = match start? {
+                        0 => None,
+                        id => Some(id),
+                    };
+                    loop {
+                        let options = match last {
+                            Some(id) => {
+                                SubscribeOptions::new().resume_after(SeqId::new(id).to_string())
+                            }
+                            None => SubscribeOptions::new(),
+                        };
+                        let mut live = chat.publisher.subscribe(POSTS, options)?;
+                        loop {
+                            match live.next().await {
+                                Some(Ok(post)) => {
+                                    last = Some(post.id);
+                                    // Sent as published: serialized once for every subscriber.
+                                    emit.send(tracked(post.id, post)?).await?;
+                                }
+                                // Further behind than the retention (or too slow a reader):
+                                // the store has the rest.
+                                Some(Err(_gap)) => break,
+                                // The publisher is gone: the server is shutting down.
+                                None => return Ok(()),
+                            }
+                        }
+                        for post in chat.posts_after(last.unwrap_or(0)) {
+                            last = Some(post.id);
+                            let id = post.id;
+                            emit.send(tracked(id, Published::new(SeqId::new(id), post))?)
+                                .await?;
+                        }
+                    }
+                })
+            }),
+        );
+    let pace = Arc::clone(&timer);
+    Router::new()
+        .route(
+            "ping",
+            query(
+                |req: Request<(), Ping>| async move { Ok::<_, RpcError>(Pong { n: req.input.n }) },
+            ),
+        )
+        .nest("post", posts)
+        .route(
+            "counter",
+            subscription(move |req: Request<(), CounterInput>| {
+                let timer = Arc::clone(&pace);
+                let start = resume_point(req.last_event_id.as_ref());
+                let CounterInput { from, to, delay_ms } = req.input;
+                event_iterator(move |mut emit| async move {
+                    let start = match start? {
+                        0 => from,
+                        last => last + 1,
+                    };
+                    for n in start..=to {
+                        emit.send(tracked(n, Tick { n })?.with_retry(1000)).await?;
+                        timer.sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    Ok::<_, RpcError>(Finished { done: true })
+                })
+            }),
+        )
+        .route(
+            "failing",
+            subscription(|_: Request<(), Option<serde_json::Value>>| {
+                event_iterator(|mut emit| async move {
+                    emit.send_value(Tick { n: 1 }).await?;
+                    Err::<(), _>(
+                        RpcError::new(ErrorCode::BAD_REQUEST, "nope")
+                            .with_data(serde_json::json!({"why": "x"})),
+                    )
+                })
+            }),
+        )
+        .route(
+            "failing5xx",
+            subscription(|_: Request<(), Option<serde_json::Value>>| {
+                event_iterator(|mut emit| async move {
+                    emit.send_value(Tick { n: 1 }).await?;
+                    Err::<(), _>(RpcError::new(ErrorCode::INTERNAL_SERVER_ERROR, "boom"))
+                })
+            }),
+        )
+}

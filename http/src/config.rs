@@ -1,0 +1,136 @@
+//! What a server accepts and for how long: the limits that keep its memory bounded, the URL
+//! prefix it answers under, and the protocol's own options.
+//!
+//! Plain data with documented defaults; [`crate::OuterService`] reads it, nothing here acts.
+
+use std::time::Duration;
+
+use outer_core::protocol::trpc::TrpcOptions;
+
+use outer_core::protocol::orpc::OrpcOptions;
+
+/// How an [`OuterService`](crate::OuterService) and the servers built on it behave.
+///
+/// Start from the defaults and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use outer_http::ServerConfig;
+///
+/// let mut config = ServerConfig::default();
+/// config.max_streams = 1_000;
+/// config.orpc.timing.max_duration = Some(Duration::from_secs(3600));
+/// assert_eq!(config.rpc_prefix, "/rpc");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The URL prefix oRPC procedures are served under: `post.live` is `POST {prefix}/post/live`.
+    /// Any other path is answered 404 `NOT_FOUND`. `""` serves at the root, which is what you
+    /// want under axum's `nest_service`, since axum strips the nesting path before the service
+    /// sees the request. A trailing `/` is ignored. Default: `"/rpc"`.
+    pub rpc_prefix: String,
+    /// The largest request body read, in bytes. A larger one is answered 413
+    /// `PAYLOAD_TOO_LARGE` at once when its `content-length` says so, otherwise as soon as the
+    /// bytes read pass the limit: no more than one read past it is ever buffered.
+    /// Default: 1 MiB.
+    pub max_body_bytes: usize,
+    /// The most event streams open at once. A stream request beyond it is answered 503
+    /// `SERVICE_UNAVAILABLE` (retryable: clients with retries come back later) and its handler
+    /// is dropped before it runs. Default: 10 000.
+    pub max_streams: usize,
+    /// How long a connection may take to send a request's headers before it is closed
+    /// (hyper's `header_read_timeout`, run on the service's timer). `None`: no limit.
+    /// Default: 30 s, as hyper's.
+    pub header_read_timeout: Option<Duration>,
+    /// How long a server's graceful shutdown waits for open connections to finish (after it
+    /// has ended every event stream) before it closes them. Default: 10 s.
+    pub shutdown_grace: Duration,
+    /// oRPC's options: keep-alive comments after 5 s of silence by default, and
+    /// `timing.max_duration`, the longest a stream stays open before it ends with the
+    /// protocol's interruption instead of `done` (for oRPC a retryable 503 `error` event: clients
+    /// reconnect and resume), `None` by default.
+    pub orpc: OrpcOptions,
+    /// The URL prefix tRPC procedures are served under, from the same router: `post.live` is
+    /// `GET {prefix}/post.live`. `None` turns tRPC off. When one prefix lies inside the other
+    /// (`rpc_prefix: ""`), the longer one is matched first. Default: `Some("/trpc")`.
+    pub trpc_prefix: Option<String>,
+    /// tRPC's options: `ping` after 5 s of silence by default, `max_duration` (ends the stream
+    /// cleanly; tRPC clients reconnect and resume), and `reconnect_after_inactivity` for clients.
+    pub trpc: TrpcOptions,
+    /// Whole files answered to `GET` at exact paths, outside both prefixes: an app's page, say.
+    /// Default: none.
+    pub pages: Vec<Page>,
+}
+
+/// A file served whole at one path (see [`ServerConfig::pages`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// The exact URL path, e.g. `/`.
+    pub path: String,
+    /// Its `content-type`, e.g. `text/html; charset=utf-8`.
+    pub content_type: String,
+    /// The bytes.
+    pub body: bytes::Bytes,
+}
+
+impl Page {
+    /// A page at `path`.
+    pub fn new(
+        path: impl Into<String>,
+        content_type: impl Into<String>,
+        body: impl Into<bytes::Bytes>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            rpc_prefix: "/rpc".into(),
+            max_body_bytes: 1024 * 1024,
+            max_streams: 10_000,
+            header_read_timeout: Some(Duration::from_secs(30)),
+            shutdown_grace: Duration::from_secs(10),
+            orpc: OrpcOptions::default(),
+            trpc_prefix: Some("/trpc".into()),
+            trpc: TrpcOptions::default(),
+            pages: Vec::new(),
+        }
+    }
+}
+
+/// `"/rpc/"` and `"rpc"` are `"/rpc"`; `"/"` is `""`, the root.
+pub(crate) fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else if trimmed.starts_with('/') {
+        trimmed.into()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalized_to_a_leading_slash_and_no_trailing_one() {
+        for (given, normal) in [
+            ("/rpc", "/rpc"),
+            ("/rpc/", "/rpc"),
+            ("rpc", "/rpc"),
+            ("/api/rpc", "/api/rpc"),
+            ("/", ""),
+            ("", ""),
+        ] {
+            assert_eq!(normalize_prefix(given), normal, "{given}");
+        }
+    }
+}

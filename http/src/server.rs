@@ -1,0 +1,269 @@
+//! Serving connections, runtime-free: the HTTP/1.1 connection loop, the accept loop and graceful
+//! shutdown, written once for every runtime.
+//!
+//! A runtime adapter supplies only what needs a runtime: a stream of accepted connections, an
+//! executor to spawn each on, and the timer inside the service. It spawns the [`AcceptLoop`] and
+//! keeps the [`ServerControl`]. TLS or other transports plug in the same way, or call
+//! [`serve_connection`] from an accept loop of their own.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::future::{select, Either};
+use futures_util::{Stream, StreamExt};
+use hyper::server::conn::http1;
+
+use crate::service::OuterService;
+use crate::shutdown::{OpenCount, Shutdown, Signal};
+
+/// A connection's task, as handed to the executor.
+pub type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serves HTTP/1.1 on one connection until the client closes it, or until the service's
+/// [`Shutdown`] is triggered: then the request in progress finishes (its event stream ends
+/// cleanly), and the connection closes.
+///
+/// `io` is the connection, already wrapped for hyper (`hyper_util::rt::TokioIo`,
+/// `smol_hyper::rt::FuturesIo`).
+pub fn serve_connection<Ctx, I>(
+    io: I,
+    service: OuterService<Ctx>,
+) -> impl Future<Output = ()> + Send
+where
+    Ctx: 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let stop = service.shutdown().wait();
+    let mut builder = http1::Builder::new();
+    match service.config().header_read_timeout {
+        Some(timeout) => {
+            builder
+                .timer(HyperTimer(Arc::clone(service.timer())))
+                .header_read_timeout(timeout);
+        }
+        None => {
+            builder.header_read_timeout(None);
+        }
+    }
+    let connection = builder.serve_connection(io, service);
+    async move {
+        let mut connection = pin!(connection);
+        let result = match select(connection.as_mut(), pin!(stop)).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(err) = result {
+            // A client that goes away mid-response is ordinary for event streams.
+            tracing::debug!(error = %err, "connection ended with an error");
+        }
+    }
+}
+
+/// The accept loop, to spawn on the adapter's runtime. It ends when the service's shutdown is
+/// triggered, or when the stream of connections ends; dropping it stops accepting.
+pub struct AcceptLoop(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl fmt::Debug for AcceptLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AcceptLoop")
+    }
+}
+
+impl Future for AcceptLoop {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// How long an accept loop waits after a failed accept (out of file descriptors, say) before
+/// the next, so that it does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long shutdown waits for connections it closed by force to go, so that an executor that
+/// stopped running tasks cannot hang it.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
+
+/// Builds a server from its runtime parts: `incoming` yields accepted connections (wrapped for
+/// hyper), `executor` spawns one task per connection. Spawn the returned [`AcceptLoop`]; keep
+/// the [`ServerControl`] to watch and stop the server.
+pub fn accept_loop<Ctx, S, I, E>(
+    service: OuterService<Ctx>,
+    incoming: S,
+    executor: E,
+) -> (AcceptLoop, ServerControl)
+where
+    Ctx: 'static,
+    S: Stream<Item = io::Result<I>> + Unpin + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: hyper::rt::Executor<ConnectionFuture> + Send + 'static,
+{
+    let control = ServerControl {
+        shutdown: service.shutdown().clone(),
+        streams: {
+            let service = service.clone();
+            Arc::new(move || service.active_streams())
+        },
+        timer: Arc::clone(service.timer()),
+        grace: service.config().shutdown_grace,
+        connections: Arc::new(OpenCount::default()),
+        accept_done: Arc::new(Signal::default()),
+        abort: Arc::new(Signal::default()),
+    };
+    let connections = Arc::clone(&control.connections);
+    let done = FireOnDrop(Arc::clone(&control.accept_done));
+    let abort = Arc::clone(&control.abort);
+    let mut incoming = incoming;
+    let task = async move {
+        // Fired however the loop ends, even if its task is dropped.
+        let _done = done;
+        let timer = Arc::clone(service.timer());
+        let mut stop = pin!(service.shutdown().wait());
+        loop {
+            let next = match select(incoming.next(), stop.as_mut()).await {
+                Either::Left((next, _)) => next,
+                Either::Right(((), _)) => break,
+            };
+            match next {
+                None => break,
+                Some(Ok(io)) => {
+                    let open = connections.enter();
+                    let connection = serve_connection(io, service.clone());
+                    let abort = Arc::clone(&abort).wait();
+                    executor.execute(Box::pin(async move {
+                        // Dropped with the task, however it ends, so shutdown sees it go.
+                        let _open = open;
+                        select(pin!(connection), pin!(abort)).await;
+                    }));
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    if let Either::Right(_) =
+                        select(timer.sleep(ACCEPT_BACKOFF), stop.as_mut()).await
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // Close the listener before `_done` tells shutdown that accepting has stopped.
+        drop(incoming);
+        tracing::debug!("stopped accepting connections");
+    };
+    (AcceptLoop(Box::pin(task)), control)
+}
+
+/// Watches and stops a server built by [`accept_loop`]. The runtime adapters' `Server` wraps
+/// it.
+pub struct ServerControl {
+    shutdown: Shutdown,
+    streams: Arc<dyn Fn() -> usize + Send + Sync>,
+    timer: Arc<dyn outer_core::rt::Timer>,
+    grace: Duration,
+    connections: Arc<OpenCount>,
+    accept_done: Arc<Signal>,
+    abort: Arc<Signal>,
+}
+
+impl fmt::Debug for ServerControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerControl")
+            .field("open_connections", &self.open_connections())
+            .field("active_streams", &self.active_streams())
+            .field("shutting_down", &self.shutdown.is_triggered())
+            .finish()
+    }
+}
+
+impl ServerControl {
+    /// Event streams open now.
+    pub fn active_streams(&self) -> usize {
+        (self.streams)()
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.get()
+    }
+
+    /// Shuts the server down gracefully: triggers the service's [`Shutdown`] (the accept loop
+    /// stops and the listener closes; every open event stream ends between two events with the
+    /// protocol's interruption, never `done`, so clients reconnect and resume elsewhere; new
+    /// requests on open connections get 503), then waits up to
+    /// [`ServerConfig::shutdown_grace`](crate::ServerConfig::shutdown_grace) for connections
+    /// to finish, and closes those still open after it.
+    ///
+    /// Returns whether every connection finished within the grace period.
+    pub async fn shutdown(&self) -> bool {
+        self.shutdown.trigger();
+        let drained = async {
+            Arc::clone(&self.accept_done).wait().await;
+            Arc::clone(&self.connections).idle().await;
+        };
+        match select(pin!(drained), self.timer.sleep(self.grace)).await {
+            Either::Left(_) => {
+                tracing::debug!("server shut down gracefully");
+                true
+            }
+            Either::Right(_) => {
+                tracing::warn!(
+                    open = self.open_connections(),
+                    grace = ?self.grace,
+                    "connections still open after the grace period: closing them"
+                );
+                self.abort.fire();
+                let idle = Arc::clone(&self.connections).idle();
+                select(pin!(idle), self.timer.sleep(ABORT_WAIT)).await;
+                false
+            }
+        }
+    }
+}
+
+/// Fires a signal when dropped.
+struct FireOnDrop(Arc<Signal>);
+
+impl Drop for FireOnDrop {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
+}
+
+/// The service's timer as hyper's [`hyper::rt::Timer`], for its header-read timeout: so that
+/// hyper, too, runs on whatever runtime the service does.
+#[derive(Clone, Debug)]
+pub struct HyperTimer(pub Arc<dyn outer_core::rt::Timer>);
+
+impl hyper::rt::Timer for HyperTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(HyperSleep(Mutex::new(self.0.sleep(duration))))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep(deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// hyper wants its sleeps `Sync`, and ours are only `Send`. A mutex makes it `Sync`, and is
+/// never locked: polling has `&mut` access, which `Mutex::get_mut` takes without locking.
+struct HyperSleep(Mutex<outer_core::rt::Sleep>);
+
+impl Future for HyperSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let sleep = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        sleep.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for HyperSleep {}

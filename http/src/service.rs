@@ -1,0 +1,602 @@
+//! The service: an HTTP request in, an HTTP response out, for hyper and for tower alike.
+//!
+//! It maps hyper's types to the core's protocol-neutral ones and back, enforces the body and
+//! stream limits, and refuses work during shutdown. The wire protocol itself is the core's
+//! (`outer_core::protocol::orpc`); sockets and tasks are the runtime adapters'.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, HeaderValue, CONNECTION};
+use http::{Request, Response, StatusCode};
+use outer_core::protocol::{orpc, trpc, Body as CoreBody, HttpResponse};
+use outer_core::rt::Timer;
+use outer_core::{App, ErrorCode, RequestHead, RpcError};
+use tracing::Instrument;
+
+use crate::body::{read_capped, OuterBody, ReadError, StreamSlot};
+use crate::config::{normalize_prefix, ServerConfig};
+use crate::shutdown::Shutdown;
+
+/// Errors a request body may fail with, as hyper and tower carry them.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Outer as an HTTP service: answers oRPC calls under [`ServerConfig::rpc_prefix`] and 404 to
+/// anything else, with event streams written as they happen.
+///
+/// It is both a [`hyper::service::Service`] (the runtime adapters serve it on each connection)
+/// and a [`tower_service::Service`] for any request body, so it mounts in axum in one line.
+/// Clones share everything: the app, the limits, the counters and the shutdown signal.
+///
+/// ```
+/// use std::sync::Arc;
+/// use outer_core::rt::{Sleep, Timer};
+/// use outer_core::{query, Request, Router, RpcError};
+/// use outer_http::{OuterService, ServerConfig};
+///
+/// # #[derive(Debug)] struct MyTimer;
+/// # impl Timer for MyTimer { fn sleep(&self, _: std::time::Duration) -> Sleep { Box::pin(std::future::pending()) } }
+/// let router = Router::new()
+///     .route("ping", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input) }));
+/// // The runtime adapters pass their timer (`outer_tokio::TokioTimer`, `outer_smol::SmolTimer`).
+/// let service = OuterService::new(router, ServerConfig::default(), Arc::new(MyTimer));
+/// assert_eq!(service.active_streams(), 0);
+/// ```
+///
+/// # Mounting in axum
+///
+/// `nest_service` strips the nesting path before the service sees the request, so serve at the
+/// root of the nest with `rpc_prefix: ""` (`outer_tokio`'s crate docs have the whole example):
+///
+/// ```text
+/// let config = ServerConfig { rpc_prefix: String::new(), ..Default::default() };
+/// let app = axum::Router::new().nest_service("/rpc", outer_tokio::service(router, config));
+/// ```
+///
+/// `route_service("/rpc/{*path}", service)` does not strip it: keep the default `"/rpc"` there.
+pub struct OuterService<Ctx> {
+    shared: Arc<Shared<Ctx>>,
+}
+
+struct Shared<Ctx> {
+    app: App<Ctx>,
+    config: ServerConfig,
+    timer: Arc<dyn Timer>,
+    shutdown: Shutdown,
+    /// Fired by [`OuterService::abort_streams`], then replaced: only streams open at that
+    /// moment are cut.
+    abort: std::sync::Mutex<Shutdown>,
+    streams: Arc<AtomicUsize>,
+    requests: AtomicU64,
+}
+
+impl<Ctx> Clone for OuterService<Ctx> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<Ctx> fmt::Debug for OuterService<Ctx> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OuterService")
+            .field("config", &self.shared.config)
+            .field("active_streams", &self.active_streams())
+            .field("total_requests", &self.total_requests())
+            .field("shutting_down", &self.shared.shutdown.is_triggered())
+            .finish()
+    }
+}
+
+impl<Ctx: 'static> OuterService<Ctx> {
+    /// Serves `app` (or a [`Router`](outer_core::Router) whose context is `Default`) with
+    /// `config`, running keep-alives, stream deadlines and header timeouts on `timer`.
+    pub fn new(app: impl Into<App<Ctx>>, mut config: ServerConfig, timer: Arc<dyn Timer>) -> Self {
+        config.rpc_prefix = normalize_prefix(&config.rpc_prefix);
+        config.trpc_prefix = config.trpc_prefix.as_deref().map(normalize_prefix);
+        Self {
+            shared: Arc::new(Shared {
+                app: app.into(),
+                config,
+                timer,
+                shutdown: Shutdown::new(),
+                abort: std::sync::Mutex::new(Shutdown::new()),
+                streams: Arc::new(AtomicUsize::new(0)),
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Cuts every event stream open now, the way a network failure would: the connection closes
+    /// without the response's final chunk, and each handler is dropped (its cleanup runs).
+    /// Clients that retry reconnect and resume after their last id. For failure tests, and for
+    /// shedding load; streams opened afterwards are not affected.
+    pub fn abort_streams(&self) {
+        let fired = {
+            let mut abort = self
+                .shared
+                .abort
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::take(&mut *abort)
+        };
+        fired.trigger();
+    }
+
+    /// Answers one request. This is what both `Service` impls call.
+    pub fn respond<B>(&self, request: Request<B>) -> ResponseFuture
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        ResponseFuture(Box::pin(respond(Arc::clone(&self.shared), request)))
+    }
+}
+
+impl<Ctx> OuterService<Ctx> {
+    /// The configuration, with the prefix normalized (`"/rpc/"` reads `"/rpc"`, `"/"` reads
+    /// `""`).
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// The timer the service runs on.
+    pub fn timer(&self) -> &Arc<dyn Timer> {
+        &self.shared.timer
+    }
+
+    /// Event streams open now. A stream stops counting as soon as it ends, or its body is
+    /// dropped because the client went away.
+    pub fn active_streams(&self) -> usize {
+        self.shared.streams.load(Ordering::SeqCst)
+    }
+
+    /// Requests received since the service was made, answered or not.
+    pub fn total_requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// The service's shutdown signal. Triggering it ends every open event stream cleanly and
+    /// answers new requests 503; the servers in `outer-tokio` and `outer-smol` trigger it in
+    /// their `shutdown`.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shared.shutdown
+    }
+}
+
+async fn respond<Ctx: 'static, B>(
+    shared: Arc<Shared<Ctx>>,
+    request: Request<B>,
+) -> Response<OuterBody>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = request.into_parts();
+    let span = tracing::debug_span!(
+        "outer.call",
+        method = %parts.method,
+        path = parts.uri.path(),
+        protocol = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let response = dispatch(&shared, parts, body, &span)
+        .instrument(span.clone())
+        .await;
+    span.record("status", response.status().as_u16());
+    tracing::debug!(parent: &span, stream = response.body().is_stream(), "answered");
+    response
+}
+
+async fn dispatch<Ctx: 'static, B>(
+    shared: &Shared<Ctx>,
+    parts: http::request::Parts,
+    body: B,
+    span: &tracing::Span,
+) -> Response<OuterBody>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    if shared.shutdown.is_triggered() {
+        let error = RpcError::new(
+            ErrorCode::SERVICE_UNAVAILABLE,
+            "The server is shutting down; retry on another",
+        );
+        return closing(error_response(Protocol::Orpc, &error));
+    }
+    let path = parts.uri.path();
+    let config = &shared.config;
+    if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
+        if let Some(page) = config.pages.iter().find(|page| page.path == path) {
+            let mut response = Response::new(OuterBody::full(page.body.clone()));
+            if let Ok(kind) = HeaderValue::from_str(&page.content_type) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, kind);
+            }
+            return response;
+        }
+    }
+    let Some((protocol, route)) = route(config, path) else {
+        let error = RpcError::new(
+            ErrorCode::NOT_FOUND,
+            format!(
+                "Nothing is served at {path}: procedures are under {}/",
+                config.rpc_prefix
+            ),
+        );
+        return error_response(Protocol::Orpc, &error);
+    };
+    span.record("protocol", protocol.name());
+    let cap = config.max_body_bytes;
+    let bytes = match read_capped(body, cap).await {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge) => {
+            let error = RpcError::new(
+                ErrorCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than the limit of {cap} bytes"),
+            );
+            // The rest of the body is never read, so the connection cannot carry another
+            // request: say so, and hyper closes it after this answer.
+            return closing(error_response(protocol, &error));
+        }
+        Err(ReadError::Failed(err)) => {
+            let error = RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                format!("Cannot read the request body: {err}"),
+            );
+            return closing(error_response(protocol, &error));
+        }
+    };
+    let head = RequestHead {
+        method: parts.method.as_str().into(),
+        path: path.into(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
+    };
+    let timer = Some(Arc::clone(&shared.timer));
+    let response = match protocol {
+        Protocol::Orpc => {
+            orpc::handle(&shared.app, &head, route, &bytes, &config.orpc, timer).await
+        }
+        Protocol::Trpc => {
+            let query = parts.uri.query().unwrap_or_default();
+            trpc::handle(
+                &shared.app,
+                &head,
+                route,
+                query,
+                &bytes,
+                &config.trpc,
+                timer,
+            )
+            .await
+        }
+    };
+    into_http(response, shared, protocol, span)
+}
+
+/// The wire protocol a path is served with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Orpc,
+    Trpc,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Orpc => "orpc",
+            Protocol::Trpc => "trpc",
+        }
+    }
+}
+
+/// Which protocol serves `path`, and the path under its prefix. The longer prefix is tried
+/// first, so `/trpc/x` stays tRPC's even when oRPC is served at the root.
+fn route<'p>(config: &ServerConfig, path: &'p str) -> Option<(Protocol, &'p str)> {
+    let orpc = (Protocol::Orpc, config.rpc_prefix.as_str());
+    let mut prefixes = [
+        Some(orpc),
+        config.trpc_prefix.as_deref().map(|p| (Protocol::Trpc, p)),
+    ];
+    prefixes.sort_by_key(|p| core::cmp::Reverse(p.map_or(0, |(_, prefix)| prefix.len() + 1)));
+    prefixes
+        .into_iter()
+        .flatten()
+        .find_map(|(protocol, prefix)| under_prefix(prefix, path).map(|route| (protocol, route)))
+}
+
+/// The path under `prefix` (`/post/live` for `/rpc/post/live`), or `None` when `path` is
+/// outside it (`/rpcx` is outside `/rpc`).
+fn under_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+fn into_http<Ctx>(
+    response: HttpResponse,
+    shared: &Shared<Ctx>,
+    protocol: Protocol,
+    span: &tracing::Span,
+) -> Response<OuterBody> {
+    let HttpResponse {
+        status,
+        headers,
+        body,
+    } = response;
+    let body = match body {
+        CoreBody::Full(bytes) => OuterBody::full(bytes),
+        CoreBody::Events(events) => {
+            let max = shared.config.max_streams;
+            let Some(slot) = StreamSlot::acquire(&shared.streams, max) else {
+                // The handler was built but never polled: dropping it now runs nothing but
+                // its cleanup.
+                drop(events);
+                let error = RpcError::new(
+                    ErrorCode::SERVICE_UNAVAILABLE,
+                    format!("Too many open event streams (the limit is {max}); retry later"),
+                );
+                return error_response(protocol, &error);
+            };
+            let events = events.end_on(shared.shutdown.wait());
+            let abort = shared
+                .abort
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .wait();
+            OuterBody::events(events, slot, abort, span.clone())
+        }
+    };
+    let mut http = Response::new(body);
+    *http.status_mut() = StatusCode::from_u16(status).unwrap_or_else(|_| {
+        tracing::warn!(status, "a response had an invalid status; sending 500");
+        StatusCode::INTERNAL_SERVER_ERROR
+    });
+    for (name, value) in headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                http.headers_mut().append(name, value);
+            }
+            _ => tracing::warn!(name, "dropped a response header that HTTP cannot carry"),
+        }
+    }
+    http
+}
+
+/// An error body in the protocol's shape, with the error's status.
+fn error_response(protocol: Protocol, error: &RpcError) -> Response<OuterBody> {
+    let body: bytes::Bytes = match protocol {
+        Protocol::Orpc => orpc::error_body(error).into(),
+        Protocol::Trpc => match trpc::error_response(error, None).body {
+            CoreBody::Full(bytes) => bytes.into(),
+            CoreBody::Events(_) => bytes::Bytes::new(),
+        },
+    };
+    let mut response = Response::new(OuterBody::full(body));
+    *response.status_mut() =
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Asks for the connection to close after this response.
+fn closing(mut response: Response<OuterBody>) -> Response<OuterBody> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The future of a response. It never fails: every failure is an HTTP response with an oRPC
+/// error body.
+pub struct ResponseFuture(Pin<Box<dyn Future<Output = Response<OuterBody>> + Send>>);
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<OuterBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl<Ctx: 'static, B> hyper::service::Service<Request<B>> for OuterService<Ctx>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<OuterBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<B>) -> ResponseFuture {
+        self.respond(request)
+    }
+}
+
+impl<Ctx: 'static, B> tower_service::Service<Request<B>> for OuterService<Ctx>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<OuterBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    /// Always ready: the limits are enforced per request, with an answer, not by back-pressure.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        self.respond(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use http_body_util::{BodyExt, Full};
+    use outer_core::protocol::Framing;
+    use outer_core::rt::Sleep;
+    use outer_core::{event_iterator, query, subscription, Request as Call, Router};
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    struct NeverTimer;
+    impl Timer for NeverTimer {
+        fn sleep(&self, _: Duration) -> Sleep {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    fn service(config: ServerConfig) -> OuterService<()> {
+        let router = Router::new()
+            .route(
+                "ping",
+                query(|req: Call<(), Value>| async move { Ok::<_, RpcError>(req.input) }),
+            )
+            .route(
+                "forever",
+                subscription(|_: Call<(), ()>| {
+                    event_iterator(|_emit: outer_core::Emitter<u32>| {
+                        std::future::pending::<Result<(), RpcError>>()
+                    })
+                }),
+            );
+        OuterService::new(router, config, Arc::new(NeverTimer))
+    }
+
+    fn post(path: &str, body: &'static str) -> Request<Full<bytes::Bytes>> {
+        Request::post(path)
+            .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    }
+
+    fn call(
+        service: &OuterService<()>,
+        request: Request<Full<bytes::Bytes>>,
+    ) -> Response<OuterBody> {
+        let mut service = service.clone();
+        block_on(tower_service::Service::call(&mut service, request)).unwrap()
+    }
+
+    fn json_body(response: Response<OuterBody>) -> Value {
+        let bytes = block_on(response.into_body().collect()).unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn paths_outside_the_prefix_are_not_found_and_inside_it_are_routed() {
+        assert_eq!(under_prefix("/rpc", "/rpc/ping"), Some("/ping"));
+        assert_eq!(under_prefix("/rpc", "/rpc"), Some(""));
+        assert_eq!(under_prefix("/rpc", "/rpcx/ping"), None);
+        assert_eq!(under_prefix("", "/ping"), Some("/ping"));
+
+        let service = service(ServerConfig::default());
+        let ok = call(&service, post("/rpc/ping", r#"{"json":{"n":1}}"#));
+        assert_eq!(ok.status(), 200);
+        assert_eq!(json_body(ok), json!({"json": {"n": 1}}));
+        let missing = call(&service, post("/other", ""));
+        assert_eq!(missing.status(), 404);
+        assert_eq!(json_body(missing)["json"]["code"], "NOT_FOUND");
+    }
+
+    #[test]
+    fn an_empty_prefix_serves_at_the_root_as_under_a_nest() {
+        let config = ServerConfig {
+            rpc_prefix: "/".into(),
+            ..Default::default()
+        };
+        let service = service(config);
+        assert_eq!(service.config().rpc_prefix, "");
+        let ok = call(&service, post("/ping", r#"{"json":2}"#));
+        assert_eq!(json_body(ok), json!({"json": 2}));
+    }
+
+    #[test]
+    fn a_body_over_the_cap_is_413_with_an_orpc_error_and_closes_the_connection() {
+        let config = ServerConfig {
+            max_body_bytes: 8,
+            ..Default::default()
+        };
+        let response = call(&service(config), post("/rpc/ping", r#"{"json":{"n":1}}"#));
+        assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()[CONNECTION], "close");
+        let body = json_body(response);
+        assert_eq!(body["json"]["code"], "PAYLOAD_TOO_LARGE");
+        assert_eq!(body["json"]["status"], 413);
+    }
+
+    #[test]
+    fn after_shutdown_new_requests_are_503_and_open_streams_end() {
+        let service = service(ServerConfig::default());
+        let stream = call(&service, post("/rpc/forever", ""));
+        assert_eq!(service.active_streams(), 1);
+        service.shutdown().trigger();
+        let refused = call(&service, post("/rpc/ping", r#"{"json":1}"#));
+        assert_eq!(refused.status(), 503);
+        assert_eq!(json_body(refused)["json"]["code"], "SERVICE_UNAVAILABLE");
+        let text = block_on(stream.into_body().collect()).unwrap().to_bytes();
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        let mut interruption = String::new();
+        Framing::interrupted(&mut orpc::OrpcFraming, &mut interruption);
+        assert!(
+            interruption.contains("SERVICE_UNAVAILABLE"),
+            "{interruption}"
+        );
+        assert_eq!(text, format!(": \n\n{interruption}"), "no done frame");
+        assert_eq!(service.active_streams(), 0);
+    }
+
+    #[test]
+    fn streams_past_the_limit_are_503_and_a_dropped_stream_frees_its_place() {
+        let config = ServerConfig {
+            max_streams: 1,
+            ..Default::default()
+        };
+        let service = service(config);
+        let first = call(&service, post("/rpc/forever", ""));
+        assert!(first.body().is_stream());
+        let second = call(&service, post("/rpc/forever", ""));
+        assert_eq!(second.status(), 503);
+        assert_eq!(json_body(second)["json"]["code"], "SERVICE_UNAVAILABLE");
+        drop(first);
+        assert_eq!(service.active_streams(), 0);
+        let third = call(&service, post("/rpc/forever", ""));
+        assert!(third.body().is_stream());
+        assert_eq!(service.total_requests(), 3);
+    }
+}

@@ -1,0 +1,168 @@
+//! The graceful-shutdown signal: one flag that open event streams, connections and the accept
+//! loop all wait on, without naming a runtime.
+//!
+//! It is not a timer or a task: what "graceful" waits for, and for how long, is the server's
+//! business (see [`crate::server::ServerControl::shutdown`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use event_listener::Event;
+
+/// A one-way signal: once triggered, it stays triggered and every waiter, past and future,
+/// wakes.
+///
+/// An [`OuterService`](crate::OuterService) carries one. Triggering it makes every open event
+/// stream end between two events with the protocol's interruption instead of a `done` frame
+/// (for oRPC, a retryable 503 `error` event), so clients reconnect and resume elsewhere, and
+/// every new request get 503 `SERVICE_UNAVAILABLE`.
+///
+/// ```
+/// use outer_http::Shutdown;
+///
+/// let shutdown = Shutdown::new();
+/// let waiter = shutdown.wait();
+/// assert!(!shutdown.is_triggered());
+/// shutdown.trigger();
+/// futures::executor::block_on(waiter); // returns at once
+/// assert!(shutdown.is_triggered());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown {
+    inner: Arc<Signal>,
+}
+
+impl Shutdown {
+    /// A signal not yet triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Triggers it. Calling it again does nothing.
+    pub fn trigger(&self) {
+        self.inner.fire();
+    }
+
+    /// Whether it was triggered.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.is_fired()
+    }
+
+    /// A future that completes once the signal is triggered (at once if it already was). It
+    /// owns what it needs, so it can outlive `self`.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        Arc::clone(&self.inner).wait()
+    }
+}
+
+/// A flag plus an event to wake waiters: event-listener's documented check, listen, check again
+/// pattern, so a trigger between the two checks is never missed.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    fired: AtomicBool,
+    event: Event,
+}
+
+impl Signal {
+    pub(crate) fn fire(&self) {
+        if !self.fired.swap(true, Ordering::SeqCst) {
+            self.event.notify(usize::MAX);
+        }
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    pub(crate) async fn wait(self: Arc<Self>) {
+        loop {
+            if self.is_fired() {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.is_fired() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Counts things that are open (connections) and wakes waiters when none are left.
+#[derive(Debug, Default)]
+pub(crate) struct OpenCount {
+    open: std::sync::atomic::AtomicUsize,
+    event: Event,
+}
+
+impl OpenCount {
+    /// Counts one more; the count goes down when the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> OpenGuard {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        OpenGuard(Arc::clone(self))
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Completes when nothing is open.
+    pub(crate) async fn idle(self: Arc<Self>) {
+        loop {
+            if self.get() == 0 {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.get() == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// One open thing; dropping it closes it.
+#[derive(Debug)]
+pub(crate) struct OpenGuard(Arc<OpenCount>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.event.notify(usize::MAX);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use futures::FutureExt;
+
+    #[test]
+    fn a_waiter_made_before_the_trigger_wakes_and_one_made_after_is_ready() {
+        let shutdown = Shutdown::new();
+        let mut before = Box::pin(shutdown.wait());
+        assert!((&mut before).now_or_never().is_none());
+        shutdown.clone().trigger();
+        assert!(before.now_or_never().is_some());
+        assert!(shutdown.wait().now_or_never().is_some());
+        shutdown.trigger();
+        assert!(shutdown.is_triggered());
+    }
+
+    #[test]
+    fn idle_completes_when_the_last_guard_drops() {
+        let count = Arc::new(OpenCount::default());
+        let a = count.enter();
+        let b = count.enter();
+        let mut idle = Box::pin(Arc::clone(&count).idle());
+        assert!((&mut idle).now_or_never().is_none());
+        drop(a);
+        assert!((&mut idle).now_or_never().is_none());
+        drop(b);
+        block_on(idle);
+        assert_eq!(count.get(), 0);
+    }
+}
