@@ -394,6 +394,78 @@ fn a_waiting_subscriber_is_woken_by_a_publish_from_another_thread() {
     assert_eq!(got, (0..10_000).collect::<Vec<_>>());
 }
 
+/// A waker that counts its wakes.
+struct CountingWaker(AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_subscriber_polled_with_a_new_waker_is_woken_through_it() {
+    let publisher = MemoryPublisher::new();
+    let mut sub = publisher.subscribe("t", live()).unwrap();
+    let (first, second) = (
+        Arc::new(CountingWaker(AtomicUsize::new(0))),
+        Arc::new(CountingWaker(AtomicUsize::new(0))),
+    );
+    let poll_with = |sub: &mut Subscription<u32>, waker: &Arc<CountingWaker>| {
+        let waker = Waker::from(waker.clone());
+        Pin::new(sub).poll_next(&mut Context::from_waker(&waker))
+    };
+    assert!(poll_with(&mut sub, &first).is_pending());
+    // The task moved (or a select! polled it): the new waker must replace the old one.
+    assert!(poll_with(&mut sub, &second).is_pending());
+    publisher.publish("t", 1);
+    assert_eq!(first.0.load(Ordering::SeqCst), 0);
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        poll_with(&mut sub, &second),
+        Poll::Ready(Some(Ok(_)))
+    ));
+    // Caught up by that read, it is parked already: the next publish wakes it.
+    publisher.publish("t", 2);
+    assert_eq!(second.0.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn every_subscriber_on_every_thread_receives_every_event_in_order() {
+    const EVENTS: u32 = 20_000;
+    let publisher = MemoryPublisher::new();
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let subs: Vec<_> = (0..8)
+                .map(|_| {
+                    let options = live().buffer(EVENTS as usize);
+                    publisher.subscribe("t", options).unwrap()
+                })
+                .collect();
+            std::thread::spawn(move || {
+                let each = subs.into_iter().map(|sub| {
+                    sub.take(EVENTS as usize)
+                        .map(|e| *e.unwrap())
+                        .collect::<Vec<u32>>()
+                });
+                block_on(futures::future::join_all(each))
+            })
+        })
+        .collect();
+    for n in 0..EVENTS {
+        publisher.publish("t", n);
+        if n % 64 == 0 {
+            std::thread::yield_now(); // let readers catch up and park, to exercise waking
+        }
+    }
+    for reader in readers {
+        for got in reader.join().unwrap() {
+            assert_eq!(got, (0..EVENTS).collect::<Vec<_>>());
+        }
+    }
+    assert_eq!(publisher.subscriber_count("t"), 0);
+}
+
 #[test]
 fn racing_publish_during_subscribe_gives_no_gap_and_no_duplicate() {
     const ROUNDS: usize = 2_000;

@@ -16,7 +16,21 @@ use outer_core::rt::Timer;
 use outer_core::{
     event_iterator, mutation, query, subscription, tracked, ErrorCode, Request, Router, RpcError,
 };
+use outer_http::{Page, ServerConfig};
 use serde::{Deserialize, Serialize};
+
+/// The page at `/`: posts arrive over a browser EventSource on `/trpc/post.live`.
+pub const PAGE: &str = include_str!("chat.html");
+
+/// The chat server's configuration: the defaults, the page at `/`, and with `test_hooks`, the
+/// failure-test hooks at `/__test` (see [`ServerConfig::test_hooks`]).
+pub fn server_config(test_hooks: bool) -> ServerConfig {
+    ServerConfig {
+        pages: vec![Page::new("/", "text/html; charset=utf-8", PAGE)],
+        test_hooks: test_hooks.then(|| "/__test".to_string()),
+        ..ServerConfig::default()
+    }
+}
 
 /// A chat post.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -60,6 +60,12 @@ pub struct ServerConfig {
     /// Whole files answered to `GET` at exact paths, outside both prefixes: an app's page, say.
     /// Default: none.
     pub pages: Vec<Page>,
+    /// A path prefix for failure-test hooks, off (`None`) by default; never turn it on where
+    /// strangers can reach it. With `Some("/__test")`: `GET /__test/streams` answers
+    /// `{"active_streams": n}` (streams whose handler has not been dropped yet) and
+    /// `POST /__test/drop` cuts every open stream as a network failure would
+    /// ([`OuterService::abort_streams`](crate::OuterService::abort_streams)).
+    pub test_hooks: Option<String>,
 }
 
 /// A file served whole at one path (see [`ServerConfig::pages`]).
@@ -100,6 +106,7 @@ impl Default for ServerConfig {
             trpc_prefix: Some("/trpc".into()),
             trpc: TrpcOptions::default(),
             pages: Vec::new(),
+            test_hooks: None,
         }
     }
 }

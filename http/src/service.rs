@@ -100,6 +100,7 @@ impl<Ctx: 'static> OuterService<Ctx> {
     pub fn new(app: impl Into<App<Ctx>>, mut config: ServerConfig, timer: Arc<dyn Timer>) -> Self {
         config.rpc_prefix = normalize_prefix(&config.rpc_prefix);
         config.trpc_prefix = config.trpc_prefix.as_deref().map(normalize_prefix);
+        config.test_hooks = config.test_hooks.as_deref().map(normalize_prefix);
         Self {
             shared: Arc::new(Shared {
                 app: app.into(),
@@ -118,15 +119,7 @@ impl<Ctx: 'static> OuterService<Ctx> {
     /// Clients that retry reconnect and resume after their last id. For failure tests, and for
     /// shedding load; streams opened afterwards are not affected.
     pub fn abort_streams(&self) {
-        let fired = {
-            let mut abort = self
-                .shared
-                .abort
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            std::mem::take(&mut *abort)
-        };
-        fired.trigger();
+        abort_streams(&self.shared);
     }
 
     /// Answers one request. This is what both `Service` impls call.
@@ -169,6 +162,17 @@ impl<Ctx> OuterService<Ctx> {
     pub fn shutdown(&self) -> &Shutdown {
         &self.shared.shutdown
     }
+}
+
+fn abort_streams<Ctx>(shared: &Shared<Ctx>) {
+    let fired = {
+        let mut abort = shared
+            .abort
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut *abort)
+    };
+    fired.trigger();
 }
 
 async fn respond<Ctx: 'static, B>(
@@ -224,6 +228,31 @@ where
                     .headers_mut()
                     .insert(http::header::CONTENT_TYPE, kind);
             }
+            return response;
+        }
+    }
+    if let Some(hook) = config
+        .test_hooks
+        .as_deref()
+        .and_then(|prefix| under_prefix(prefix, path))
+    {
+        let answer = match (&parts.method, hook) {
+            (&http::Method::GET, "/streams") => Some(format!(
+                "{{\"active_streams\":{}}}",
+                shared.streams.load(Ordering::SeqCst)
+            )),
+            (&http::Method::POST, "/drop") => {
+                abort_streams(shared);
+                Some(String::from("{\"aborted\":true}"))
+            }
+            _ => None,
+        };
+        if let Some(answer) = answer {
+            let mut response = Response::new(OuterBody::full(answer));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             return response;
         }
     }

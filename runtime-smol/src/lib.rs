@@ -182,3 +182,7 @@ impl hyper::rt::Executor<ConnectionFuture> for Spawner {
         self.spawn(connection).detach();
     }
 }
+
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;

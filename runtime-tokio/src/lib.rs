@@ -161,3 +161,7 @@ impl futures_core::Stream for Incoming {
         })
     }
 }
+
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;

@@ -1,57 +1,5 @@
 //! The loopback HTTP suite (outer_http::testing) on tokio: every scenario over a real socket.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use outer_core::rt::Timer;
-use outer_http::testing::{TestRuntime, TestServer};
-use outer_tokio::{serve, OuterService, Server, TokioTimer};
-
-struct Tokio;
-
-/// A server on a runtime of its own, so that the blocking test client never stalls it.
-struct Running {
-    server: Option<Server>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl TestRuntime for Tokio {
-    type Server = Running;
-
-    fn timer() -> Arc<dyn Timer> {
-        Arc::new(TokioTimer)
-    }
-
-    fn start(service: OuterService<()>) -> Running {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            serve(listener, service).unwrap()
-        });
-        Running {
-            server: Some(server),
-            runtime,
-        }
-    }
-}
-
-impl TestServer for Running {
-    fn addr(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().local_addr()
-    }
-
-    fn active_streams(&self) -> usize {
-        self.server.as_ref().unwrap().active_streams()
-    }
-
-    fn shutdown(mut self) -> bool {
-        let server = self.server.take().unwrap();
-        self.runtime.block_on(server.shutdown())
-    }
-}
+use outer_tokio::testing::Tokio;
 
 outer_http::http_suite!(Tokio);

@@ -8,7 +8,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use futures_core::Stream;
@@ -231,7 +231,7 @@ impl<T> MemoryPublisher<T> {
             }
             let id = state.push(data, now.unwrap_or(0));
             state.evict(inner.retention, now, &mut dead);
-            let waiting = state.take_waiting();
+            let waiting = topic.take_waiting(&mut state);
             let idle = state.is_idle();
             drop(state);
             waiting.wake();
@@ -288,6 +288,7 @@ impl<T> MemoryPublisher<T> {
                 local: VecDeque::new(),
                 on_gap: options.on_gap,
                 gap,
+                parked: None,
                 registered: true,
             });
         }
@@ -404,7 +405,7 @@ impl<T> Inner<T> {
             for topic in topics.map.values() {
                 let mut state = topic.state.lock();
                 state.closed = true;
-                waiting.push(state.take_waiting());
+                waiting.push(topic.take_waiting(&mut state));
             }
         }
         waiting.into_iter().for_each(Wakers::wake);
@@ -508,6 +509,8 @@ pub struct Subscription<T> {
     on_gap: GapPolicy,
     /// A gap found at subscribe time, yielded first.
     gap: Option<Gap>,
+    /// The epoch it parked in and the waker it parked with, while that parking may still hold.
+    parked: Option<(u64, Waker)>,
     registered: bool,
 }
 
@@ -553,6 +556,12 @@ impl<T> Stream for Subscription<T> {
         if !this.registered {
             return Poll::Ready(None);
         }
+        if let Some((epoch, waker)) = &this.parked {
+            if this.topic.still_parked(*epoch) && waker.will_wake(cx.waker()) {
+                // Nothing new and the same task to wake: no need to take the lock.
+                return Poll::Pending;
+            }
+        }
         let mut state = this.topic.state.lock();
         let front = state.front();
         if this.cursor < front {
@@ -574,6 +583,12 @@ impl<T> Stream for Subscription<T> {
         }
         if this.cursor < state.next() {
             this.cursor += state.copy_into(this.cursor, BATCH, &mut this.local);
+            if this.cursor == state.next() && !state.closed {
+                // Caught up: park now, in the same lock, so that asking again once these events
+                // are yielded needs no lock unless something was published meanwhile.
+                let epoch = state.park(this.slot, cx.waker());
+                remember_parking(&mut this.parked, epoch, cx.waker());
+            }
             drop(state);
             return Poll::Ready(this.local.pop_front().map(Ok));
         }
@@ -582,7 +597,9 @@ impl<T> Stream for Subscription<T> {
             this.unregister();
             return Poll::Ready(None);
         }
-        state.park(this.slot, cx.waker());
+        let epoch = state.park(this.slot, cx.waker());
+        drop(state);
+        remember_parking(&mut this.parked, epoch, cx.waker());
         Poll::Pending
     }
 
@@ -593,6 +610,15 @@ impl<T> Stream for Subscription<T> {
             Some(self.local.len())
         };
         (self.local.len(), more)
+    }
+}
+
+/// Notes where a subscription parked, for `Subscription::parked`.
+fn remember_parking(parked: &mut Option<(u64, Waker)>, epoch: u64, waker: &Waker) {
+    match parked {
+        // Same task as last time: keep the clone we have rather than make another.
+        Some((parked_in, known)) if known.will_wake(waker) => *parked_in = epoch,
+        _ => *parked = Some((epoch, waker.clone())),
     }
 }
 

@@ -5,6 +5,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::mem;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::Waker;
 
 use super::{Published, SeqId};
@@ -24,6 +25,9 @@ pub(super) struct Retention {
 pub(super) struct Topic<T> {
     pub(super) name: Arc<str>,
     pub(super) state: Mutex<TopicState<T>>,
+    /// `TopicState::epoch`, readable without the lock: a parked subscriber that sees it
+    /// unchanged knows nothing was published since it parked, and waits without locking.
+    epoch: AtomicU64,
 }
 
 impl<T> Topic<T> {
@@ -31,7 +35,24 @@ impl<T> Topic<T> {
         Self {
             name: Arc::from(name),
             state: Mutex::new(TopicState::new(first)),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Takes every parked subscriber's waker (see `TopicState::take_waiting`) and publishes the
+    /// new epoch, so subscribers parked in the old one stop trusting their parking.
+    pub(super) fn take_waiting(&self, state: &mut TopicState<T>) -> Wakers {
+        let wakers = state.take_waiting();
+        // Release: a subscriber that sees the new epoch also sees what was published.
+        self.epoch.store(state.epoch, Ordering::Release);
+        wakers
+    }
+
+    /// Whether a subscriber parked in `epoch` is still parked: nothing was published and the
+    /// topic did not close since. If it reads a stale epoch, the wake that follows the change
+    /// is still to come, so waiting is safe.
+    pub(super) fn still_parked(&self, epoch: u64) -> bool {
+        self.epoch.load(Ordering::Acquire) == epoch
     }
 }
 
@@ -220,7 +241,7 @@ impl<T> TopicState<T> {
     }
 
     /// Takes every parked subscriber's waker, to wake once the lock is released.
-    pub(super) fn take_waiting(&mut self) -> Wakers {
+    fn take_waiting(&mut self) -> Wakers {
         if self.waiting.is_empty() {
             return Wakers::None;
         }
@@ -308,8 +329,9 @@ impl<T> TopicState<T> {
         }
     }
 
-    /// Parks the subscriber in `slot` until the next publish (or close).
-    pub(super) fn park(&mut self, slot: usize, waker: &Waker) {
+    /// Parks the subscriber in `slot` until the next publish (or close); returns the epoch it is
+    /// parked in.
+    pub(super) fn park(&mut self, slot: usize, waker: &Waker) -> u64 {
         // Invariant: only a registered subscription parks, with the slot `register` gave it.
         let entry = &mut self.slots[slot];
         if entry.parked_in == self.epoch {
@@ -322,6 +344,7 @@ impl<T> TopicState<T> {
             entry.pos = self.waiting.len();
             self.waiting.push((slot, waker.clone()));
         }
+        self.epoch
     }
 }
 

@@ -1,1 +1,164 @@
-fn main() {}
+//! The chat example: the reference router served over oRPC at `/rpc` and tRPC at `/trpc`, with
+//! a page at `/` where a person posts and sees posts arrive live.
+//!
+//! ```text
+//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol] [--test-hooks]
+//! ```
+//!
+//! It prints `listening on http://ADDR` once it accepts connections (`--listen 127.0.0.1:0`
+//! picks a free port), and shuts down gracefully on SIGINT or SIGTERM: open streams end so that
+//! clients resume elsewhere. `--test-hooks` adds `/__test/streams` and `/__test/drop` for
+//! failure tests (see `outer_http::ServerConfig::test_hooks`); never use it in production.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use outer_examples::chat::{self, Chat};
+use outer_http::ServerConfig;
+
+const USAGE: &str = "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks]";
+
+#[derive(Debug)]
+struct Args {
+    listen: SocketAddr,
+    runtime: Runtime,
+    test_hooks: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Runtime {
+    Tokio,
+    Smol,
+}
+
+/// Hand-parsed: three flags do not justify an argument-parser dependency.
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        runtime: Runtime::Tokio,
+        test_hooks: false,
+    };
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--listen" => {
+                let value = args.next().ok_or("--listen needs an address")?;
+                parsed.listen = value
+                    .parse()
+                    .map_err(|err| format!("--listen {value}: {err}"))?;
+            }
+            "--runtime" => match args.next().as_deref() {
+                Some("tokio") => parsed.runtime = Runtime::Tokio,
+                Some("smol") => parsed.runtime = Runtime::Smol,
+                other => return Err(format!("--runtime takes tokio or smol, not {other:?}")),
+            },
+            "--test-hooks" => parsed.test_hooks = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn config(args: &Args) -> ServerConfig {
+    chat::server_config(args.test_hooks)
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("chat: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let served = match args.runtime {
+        Runtime::Tokio => run_tokio(&args),
+        Runtime::Smol => run_smol(&args),
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("chat: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn announce(addr: SocketAddr, runtime: &str) {
+    use std::io::Write;
+    println!("listening on http://{addr} ({runtime})");
+    // Tests read this line to learn the port: make sure it leaves now.
+    let _ = std::io::stdout().flush();
+}
+
+fn run_tokio(args: &Args) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let router = chat::router(Chat::new(), Arc::new(outer_tokio::TokioTimer));
+        let server = outer_tokio::serve(listener, outer_tokio::service(router, config(args)))?;
+        announce(server.local_addr(), "tokio");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+fn run_smol(args: &Args) -> std::io::Result<()> {
+    use futures::StreamExt;
+    smol::block_on(async {
+        let listener = smol::net::TcpListener::bind(args.listen).await?;
+        let router = chat::router(Chat::new(), Arc::new(outer_smol::SmolTimer));
+        let server = outer_smol::serve(listener, outer_smol::service(router, config(args)))?;
+        announce(server.local_addr(), "smol");
+        let mut signals =
+            async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])?;
+        signals.next().await;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_parse_and_bad_ones_say_why() {
+        let parsed = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            "smol",
+            "--test-hooks",
+        ])
+        .unwrap();
+        assert_eq!(parsed.listen.port(), 0);
+        assert_eq!(parsed.runtime, Runtime::Smol);
+        assert!(parsed.test_hooks);
+        assert_eq!(args(&[]).unwrap().runtime, Runtime::Tokio);
+        assert!(args(&["--runtime", "async-std"])
+            .unwrap_err()
+            .contains("tokio or smol"));
+        assert!(args(&["--listen", "nowhere"])
+            .unwrap_err()
+            .contains("--listen nowhere"));
+        assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+    }
+}

@@ -1,0 +1,46 @@
+//! The adapter for the loopback suite (`outer_http::testing`), for this workspace's tests:
+//! not part of the public API.
+#![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use outer_core::rt::Timer;
+use outer_http::testing::{TestRuntime, TestServer};
+
+use crate::{serve, OuterService, Server, SmolTimer};
+
+/// Runs servers on smol.
+pub struct Smol;
+
+pub struct Running(Server);
+
+impl TestRuntime for Smol {
+    type Server = Running;
+
+    fn timer() -> Arc<dyn Timer> {
+        Arc::new(SmolTimer)
+    }
+
+    /// On smol's global executor, which runs on threads of its own while the test blocks.
+    fn start(service: OuterService<()>) -> Running {
+        Running(smol::block_on(async {
+            let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            serve(listener, service).unwrap()
+        }))
+    }
+}
+
+impl TestServer for Running {
+    fn addr(&self) -> SocketAddr {
+        self.0.local_addr()
+    }
+
+    fn active_streams(&self) -> usize {
+        self.0.active_streams()
+    }
+
+    fn shutdown(self) -> bool {
+        smol::block_on(self.0.shutdown())
+    }
+}

@@ -1,0 +1,48 @@
+//! The real `@orpc/client` and `@trpc/client` (pinned in tests/interop/package-lock.json)
+//! against the chat example on tokio and on smol: unary calls, errors with code, status,
+//! message and data intact, streams with ids and retry, the done value, resume after the server
+//! drops the connection, 5xx reconnects, no reconnect after a 4xx, and abort or unsubscribe
+//! observed as cleanup on the server (the scripts check all of it; see tests/interop/README.md).
+
+use outer_http::testing::{TestRuntime, TestServer};
+use outer_smol::testing::Smol;
+use outer_tests::{run_node, start_chat};
+use outer_tokio::testing::Tokio;
+
+fn run<R: TestRuntime>(script: &str, prefix: &str) {
+    let server = start_chat::<R>(outer_examples::chat::server_config(true));
+    let root = format!("http://{}", server.addr());
+    let output = run_node(
+        script,
+        &format!("{root}{prefix}"),
+        &[
+            ("DROP_URL", format!("{root}/__test/drop")),
+            ("CLEANUP_URL", format!("{root}/__test/streams")),
+        ],
+    );
+    // The optional steps must have run, not been skipped.
+    assert!(!output.contains("skip"), "a step was skipped:\n{output}");
+    assert!(output.contains("all checks passed"), "{output}");
+    assert_eq!(server.active_streams(), 0, "every stream was cleaned up");
+    assert!(server.shutdown());
+}
+
+#[test]
+fn orpc_client_works_against_outer_on_tokio() {
+    run::<Tokio>("orpc.mjs", "/rpc");
+}
+
+#[test]
+fn orpc_client_works_against_outer_on_smol() {
+    run::<Smol>("orpc.mjs", "/rpc");
+}
+
+#[test]
+fn trpc_client_works_against_outer_on_tokio() {
+    run::<Tokio>("trpc.mjs", "/trpc");
+}
+
+#[test]
+fn trpc_client_works_against_outer_on_smol() {
+    run::<Smol>("trpc.mjs", "/trpc");
+}
