@@ -22,6 +22,7 @@ use crate::sync::Mutex;
 /// Events a subscription copies out per lock: enough to make the lock cheap per event, few enough
 /// that a subscriber holds little the ring has already let go of.
 const BATCH: usize = 32;
+const PREPARK: bool = true;
 
 /// An in-process [`Publisher`]: fans events out to subscribers in this process and keeps recent
 /// events per topic for resume.
@@ -583,7 +584,7 @@ impl<T> Stream for Subscription<T> {
         }
         if this.cursor < state.next() {
             this.cursor += state.copy_into(this.cursor, BATCH, &mut this.local);
-            if this.cursor == state.next() && !state.closed {
+            if PREPARK && this.cursor == state.next() && !state.closed {
                 // Caught up: park now, in the same lock, so that asking again once these events
                 // are yielded needs no lock unless something was published meanwhile.
                 let epoch = state.park(this.slot, cx.waker());

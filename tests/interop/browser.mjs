@@ -1,0 +1,75 @@
+// The chat page in headless Chromium (Debian's, driven by playwright-core): a person posts and
+// sees the post arrive live over a plain EventSource on /trpc/post.live; the server restarts;
+// the page reconnects by itself with Last-Event-ID and misses no post.
+//
+//   node browser.mjs <page url>
+//
+// It talks to the test that runs it over stdio: it prints `STOP` when the server should go
+// down, and waits for a line `RESTARTED <title>` (the title of a post the test made while the
+// page was disconnected). It prints one `ok …` line per check and exits non-zero on failure.
+import assert from 'node:assert/strict'
+import { createInterface } from 'node:readline'
+import { chromium } from 'playwright-core'
+
+const url = process.argv[2]
+if (!url) {
+  console.error('usage: node browser.mjs <page url>')
+  process.exit(2)
+}
+const WAIT = 15_000
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+})
+try {
+  const page = await browser.newPage()
+  await page.goto(url)
+  await page.waitForSelector('#status.live', { timeout: WAIT })
+  console.log('ok   the page opened its EventSource on /trpc/post.live')
+
+  const post = async (title) => {
+    await page.fill('#title', title)
+    await page.click('#send')
+  }
+  const titles = () => page.$$eval('#posts li', (items) => items.map((li) => li.lastChild.textContent).reverse())
+  const waitForTitles = (expected) =>
+    page.waitForFunction(
+      (want) => {
+        const got = [...document.querySelectorAll('#posts li')].map((li) => li.lastChild.textContent).reverse()
+        return JSON.stringify(got) === JSON.stringify(want)
+      },
+      expected,
+      { timeout: WAIT },
+    )
+
+  await post('first')
+  await waitForTitles(['first'])
+  console.log('ok   a post made on the page arrives live on the page')
+
+  console.log('STOP')
+  const answer = await lines.next()
+  const [word, ...rest] = String(answer.value ?? '').split(' ')
+  assert.equal(word, 'RESTARTED', `expected RESTARTED from the test, got ${JSON.stringify(answer.value)}`)
+  const missed = rest.join(' ')
+
+  // The EventSource reconnects on its own and resumes after the last id it saw.
+  await page.waitForSelector('#status.live', { timeout: WAIT })
+  await waitForTitles(['first', missed])
+  console.log(`ok   after the restart the page resumed and received "${missed}", posted while it was away`)
+
+  await post('second')
+  await waitForTitles(['first', missed, 'second'])
+  // What arrived over the wire, before the page's own de-duplication: each id exactly once.
+  assert.deepEqual(await page.evaluate(() => window.receivedIds), [1, 2, 3], 'each post once, in order')
+  assert.deepEqual(await titles(), ['first', missed, 'second'])
+  console.log('ok   every post is shown once, in order, across the restart')
+} finally {
+  await browser.close()
+}
+console.log('browser: all checks passed')
+process.exit(0)

@@ -1,0 +1,96 @@
+//! The chat page in headless Chromium (tests/interop/browser.mjs): a person posts and sees the
+//! post arrive live over a browser EventSource on /trpc/post.live; then the server restarts on
+//! the same port, a post is made while the page is away, and the page resumes by itself with
+//! Last-Event-ID and receives every post exactly once, in order. On tokio and on smol.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use outer_examples::chat::{self, Chat};
+use outer_http::OuterService;
+use outer_tests::npm_ci;
+
+/// Starts a server on `addr` and gives back what stops it (gracefully).
+type Start = fn(SocketAddr, OuterService<()>) -> Box<dyn FnOnce()>;
+
+fn start_tokio(addr: SocketAddr, service: OuterService<()>) -> Box<dyn FnOnce()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        outer_tokio::serve(listener, service).unwrap()
+    });
+    Box::new(move || {
+        runtime.block_on(server.shutdown());
+    })
+}
+
+fn start_smol(addr: SocketAddr, service: OuterService<()>) -> Box<dyn FnOnce()> {
+    let server = smol::block_on(async {
+        let listener = smol::net::TcpListener::bind(addr).await.unwrap();
+        outer_smol::serve(listener, service).unwrap()
+    });
+    Box::new(move || {
+        smol::block_on(server.shutdown());
+    })
+}
+
+fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Timer>) {
+    let dir = npm_ci();
+    let chat = Chat::new();
+    let service = || {
+        OuterService::new(
+            chat::router(chat.clone(), Arc::clone(&timer)),
+            chat::server_config(false),
+            Arc::clone(&timer),
+        )
+    };
+    // A free port, kept for the restart.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut stop = start(addr, service());
+
+    let mut node = Command::new("node")
+        .arg("browser.mjs")
+        .arg(format!("http://{addr}/"))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node is needed for the browser test (install Node.js 20+)");
+    let mut to_node = node.stdin.take().unwrap();
+    let mut transcript = Vec::new();
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        transcript.push(line.clone());
+        if line == "STOP" {
+            stop();
+            // Made while the page cannot reach the server, as through another instance.
+            chat.create("made while away".into());
+            stop = start(addr, service());
+            writeln!(to_node, "RESTARTED made while away").unwrap();
+        }
+    }
+    let status = node.wait().unwrap();
+    stop();
+    let transcript = transcript.join("\n");
+    assert!(status.success(), "browser.mjs failed:\n{transcript}");
+    assert!(transcript.contains("browser: all checks passed"), "{transcript}");
+}
+
+#[test]
+fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_tokio() {
+    page_resumes_after_a_restart(start_tokio, Arc::new(outer_tokio::TokioTimer));
+}
+
+#[test]
+fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_smol() {
+    page_resumes_after_a_restart(start_smol, Arc::new(outer_smol::SmolTimer));
+}
