@@ -82,7 +82,10 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
     stop();
     let transcript = transcript.join("\n");
     assert!(status.success(), "browser.mjs failed:\n{transcript}");
-    assert!(transcript.contains("browser: all checks passed"), "{transcript}");
+    assert!(
+        transcript.contains("browser: all checks passed"),
+        "{transcript}"
+    );
 }
 
 #[test]
