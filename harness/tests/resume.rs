@@ -1,0 +1,186 @@
+//! Resume and cancellation, as properties over the whole stack in memory: a publisher with
+//! bounded retention, a streaming handler forwarding it, oRPC framing, SSE bytes cut after any
+//! byte, the client's decoder and resume logic. For any schedule of publishes, deliveries, cuts
+//! and reconnects, the consumer receives exactly the events published after its start point,
+//! in order, without duplicates, or an explicit gap (412) where retention was exceeded; and
+//! every cut drops the handler and its subscription at once.
+//!
+//! The start point is the last connection made without a last event id: a client that was cut
+//! off before it received any event has nothing to resume from and starts live again, as with
+//! oRPC, tRPC and a browser's EventSource.
+
+use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
+use outer_core::{event_iterator, subscription, tracked, App, Request, Router, RpcError};
+use outer_harness::strategies::{schedule, Step};
+use outer_harness::{cases, Protocol, Seen, Session};
+use proptest::prelude::*;
+
+const TOPIC: &str = "t";
+
+/// A handler that forwards the topic, resuming after the client's last id; a gap ends it with
+/// the publisher's error (412), so the client refetches instead of missing events in silence.
+fn app(publisher: &MemoryPublisher<u64>) -> App<()> {
+    let publisher = publisher.clone();
+    Router::new()
+        .route(
+            "live",
+            subscription(move |req: Request<(), Option<serde_json::Value>>| {
+                let publisher = publisher.clone();
+                event_iterator(move |mut emit| async move {
+                    let mut options = SubscribeOptions::new();
+                    if let Some(id) = &req.last_event_id {
+                        options = options.resume_after(id.as_str());
+                    }
+                    let mut live = publisher.subscribe(TOPIC, options)?;
+                    while let Some(next) = futures::StreamExt::next(&mut live).await {
+                        let published = next?;
+                        emit.send(tracked(*published.id(), *published.data())?)
+                            .await?;
+                    }
+                    Ok::<(), RpcError>(())
+                })
+            }),
+        )
+        .into()
+}
+
+fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCaseError> {
+    let publisher = MemoryPublisher::builder().retain_last(retain).build();
+    let mut session = Session::new(app(&publisher), protocol, "live", None);
+    let mut published = Vec::new();
+    let mut start = 0;
+    let mut connect = |session: &mut Session<()>, published: &Vec<u64>| {
+        if session.last_event_id().is_none() && session.finished().is_none() {
+            start = published.len();
+        }
+        session.connect();
+    };
+    connect(&mut session, &published);
+    for step in steps {
+        match step {
+            Step::Publish => {
+                let n = published.len() as u64;
+                publisher.publish(TOPIC, n);
+                published.push(n);
+            }
+            Step::Deliver(bytes) => {
+                session.pump(*bytes);
+            }
+            Step::Cut => {
+                session.cut();
+                // The handler and its subscription are gone at once, not eventually.
+                prop_assert_eq!(publisher.subscriber_count(TOPIC), 0);
+            }
+            Step::Reconnect => connect(&mut session, &published),
+        }
+    }
+    // In the end the client catches up: connect if it can, and take everything.
+    if session.finished().is_none() {
+        if !session.is_connected() {
+            connect(&mut session, &published);
+        }
+        session.pump_all();
+    }
+    let expected = &published[start..];
+    let received: Vec<u64> = session
+        .events()
+        .map(|e| e.data().as_u64().expect("data is a number"))
+        .collect();
+    // Ids travel with the events and match the publisher's.
+    for event in session.events() {
+        let id = event.id().expect("every event has an id");
+        let n = event.data().as_u64().unwrap_or(u64::MAX);
+        prop_assert_eq!(
+            outer_core::publisher::SeqId::parse(id.as_str()).map(|s| s.get()),
+            Ok(n + 1)
+        );
+    }
+    match session.finished() {
+        // The only way to stop short is an explicit gap: what arrived is still a prefix of
+        // what was published, in order and without duplicates.
+        Some(Err(gap)) => {
+            prop_assert_eq!(gap.status(), 412, "gave up with {}", gap);
+            prop_assert!(received.len() < expected.len());
+            prop_assert_eq!(&received[..], &expected[..received.len()]);
+        }
+        Some(Ok(())) => prop_assert!(false, "the live stream never returns"),
+        None => prop_assert_eq!(&received[..], expected),
+    }
+    let errors: Vec<&Seen> = session
+        .seen()
+        .iter()
+        .filter(|s| matches!(s, Seen::Error(_)))
+        .collect();
+    prop_assert!(errors.len() <= 1, "at most the one gap: {:?}", errors);
+    drop(session);
+    prop_assert_eq!(publisher.subscriber_count(TOPIC), 0);
+    prop_assert_eq!(publisher.topic_count() <= 1, true);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(1000)))]
+
+    #[test]
+    fn a_consumer_gets_every_event_once_in_order_or_an_explicit_gap(
+        protocol in proptest::sample::select(&Protocol::ALL[..]),
+        retain in 1usize..24,
+        steps in schedule(80),
+    ) {
+        run(protocol, retain, &steps)?;
+    }
+}
+
+#[test]
+fn a_cut_in_the_middle_of_an_event_loses_nothing() {
+    for protocol in Protocol::ALL {
+        // Once the client holds an id, deliver the stream a byte at a time and cut after every
+        // byte, again and again: each reconnect resumes at the right place.
+        let publisher = MemoryPublisher::builder().retain_last(16).build();
+        let mut session = Session::new(app(&publisher), protocol, "live", None);
+        session.connect();
+        publisher.publish(TOPIC, 0);
+        session.pump_all();
+        assert!(session.last_event_id().is_some(), "{protocol:?}");
+        for n in 1..4u64 {
+            publisher.publish(TOPIC, n);
+        }
+        for bytes in 1..200 {
+            session.pump(bytes % 7 + 1);
+            session.cut();
+            assert_eq!(publisher.subscriber_count(TOPIC), 0, "{protocol:?}");
+            session.connect();
+        }
+        session.pump_all();
+        let received: Vec<u64> = session
+            .events()
+            .map(|e| e.data().as_u64().unwrap())
+            .collect();
+        assert_eq!(received, [0, 1, 2, 3], "{protocol:?}");
+        assert_eq!(session.connections(), 200);
+    }
+}
+
+#[test]
+fn a_consumer_further_behind_than_retention_is_told_so() {
+    for protocol in Protocol::ALL {
+        let publisher = MemoryPublisher::builder().retain_last(2).build();
+        let mut session = Session::new(app(&publisher), protocol, "live", None);
+        session.connect();
+        publisher.publish(TOPIC, 0);
+        session.pump_all();
+        session.cut();
+        for n in 1..6u64 {
+            publisher.publish(TOPIC, n);
+        }
+        session.connect();
+        session.pump_all();
+        match session.finished() {
+            Some(Err(gap)) => {
+                assert_eq!((gap.status(), gap.code()), (412, "PRECONDITION_FAILED"))
+            }
+            other => panic!("{protocol:?}: expected an explicit gap, got {other:?}"),
+        }
+        assert_eq!(publisher.subscriber_count(TOPIC), 0);
+    }
+}
