@@ -77,6 +77,13 @@ impl SimClock {
             .map(|(deadline, _)| deadline.saturating_sub(state.now))
     }
 
+    /// How many sleeps are waiting. A dropped sleep is forgotten at once, so this returning to
+    /// zero shows that nothing still holds a timer: a cancelled stream left no keep-alive or
+    /// deadline behind.
+    pub fn pending(&self) -> usize {
+        self.lock().waiting.len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
