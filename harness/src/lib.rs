@@ -4,10 +4,15 @@
 //!
 //! - [`SimClock`]: a [`Timer`](outer_core::rt::Timer) whose time moves only when the test says,
 //!   for keep-alives, deadlines and retry delays without real waiting.
-//! - [`Session`]: a client subscription over an in-memory wire. The server side is your
-//!   [`App`](outer_core::App) answering through the oRPC protocol; the client side is the
-//!   core's decoder and resume logic. The test moves bytes and cuts the connection after any
-//!   byte, so resume, cancellation and error handling are checked with no socket and no runtime.
+//! - [`Session`]: a client subscription over an in-memory wire, in oRPC or tRPC. The server
+//!   side is your [`App`](outer_core::App); the client side is the core's decoder and resume
+//!   logic. The test moves bytes and cuts the connection after any byte, so resume,
+//!   cancellation and error handling are checked with no socket and no runtime.
+//! - [`loopback`]: the same over a real socket, with a blocking HTTP/1.1 client.
+//! - [`properties`]: Outer's promises (resume, cancellation cleanup, error propagation) as
+//!   routers to run and checks of what a client saw.
+//! - [`conformance`]: the suite every runtime adapter runs, over loopback HTTP: implement
+//!   [`conformance::Adapter`] and expand [`conformance_suite!`].
 //! - [`strategies`]: proptest strategies for schedules of publishes, byte moves and cuts.
 //!
 //! See `harness/README.md` for a walkthrough.
@@ -16,19 +21,21 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod clock;
+pub mod conformance;
+pub mod loopback;
+pub mod properties;
 pub mod protocol;
 pub mod strategies;
+mod subscriber;
 pub mod wire;
 
 pub use clock::SimClock;
+pub use properties::{cases, loopback_cases};
 pub use protocol::Protocol;
-pub use wire::{Seen, Session};
+pub use subscriber::Seen;
+pub use wire::Session;
 
-/// How many cases a property test runs: `PROPTEST_CASES` from the environment when set (run
-/// many more with `PROPTEST_CASES=100000 cargo test -p outer-harness`), else `default`.
-pub fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
+// The README's code is compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -111,6 +111,27 @@ impl SubscribeRequest {
     }
 }
 
+impl SubscribeRequest {
+    /// The request as HTTP/1.1 bytes, for a server that mounts the protocol at `prefix`.
+    pub fn to_http(&self, prefix: &str) -> Vec<u8> {
+        let mut target = format!("{prefix}{}", self.route);
+        if !self.query.is_empty() {
+            target.push('?');
+            target.push_str(&self.query);
+        }
+        let mut out = format!("{} {target} HTTP/1.1\r\nhost: loopback\r\n", self.method);
+        for (name, value) in &self.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if self.method == "POST" {
+            out.push_str(&format!("content-length: {}\r\n", self.body.len()));
+        }
+        out.push_str("\r\n");
+        out.push_str(&self.body);
+        out.into_bytes()
+    }
+}
+
 /// Reads one event of a subscription's stream: a message, the end, an error, or `Ok(None)` for
 /// events that carry nothing for the caller (tRPC's `connected`, `ping`, `restore-id`).
 pub fn decode_frame(protocol: Protocol, event: &SseEvent) -> Result<Option<ClientFrame>, RpcError> {

@@ -12,56 +12,60 @@ use std::task::{Context, Poll};
 
 use futures::executor::block_on;
 use futures::Stream;
-use outer_core::client::{Decision, Ended, Resumer, RetryPolicy};
-use outer_core::protocol::orpc::{self, ClientFrame, OrpcOptions};
+use outer_core::client::RetryPolicy;
+use outer_core::protocol::orpc::{self, OrpcOptions};
 use outer_core::protocol::trpc::{self, TrpcOptions};
 use outer_core::protocol::{Body, SseBody};
 use outer_core::rt::Timer;
-use outer_core::sse::SseDecoder;
 use outer_core::{App, Event, EventId, RequestHead, RpcError};
 use serde_json::Value;
 
-use crate::protocol::{decode_frame, decode_refusal, Protocol, SubscribeRequest};
-
-/// What a session has seen, in order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Seen {
-    /// An event, with its id.
-    Event(Event<Value>),
-    /// The stream's return value.
-    Done(Value),
-    /// An error in the stream or as the answer. Whether the session reconnects after it is the
-    /// [`Resumer`]'s decision.
-    Error(RpcError),
-}
+use crate::protocol::{decode_refusal, Protocol};
+use crate::subscriber::{events, Seen, Subscriber};
 
 /// One subscription, across as many connections as it takes.
+///
+/// ```
+/// use outer_core::{event_iterator, subscription, tracked, Request, Router, RpcError};
+/// use outer_harness::{Protocol, Session};
+///
+/// let router = Router::new().route("count", subscription(|_: Request<(), ()>| {
+///     event_iterator(|mut emit| async move {
+///         for n in 1..=3u64 {
+///             emit.send(tracked(n, n)?).await?;
+///         }
+///         Ok::<_, RpcError>("end")
+///     })
+/// }));
+/// for protocol in Protocol::ALL {
+///     let mut session = Session::new(router.clone().into(), protocol, "count", None);
+///     session.connect();
+///     session.pump(40); // a few bytes only: part of the stream
+///     session.cut(); // the connection drops mid-stream
+///     session.connect(); // and resumes after the last id the client holds
+///     session.pump_all();
+///     let got: Vec<u64> = session.events().map(|e| e.data().as_u64().unwrap()).collect();
+///     assert_eq!(got, [1, 2, 3]);
+///     assert_eq!(session.finished(), Some(&Ok(())));
+/// }
+/// ```
 pub struct Session<Ctx> {
     app: App<Ctx>,
-    protocol: Protocol,
-    path: String,
-    input: Option<Value>,
     timer: Option<Arc<dyn Timer>>,
-    resumer: Resumer,
-    decoder: SseDecoder,
+    client: Subscriber,
     body: Option<SseBody>,
     /// Bytes the server wrote that have not reached the client yet.
     in_flight: Vec<u8>,
     /// The server ended the stream; the connection closes once its bytes are delivered.
     server_done: bool,
-    seen: Vec<Seen>,
-    connections: usize,
-    finished: Option<Result<(), RpcError>>,
 }
 
 impl<Ctx> std::fmt::Debug for Session<Ctx> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("protocol", &self.protocol)
-            .field("path", &self.path)
+            .field("client", &self.client)
             .field("connected", &self.body.is_some())
-            .field("connections", &self.connections)
-            .field("seen", &self.seen.len())
+            .field("in_flight", &self.in_flight.len())
             .finish()
     }
 }
@@ -72,22 +76,11 @@ impl<Ctx: 'static> Session<Ctx> {
     pub fn new(app: App<Ctx>, protocol: Protocol, path: &str, input: Option<Value>) -> Self {
         Self {
             app,
-            protocol,
-            path: path.into(),
-            input,
             timer: None,
-            resumer: Resumer::new(RetryPolicy {
-                max_attempts: None,
-                jitter: false,
-                ..RetryPolicy::default()
-            }),
-            decoder: SseDecoder::new(),
+            client: Subscriber::new(protocol, path, input),
             body: None,
             in_flight: Vec::new(),
             server_done: false,
-            seen: Vec::new(),
-            connections: 0,
-            finished: None,
         }
     }
 
@@ -97,34 +90,30 @@ impl<Ctx: 'static> Session<Ctx> {
         self
     }
 
-    /// Uses `policy` for reconnect decisions.
+    /// Uses `policy` for reconnect decisions (by default: reconnect without limit).
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
-        self.resumer = Resumer::new(policy);
+        self.client.set_policy(policy);
         self
     }
 
-    /// Opens a connection, sending the last event id seen so far. A call refused before its
-    /// stream starts (a 4xx answer) is recorded as [`Seen::Error`] and ends the session; a 5xx
-    /// leaves it ready to connect again.
+    /// Opens a connection (cutting the open one, if any), sending the last event id seen so
+    /// far. A call refused before its stream starts is recorded as [`Seen::Error`]; whether
+    /// the session goes on is the resume logic's decision (a 4xx ends it, a 5xx does not).
+    /// Does nothing once the session is finished.
     pub fn connect(&mut self) {
-        if self.finished.is_some() {
+        if self.client.finished().is_some() {
             return;
         }
         self.cut();
-        self.connections += 1;
-        let request = SubscribeRequest::new(
-            self.protocol,
-            &self.path,
-            self.input.as_ref(),
-            self.resumer.last_event_id(),
-        );
+        let protocol = self.client.protocol();
+        let request = self.client.next_request();
         let head = RequestHead {
             method: request.method.into(),
-            path: format!("{}{}", self.protocol.default_prefix(), request.route),
+            path: format!("{}{}", protocol.default_prefix(), request.route),
             headers: request.headers,
         };
         let timer = self.timer.clone();
-        let response = match self.protocol {
+        let response = match protocol {
             Protocol::Orpc => block_on(orpc::handle(
                 &self.app,
                 &head,
@@ -153,10 +142,9 @@ impl<Ctx: 'static> Session<Ctx> {
             Body::Full(bytes) => {
                 let error = match response.status {
                     200 => RpcError::internal("a stream answered as a value"),
-                    status => decode_refusal(self.protocol, status, &bytes),
+                    status => decode_refusal(protocol, status, &bytes),
                 };
-                self.ended(Ended::Error(error.clone()));
-                self.seen.push(Seen::Error(error));
+                self.client.refused(error);
             }
         }
     }
@@ -179,15 +167,12 @@ impl<Ctx: 'static> Session<Ctx> {
             }
             let bytes: Vec<u8> = self.in_flight.drain(..take).collect();
             moved += take;
-            self.receive(&bytes);
+            self.client.receive(&bytes);
         }
         if self.in_flight.is_empty() && self.server_done {
             self.server_done = false;
-            if self.body.take().is_some() && self.finished.is_none() {
-                // The server ended the stream without done or a final error: to the client
-                // that is a dropped connection.
-                self.decoder.finish();
-                self.ended(Ended::Dropped);
+            if self.body.take().is_some() {
+                self.client.closed();
             }
         }
         moved
@@ -213,81 +198,39 @@ impl<Ctx: 'static> Session<Ctx> {
     }
 
     /// Cuts the connection: bytes in flight are lost, the partial event is dropped, the
-    /// handler is dropped (its cleanup runs). The [`Resumer`] records a dropped connection.
+    /// handler is dropped (its cleanup runs). The resume logic records a dropped connection.
     pub fn cut(&mut self) {
         self.server_done = false;
         if self.body.take().is_some() {
             self.in_flight.clear();
-            self.decoder.finish();
-            if self.finished.is_none() {
-                self.ended(Ended::Dropped);
-            }
+            self.client.closed();
         }
     }
 
     /// Everything seen so far, across connections.
     pub fn seen(&self) -> &[Seen] {
-        &self.seen
+        self.client.seen()
     }
 
     /// The events seen, in order.
     pub fn events(&self) -> impl Iterator<Item = &Event<Value>> {
-        self.seen.iter().filter_map(|s| match s {
-            Seen::Event(e) => Some(e),
-            _ => None,
-        })
+        events(self.client.seen())
     }
 
     /// How many connections were opened.
     pub fn connections(&self) -> usize {
-        self.connections
+        self.client.connections()
     }
 
     /// `Some(Ok(()))` after `done`, `Some(Err(e))` after the client gave up with `e`; `None`
     /// while the session would go on.
     pub fn finished(&self) -> Option<&Result<(), RpcError>> {
-        self.finished.as_ref()
+        self.client.finished()
     }
 
     /// The id the next connection resumes after.
     pub fn last_event_id(&self) -> Option<&EventId> {
-        self.resumer.last_event_id()
-    }
-
-    fn receive(&mut self, mut bytes: &[u8]) {
-        loop {
-            let event = match self.decoder.next_event(&mut bytes) {
-                Ok(Some(event)) => event,
-                Ok(None) => return,
-                Err(err) => {
-                    let error = RpcError::internal(format!("undecodable stream: {err}"));
-                    self.seen.push(Seen::Error(error));
-                    continue;
-                }
-            };
-            match decode_frame(self.protocol, &event) {
-                Ok(Some(ClientFrame::Message(message))) => {
-                    self.resumer.on_event(message.id(), message.meta().retry());
-                    self.seen.push(Seen::Event(message));
-                }
-                Ok(Some(ClientFrame::Done(value))) => {
-                    self.seen.push(Seen::Done(value));
-                    self.finished = Some(Ok(()));
-                }
-                Ok(Some(ClientFrame::Error(error))) => {
-                    self.seen.push(Seen::Error(error.clone()));
-                    self.ended(Ended::Error(error));
-                }
-                Ok(None) => {}
-                Err(error) => self.seen.push(Seen::Error(error)),
-            }
-        }
-    }
-
-    fn ended(&mut self, why: Ended) {
-        if let Decision::GiveUp(error) = self.resumer.on_end(why, 0) {
-            self.finished = Some(Err(error));
-        }
+        self.client.last_event_id()
     }
 }
 

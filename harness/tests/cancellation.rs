@@ -9,42 +9,15 @@
 //!
 //! The bound is zero polls: cleanup is the drop itself, not something a task does later.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
-use outer_core::rt::Timer;
-use outer_core::{event_iterator, subscription, tracked, App, Request, Router, RpcError};
+use outer_core::publisher::MemoryPublisher;
+use outer_core::App;
+use outer_harness::properties::{feed, Live, TOPIC};
 use outer_harness::{cases, Protocol, Session, SimClock};
 use proptest::prelude::*;
 
-const TOPIC: &str = "t";
-
-/// Counts live handlers: one is added when a handler starts, and removed by its Drop.
-#[derive(Clone, Default)]
-struct Live(Arc<AtomicUsize>);
-
-struct Guard(Live);
-
-impl Live {
-    fn enter(&self) -> Guard {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Guard(self.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A handler that first waits `setup` on the clock (an auth lookup, say), then forwards the
-/// topic, resuming after the client's last id, pausing `pace` on the clock after each event.
 fn app(
     publisher: &MemoryPublisher<u64>,
     clock: &SimClock,
@@ -52,31 +25,7 @@ fn app(
     setup: Duration,
     pace: Duration,
 ) -> App<()> {
-    let (publisher, clock, live) = (publisher.clone(), clock.clone(), live.clone());
-    Router::new()
-        .route(
-            "live",
-            subscription(move |req: Request<(), Option<serde_json::Value>>| {
-                let (publisher, clock, live) = (publisher.clone(), clock.clone(), live.clone());
-                event_iterator(move |mut emit| async move {
-                    let _guard = live.enter();
-                    clock.sleep(setup).await;
-                    let mut options = SubscribeOptions::new();
-                    if let Some(id) = &req.last_event_id {
-                        options = options.resume_after(id.as_str());
-                    }
-                    let mut events = publisher.subscribe(TOPIC, options)?;
-                    while let Some(next) = futures::StreamExt::next(&mut events).await {
-                        let published = next?;
-                        emit.send(tracked(*published.id(), *published.data())?)
-                            .await?;
-                        clock.sleep(pace).await;
-                    }
-                    Ok::<(), RpcError>(())
-                })
-            }),
-        )
-        .into()
+    feed(publisher, live, Some(Arc::new(clock.clone())), setup, pace).into()
 }
 
 #[derive(Clone, Debug)]

@@ -9,39 +9,23 @@
 //! off before it received any event has nothing to resume from and starts live again, as with
 //! oRPC, tRPC and a browser's EventSource.
 
-use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
-use outer_core::{event_iterator, subscription, tracked, App, Request, Router, RpcError};
+use outer_core::publisher::MemoryPublisher;
+use outer_core::App;
+use outer_harness::properties::{check_resume, feed, Live, TOPIC};
 use outer_harness::strategies::{schedule, Step};
-use outer_harness::{cases, Protocol, Seen, Session};
+use outer_harness::{cases, Protocol, Session};
 use proptest::prelude::*;
+use std::time::Duration;
 
-const TOPIC: &str = "t";
-
-/// A handler that forwards the topic, resuming after the client's last id; a gap ends it with
-/// the publisher's error (412), so the client refetches instead of missing events in silence.
 fn app(publisher: &MemoryPublisher<u64>) -> App<()> {
-    let publisher = publisher.clone();
-    Router::new()
-        .route(
-            "live",
-            subscription(move |req: Request<(), Option<serde_json::Value>>| {
-                let publisher = publisher.clone();
-                event_iterator(move |mut emit| async move {
-                    let mut options = SubscribeOptions::new();
-                    if let Some(id) = &req.last_event_id {
-                        options = options.resume_after(id.as_str());
-                    }
-                    let mut live = publisher.subscribe(TOPIC, options)?;
-                    while let Some(next) = futures::StreamExt::next(&mut live).await {
-                        let published = next?;
-                        emit.send(tracked(*published.id(), *published.data())?)
-                            .await?;
-                    }
-                    Ok::<(), RpcError>(())
-                })
-            }),
-        )
-        .into()
+    feed(
+        publisher,
+        &Live::default(),
+        None,
+        Duration::ZERO,
+        Duration::ZERO,
+    )
+    .into()
 }
 
 fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCaseError> {
@@ -81,37 +65,7 @@ fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCase
         }
         session.pump_all();
     }
-    let expected = &published[start..];
-    let received: Vec<u64> = session
-        .events()
-        .map(|e| e.data().as_u64().expect("data is a number"))
-        .collect();
-    // Ids travel with the events and match the publisher's.
-    for event in session.events() {
-        let id = event.id().expect("every event has an id");
-        let n = event.data().as_u64().unwrap_or(u64::MAX);
-        prop_assert_eq!(
-            outer_core::publisher::SeqId::parse(id.as_str()).map(|s| s.get()),
-            Ok(n + 1)
-        );
-    }
-    match session.finished() {
-        // The only way to stop short is an explicit gap: what arrived is still a prefix of
-        // what was published, in order and without duplicates.
-        Some(Err(gap)) => {
-            prop_assert_eq!(gap.status(), 412, "gave up with {}", gap);
-            prop_assert!(received.len() < expected.len());
-            prop_assert_eq!(&received[..], &expected[..received.len()]);
-        }
-        Some(Ok(())) => prop_assert!(false, "the live stream never returns"),
-        None => prop_assert_eq!(&received[..], expected),
-    }
-    let errors: Vec<&Seen> = session
-        .seen()
-        .iter()
-        .filter(|s| matches!(s, Seen::Error(_)))
-        .collect();
-    prop_assert!(errors.len() <= 1, "at most the one gap: {:?}", errors);
+    check_resume(&published, start, session.seen(), session.finished())?;
     drop(session);
     prop_assert_eq!(publisher.subscriber_count(TOPIC), 0);
     prop_assert_eq!(publisher.topic_count() <= 1, true);

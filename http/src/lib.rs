@@ -61,9 +61,6 @@ mod config;
 pub mod server;
 mod service;
 mod shutdown;
-#[cfg(feature = "testing")]
-#[doc(hidden)]
-pub mod testing;
 
 pub use body::{Aborted, OuterBody};
 pub use config::{Page, ServerConfig};

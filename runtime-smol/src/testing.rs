@@ -1,12 +1,12 @@
-//! The adapter for the loopback suite (`outer_http::testing`), for this workspace's tests:
-//! not part of the public API.
+//! This adapter as the conformance suite drives it (`outer_harness::conformance::Adapter`),
+//! for tests: the smol half of the suite's contract, behind the `testing` feature.
 #![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use outer_core::rt::Timer;
-use outer_http::testing::{TestRuntime, TestServer};
+use outer_harness::conformance::{Adapter, RunningServer};
 
 use crate::{serve, OuterService, Server, SmolTimer};
 
@@ -15,7 +15,7 @@ pub struct Smol;
 
 pub struct Running(Server);
 
-impl TestRuntime for Smol {
+impl Adapter for Smol {
     type Server = Running;
 
     fn timer() -> Arc<dyn Timer> {
@@ -31,7 +31,7 @@ impl TestRuntime for Smol {
     }
 }
 
-impl TestServer for Running {
+impl RunningServer for Running {
     fn addr(&self) -> SocketAddr {
         self.0.local_addr()
     }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use outer_http::testing::{post, router, Probe};
+use outer_harness::conformance::{router, Probe};
+use outer_harness::loopback::post;
 use outer_smol::{serve_on, service, ServerConfig};
 
 #[test]

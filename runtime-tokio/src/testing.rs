@@ -1,12 +1,12 @@
-//! The adapter for the loopback suite (`outer_http::testing`), for this workspace's tests:
-//! not part of the public API.
+//! This adapter as the conformance suite drives it (`outer_harness::conformance::Adapter`),
+//! for tests: the tokio half of the suite's contract, behind the `testing` feature.
 #![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use outer_core::rt::Timer;
-use outer_http::testing::{TestRuntime, TestServer};
+use outer_harness::conformance::{Adapter, RunningServer};
 
 use crate::{serve, OuterService, Server, TokioTimer};
 
@@ -19,7 +19,7 @@ pub struct Running {
     runtime: tokio::runtime::Runtime,
 }
 
-impl TestRuntime for Tokio {
+impl Adapter for Tokio {
     type Server = Running;
 
     fn timer() -> Arc<dyn Timer> {
@@ -43,7 +43,7 @@ impl TestRuntime for Tokio {
     }
 }
 
-impl TestServer for Running {
+impl RunningServer for Running {
     fn addr(&self) -> SocketAddr {
         self.server.as_ref().unwrap().local_addr()
     }

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use outer_http::testing::{post, quiet_config, router, wait_until, Probe};
+use outer_harness::conformance::{quiet_config, router, Probe};
+use outer_harness::loopback::{post, wait_until};
 use outer_tokio::{service, ServerConfig};
 
 /// Serves `app` with `axum::serve` on a runtime of its own, so the blocking test client never
@@ -41,7 +42,7 @@ fn nest_service_mounts_the_service_under_axum_with_an_empty_prefix() {
     assert_eq!(ping.status, 200);
     assert_eq!(ping.read_to_end().0, r#"{"json":{"n":1}}"#);
 
-    let health = outer_http::testing::send(addr, b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n");
+    let health = outer_harness::loopback::send(addr, b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n");
     assert_eq!(health.status, 200, "axum's own routes still answer");
 
     let missing = post(addr, "/rpc/nope", "");

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use outer_examples::chat::{self, Chat};
-use outer_http::testing::TestRuntime;
+use outer_harness::conformance::Adapter;
 use outer_http::{OuterService, ServerConfig};
 
 /// The workspace's root folder.
@@ -20,7 +20,7 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Serves the chat example on runtime `R` with `config`, on a fresh loopback port.
-pub fn start_chat<R: TestRuntime>(config: ServerConfig) -> R::Server {
+pub fn start_chat<R: Adapter>(config: ServerConfig) -> R::Server {
     let router = chat::router(Chat::new(), R::timer());
     R::start(OuterService::new(router, config, R::timer()))
 }

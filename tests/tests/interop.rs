@@ -4,12 +4,12 @@
 //! drops the connection, 5xx reconnects, no reconnect after a 4xx, and abort or unsubscribe
 //! observed as cleanup on the server (the scripts check all of it; see tests/interop/README.md).
 
-use outer_http::testing::{TestRuntime, TestServer};
+use outer_harness::conformance::{Adapter, RunningServer};
 use outer_smol::testing::Smol;
 use outer_tests::{run_node, start_chat};
 use outer_tokio::testing::Tokio;
 
-fn run<R: TestRuntime>(script: &str, prefix: &str) {
+fn run<R: Adapter>(script: &str, prefix: &str) {
     let server = start_chat::<R>(outer_examples::chat::server_config(true));
     let root = format!("http://{}", server.addr());
     let output = run_node(

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use outer_core::protocol::trpc::TrpcOptions;
-use outer_http::testing::{send, End, TestRuntime, TestServer};
+use outer_harness::conformance::{Adapter, RunningServer};
+use outer_harness::loopback::{send, End};
 use outer_http::ServerConfig;
 use outer_smol::testing::Smol;
 use outer_tests::{start_chat, workspace};
@@ -382,7 +383,7 @@ fn error_fields(body: &str) -> Value {
     }
 }
 
-fn compare_all<R: TestRuntime>() {
+fn compare_all<R: Adapter>() {
     let server = start_chat::<R>(reference_config());
     let mut failures = Vec::new();
     for case in cases() {
@@ -451,7 +452,7 @@ fn compare_all<R: TestRuntime>() {
 }
 
 /// post.create answers the new post; on a fresh server that is post 1, as in the captures.
-fn compare_post_create<R: TestRuntime>() {
+fn compare_post_create<R: Adapter>() {
     for (fixture, request) in [
         (
             "orpc/post.create",

@@ -1,47 +1,52 @@
-//! The loopback HTTP suite both runtime adapters run, written once: a test router whose
-//! handlers the test controls, a small blocking HTTP/1.1 client that reads bodies chunk by
-//! chunk (so tests see raw bytes as they arrive), and the scenarios. Each adapter implements
-//! [`TestRuntime`] and expands [`http_suite!`](crate::http_suite) in its `tests/`.
+//! The conformance suite: what every runtime adapter must do over real loopback HTTP, written
+//! once. An adapter implements [`Adapter`] (start a server for a service on a loopback port,
+//! read its counters, shut it down) and expands [`conformance_suite!`](crate::conformance_suite)
+//! in one of its test files; it then runs every scenario below, and the loopback property runs
+//! of [`properties`], as ordinary `#[test]`s. See harness/README.md for a walkthrough.
 //!
-//! Not part of the public API: behind the `testing` feature, for this workspace's tests.
-//! Waits here are deadlines for liveness (a hung server fails the test instead of hanging it),
-//! never assertions about how long something took.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+//! The scenarios drive the server with the blocking client of [`crate::loopback`], so they need
+//! nothing from the adapter's runtime but the server itself. Waits are deadlines for liveness
+//! (a hung server fails the test instead of hanging it), never claims about how long something
+//! took.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outer_core::protocol::orpc::OrpcFraming;
 use outer_core::protocol::Framing as _;
 use outer_core::rt::Timer;
 use outer_core::{event_iterator, query, subscription, tracked, Request, Router, RpcError};
+use outer_http::{OuterService, ServerConfig, Shutdown};
 use serde_json::{json, Value};
 
-use crate::{OuterService, ServerConfig, Shutdown};
+use crate::loopback::{closed_by_server, open, post, send, wait_until, End, RawResponse};
 
-/// How long any one wait may take before the test fails as hung.
-pub const DEADLINE: Duration = Duration::from_secs(5);
+pub mod properties;
 
-/// A runtime the suite runs on.
-pub trait TestRuntime {
+/// A runtime adapter, as the suite drives it: the few things only the adapter knows how to do.
+///
+/// The suite calls these from plain blocking test code, so an adapter runs its server on
+/// threads of its own (a runtime it builds, or its global executor).
+pub trait Adapter {
     /// A running server.
-    type Server: TestServer;
-    /// The runtime's timer, for the service.
+    type Server: RunningServer;
+    /// The adapter's timer, for the service's keep-alives and deadlines.
     fn timer() -> Arc<dyn Timer>;
-    /// Serves `service` on a fresh loopback port.
+    /// Serves `service` on a fresh loopback port (`127.0.0.1:0`) and returns once it listens.
     fn start(service: OuterService<()>) -> Self::Server;
 }
 
-/// A running server, driven from blocking test code.
-pub trait TestServer {
+/// A server an [`Adapter`] started, driven from blocking test code.
+pub trait RunningServer {
     /// Where it listens.
     fn addr(&self) -> SocketAddr;
-    /// Its open event streams.
+    /// Its open event streams: the server-side counter the suite checks cleanup with.
     fn active_streams(&self) -> usize;
-    /// Shuts it down gracefully, blocking until done; true when it finished within the grace.
+    /// Shuts it down gracefully, blocking until done; true when every connection finished
+    /// within the grace.
     fn shutdown(self) -> bool;
 }
 
@@ -124,8 +129,8 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
         )
 }
 
-/// Starts a server on runtime `R` with the test router and `config`.
-pub fn start<R: TestRuntime>(config: ServerConfig) -> (R::Server, Arc<Probe>) {
+/// Starts a server on adapter `R` with the test router and `config`.
+pub fn start<R: Adapter>(config: ServerConfig) -> (R::Server, Arc<Probe>) {
     let probe = Arc::new(Probe::default());
     let service = OuterService::new(router(&probe), config, R::timer());
     (R::start(service), probe)
@@ -146,209 +151,13 @@ pub fn interruption() -> String {
     out
 }
 
-/// Polls `done` until it holds, failing the test after [`DEADLINE`].
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// How a response body ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum End {
-    /// Its framing said it was complete (the last chunk, or all of its content-length).
-    Clean,
-    /// The connection closed before that.
-    Cut,
-}
-
-/// A response read off the wire: the status and headers at once, the body as it comes.
-#[derive(Debug)]
-pub struct RawResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    reader: BufReader<TcpStream>,
-    /// Everything of the body read so far, decoded from its framing.
-    pub text: String,
-    framing: Framing,
-    end: Option<End>,
-}
-
-#[derive(Debug)]
-enum Framing {
-    Chunked,
-    Length(usize),
-    UntilClose,
-}
-
-/// Opens a connection and sends `request` as is, without waiting for an answer.
-pub fn open(addr: SocketAddr, request: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.write_all(request).expect("write the request");
-    stream
-}
-
-/// Opens a connection, sends `request` as is, and reads the answer's head.
-pub fn send(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    read_head(open(addr, request))
-}
-
-/// Whether the server closed `stream` (rather than answering on it), within [`DEADLINE`].
-pub fn closed_by_server(mut stream: TcpStream) -> bool {
-    let mut bytes = Vec::new();
-    match stream.read_to_end(&mut bytes) {
-        Ok(_) => bytes.is_empty(),
-        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
-    }
-}
-
-/// `POST {path}` with a JSON body.
-pub fn post(addr: SocketAddr, path: &str, body: &str) -> RawResponse {
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    send(addr, request.as_bytes())
-}
-
-fn read_head(stream: TcpStream) -> RawResponse {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("read the status line");
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).expect("read a header");
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':').expect("a header line");
-        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-    let framing = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        Framing::Chunked
-    } else if let Some(length) = find("content-length") {
-        Framing::Length(length.parse().expect("a content-length"))
-    } else {
-        Framing::UntilClose
-    };
-    RawResponse {
-        status,
-        headers,
-        reader,
-        text: String::new(),
-        framing,
-        end: None,
-    }
-}
-
-impl RawResponse {
-    /// The value of header `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Reads the next piece of the body (one chunk when chunked), or `None` at its end.
-    pub fn read_chunk(&mut self) -> Option<String> {
-        if self.end.is_some() {
-            return None;
-        }
-        let bytes = match self.framing {
-            Framing::Chunked => {
-                let mut size = String::new();
-                if self.reader.read_line(&mut size).expect("read a chunk size") == 0 {
-                    self.end = Some(End::Cut);
-                    return None;
-                }
-                let hex = size.trim_end().split(';').next().unwrap_or_default();
-                let len = usize::from_str_radix(hex, 16)
-                    .unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
-                let mut bytes = vec![0; len + 2];
-                self.reader.read_exact(&mut bytes).expect("read a chunk");
-                assert_eq!(&bytes[len..], b"\r\n", "a chunk ends with CRLF");
-                bytes.truncate(len);
-                if len == 0 {
-                    self.end = Some(End::Clean);
-                    return None;
-                }
-                bytes
-            }
-            Framing::Length(len) => {
-                let mut bytes = vec![0; len];
-                self.reader.read_exact(&mut bytes).expect("read the body");
-                self.end = Some(End::Clean);
-                bytes
-            }
-            Framing::UntilClose => {
-                let mut bytes = Vec::new();
-                self.reader.read_to_end(&mut bytes).expect("read the body");
-                self.end = Some(End::Cut);
-                bytes
-            }
-        };
-        let text = String::from_utf8(bytes).expect("a UTF-8 body");
-        self.text.push_str(&text);
-        Some(text)
-    }
-
-    /// Reads until the body so far contains `needle`; fails if the body ends first.
-    pub fn read_until(&mut self, needle: &str) -> &str {
-        while !self.text.contains(needle) {
-            if self.read_chunk().is_none() {
-                panic!("the body ended without {needle:?}: {:?}", self.text);
-            }
-        }
-        &self.text
-    }
-
-    /// Reads the rest of the body and says how it ended.
-    pub fn read_to_end(&mut self) -> (&str, End) {
-        while self.read_chunk().is_some() {}
-        (&self.text, self.end.unwrap_or(End::Cut))
-    }
-
-    /// The whole body as JSON.
-    pub fn json(mut self) -> Value {
-        let (text, _) = self.read_to_end();
-        serde_json::from_str(text).unwrap_or_else(|err| panic!("{err}: {text:?}"))
-    }
-
-    /// Closes the connection, as a client that goes away does.
-    pub fn disconnect(self) {
-        drop(self.reader);
-    }
-
-    /// The connection, to read what comes after this response.
-    pub fn into_stream(self) -> TcpStream {
-        assert!(
-            self.reader.buffer().is_empty(),
-            "bytes after the response: {:?}",
-            self.reader.buffer()
-        );
-        self.reader.into_inner()
-    }
-}
-
-/// The scenarios, one function per behaviour; [`http_suite!`](crate::http_suite) names a test
-/// after each.
+/// The scenarios, one function per behaviour; [`conformance_suite!`](crate::conformance_suite)
+/// names a test after each.
+#[allow(missing_docs)] // each scenario's name is its documentation
 pub mod suite {
     use super::*;
 
-    pub fn unary_call_answers_its_output_as_json<R: TestRuntime>() {
+    pub fn unary_call_answers_its_output_as_json<R: Adapter>() {
         let (server, _) = start::<R>(ServerConfig::default());
         let mut response = post(server.addr(), "/rpc/ping", r#"{"json":{"n":1}}"#);
         assert_eq!(response.status, 200);
@@ -356,7 +165,7 @@ pub mod suite {
         assert_eq!(response.read_to_end(), (r#"{"json":{"n":1}}"#, End::Clean));
     }
 
-    pub fn stream_events_arrive_one_by_one_as_they_are_yielded<R: TestRuntime>() {
+    pub fn stream_events_arrive_one_by_one_as_they_are_yielded<R: Adapter>() {
         let (server, probe) = start::<R>(quiet_config());
         let mut response = post(server.addr(), "/rpc/gated", "");
         assert_eq!(response.status, 200);
@@ -386,7 +195,7 @@ pub mod suite {
     }
 
     /// Keep-alives are off: the server learns of the disconnect while the stream is silent.
-    pub fn client_disconnect_runs_handler_cleanup<R: TestRuntime>() {
+    pub fn client_disconnect_runs_handler_cleanup<R: Adapter>() {
         let (server, probe) = start::<R>(quiet_config());
         let mut response = post(server.addr(), "/rpc/silent", "");
         response.read_until(": \n\n");
@@ -400,7 +209,7 @@ pub mod suite {
         assert_eq!(probe.cleanups.load(Ordering::SeqCst), 1);
     }
 
-    pub fn a_body_over_the_cap_is_refused_with_413<R: TestRuntime>() {
+    pub fn a_body_over_the_cap_is_refused_with_413<R: Adapter>() {
         let config = ServerConfig {
             max_body_bytes: 64,
             ..Default::default()
@@ -435,7 +244,7 @@ pub mod suite {
         assert_eq!(post(server.addr(), "/rpc/ping", &body).status, 200);
     }
 
-    pub fn streams_past_max_streams_are_refused_with_503<R: TestRuntime>() {
+    pub fn streams_past_max_streams_are_refused_with_503<R: Adapter>() {
         let mut config = quiet_config();
         config.max_streams = 2;
         let (server, probe) = start::<R>(config);
@@ -468,7 +277,7 @@ pub mod suite {
         again.read_until(": \n\n");
     }
 
-    pub fn unknown_paths_are_404_with_an_orpc_error<R: TestRuntime>() {
+    pub fn unknown_paths_are_404_with_an_orpc_error<R: Adapter>() {
         let (server, _) = start::<R>(ServerConfig::default());
         for path in ["/nope", "/rpc/nope", "/rpcx/ping", "/rpc"] {
             let response = post(server.addr(), path, "");
@@ -480,14 +289,14 @@ pub mod suite {
         }
     }
 
-    pub fn a_malformed_body_is_400<R: TestRuntime>() {
+    pub fn a_malformed_body_is_400<R: Adapter>() {
         let (server, _) = start::<R>(ServerConfig::default());
         let response = post(server.addr(), "/rpc/ping", "{not json");
         assert_eq!(response.status, 400);
         assert_eq!(response.json()["json"]["code"], "BAD_REQUEST");
     }
 
-    pub fn a_silent_stream_gets_keep_alive_comments<R: TestRuntime>() {
+    pub fn a_silent_stream_gets_keep_alive_comments<R: Adapter>() {
         let mut config = ServerConfig::default();
         config.orpc.timing.keep_alive = Some(Duration::from_millis(100));
         let (server, _) = start::<R>(config);
@@ -497,7 +306,7 @@ pub mod suite {
         assert!(text.bytes().all(|b| b == b':' || b == b' ' || b == b'\n'));
     }
 
-    pub fn max_stream_duration_ends_the_stream_without_done<R: TestRuntime>() {
+    pub fn max_stream_duration_ends_the_stream_without_done<R: Adapter>() {
         let mut config = quiet_config();
         config.orpc.timing.max_duration = Some(Duration::from_millis(200));
         let (server, probe) = start::<R>(config);
@@ -511,7 +320,7 @@ pub mod suite {
         wait_until("the stream to close", || server.active_streams() == 0);
     }
 
-    pub fn graceful_shutdown_ends_open_streams_cleanly<R: TestRuntime>() {
+    pub fn graceful_shutdown_ends_open_streams_cleanly<R: Adapter>() {
         let (server, probe) = start::<R>(quiet_config());
         let addr = server.addr();
         // An idle keep-alive connection must not hold shutdown up.
@@ -540,7 +349,7 @@ pub mod suite {
         assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
     }
 
-    pub fn shutdown_closes_connections_still_busy_after_the_grace<R: TestRuntime>() {
+    pub fn shutdown_closes_connections_still_busy_after_the_grace<R: Adapter>() {
         let config = ServerConfig {
             shutdown_grace: Duration::from_millis(200),
             ..ServerConfig::default()
@@ -561,7 +370,7 @@ pub mod suite {
         assert_eq!(probe.cleanups.load(Ordering::SeqCst), 1);
     }
 
-    pub fn slow_headers_are_cut_off_after_the_header_read_timeout<R: TestRuntime>() {
+    pub fn slow_headers_are_cut_off_after_the_header_read_timeout<R: Adapter>() {
         let config = ServerConfig {
             header_read_timeout: Some(Duration::from_millis(100)),
             ..ServerConfig::default()
@@ -577,12 +386,18 @@ pub mod suite {
     }
 }
 
-/// Expands to one `#[test]` per scenario of [`suite`], run on `$runtime`.
+/// Expands to one `#[test]` per scenario of [`suite`] and per property of [`properties`], run
+/// on the adapter `$adapter`:
+///
+/// ```ignore
+/// struct MyRuntime;
+/// impl outer_harness::conformance::Adapter for MyRuntime { /* ... */ }
+/// outer_harness::conformance_suite!(MyRuntime);
+/// ```
 #[macro_export]
-#[doc(hidden)]
-macro_rules! http_suite {
+macro_rules! conformance_suite {
     ($runtime:ty) => {
-        $crate::http_suite!(@tests $runtime;
+        $crate::conformance_suite!(@tests $runtime;
             unary_call_answers_its_output_as_json,
             stream_events_arrive_one_by_one_as_they_are_yielded,
             client_disconnect_runs_handler_cleanup,
@@ -596,12 +411,25 @@ macro_rules! http_suite {
             shutdown_closes_connections_still_busy_after_the_grace,
             slow_headers_are_cut_off_after_the_header_read_timeout,
         );
+        $crate::conformance_suite!(@properties $runtime;
+            resume_over_loopback_misses_nothing,
+            cancellation_over_loopback_leaves_nothing,
+            errors_over_loopback_propagate,
+        );
+    };
+    (@properties $runtime:ty; $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::properties::$name::<$runtime>();
+            }
+        )*
     };
     (@tests $runtime:ty; $($name:ident,)*) => {
         $(
             #[test]
             fn $name() {
-                $crate::testing::suite::$name::<$runtime>();
+                $crate::conformance::suite::$name::<$runtime>();
             }
         )*
     };

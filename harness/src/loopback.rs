@@ -1,0 +1,344 @@
+//! A blocking HTTP/1.1 client for loopback tests: it sends requests as raw bytes and reads
+//! bodies chunk by chunk, so a test sees the bytes a server wrote as they arrive, how the body
+//! ended (cleanly or cut), and can disconnect at any moment. It needs no runtime, so one test
+//! drives a server on any adapter the same way.
+//!
+//! It is a test client: it panics with a clear message on anything it does not expect.
+//! Every read has a deadline ([`DEADLINE`]), so a hung server fails a test instead of hanging it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use outer_core::{Event, EventId, RpcError};
+use serde_json::Value;
+
+use crate::protocol::{decode_refusal, Protocol};
+use crate::subscriber::{events, Seen, Subscriber};
+
+/// How long any one wait may take before the test fails as hung.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Polls `done` until it holds, failing the test after [`DEADLINE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How a response body ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Its framing said it was complete (the last chunk, or all of its content-length).
+    Clean,
+    /// The connection closed before that.
+    Cut,
+}
+
+/// A response read off the wire: the status and headers at once, the body as it comes.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    reader: BufReader<TcpStream>,
+    /// Everything of the body read so far, decoded from its framing.
+    pub text: String,
+    framing: Framing,
+    end: Option<End>,
+}
+
+#[derive(Debug)]
+enum Framing {
+    Chunked,
+    Length(usize),
+    UntilClose,
+}
+
+/// Opens a connection and sends `request` as is, without waiting for an answer.
+pub fn open(addr: SocketAddr, request: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(request).expect("write the request");
+    stream
+}
+
+/// Opens a connection, sends `request` as is, and reads the answer's head.
+pub fn send(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    read_head(open(addr, request))
+}
+
+/// Whether the server closed `stream` (rather than answering on it), within [`DEADLINE`].
+pub fn closed_by_server(mut stream: TcpStream) -> bool {
+    let mut bytes = Vec::new();
+    match stream.read_to_end(&mut bytes) {
+        Ok(_) => bytes.is_empty(),
+        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// `POST {path}` with a JSON body.
+pub fn post(addr: SocketAddr, path: &str, body: &str) -> RawResponse {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    send(addr, request.as_bytes())
+}
+
+fn read_head(stream: TcpStream) -> RawResponse {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read the status line");
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("read a header");
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').expect("a header line");
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let framing = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        Framing::Chunked
+    } else if let Some(length) = find("content-length") {
+        Framing::Length(length.parse().expect("a content-length"))
+    } else {
+        Framing::UntilClose
+    };
+    RawResponse {
+        status,
+        headers,
+        reader,
+        text: String::new(),
+        framing,
+        end: None,
+    }
+}
+
+impl RawResponse {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the next piece of the body (one chunk when chunked), or `None` at its end.
+    pub fn read_chunk(&mut self) -> Option<String> {
+        if self.end.is_some() {
+            return None;
+        }
+        let bytes = match self.framing {
+            Framing::Chunked => {
+                let mut size = String::new();
+                if self.reader.read_line(&mut size).expect("read a chunk size") == 0 {
+                    self.end = Some(End::Cut);
+                    return None;
+                }
+                let hex = size.trim_end().split(';').next().unwrap_or_default();
+                let len = usize::from_str_radix(hex, 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
+                let mut bytes = vec![0; len + 2];
+                self.reader.read_exact(&mut bytes).expect("read a chunk");
+                assert_eq!(&bytes[len..], b"\r\n", "a chunk ends with CRLF");
+                bytes.truncate(len);
+                if len == 0 {
+                    self.end = Some(End::Clean);
+                    return None;
+                }
+                bytes
+            }
+            Framing::Length(len) => {
+                let mut bytes = vec![0; len];
+                self.reader.read_exact(&mut bytes).expect("read the body");
+                self.end = Some(End::Clean);
+                bytes
+            }
+            Framing::UntilClose => {
+                let mut bytes = Vec::new();
+                self.reader.read_to_end(&mut bytes).expect("read the body");
+                self.end = Some(End::Cut);
+                bytes
+            }
+        };
+        let text = String::from_utf8(bytes).expect("a UTF-8 body");
+        self.text.push_str(&text);
+        Some(text)
+    }
+
+    /// Reads until the body so far contains `needle`; fails if the body ends first.
+    pub fn read_until(&mut self, needle: &str) -> &str {
+        while !self.text.contains(needle) {
+            if self.read_chunk().is_none() {
+                panic!("the body ended without {needle:?}: {:?}", self.text);
+            }
+        }
+        &self.text
+    }
+
+    /// Reads the rest of the body and says how it ended.
+    pub fn read_to_end(&mut self) -> (&str, End) {
+        while self.read_chunk().is_some() {}
+        (&self.text, self.end.unwrap_or(End::Cut))
+    }
+
+    /// The whole body as JSON.
+    pub fn json(mut self) -> Value {
+        let (text, _) = self.read_to_end();
+        serde_json::from_str(text).unwrap_or_else(|err| panic!("{err}: {text:?}"))
+    }
+
+    /// Closes the connection, as a client that goes away does.
+    pub fn disconnect(self) {
+        drop(self.reader);
+    }
+
+    /// The connection, to read what comes after this response.
+    pub fn into_stream(self) -> TcpStream {
+        assert!(
+            self.reader.buffer().is_empty(),
+            "bytes after the response: {:?}",
+            self.reader.buffer()
+        );
+        self.reader.into_inner()
+    }
+}
+
+/// One subscription over real loopback HTTP, across as many connections as it takes: the
+/// socket counterpart of [`Session`](crate::Session), with the same client logic (decoder,
+/// frame reader, the core's resume decisions) and the same record of what was seen.
+#[derive(Debug)]
+pub struct LoopbackSession {
+    addr: SocketAddr,
+    prefix: String,
+    client: Subscriber,
+    response: Option<RawResponse>,
+}
+
+impl LoopbackSession {
+    /// A session that will subscribe, speaking `protocol`, to the procedure at the dotted
+    /// `path` on the server at `addr`, under the protocol's default prefix (`/rpc`, `/trpc`).
+    pub fn new(addr: SocketAddr, protocol: Protocol, path: &str, input: Option<Value>) -> Self {
+        Self {
+            addr,
+            prefix: protocol.default_prefix().into(),
+            client: Subscriber::new(protocol, path, input),
+            response: None,
+        }
+    }
+
+    /// Opens a connection (closing the open one, if any), resuming after the last event id
+    /// seen. A refusal is recorded as [`Seen::Error`]. Does nothing once finished.
+    pub fn connect(&mut self) {
+        if self.client.finished().is_some() {
+            return;
+        }
+        self.disconnect();
+        let request = self.client.next_request();
+        let mut response = send(self.addr, &request.to_http(&self.prefix));
+        if response.status == 200 {
+            self.response = Some(response);
+        } else {
+            let status = response.status;
+            let (body, _) = response.read_to_end();
+            let error = decode_refusal(self.client.protocol(), status, body.as_bytes());
+            self.client.refused(error);
+        }
+    }
+
+    /// Whether a connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.response.is_some()
+    }
+
+    /// Reads until `n` more events have arrived, or the session finishes, or the stream ends
+    /// (then the connection is closed and the resume logic told). Returns how many arrived.
+    pub fn read_events(&mut self, n: usize) -> usize {
+        let before = self.client.event_count();
+        while self.client.event_count() < before.saturating_add(n)
+            && self.client.finished().is_none()
+        {
+            let Some(response) = self.response.as_mut() else {
+                break;
+            };
+            match response.read_chunk() {
+                Some(chunk) => self.client.receive(chunk.as_bytes()),
+                None => {
+                    self.response = None;
+                    self.client.closed();
+                }
+            }
+        }
+        self.client.event_count() - before
+    }
+
+    /// Reads until the stream ends (the server closes it or the session finishes).
+    pub fn read_to_end(&mut self) {
+        while self.response.is_some() && self.client.finished().is_none() {
+            self.read_events(usize::MAX);
+        }
+        if self.client.finished().is_some() {
+            self.disconnect();
+        }
+    }
+
+    /// Reads one piece of the body, delivers only its first `keep` bytes, and disconnects:
+    /// the rest was in flight and is lost, as when a connection drops in the middle of an event.
+    pub fn disconnect_mid_read(&mut self, keep: usize) {
+        if let Some(response) = self.response.as_mut() {
+            if let Some(chunk) = response.read_chunk() {
+                let bytes = chunk.as_bytes();
+                self.client.receive(&bytes[..keep.min(bytes.len())]);
+            }
+        }
+        self.disconnect();
+    }
+
+    /// Closes the connection, as a client that goes away does.
+    pub fn disconnect(&mut self) {
+        if let Some(response) = self.response.take() {
+            response.disconnect();
+            self.client.closed();
+        }
+    }
+
+    /// Everything seen so far, across connections.
+    pub fn seen(&self) -> &[Seen] {
+        self.client.seen()
+    }
+
+    /// The events seen, in order.
+    pub fn events(&self) -> impl Iterator<Item = &Event<Value>> {
+        events(self.client.seen())
+    }
+
+    /// How many connections were opened.
+    pub fn connections(&self) -> usize {
+        self.client.connections()
+    }
+
+    /// `Some(Ok(()))` after `done`, `Some(Err(e))` after the client gave up with `e`.
+    pub fn finished(&self) -> Option<&Result<(), RpcError>> {
+        self.client.finished()
+    }
+
+    /// The id the next connection resumes after.
+    pub fn last_event_id(&self) -> Option<&EventId> {
+        self.client.last_event_id()
+    }
+}
