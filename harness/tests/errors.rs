@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(1000)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(2000)))]
 
     #[test]
     fn a_4xx_ends_the_stream_with_that_error_and_a_5xx_resumes(

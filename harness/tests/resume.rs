@@ -73,7 +73,7 @@ fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCase
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(1000)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(2000)))]
 
     #[test]
     fn a_consumer_gets_every_event_once_in_order_or_an_explicit_gap(
