@@ -1,6 +1,6 @@
 //! A client session over an in-memory wire: the server's side is a real [`App`] answering
 //! through the oRPC or the tRPC protocol; the client's side is the core's SSE decoder, the
-//! protocol's frame reader and the core's [`Resumer`]. Between them, the bytes move only when the test says, and the test can cut the
+//! protocol's frame reader and the core's [`Resumer`](outer_core::client::Resumer). Between them, the bytes move only when the test says, and the test can cut the
 //! connection after any byte.
 //!
 //! This is the whole stack a socket would carry (handler, publisher, framing, SSE, decoding,
