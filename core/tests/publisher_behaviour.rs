@@ -2,6 +2,8 @@
 //! serialization once per publish.
 // A test that unwraps fails loudly at the line that broke, which is what a test is for.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -42,6 +44,67 @@ fn oks(ids: impl IntoIterator<Item = u64>) -> Vec<Result<u64, GapKind>> {
     ids.into_iter().map(Ok).collect()
 }
 
+/// The system allocator, counting the bytes each thread holds, so a test can see what it
+/// leaves allocated. Per thread, because the other tests allocate on theirs meanwhile.
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize, sign: isize) {
+    // try_with: the allocator also runs while a thread's locals are being torn down.
+    let _ = HELD.try_with(|held| held.set(held.get() + sign * bytes as isize));
+}
+
+/// Bytes this thread has allocated and not freed.
+fn held_bytes() -> isize {
+    HELD.with(Cell::get)
+}
+
+// SAFETY: every call is passed to `System` unchanged; the counting has no effect on the memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            count(layout.size(), 1);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            count(layout.size(), 1);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) };
+        count(layout.size(), -1);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            count(layout.size(), -1);
+            count(new_size, 1);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Less than one byte per topic of the loops below: a leak of anything per topic shows.
+const NO_LEAK: isize = 1024;
+
 #[test]
 fn ids_start_at_one_and_grow_by_one_per_topic() {
     let publisher = MemoryPublisher::new();
@@ -56,6 +119,16 @@ fn ids_start_at_one_and_grow_by_one_per_topic() {
 fn ids_after_seeds_the_numbering() {
     let publisher = MemoryPublisher::builder().ids_after(1_000).build();
     assert_eq!(publisher.publish("t", ()).get(), 1_001);
+}
+
+#[test]
+fn an_out_of_range_seed_is_capped_and_ids_still_grow() {
+    let publisher = MemoryPublisher::builder().ids_after(u64::MAX).build();
+    let first = publisher.publish("t", ());
+    let second = publisher.publish("t", ());
+    assert_eq!(first.get(), 1 << 63);
+    assert_eq!(second.get(), first.get() + 1);
+    assert!(first.to_string() < second.to_string());
 }
 
 #[test]
@@ -234,6 +307,18 @@ fn the_publisher_never_waits_and_memory_stays_within_the_window() {
 }
 
 #[test]
+fn a_zero_buffer_still_holds_the_latest_event() {
+    // Nothing retained and a buffer of 0: a subscriber that reads after each publish must still
+    // get every event, not a gap each time.
+    let publisher = MemoryPublisher::builder().retain_last(0).build();
+    let mut sub = publisher.subscribe("t", live().buffer(0)).unwrap();
+    for n in 1..=3 {
+        publisher.publish("t", n);
+        assert_eq!(drain(&mut sub), oks([n]));
+    }
+}
+
+#[test]
 fn one_slow_subscriber_does_not_hold_back_the_others() {
     let publisher = MemoryPublisher::builder().retain_last(8).build();
     let mut slow = publisher.subscribe("t", live().buffer(0)).unwrap();
@@ -268,30 +353,119 @@ fn dropping_a_subscription_unregisters_at_once() {
 }
 
 #[test]
-fn a_parked_subscriber_that_drops_leaves_no_waker_behind() {
+fn a_dropped_subscriber_is_never_woken_and_its_waker_is_let_go() {
     let publisher = MemoryPublisher::new();
+    // Keeps the topic, and its list of parked subscribers, alive throughout.
+    let mut keeper = publisher.subscribe("t", live()).unwrap();
+    let keeper_wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let gone_wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let poll_with = |sub: &mut Subscription<u32>, wakes: &Arc<CountingWaker>| {
+        let waker = Waker::from(wakes.clone());
+        Pin::new(sub).poll_next(&mut Context::from_waker(&waker))
+    };
+    assert!(poll_with(&mut keeper, &keeper_wakes).is_pending());
     for _ in 0..1000 {
         let mut sub = publisher.subscribe("t", live()).unwrap();
-        assert!(poll(&mut sub).is_pending());
+        assert!(poll_with(&mut sub, &gone_wakes).is_pending());
     }
-    assert_eq!(publisher.subscriber_count("t"), 0);
-    // Had the 1000 wakers piled up, this publish would still find them; it must find none.
-    let mut sub = publisher.subscribe("t", live()).unwrap();
+    assert_eq!(publisher.subscriber_count("t"), 1);
+    assert_eq!(
+        Arc::strong_count(&gone_wakes),
+        1,
+        "the dropped subscriptions' wakers are still held"
+    );
     publisher.publish("t", 1);
-    assert_eq!(drain(&mut sub), oks([1]));
+    assert_eq!(gone_wakes.0.load(Ordering::SeqCst), 0);
+    assert_eq!(keeper_wakes.0.load(Ordering::SeqCst), 1);
+    assert_eq!(drain(&mut keeper), oks([1]));
 }
 
 #[test]
-fn many_short_lived_topics_leak_nothing() {
+fn many_short_lived_topics_leave_no_topic_and_no_memory_behind() {
     let publisher = MemoryPublisher::builder().retain_last(0).build();
-    for n in 0..10_000u32 {
-        let topic = format!("room-{n}");
-        let mut sub = publisher.subscribe(&topic, live()).unwrap();
-        publisher.publish(&topic, n);
-        assert_eq!(drain(&mut sub).len(), 1);
-        publisher.publish(&format!("nobody-{n}"), n);
+    // Topics open a thousand at a time, each with a parked subscriber, an event and a
+    // subscriber that resumes from just before it; and as many published to with nobody
+    // listening.
+    let round = |round: u32| {
+        let names: Vec<String> = (0..1000).map(|n| format!("room-{round}-{n}")).collect();
+        let mut subs = Vec::new();
+        for name in &names {
+            let mut sub = publisher.subscribe(name, live()).unwrap();
+            assert!(poll(&mut sub).is_pending());
+            subs.push(sub);
+        }
+        for (name, sub) in names.iter().zip(&mut subs) {
+            let id = publisher.publish(name, round).get();
+            let mut resumed = publisher.subscribe(name, after(id - 1)).unwrap();
+            assert_eq!(drain(&mut resumed), oks([id]));
+            assert_eq!(drain(sub), oks([id]));
+            publisher.publish(&format!("nobody-{name}"), round);
+        }
+        assert_eq!(publisher.topic_count(), 1000);
+        drop(subs);
+        assert_eq!(publisher.topic_count(), 0);
+    };
+    // The first round may leave what is reused, not leaked (the map's emptied root node).
+    round(0);
+    let before = held_bytes();
+    for n in 1..=10 {
+        round(n);
     }
-    assert_eq!(publisher.topic_count(), 0);
+    let grown = held_bytes() - before;
+    assert!(
+        grown < NO_LEAK,
+        "10,000 topics came and went; {grown} bytes stayed"
+    );
+}
+
+#[test]
+fn topics_kept_only_for_their_retention_are_freed_once_it_expires() {
+    let now = Arc::new(AtomicU64::new(0));
+    let clock = {
+        let now = now.clone();
+        move || now.load(Ordering::Relaxed)
+    };
+    let publisher = MemoryPublisher::builder()
+        .retain_for(Duration::from_secs(10), clock)
+        .build();
+    let warm = |n: u32| publisher.publish(&format!("warm-{n}"), n);
+    warm(0);
+    now.fetch_add(10_000, Ordering::Relaxed);
+    publisher.sweep();
+    let before = held_bytes();
+    for round in 0..5u32 {
+        for n in 0..2000 {
+            for _ in 0..3 {
+                publisher.publish(&format!("room-{n}"), round);
+            }
+        }
+        assert_eq!(publisher.topic_count(), 2000, "retained events keep topics");
+        now.fetch_add(10_000, Ordering::Relaxed);
+        publisher.sweep();
+        assert_eq!(publisher.topic_count(), 0);
+    }
+    let grown = held_bytes() - before;
+    assert!(
+        grown < NO_LEAK,
+        "{grown} bytes stayed after every topic expired"
+    );
+}
+
+#[test]
+fn a_departed_large_buffer_gives_its_memory_back() {
+    let publisher = MemoryPublisher::builder().retain_last(2).build();
+    publisher.publish("t", 0u64);
+    publisher.publish("t", 0u64);
+    let before = held_bytes();
+    let stalled = publisher.subscribe("t", live().buffer(50_000)).unwrap();
+    for n in 0..50_000u64 {
+        publisher.publish("t", n);
+    }
+    assert_eq!(publisher.retained("t"), 50_000);
+    drop(stalled);
+    assert_eq!(publisher.retained("t"), 2);
+    let grown = held_bytes() - before;
+    assert!(grown < NO_LEAK, "{grown} bytes still held for 2 events");
 }
 
 #[test]
@@ -518,6 +692,69 @@ fn racing_publish_during_subscribe_gives_no_gap_and_no_duplicate() {
             got[0]
         );
         assert_eq!(got, (got[0]..got[0] + 20).collect::<Vec<_>>());
+    }
+    stop.store(true, Ordering::Release);
+    producer.join().unwrap();
+}
+
+#[test]
+fn resumes_racing_a_nonstop_publisher_replay_each_event_once() {
+    // The test above reads 20 events per resume, so most of its time goes to reading; this one
+    // resumes as often as it can while another thread publishes without pause, to land
+    // publishes inside the subscribe itself. Whatever lands there must come exactly once: the
+    // replay and the live part join with no duplicate and no hole.
+    const RESUMES: usize = 2_000;
+    // The producer stays at most this far past the reader's resume point, well within
+    // retention, so a gap or a duplicate can only be the race's fault.
+    const AHEAD: u64 = 512;
+    let publisher = MemoryPublisher::builder().retain_last(4_096).build();
+    let head = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (publisher, head, seen, stop) =
+            (publisher.clone(), head.clone(), seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                if head.load(Ordering::Acquire) < seen.load(Ordering::Acquire) + AHEAD {
+                    let id = publisher.publish("t", ());
+                    head.store(id.get(), Ordering::Release);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    for _ in 0..RESUMES {
+        // Let the producer go on, then wait until it is seen publishing, so that it is running
+        // right now, not descheduled, while this subscribe runs.
+        let moved_from = head.load(Ordering::Acquire);
+        seen.store(moved_from, Ordering::Release);
+        let mut spins = 0u32;
+        while head.load(Ordering::Acquire) == moved_from {
+            // On a shared core, spinning would only wait for preemption: let the producer in.
+            spins += 1;
+            if spins % 256 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let last = head.load(Ordering::Acquire);
+        let mut sub = publisher.subscribe("t", after(last)).unwrap();
+        // What is ready at once: the replay, then what went live since. A bounded look: the
+        // producer may keep adding.
+        let mut got = Vec::new();
+        while got.len() < 40 {
+            match poll(&mut sub) {
+                Poll::Ready(Some(item)) => {
+                    got.push(item.map(|e| e.id().get()).map_err(|g| g.kind()))
+                }
+                _ => break,
+            }
+        }
+        let want = oks(last + 1..=last + got.len() as u64);
+        assert_eq!(got, want, "resumed after {last}");
     }
     stop.store(true, Ordering::Release);
     producer.join().unwrap();

@@ -5,11 +5,15 @@
 //! checked against it: events come in publish order from just after the resume point, with no
 //! duplicate and no hole except where a gap says exactly what it skipped, and a gap only where
 //! retention and the subscriber's buffer could not cover it. A subscriber that reports nothing
-//! more must have everything. Subscriber counts match after every step and end at zero.
+//! more must have everything, and must be woken by the next publish on its topic (each polls
+//! with a waker that counts, sometimes a new one, as when a task moves). Subscriber counts
+//! match after every step and end at zero once every subscription is dropped.
 // A test that unwraps fails loudly at the line that broke, which is what a test is for.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures::Stream;
 use outer_core::publisher::{
@@ -41,10 +45,11 @@ enum Op {
         skip: bool,
     },
     /// Poll a live subscriber up to `max` times: a small `max`, or none for a while, is a slow
-    /// consumer.
+    /// consumer. With `new_task`, it polls with a new waker from now on.
     Read {
         sub: usize,
         max: usize,
+        new_task: bool,
     },
     Drop {
         sub: usize,
@@ -65,15 +70,35 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0..TOPICS.len()).prop_map(|topic| Op::Publish { topic }),
         2 => (0..TOPICS.len(), resume(), 0..8usize, any::<bool>())
             .prop_map(|(topic, resume, buffer, skip)| Op::Subscribe { topic, resume, buffer, skip }),
-        4 => (any::<prop::sample::Index>(), 1..6usize)
-            .prop_map(|(sub, max)| Op::Read { sub: sub.index(1 << 16), max }),
+        4 => (any::<prop::sample::Index>(), 1..6usize, prop::bool::weighted(0.2))
+            .prop_map(|(sub, max, new_task)| Op::Read { sub: sub.index(1 << 16), max, new_task }),
         1 => any::<prop::sample::Index>().prop_map(|sub| Op::Drop { sub: sub.index(1 << 16) }),
     ]
+}
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Wakes {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 struct Sub {
     topic: usize,
     stream: Option<Subscription<u32>>,
+    /// The waker it polls with, and its count when it last returned `Pending`.
+    wakes: Arc<Wakes>,
+    /// Returned `Pending` and not woken since: the next publish on its topic must wake it.
+    waiting: Option<usize>,
     /// Index in the topic's log of the next event this subscriber must get.
     next: usize,
     /// The id a gap must name as the subscriber's position, when the model knows it.
@@ -85,6 +110,7 @@ struct Sub {
     newest_at_subscribe: Option<u64>,
     /// Resumed from an id past any the publisher assigned: the first item must say so.
     expect_unknown: bool,
+    /// The buffer in effect: as asked, but at least 1.
     buffer: usize,
     skip: bool,
     /// Has yielded anything yet: gaps about the resume point come first.
@@ -130,10 +156,16 @@ impl Model {
                 buffer,
                 skip,
             } => self.subscribe(topic, resume, buffer, skip),
-            Op::Read { sub, max } => {
+            Op::Read { sub, max, new_task } => {
                 let live: Vec<usize> = self.live_subs();
                 if !live.is_empty() {
-                    self.read(live[sub % live.len()], max);
+                    let index = live[sub % live.len()];
+                    if new_task {
+                        let sub = &mut self.subs[index];
+                        sub.wakes = Arc::default();
+                        sub.waiting = None;
+                    }
+                    self.read(index, max);
                 }
             }
             Op::Drop { sub } => {
@@ -160,6 +192,21 @@ impl Model {
                 id > *previous,
                 "ids must grow on a topic: {previous} then {id}"
             );
+            if self.retain > 0 {
+                // A topic that keeps events is never removed: its ids are consecutive.
+                assert_eq!(id, previous + 1, "ids on a kept topic grow by one");
+            }
+        }
+        for sub in &mut self.subs {
+            if sub.topic != topic || sub.stream.is_none() {
+                continue;
+            }
+            if let Some(seen) = sub.waiting.take() {
+                assert!(
+                    sub.wakes.count() > seen,
+                    "a waiting subscriber was not woken by a publish on its topic"
+                );
+            }
         }
         self.newest = self.newest.max(id);
         self.log[topic].push((id, self.counter));
@@ -179,6 +226,15 @@ impl Model {
                     .subscribe(TOPICS[topic], options)
                     .unwrap_err();
                 assert!(matches!(err, SubscribeError::MalformedId(_)));
+                let registered = self
+                    .subs
+                    .iter()
+                    .filter(|s| s.topic == topic && s.registered());
+                assert_eq!(
+                    self.publisher.subscriber_count(TOPICS[topic]),
+                    registered.count(),
+                    "a refused subscribe registers nothing"
+                );
                 return;
             }
         };
@@ -199,13 +255,15 @@ impl Model {
         self.subs.push(Sub {
             topic,
             stream: Some(stream),
+            wakes: Arc::default(),
+            waiting: None,
             next,
             last: resumed_from,
             resumed_from,
             pending_at_subscribe: log.len() - next,
             newest_at_subscribe: log.last().map(|(id, _)| *id),
             expect_unknown: resumed_from.is_some_and(|last| last > self.newest),
-            buffer,
+            buffer: buffer.max(1),
             skip,
             started: false,
             ended: false,
@@ -219,7 +277,8 @@ impl Model {
             let Some(stream) = sub.stream.as_mut() else {
                 return;
             };
-            let polled = Pin::new(stream).poll_next(&mut Context::from_waker(Waker::noop()));
+            let waker = Waker::from(Arc::clone(&sub.wakes));
+            let polled = Pin::new(stream).poll_next(&mut Context::from_waker(&waker));
             let log = &self.log[sub.topic];
             if sub.expect_unknown && !sub.started {
                 let unknown = matches!(&polled, Poll::Ready(Some(Err(gap))) if gap.kind() == GapKind::Unknown);
@@ -237,6 +296,7 @@ impl Model {
                         "waiting while events {:?} are due",
                         &log[sub.next..]
                     );
+                    sub.waiting = Some(sub.wakes.count());
                     return;
                 }
                 Poll::Ready(None) => {
@@ -274,14 +334,18 @@ impl Model {
                         GapKind::Expired => {
                             assert!(sub.resumed_from.is_some() && !sub.started);
                             assert!(to >= sub.next, "a gap never goes back");
-                            assert!(
-                                self.retain == 0 || sub.pending_at_subscribe > self.retain,
-                                "{} events after the resume point, {} retained: no gap due",
-                                sub.pending_at_subscribe,
-                                self.retain
-                            );
                             if let Some(missed) = gap.missed() {
+                                assert!(
+                                    sub.pending_at_subscribe > self.retain,
+                                    "{} events after the resume point, {} retained: no gap due",
+                                    sub.pending_at_subscribe,
+                                    self.retain
+                                );
                                 assert_eq!(missed, (to - sub.next) as u64, "missed count");
+                            } else {
+                                // The resume point is from before the topic's present life:
+                                // only a topic that keeps nothing is ever removed and remade.
+                                assert_eq!(self.retain, 0, "an unknown count on a kept topic");
                             }
                         }
                         GapKind::Lagged => {
@@ -306,6 +370,7 @@ impl Model {
                 }
             }
             sub.started = true;
+            sub.waiting = None;
         }
     }
 
@@ -320,6 +385,11 @@ impl Model {
             let window = registered.map(|s| s.buffer).fold(self.retain, usize::max);
             let retained = self.publisher.retained(name);
             assert!(retained <= window, "{name} holds {retained} > {window}");
+            let kept = self.retain.min(self.log[t].len());
+            assert!(
+                retained >= kept,
+                "{name} holds {retained}, must keep {kept}"
+            );
         }
     }
 

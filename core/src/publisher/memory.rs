@@ -22,7 +22,10 @@ use crate::sync::Mutex;
 /// Events a subscription copies out per lock: enough to make the lock cheap per event, few enough
 /// that a subscriber holds little the ring has already let go of.
 const BATCH: usize = 32;
-const PREPARK: bool = true;
+
+/// The largest id [`MemoryPublisherBuilder::ids_after`] accepts: it leaves 2^63 ids to assign,
+/// more than any process publishes, so the sequence can never wrap around.
+const MAX_IDS_AFTER: u64 = u64::MAX >> 1;
 
 /// An in-process [`Publisher`]: fans events out to subscribers in this process and keeps recent
 /// events per topic for resume.
@@ -132,7 +135,8 @@ impl<T> MemoryPublisherBuilder<T> {
     }
 
     /// Caps the buffer a subscriber may ask for (default 65,536): a topic's window, and so its
-    /// memory, never exceeds the larger of this and `retain_last`.
+    /// memory, never exceeds the larger of this and `retain_last`. A buffer is at least 1 event
+    /// whatever this says.
     pub fn max_buffer(mut self, events: usize) -> Self {
         self.max_buffer = events;
         self
@@ -141,8 +145,10 @@ impl<T> MemoryPublisherBuilder<T> {
     /// Every id this publisher assigns is greater than `id`. Seeding it from a wall clock (e.g.
     /// Unix milliseconds × 1000) at start-up keeps ids growing across restarts, so a client's
     /// id from before a restart reads as older, not as a valid position in the new numbering.
+    ///
+    /// Values above 2^63 − 1 are taken as 2^63 − 1, so that ids can never run out and wrap.
     pub fn ids_after(mut self, id: u64) -> Self {
-        self.ids_after = id;
+        self.ids_after = id.min(MAX_IDS_AFTER);
         self
     }
 
@@ -259,7 +265,9 @@ impl<T> MemoryPublisher<T> {
             Some(text) => Some(SeqId::parse(text)?.get()),
         };
         let inner = &self.inner;
-        let buffer = options.buffer.min(inner.max_buffer);
+        // At least one event: with none, even a subscriber that keeps up would lag on every
+        // publish, since it reads after the publish, never during it.
+        let buffer = options.buffer.min(inner.max_buffer).max(1);
         let ends = options.on_gap == GapPolicy::End;
         let now = inner.now();
         loop {
@@ -527,11 +535,13 @@ impl<T> Subscription<T> {
             return;
         }
         self.registered = false;
+        // Read the clock before locking: it is user code, which must not run under the lock.
+        let now = self.inner.now();
         let mut dead = Evicted::new();
         let mut state = self.topic.state.lock();
         state.release(self.slot, self.buffer);
         // Its buffer may have been what kept old events: the window may shrink now.
-        state.evict(self.inner.retention, self.inner.now(), &mut dead);
+        state.evict(self.inner.retention, now, &mut dead);
         let idle = state.is_idle();
         drop(state);
         if idle {
@@ -584,7 +594,7 @@ impl<T> Stream for Subscription<T> {
         }
         if this.cursor < state.next() {
             this.cursor += state.copy_into(this.cursor, BATCH, &mut this.local);
-            if PREPARK && this.cursor == state.next() && !state.closed {
+            if this.cursor == state.next() && !state.closed {
                 // Caught up: park now, in the same lock, so that asking again once these events
                 // are yielded needs no lock unless something was published meanwhile.
                 let epoch = state.park(this.slot, cx.waker());

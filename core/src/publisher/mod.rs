@@ -4,6 +4,35 @@
 //! in-process one (a Redis-backed one can implement the same trait). Not a message queue: there
 //! are no acknowledgements and nothing outlives the process.
 //!
+//! The memory publisher's rules, in short (details on [`MemoryPublisher`]):
+//!
+//! - **Ids**: each publish gets a [`SeqId`], one more than the topic's previous id. Its text form
+//!   (16 lowercase hex digits) sorts like the number and parses back; any other last event id is
+//!   refused as [`SubscribeError::MalformedId`] (`BAD_REQUEST`).
+//! - **Sharing**: an event is stored once per publish, in one `Arc`, however many subscribers
+//!   read it, and serialized to JSON at most once ([`Published`]).
+//! - **Retention**: each topic keeps its last K events (default 1024,
+//!   [`retain_last`](MemoryPublisherBuilder::retain_last)) and, if asked, only those younger
+//!   than T ([`retain_for`](MemoryPublisherBuilder::retain_for)). A subscription with a last
+//!   event id replays every retained event after it, then continues live, with no gap and no
+//!   duplicate even when publishes race the subscribe. A resume point older than what is
+//!   retained, or never assigned, is reported as a [`Gap`], never skipped in silence.
+//! - **Slow consumers**: a subscriber can fall behind by its `buffer` (at least; default
+//!   [`DEFAULT_BUFFER`], capped by [`max_buffer`](MemoryPublisherBuilder::max_buffer)) or by
+//!   the topic's retention, whichever is larger. Past that the publisher does not wait, grow,
+//!   or slow the others: the subscriber's next item is a [`Gap`] saying how many events it
+//!   lost, then, by its [`GapPolicy`], it ends (the default) or goes on from the oldest event
+//!   still retained (drop-oldest, with a marker). Memory per topic stays within
+//!   `max(retain_last, max_buffer)` events, plus at most 32 per subscriber that it has taken
+//!   from the topic and not yet yielded.
+//! - **Cleanup**: dropping a subscription unregisters it at once, and
+//!   [`subscriber_count`](MemoryPublisher::subscriber_count) drops with it. A topic with no
+//!   subscriber and no retained event is removed, so short-lived topics cost nothing once done
+//!   (with `retain_last(0)`, a topic lives only while someone is subscribed). Retained events
+//!   do keep their topic: with count-only retention a topic that ever got an event keeps its
+//!   last K; add `retain_for` and call [`sweep`](MemoryPublisher::sweep) from a timer to free
+//!   quiet topics.
+//!
 //! ```
 //! use futures::{executor::block_on, StreamExt};
 //! use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
@@ -134,7 +163,8 @@ pub struct SubscribeOptions {
     /// "no id"), subscribes to live events only.
     pub last_event_id: Option<String>,
     /// How many events the subscriber may fall behind, at least, before it has a gap, whatever
-    /// the topic's retention (the publisher may cap it). Default [`DEFAULT_BUFFER`].
+    /// the topic's retention (the publisher may cap it; 0 counts as 1). Default
+    /// [`DEFAULT_BUFFER`].
     pub buffer: usize,
     /// What happens at a gap. Default [`GapPolicy::End`].
     pub on_gap: GapPolicy,

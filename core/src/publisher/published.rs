@@ -127,18 +127,29 @@ impl<T: Serialize, I> Serialize for Published<T, I> {
     }
 }
 
-/// Whether `S` is (or wraps) a serde_json serializer, which writes a `RawValue` verbatim.
+/// Whether `S` is one of serde_json's serializers (or a reference to one), which write a
+/// `RawValue` verbatim.
 ///
 /// serde has no way to ask a serializer for its format, and any other format would write a
-/// `RawValue` as a struct holding a string. The type name is the one signal available; a miss
-/// only costs the caching, never correctness.
+/// `RawValue` as a struct holding a string. The type name is the one signal available. Only the
+/// outermost type counts: another format's serializer with a serde_json type among its
+/// parameters must not pass, while a miss (a wrapper around serde_json's serializer) only costs
+/// the caching, never correctness.
 fn writes_json<S>() -> bool {
-    core::any::type_name::<S>().contains("serde_json::")
+    let mut name = core::any::type_name::<S>();
+    while let Some(rest) = name
+        .strip_prefix("&mut ")
+        .or_else(|| name.strip_prefix('&'))
+    {
+        name = rest;
+    }
+    name.starts_with("serde_json::")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counted<'a>(&'a AtomicUsize);
@@ -183,6 +194,16 @@ mod tests {
         assert!(serde_json::to_string(&event).is_err());
         assert!(serde_json::to_string(&event.clone()).is_err());
     }
+
+    #[test]
+    fn only_serde_json_serializers_get_the_cached_json() {
+        assert!(writes_json::<&mut serde_json::Serializer<Vec<u8>>>());
+        assert!(writes_json::<serde_json::value::Serializer>());
+        assert!(!writes_json::<Vec<serde_json::Value>>());
+        assert!(!writes_json::<&mut Wrapper<serde_json::Serializer<Vec<u8>>>>());
+    }
+
+    struct Wrapper<S>(S);
 
     #[test]
     fn into_event_sets_the_id() {

@@ -205,6 +205,8 @@ impl<T> TopicState<T> {
     /// Appends an event and returns its id.
     pub(super) fn push(&mut self, data: T, at: u64) -> SeqId {
         let id = SeqId::new(self.next);
+        // Ids start at most at 2^63 (`ids_after` is capped there): no process publishes enough
+        // to overflow.
         self.next += 1;
         self.ring.push_back(Entry {
             event: Published::new(id, data),
