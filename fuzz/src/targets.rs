@@ -1,0 +1,1516 @@
+//! The bodies of the fuzz targets: each takes the fuzzer's bytes and checks properties of
+//! outer-core on them, panicking when one fails. They are plain functions with no fuzzing
+//! dependency, so libFuzzer (`fuzz_targets/*.rs`) and the stable corpus replay
+//! (`core/tests/fuzz_corpora.rs`, which includes this very file) run the same code.
+//!
+//! Only outer-core, futures, serde and serde_json are used here: the replay test sees exactly
+//! those crates.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use futures::executor::block_on;
+use futures::StreamExt;
+use outer_core::client::{parse_last_event_id, Decision, Ended, Resumer, RetryPolicy};
+use outer_core::procedure::{Frame, Issue, Json};
+use outer_core::protocol::orpc::{self, ClientFrame, OrpcOptions};
+use outer_core::protocol::trpc::{self, TrpcOptions};
+use outer_core::protocol::{Body, HttpResponse};
+use outer_core::publisher::SeqId;
+use outer_core::router::check_path;
+use outer_core::sse::{DecodeError, EventWriter, Limits, SseDecoder, SseEvent};
+use outer_core::{
+    event_iterator, mutation, query, subscription, tracked, App, ErrorCode, Event, EventId,
+    Request, RequestHead, Router, RpcError,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// A target's body: bytes in, a panic when a property fails.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as `fuzz/Cargo.toml` lists them and `fuzz/corpus/<name>/` holds them.
+pub const ALL: &[(&str, Target)] = &[
+    ("sse_decoder", sse_decoder),
+    ("orpc_request", orpc_request),
+    ("orpc_client", orpc_client),
+    ("trpc_request", trpc_request),
+    ("last_event_id", last_event_id),
+    ("rpc_handle", rpc_handle),
+];
+
+// ---------------------------------------------------------------------------------------------
+// sse_decoder
+
+/// The SSE decoder, fed arbitrary bytes.
+///
+/// Input: one byte of knobs (low nibble: the line limit, high nibble: the event limit, 0 meaning
+/// the default), one byte that picks where to cut the stream, then the stream.
+///
+/// Properties:
+/// - the same stream decodes to the same events and errors, in the same order, with the same
+///   last event id and retry, whether it arrives whole, cut in two at any point, in pseudo-random
+///   chunks or one byte at a time;
+/// - every call makes progress, and `Ok(None)` means the chunk was used up;
+/// - no event holds more than the limits allow;
+/// - it decodes exactly as `limited_model` below, a line-by-line reading of the raw bytes that
+///   applies the limits as documented: a line over `max_line` or data over `max_event` is an
+///   error, the event is dropped (its id with it, a `retry` already read kept) and lines are
+///   skipped up to the next blank one;
+/// - a stream that raised no error decodes exactly as a plain reading of the WHATWG rules does
+///   (`reference` below: decode the whole stream as text first, then split lines, apply fields);
+/// - after `finish`, the same stream again gives the same events and leaves the same state;
+/// - every decoded event written back out with `SseEvent::write_to` decodes to itself;
+/// - an event built from the input's text either is refused for a CR, LF or NUL where one cannot
+///   go (leaving the buffer as it was) or decodes back to itself.
+pub fn sse_decoder(data: &[u8]) {
+    let [knobs, cut, stream @ ..] = data else {
+        return;
+    };
+    let limits = limits_from(*knobs);
+    let whole = decode_chunks(limits, [stream]);
+
+    let cut = usize::from(*cut) * stream.len() / 255;
+    let (a, b) = stream.split_at(cut);
+    assert_eq!(decode_chunks(limits, [a, b]), whole, "cut at {cut}");
+    assert_eq!(
+        decode_chunks(limits, stream.chunks(1)),
+        whole,
+        "one byte at a time"
+    );
+    assert_eq!(
+        decode_chunks(limits, random_chunks(stream, cut as u64 ^ 0x9e37)),
+        whole,
+        "random chunks"
+    );
+
+    for event in whole.outcomes.iter().flatten() {
+        assert!(
+            event.data.len() <= limits.max_event,
+            "data over the event limit: {} > {}",
+            event.data.len(),
+            limits.max_event
+        );
+        // A line's bytes may each become a 3-byte U+FFFD, hence the factor 3.
+        let line_text = limits.max_line.saturating_mul(3);
+        assert!(event.event == "message" || event.event.len() <= line_text);
+        assert!(event.id.as_ref().is_none_or(|id| id.len() <= line_text));
+        assert!(
+            !event.event.is_empty(),
+            "an event without type is `message`"
+        );
+    }
+
+    assert_eq!(
+        whole,
+        limited_model(stream, limits),
+        "differs from the byte model"
+    );
+    if whole.outcomes.iter().all(Result::is_ok) {
+        assert_eq!(whole, reference(stream), "differs from the WHATWG reading");
+    }
+
+    // finish() rearms the decoder for a new stream, keeping only the last id and retry.
+    let mut decoder = SseDecoder::with_limits(limits);
+    let first = feed(&mut decoder, [stream]);
+    decoder.finish();
+    let second = feed(&mut decoder, [stream]);
+    assert_eq!(first, second, "the same stream after finish()");
+    assert_eq!(decoder.last_event_id(), whole.last_event_id);
+    assert_eq!(decoder.retry(), whole.retry);
+
+    for event in whole.outcomes.iter().flatten() {
+        let mut buf = Vec::new();
+        event
+            .write_to(&mut buf)
+            .expect("a decoded event can always be written");
+        let again = decode_chunks(UNLIMITED, [&buf[..]]);
+        assert_eq!(again.outcomes, [Ok(event.clone())], "{:?}", lossy(&buf));
+    }
+
+    encode_then_decode(&lossy(stream), *knobs);
+}
+
+/// No limit at all: for decoding what the encoder wrote.
+const UNLIMITED: Limits = Limits {
+    max_line: usize::MAX,
+    max_event: usize::MAX,
+};
+
+fn limits_from(knobs: u8) -> Limits {
+    let line = usize::from(knobs & 0x0f);
+    let event = usize::from(knobs >> 4);
+    Limits {
+        max_line: if line == 0 {
+            Limits::DEFAULT.max_line
+        } else {
+            (line - 1) * 3
+        },
+        max_event: if event == 0 {
+            Limits::DEFAULT.max_event
+        } else {
+            (event - 1) * 5
+        },
+    }
+}
+
+/// What decoding a stream produced: every event and error in order, and the state left.
+#[derive(Debug, PartialEq)]
+struct Decoded {
+    outcomes: Vec<Result<SseEvent, DecodeError>>,
+    last_event_id: String,
+    retry: Option<u64>,
+}
+
+fn decode_chunks<'a>(limits: Limits, chunks: impl IntoIterator<Item = &'a [u8]>) -> Decoded {
+    let mut decoder = SseDecoder::with_limits(limits);
+    let outcomes = feed(&mut decoder, chunks);
+    assert_eq!(decoder.limits(), limits);
+    Decoded {
+        outcomes,
+        last_event_id: decoder.last_event_id().to_owned(),
+        retry: decoder.retry(),
+    }
+}
+
+/// Feeds chunks in order, going on after errors, and checks every call made progress.
+fn feed<'a>(
+    decoder: &mut SseDecoder,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<Result<SseEvent, DecodeError>> {
+    let mut outcomes = Vec::new();
+    for chunk in chunks {
+        let mut input = chunk;
+        loop {
+            let before = input.len();
+            match decoder.next_event(&mut input) {
+                Ok(None) => {
+                    assert!(input.is_empty(), "Ok(None) before the chunk was used up");
+                    break;
+                }
+                outcome => {
+                    assert!(input.len() < before, "a call consumed nothing: {outcome:?}");
+                    outcomes.push(outcome.map(|event| event.expect("matched above")));
+                }
+            }
+        }
+    }
+    outcomes
+}
+
+/// Cuts `bytes` into chunks of 0 to 15 bytes, sizes from a xorshift seeded by `seed`.
+fn random_chunks(bytes: &[u8], seed: u64) -> Vec<&[u8]> {
+    let mut state = seed | 1;
+    let mut rest = bytes;
+    let mut chunks = Vec::new();
+    while !rest.is_empty() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = usize::try_from(state % 16).unwrap_or(1).min(rest.len());
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// The decoder's documented behaviour, limits included, as a plain loop over whole lines of
+/// raw bytes: a second reading to compare the incremental decoder with.
+fn limited_model(stream: &[u8], limits: Limits) -> Decoded {
+    let mut rest = stream.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(stream);
+    let mut outcomes = Vec::new();
+    let mut last_event_id = String::new();
+    let mut retry = None;
+    let mut skipping = false;
+
+    let mut data = String::new();
+    let mut event_type = String::new();
+    let mut id: Option<String> = None;
+    let mut event_retry = None;
+
+    loop {
+        let (line, complete) = match rest.iter().position(|b| matches!(b, b'\r' | b'\n')) {
+            Some(end) => {
+                let line = &rest[..end];
+                let after = &rest[end..];
+                rest = after.strip_prefix(b"\r\n").unwrap_or(&after[1..]);
+                (line, true)
+            }
+            None => (std::mem::take(&mut rest), false),
+        };
+        if skipping {
+            skipping = !(complete && line.is_empty());
+        } else if line.len() > limits.max_line {
+            outcomes.push(Err(DecodeError::LineTooLong {
+                limit: limits.max_line,
+            }));
+            skipping = true;
+        } else if !complete {
+            // A last line without its end is kept for a next chunk that never comes.
+        } else if line.is_empty() {
+            if let Some(id) = &id {
+                last_event_id.clone_from(id);
+            }
+            if !data.is_empty() {
+                data.pop();
+                outcomes.push(Ok(SseEvent {
+                    event: if event_type.is_empty() {
+                        "message".into()
+                    } else {
+                        event_type.clone()
+                    },
+                    data: data.clone(),
+                    id: id.clone(),
+                    retry: event_retry,
+                }));
+            }
+        } else if line[0] != b':' {
+            let (name, value) = match line.iter().position(|b| *b == b':') {
+                Some(colon) => {
+                    let value = &line[colon + 1..];
+                    (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (line, &b""[..]),
+            };
+            match name {
+                b"data" => {
+                    let size = data.len() + lossy(value).len();
+                    if size > limits.max_event {
+                        outcomes.push(Err(DecodeError::EventTooLarge {
+                            limit: limits.max_event,
+                            size,
+                        }));
+                        skipping = true;
+                    } else {
+                        data.push_str(&lossy(value));
+                        data.push('\n');
+                    }
+                }
+                b"event" => event_type = lossy(value).into_owned(),
+                b"id" if !value.contains(&0) => id = Some(lossy(value).into_owned()),
+                b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                    if let Ok(millis) = lossy(value).parse::<u64>() {
+                        retry = Some(millis);
+                        event_retry = Some(millis);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // The event ends at its blank line, or is dropped on an error.
+        if skipping || (complete && line.is_empty()) {
+            data.clear();
+            event_type.clear();
+            id = None;
+            event_retry = None;
+        }
+        if rest.is_empty() {
+            break;
+        }
+    }
+    Decoded {
+        outcomes,
+        last_event_id,
+        retry,
+    }
+}
+
+/// The event-stream rules read as plainly as possible: decode the whole stream as UTF-8 (BOM
+/// dropped, invalid bytes replaced), split it into lines at CRLF, CR or LF, apply each line.
+/// No limits, no chunks: the model the decoder must agree with when no limit is hit.
+fn reference(stream: &[u8]) -> Decoded {
+    let text = lossy(stream);
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    let mut events = Vec::new();
+    let mut last_event_id = String::new();
+    let mut retry = None;
+
+    let mut data = String::new();
+    let mut event_type = String::new();
+    let mut id: Option<String> = None;
+    let mut event_retry = None;
+
+    let mut rest = text;
+    // Only lines with a line end count: a last line without one never completes.
+    while let Some(end) = rest.find(['\r', '\n']) {
+        let line = &rest[..end];
+        let after = &rest[end..];
+        rest = after.strip_prefix("\r\n").unwrap_or(&after[1..]);
+        if line.is_empty() {
+            if let Some(id) = &id {
+                last_event_id.clone_from(id);
+            }
+            if !data.is_empty() {
+                data.pop();
+                events.push(SseEvent {
+                    event: if event_type.is_empty() {
+                        "message".into()
+                    } else {
+                        event_type.clone()
+                    },
+                    data: std::mem::take(&mut data),
+                    id: id.clone(),
+                    retry: event_retry,
+                });
+            }
+            data.clear();
+            event_type.clear();
+            id = None;
+            event_retry = None;
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (name, value) = match line.split_once(':') {
+            Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match name {
+            "data" => {
+                data.push_str(value);
+                data.push('\n');
+            }
+            "event" => event_type = value.into(),
+            "id" if !value.contains('\0') => id = Some(value.into()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                if let Ok(millis) = value.parse::<u64>() {
+                    retry = Some(millis);
+                    event_retry = Some(millis);
+                }
+            }
+            _ => {}
+        }
+    }
+    Decoded {
+        outcomes: events.into_iter().map(Ok).collect(),
+        last_event_id,
+        retry,
+    }
+}
+
+/// Builds an event from thirds of `text` (type, id, data) and writes it.
+fn encode_then_decode(text: &str, knobs: u8) {
+    let chars: Vec<char> = text.chars().collect();
+    let third = chars.len() / 3;
+    let event_type: String = chars[..third].iter().collect();
+    let id: String = chars[third..2 * third].iter().collect();
+    let data: String = chars[2 * third..].iter().collect();
+    let mut event = SseEvent::new(data.clone()).with_event(event_type.clone());
+    if knobs & 1 == 1 {
+        event = event.with_id(id.clone());
+    }
+    if knobs & 2 == 2 {
+        event = event.with_retry(u64::from(knobs) << 20);
+    }
+    let mut buf = b": before\n\n".to_vec();
+    let written = event.write_to(&mut buf);
+    let bad_type = event_type.contains(['\r', '\n']);
+    let bad_id = event.id.is_some() && id.contains(['\r', '\n', '\0']);
+    match written {
+        Err(err) => {
+            assert!(bad_type || bad_id, "refused without cause: {err}");
+            assert_eq!(buf, b": before\n\n", "a refused event left bytes behind");
+        }
+        Ok(()) => {
+            assert!(!bad_type && !bad_id, "wrote a field that breaks its line");
+            let decoded = decode_chunks(UNLIMITED, [&buf[..]]);
+            let expected = SseEvent {
+                event: if event_type.is_empty() {
+                    "message".into()
+                } else {
+                    event_type
+                },
+                // The encoder splits data at CRLF, CR and LF; the reader joins with LF.
+                data: data.replace("\r\n", "\n").replace('\r', "\n"),
+                id: event.id.clone(),
+                retry: event.retry,
+            };
+            assert_eq!(decoded.outcomes, [Ok(expected)]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A request in text form, shared by the request targets.
+
+/// An HTTP request written as text, easy to write by hand and to mutate:
+///
+/// ```text
+/// POST /post/live?query
+/// last-event-id: 7
+///
+/// {"json":{}}
+/// ```
+///
+/// Head lines end in LF (a CR before it is dropped); header names end at the first `:` and one
+/// space after it is dropped; the body is every byte after the first empty line.
+#[derive(Debug)]
+struct HttpInput {
+    head: RequestHead,
+    route: String,
+    query: String,
+    body: Vec<u8>,
+}
+
+fn parse_http(data: &[u8]) -> HttpInput {
+    let (head, body) = split_head(data);
+    let text = lossy(head);
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let first = lines.next().unwrap_or_default();
+    let (method, target) = first.split_once(' ').unwrap_or((first, ""));
+    let (route, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers = lines
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) => (name.into(), value.strip_prefix(' ').unwrap_or(value).into()),
+            None => (line.into(), String::new()),
+        })
+        .collect();
+    HttpInput {
+        head: RequestHead {
+            method: method.into(),
+            path: route.into(),
+            headers,
+        },
+        route: route.into(),
+        query: query.into(),
+        body: body.to_vec(),
+    }
+}
+
+/// Splits at the first empty line (LF LF or LF CR LF).
+fn split_head(data: &[u8]) -> (&[u8], &[u8]) {
+    for (i, _) in data.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        let rest = &data[i + 1..];
+        if rest.first() == Some(&b'\n') {
+            return (&data[..i], &rest[1..]);
+        }
+        if rest.starts_with(b"\r\n") {
+            return (&data[..i], &rest[2..]);
+        }
+    }
+    (data, &[])
+}
+
+/// A client's mistake: 4xx, with a code and a message.
+fn assert_client_error(error: &RpcError, what: &str) {
+    assert!(
+        (400..500).contains(&error.status()),
+        "{what}: bad input answered {} ({error})",
+        error.status()
+    );
+    assert!(!error.code().is_empty(), "{what}: no code");
+    assert!(!error.message().is_empty(), "{what}: no message");
+}
+
+/// JSON values equal up to the last bits of floats (serde_json's default float parsing is not
+/// guaranteed to round-trip the last digit).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x == y
+                || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q))
+                    if (p - q).abs() <= 4.0 * f64::EPSILON * p.abs().max(q.abs()))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_json(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn parse_json(bytes: &[u8], what: &str) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|err| panic!("{what} is not JSON ({err}): {:?}", lossy(bytes)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// orpc_request
+
+/// oRPC request decoding: `decode_request` and the `{json, meta}` envelope of `decode_body`.
+///
+/// Input: a request in the text form of [`parse_http`]; the route is the path under `/rpc`.
+///
+/// Properties:
+/// - never a panic; a refusal is a 4xx `RpcError` with a code and a message, never a 5xx;
+/// - an accepted request was a POST, its procedure path is valid and is the route with `/`
+///   turned into `.`, its last event id is the header byte for byte (and holds no CR, LF or
+///   NUL), its input is what `decode_body` reads from the body;
+/// - an input read from a body goes back out with `encode_call` and reads back the same;
+/// - without meta, the input is the envelope's `json` member;
+/// - the error body of a refusal is oRPC's JSON shape with the same status, and the client's
+///   `decode_error` reads the same error back.
+pub fn orpc_request(data: &[u8]) {
+    let request = parse_http(data);
+    let route = request.route.as_str();
+    match orpc::decode_request(&request.head, route, &request.body) {
+        Ok(call) => {
+            assert!(request.head.method.eq_ignore_ascii_case("POST"));
+            assert!(check_path(&call.path).is_ok(), "path {:?}", call.path);
+            assert_eq!(
+                call.path.replace('.', "/"),
+                route.strip_prefix('/').unwrap_or(route)
+            );
+            let header = request.head.header("last-event-id");
+            assert_eq!(call.last_event_id.as_ref().map(EventId::as_str), header);
+            if let Some(id) = &call.last_event_id {
+                assert!(!id.as_str().contains(['\r', '\n', '\0']));
+            }
+            assert_eq!(Ok(call.input), orpc::decode_body(&request.body));
+        }
+        Err(error) => {
+            assert_client_error(&error, "decode_request");
+            check_orpc_error_body(&error);
+        }
+    }
+
+    match orpc::decode_body(&request.body) {
+        Ok(input) => {
+            if let Some(input) = &input {
+                let body = orpc::encode_call(Some(input));
+                let again = orpc::decode_body(body.as_bytes())
+                    .expect("an encoded call decodes")
+                    .expect("an encoded call has input");
+                assert!(same_json(input, &again), "{input} came back as {again}");
+            }
+            let envelope: Option<Value> = serde_json::from_slice(&request.body).ok();
+            if let Some(Value::Object(envelope)) = envelope {
+                let meta_is_empty = match envelope.get("meta") {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Array(entries)) => entries.is_empty(),
+                    Some(_) => false,
+                };
+                if meta_is_empty {
+                    assert_eq!(input.as_ref(), envelope.get("json"));
+                }
+            }
+        }
+        Err(error) => {
+            assert_client_error(&error, "decode_body");
+            check_orpc_error_body(&error);
+        }
+    }
+}
+
+/// An error goes out as oRPC's JSON and the client reads the same error back.
+fn check_orpc_error_body(error: &RpcError) {
+    let response = orpc::error_response(error);
+    assert_eq!(response.status, error.status());
+    let Body::Full(body) = &response.body else {
+        panic!("an error answered with a stream");
+    };
+    let value = parse_json(body, "an oRPC error body");
+    assert_eq!(value["json"]["status"], json!(error.status()));
+    assert_eq!(value["json"]["code"], json!(error.code()));
+    let back = orpc::decode_error(error.status(), body);
+    assert_eq!(back.code(), error.code());
+    assert_eq!(back.status(), error.status());
+    assert_eq!(back.message(), error.message());
+    assert_eq!(back.is_defined(), error.is_defined());
+    match (back.data(), error.data()) {
+        (Some(a), Some(b)) => assert!(same_json(a, b)),
+        (a, b) => assert_eq!(a, b),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// orpc_client
+
+/// The client side of oRPC: reading answers and event streams the server sent.
+///
+/// Input: bytes read three ways — as an answer body under a range of statuses, as an SSE stream
+/// whose events `decode_event` reads, and (as text) as the fields of frames to encode and read
+/// back.
+///
+/// Properties:
+/// - `decode_answer` never panics; a 2xx gives the body's input or a 400; any other status
+///   gives an error whose status is an error status (400-599), the response's own when the body
+///   is not an oRPC error;
+/// - `decode_event` on a decoded stream gives a frame for `message`, `done` and `error`, nothing
+///   for other types, and refuses only with 400 (the envelope), never 5xx;
+/// - frames written by `encode_frames` (`message` with id, retry and comments, then `done` or
+///   `error`) decode back to the same frames.
+pub fn orpc_client(data: &[u8]) {
+    for status in [
+        200, 204, 299, 0, 100, 302, 400, 404, 418, 500, 503, 599, 600, 999,
+    ] {
+        match orpc::decode_answer(status, data) {
+            Ok(value) => {
+                assert!((200..300).contains(&status));
+                let body = orpc::decode_body(data).expect("Ok answer from a valid body");
+                assert_eq!(value, body.unwrap_or(Value::Null));
+            }
+            Err(error) => {
+                assert!((400..600).contains(&error.status()), "{error}");
+                if (200..300).contains(&status) {
+                    assert_eq!(error.status(), 400);
+                } else if (400..600).contains(&status) {
+                    let is_orpc_error = serde_json::from_slice::<Value>(data)
+                        .ok()
+                        .is_some_and(|v| v.get("json").is_some());
+                    if !is_orpc_error {
+                        assert_eq!(error.status(), status);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut decoder = SseDecoder::new();
+    for event in feed(&mut decoder, [data]).into_iter().flatten() {
+        match orpc::decode_event(&event) {
+            Ok(Some(frame)) => {
+                assert!(["message", "done", "error"].contains(&event.event.as_str()));
+                if let ClientFrame::Message(message) = &frame {
+                    assert_eq!(message.id().map(EventId::as_str), event.id.as_deref());
+                    assert_eq!(message.meta().retry(), event.retry);
+                }
+            }
+            Ok(None) => assert!(!["message", "done", "error"].contains(&event.event.as_str())),
+            Err(error) => assert_eq!(error.status(), 400, "{error}"),
+        }
+    }
+
+    frames_round_trip(&lossy(data));
+}
+
+fn frames_round_trip(text: &str) {
+    // The value: the text itself if it is JSON, else the text as a JSON string.
+    let value: Value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+    let line: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .take(40)
+        .collect();
+    let retry = u64::try_from(text.len())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(977);
+    let event = Event::new(raw(&value))
+        .with_id(line.as_str())
+        .expect("CR, LF and NUL were filtered out")
+        .with_retry(retry)
+        .with_comment(line.as_str())
+        .expect("CR, LF and NUL were filtered out");
+    let plain = Event::new(raw(&value));
+    let error = RpcError::custom(line.clone(), text)
+        .with_status(400 + (text.len() % 200) as u16)
+        .defined(text.len() % 2 == 0)
+        .with_data(value.clone());
+    for last in [Frame::Done(raw(&value)), Frame::Error(error.clone())] {
+        let frames = vec![
+            Frame::Event(event.clone()),
+            Frame::Event(plain.clone()),
+            last,
+        ];
+        let wire = orpc::encode_frames(frames);
+        let mut decoder = SseDecoder::with_limits(UNLIMITED);
+        let got: Vec<ClientFrame> = feed(&mut decoder, [wire.as_bytes()])
+            .into_iter()
+            .map(|event| {
+                let event = event.expect("no limits");
+                orpc::decode_event(&event)
+                    .expect("our own frames decode")
+                    .expect("our own frames are oRPC's")
+            })
+            .collect();
+        assert_eq!(got.len(), 3, "{wire:?}");
+        for frame in &got[..2] {
+            let ClientFrame::Message(message) = frame else {
+                panic!("expected a message: {frame:?}");
+            };
+            assert!(same_json(message.data(), &value), "{wire:?}");
+        }
+        let ClientFrame::Message(first) = &got[0] else {
+            unreachable!()
+        };
+        assert_eq!(first.id().map(EventId::as_str), Some(line.as_str()));
+        assert_eq!(first.meta().retry(), Some(retry));
+        assert_eq!(
+            decoder.last_event_id(),
+            line,
+            "the id a client resumes from"
+        );
+        match &got[2] {
+            ClientFrame::Done(done) => assert!(same_json(done, &value)),
+            ClientFrame::Error(back) => {
+                assert_eq!(
+                    (
+                        back.code(),
+                        back.status(),
+                        back.message(),
+                        back.is_defined()
+                    ),
+                    (
+                        error.code(),
+                        error.status(),
+                        error.message(),
+                        error.is_defined()
+                    )
+                );
+                assert!(same_json(back.data().expect("data"), &value));
+            }
+            other => panic!("expected the end frame: {other:?}"),
+        }
+    }
+}
+
+fn raw(value: &Value) -> Json {
+    serde_json::value::to_raw_value(value).expect("a Value always serializes")
+}
+
+// ---------------------------------------------------------------------------------------------
+// trpc_request
+
+/// tRPC request decoding: path (percent-encoded, `,` for batches), query string (`input`,
+/// `batch`, `lastEventId`), body, method and content type.
+///
+/// Input: a request in the text form of [`parse_http`]; the route is the path under `/trpc`.
+///
+/// Properties:
+/// - never a panic; a refusal is a 4xx with a code and a message, never a 5xx, and its error
+///   body is tRPC's shape (`error.data.httpStatus` = the status, `error.code` its JSON-RPC code);
+/// - an accepted request has the head's method, 1 to `MAX_BATCH` calls (exactly 1 unless it is
+///   a batch) whose paths, joined with `,`, give back the decoded route;
+/// - a `Last-Event-ID` header wins over the query; a GET without `input` has no input;
+/// - `merge_last_event_id` takes `lastEventId` out of the input (the request's id winning)
+///   and never leaves an empty object behind.
+pub fn trpc_request(data: &[u8]) {
+    let request = parse_http(data);
+    match trpc::decode_request(&request.head, &request.route, &request.query, &request.body) {
+        Ok(decoded) => {
+            let method = match decoded.method {
+                trpc::Method::Get => "GET",
+                trpc::Method::Post => "POST",
+            };
+            assert!(request.head.method.eq_ignore_ascii_case(method));
+            let count = decoded.calls.len();
+            assert!((1..=trpc::MAX_BATCH).contains(&count));
+            assert!(decoded.batch || count == 1);
+            let paths: Vec<&str> = decoded.calls.iter().map(|c| c.path.as_str()).collect();
+            let route = request.route.strip_prefix('/').unwrap_or(&request.route);
+            assert_eq!(paths.join(","), percent_decoded(route));
+            if let Some(header) = request.head.header("last-event-id") {
+                assert_eq!(decoded.last_event_id.as_deref(), Some(header));
+            }
+            let no_input_key = !request.query.contains("input") && !request.query.contains('%');
+            if decoded.method == trpc::Method::Get && no_input_key {
+                assert!(decoded.calls.iter().all(|c| c.input.is_none()));
+            }
+            if let Some(raw) = raw_trpc_input(&request, decoded.method) {
+                for (i, call) in decoded.calls.iter().enumerate() {
+                    let expected = match (&raw, decoded.batch) {
+                        (Some(value), false) => Some(value.clone()),
+                        (Some(value), true) => value.get(i.to_string()).cloned(),
+                        (None, _) => None,
+                    };
+                    assert_eq!(call.input, expected, "input of call {i}");
+                }
+            }
+            for call in decoded.calls {
+                let had_object = matches!(&call.input, Some(Value::Object(_)));
+                let in_input = match &call.input {
+                    Some(Value::Object(map)) => match map.get("lastEventId") {
+                        Some(Value::String(id)) => Some(id.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let (input, id) =
+                    trpc::merge_last_event_id(call.input.clone(), decoded.last_event_id.clone());
+                assert_eq!(id, decoded.last_event_id.clone().or(in_input));
+                match input {
+                    Some(Value::Object(map)) => {
+                        assert!(!map.contains_key("lastEventId"));
+                        assert!(!map.is_empty());
+                    }
+                    other if !had_object => assert_eq!(other, call.input),
+                    other => assert_eq!(other, None),
+                }
+            }
+        }
+        Err(failure) => {
+            assert_client_error(&failure.error, "trpc::decode_request");
+            let response = trpc::error_response(&failure.error, failure.path.as_deref());
+            assert_eq!(response.status, failure.error.status());
+            let Body::Full(body) = &response.body else {
+                panic!("an error answered with a stream");
+            };
+            check_trpc_error(&parse_json(body, "a tRPC error")["error"], &failure.error);
+        }
+    }
+}
+
+/// The input a tRPC request carries, read again without the decoder: a POST's JSON body (none
+/// when the body is blank), or a GET's last `input=` in a query that needs no unescaping.
+/// `None` when this plain reading does not apply (a GET query with `%` or `+`).
+fn raw_trpc_input(request: &HttpInput, method: trpc::Method) -> Option<Option<Value>> {
+    match method {
+        trpc::Method::Post => {
+            if request.body.iter().all(u8::is_ascii_whitespace) {
+                Some(None)
+            } else {
+                Some(Some(parse_json(&request.body, "an accepted tRPC body")))
+            }
+        }
+        trpc::Method::Get => {
+            if request.query.contains(['%', '+']) {
+                return None;
+            }
+            let text = request
+                .query
+                .rsplit('&')
+                .find_map(|pair| pair.strip_prefix("input="));
+            Some(text.map(|text| parse_json(text.as_bytes(), "an accepted tRPC query input")))
+        }
+    }
+}
+
+/// The error shape `{message, code, data: {code, httpStatus, path?}}`.
+fn check_trpc_error(shape: &Value, error: &RpcError) {
+    assert_eq!(
+        shape["data"]["httpStatus"],
+        json!(error.status()),
+        "{shape}"
+    );
+    assert_eq!(shape["data"]["code"], json!(error.code()));
+    assert_eq!(shape["code"], json!(error.jsonrpc_code()));
+    assert!(shape["message"].is_string());
+}
+
+/// Percent-decoding, written out again so the property does not lean on the code it checks:
+/// `%XX` becomes that byte, anything else stays; invalid UTF-8 becomes U+FFFD.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// last_event_id
+
+/// Last-event-id handling from end to end: the memory publisher's `SeqId` text form, the
+/// `EventId` checks, the id travelling in an SSE `id:` line, the oRPC header, and the client's
+/// `Resumer` keeping it across reconnects.
+///
+/// Input: bytes read as an id (text), as two `u64`s (the first 16 bytes), and as a policy (4
+/// bytes) followed by a script of events and connection ends for a `Resumer`.
+///
+/// Properties:
+/// - `SeqId::parse` accepts exactly 16 lowercase hex digits, and then `format(parse(s)) == s`;
+///   anything else gets an error quoting (at most 64 characters of) the input and a reason;
+/// - `parse(format(n)) == n`, and the text forms of two ids compare as the ids do;
+/// - `EventId::new` accepts exactly the strings without CR, LF or NUL, unchanged;
+/// - a valid id written in an `id:` line is read back by the decoder byte for byte, and an oRPC
+///   `last-event-id` header is taken as is or refused with 400;
+/// - the `Resumer`: its last id is always the last valid id received (none after an empty
+///   one); a reconnect resumes from it; a 4xx gives up at once with that error; it gives up
+///   exactly when the failures in a row pass `max_attempts`; every delay is the server's `retry`
+///   exactly, or else the capped backoff, which jitter only ever shortens, to no less than half.
+pub fn last_event_id(data: &[u8]) {
+    let text = lossy(data);
+    check_seq_id_text(&text);
+    check_event_id_text(&text);
+
+    if let Some((a, b)) = data.get(..8).zip(data.get(8..16)) {
+        let a = u64::from_le_bytes(a.try_into().expect("8 bytes"));
+        let b = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        let (ta, tb) = (SeqId::new(a).to_string(), SeqId::new(b).to_string());
+        assert_eq!(ta.cmp(&tb), a.cmp(&b), "{ta} vs {tb}");
+        assert_eq!(SeqId::parse(&ta), Ok(SeqId::new(a)));
+        assert_eq!(ta.parse::<SeqId>().map(SeqId::get), Ok(a));
+        assert_eq!(EventId::from(SeqId::new(b)).as_str(), tb);
+    }
+
+    run_resumer(data);
+}
+
+fn check_seq_id_text(text: &str) {
+    let canonical =
+        text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match SeqId::parse(text) {
+        Ok(id) => {
+            assert!(canonical, "accepted {text:?}");
+            assert_eq!(id.to_string(), text);
+        }
+        Err(err) => {
+            assert!(!canonical, "refused {text:?}: {err}");
+            let quoted: String = text.chars().take(64).collect();
+            assert_eq!(err.text(), quoted);
+            assert!(!err.reason().is_empty());
+            assert!(err.to_string().starts_with("malformed last event id"));
+        }
+    }
+}
+
+fn check_event_id_text(text: &str) {
+    let valid = !text.contains(['\r', '\n', '\0']);
+    match EventId::new(text) {
+        Ok(id) => {
+            assert!(valid, "accepted {text:?}");
+            assert_eq!(id.as_str(), text);
+            assert_eq!(id.to_string(), text);
+            assert_eq!(parse_last_event_id(text), Some(id.clone()));
+
+            // Written by a server, read by a client.
+            let mut wire = String::new();
+            EventWriter::new(&mut wire)
+                .id(&id)
+                .data("x")
+                .finish()
+                .expect("a valid id is written");
+            let mut decoder = SseDecoder::with_limits(UNLIMITED);
+            let events = feed(&mut decoder, [wire.as_bytes()]);
+            assert_eq!(events.len(), 1);
+            assert_eq!(decoder.last_event_id(), text);
+
+            let head = RequestHead {
+                method: "POST".into(),
+                headers: vec![("Last-Event-ID".into(), text.into())],
+                ..RequestHead::default()
+            };
+            let call = orpc::decode_request(&head, "/ping", b"").expect("a valid id is taken");
+            assert_eq!(call.last_event_id, Some(id));
+        }
+        Err(_) => {
+            assert!(!valid, "refused {text:?}");
+            assert_eq!(parse_last_event_id(text), None);
+            let mut wire = String::new();
+            assert!(EventWriter::new(&mut wire)
+                .id(text)
+                .data("x")
+                .finish()
+                .is_err());
+            assert!(wire.is_empty());
+            let head = RequestHead {
+                method: "POST".into(),
+                headers: vec![("last-event-id".into(), text.into())],
+                ..RequestHead::default()
+            };
+            let error = orpc::decode_request(&head, "/ping", b"").expect_err("refused");
+            assert_eq!(error.status(), 400);
+        }
+    }
+}
+
+/// Reads bytes one at a time, then zeros.
+struct Script<'a>(&'a [u8]);
+
+impl Script<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(first)
+    }
+
+    fn u64(&mut self, bytes: usize) -> u64 {
+        (0..bytes).fold(0, |acc, _| (acc << 8) | u64::from(self.byte().unwrap_or(0)))
+    }
+
+    fn take(&mut self, n: usize) -> &[u8] {
+        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        taken
+    }
+}
+
+fn run_resumer(data: &[u8]) {
+    let mut script = Script(data);
+    let policy = RetryPolicy {
+        initial_delay: Duration::from_millis(script.u64(1) * 7),
+        max_delay: Duration::from_millis(script.u64(1) * 100),
+        jitter: script.u64(1) & 1 == 1,
+        max_attempts: match script.byte().unwrap_or(0) {
+            0 => None,
+            n => Some(u32::from(n % 16)),
+        },
+        inactivity_timeout: None,
+    };
+    let mut resumer = Resumer::new(policy.clone());
+    assert_eq!(resumer.policy(), &policy);
+
+    // The model: what the resumer must remember.
+    let mut last: Option<EventId> = None;
+    let mut server_retry: Option<Duration> = None;
+    let mut failures: u32 = 0;
+
+    while let Some(op) = script.byte() {
+        match op % 6 {
+            0 => {
+                let seq = script.u64(8);
+                let id = EventId::from(SeqId::new(seq));
+                assert_eq!(SeqId::parse(id.as_str()).map(SeqId::get), Ok(seq));
+                resumer.on_event(Some(&id), None);
+                last = Some(id);
+                failures = 0;
+            }
+            1 => {
+                let len = usize::from(script.byte().unwrap_or(0) % 24);
+                let text = lossy(script.take(len)).into_owned();
+                match EventId::new(text.as_str()) {
+                    Ok(id) => {
+                        resumer.on_event(Some(&id), None);
+                        // An empty id forgets the resume point, as SSE's rules say.
+                        last = (!id.as_str().is_empty()).then_some(id);
+                    }
+                    // A client drops an id it could not send back.
+                    Err(_) => {
+                        assert!(text.contains(['\r', '\n', '\0']));
+                        resumer.on_event(None, None);
+                    }
+                }
+                failures = 0;
+            }
+            2 => {
+                let millis = script.u64(3);
+                resumer.on_event(None, Some(millis));
+                server_retry = Some(Duration::from_millis(millis));
+                failures = 0;
+            }
+            end => {
+                let ended = match end {
+                    3 => Ended::Dropped,
+                    4 => Ended::Inactive,
+                    _ => {
+                        let status = 400 + u16::from(script.byte().unwrap_or(0)) % 200;
+                        Ended::Error(RpcError::custom("SCRIPTED", "scripted").with_status(status))
+                    }
+                };
+                let random = script.u64(8);
+                let decision = resumer.on_end(ended.clone(), random);
+                check_decision(
+                    &policy,
+                    &ended,
+                    &decision,
+                    &last,
+                    server_retry,
+                    &mut failures,
+                );
+            }
+        }
+        assert_eq!(resumer.last_event_id(), last.as_ref());
+    }
+}
+
+fn check_decision(
+    policy: &RetryPolicy,
+    ended: &Ended,
+    decision: &Decision,
+    last: &Option<EventId>,
+    server_retry: Option<Duration>,
+    failures: &mut u32,
+) {
+    if let Ended::Error(error) = ended {
+        if error.status() < 500 {
+            assert_eq!(decision, &Decision::GiveUp(error.clone()), "a 4xx ends it");
+            return;
+        }
+    }
+    *failures = failures.saturating_add(1);
+    if policy.max_attempts.is_some_and(|max| *failures > max) {
+        let Decision::GiveUp(error) = decision else {
+            panic!("reconnected after {failures} failures in a row: {decision:?}");
+        };
+        let expected = match ended {
+            Ended::Error(cause) => cause.status(),
+            Ended::Dropped => 503,
+            Ended::Inactive => 504,
+        };
+        assert_eq!(error.status(), expected);
+        return;
+    }
+    let Decision::Reconnect {
+        delay,
+        last_event_id,
+    } = decision
+    else {
+        panic!("gave up after {failures} failures: {decision:?}");
+    };
+    assert_eq!(last_event_id, last, "a reconnect resumes from the last id");
+    if let Some(retry) = server_retry {
+        assert_eq!(*delay, retry, "the server's retry is kept as it is");
+        return;
+    }
+    let doublings = (*failures - 1).min(31);
+    let base = policy
+        .initial_delay
+        .checked_mul(1 << doublings)
+        .unwrap_or(policy.max_delay)
+        .min(policy.max_delay);
+    if policy.jitter {
+        assert!(
+            *delay <= base && *delay >= base / 2,
+            "{delay:?} outside [{:?}, {base:?}]",
+            base / 2
+        );
+    } else {
+        assert_eq!(*delay, base);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpc_handle
+
+#[derive(Debug)]
+struct Ctx {
+    user: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Ping {
+    n: i64,
+}
+
+#[derive(Deserialize)]
+struct NewPost {
+    title: String,
+}
+
+#[derive(Deserialize)]
+struct Range {
+    from: u64,
+    to: u64,
+}
+
+/// The router the whole-request target calls: a query, mutations, subscriptions, a procedure
+/// that answers 4xx and two that fail with 5xx (their paths hold `boom`). The context builder
+/// refuses `authorization: deny` with 401.
+fn fuzz_app() -> App<Ctx> {
+    let live = subscription(|req: Request<Ctx, Range>| {
+        let start = req
+            .last_event_id
+            .and_then(|id| id.as_str().parse::<u64>().ok())
+            .map_or(req.input.from, |n| n.saturating_add(1));
+        let to = req.input.to;
+        event_iterator(move |mut emit| async move {
+            for n in start..=to {
+                emit.send(tracked(n, json!({ "n": n }))?).await?;
+            }
+            Ok::<_, RpcError>(json!({ "done": true }))
+        })
+    })
+    .validate_input(|range: &Range| {
+        if range.from <= range.to && range.to - range.from < 8 {
+            Ok(())
+        } else {
+            Err(Issue::new("from..=to must hold at most 8 ids").at("to"))
+        }
+    });
+    // Echoes the resume id back as an event id, then an event without id.
+    let resume = subscription(|req: Request<Ctx, Value>| {
+        let id = req.last_event_id;
+        event_iterator(move |mut emit| async move {
+            if let Some(id) = id {
+                emit.send(Event::new(json!("resumed")).with_id(id)?).await?;
+            }
+            emit.send(Event::new(json!("plain"))).await?;
+            Ok::<_, RpcError>(())
+        })
+    });
+    let boom_live = subscription(|_: Request<Ctx, Value>| {
+        event_iterator(|mut emit| async move {
+            emit.send_value(json!(1)).await?;
+            Err::<(), _>(RpcError::internal("boom"))
+        })
+    });
+    let router = Router::new()
+        .route(
+            "ping",
+            query(|req: Request<Ctx, Ping>| async move {
+                Ok::<_, RpcError>(json!({ "n": req.input.n, "user": req.ctx.user }))
+            }),
+        )
+        .route(
+            "nothing",
+            query(|_: Request<Ctx, ()>| async { Ok::<_, RpcError>(()) }),
+        )
+        .route(
+            "echo",
+            mutation(|req: Request<Ctx, Value>| async move { Ok::<_, RpcError>(req.input) }),
+        )
+        .route(
+            "post.create",
+            mutation(|req: Request<Ctx, NewPost>| async move {
+                Ok::<_, RpcError>(json!({ "id": 1, "title": req.input.title }))
+            })
+            .validate_input(|post: &NewPost| {
+                if post.title.is_empty() {
+                    Err(Issue::new("empty title").at("title"))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .route("post.live", live)
+        .route("resume", resume)
+        .route(
+            "conflict",
+            query(|_: Request<Ctx, Value>| async {
+                Err::<(), _>(RpcError::new(ErrorCode::CONFLICT, "taken"))
+            }),
+        )
+        .route(
+            "boom",
+            query(|_: Request<Ctx, Value>| async { Err::<(), _>(RpcError::internal("boom")) }),
+        )
+        .route("boom_live", boom_live);
+    App::new(router, |head: &RequestHead| {
+        match head.header("authorization") {
+            Some("deny") => Err(RpcError::from_code(ErrorCode::UNAUTHORIZED)),
+            user => Ok(Ctx {
+                user: user.map(String::from),
+            }),
+        }
+    })
+}
+
+/// A whole request through `orpc::handle` and `trpc::handle` on a small router.
+///
+/// Input: a request in the text form of [`parse_http`]; a `/rpc` or `/trpc` prefix on the route
+/// is dropped, and the request goes to both protocols.
+///
+/// Properties, for both protocols:
+/// - never a panic; the status is 2xx or 4xx unless a procedure that fails on purpose (`boom`)
+///   was called;
+/// - a whole body is the protocol's JSON: oRPC's `{json}` envelope or error (whose `status` is
+///   the response's); tRPC's `result` or `error` per call, an array of one per call for a
+///   batch, with the status the calls' statuses imply (all the same: that one, else 207);
+/// - an event stream opens with the protocol's first bytes, holds only the protocol's events,
+///   each readable by the client code, and ends with exactly one end frame (`done`/`error`,
+///   `return`/`serialized-error`), nothing after it;
+/// - a resume id the client sent reaches the handler unchanged and comes back in the `id:` of
+///   the event it tagged;
+/// - `echo` answers exactly the input the request carried (in each call of a batch).
+pub fn rpc_handle(data: &[u8]) {
+    let request = parse_http(data);
+    let route = request
+        .route
+        .strip_prefix("/trpc")
+        .or_else(|| request.route.strip_prefix("/rpc"))
+        .unwrap_or(&request.route);
+    let app = fuzz_app();
+    let may_fail = route.contains("boom") || percent_decoded(route).contains("boom");
+
+    let options = OrpcOptions::default();
+    let response = block_on(orpc::handle(
+        &app,
+        &request.head,
+        route,
+        &request.body,
+        &options,
+        None,
+    ));
+    check_orpc_response(response, &request, route, may_fail);
+
+    let options = TrpcOptions::default();
+    let response = block_on(trpc::handle(
+        &app,
+        &request.head,
+        route,
+        &request.query,
+        &request.body,
+        &options,
+        None,
+    ));
+    check_trpc_response(response, &request, route, may_fail);
+}
+
+fn check_status(status: u16, may_fail: bool) {
+    assert!(
+        (200..300).contains(&status) || (400..500).contains(&status) || may_fail,
+        "status {status}"
+    );
+}
+
+/// Collects a streamed body; the handlers here all end on their own.
+fn stream_text(response: HttpResponse) -> (Vec<String>, Vec<SseEvent>) {
+    let Body::Events(body) = response.body else {
+        unreachable!("checked by the caller")
+    };
+    let chunks: Vec<String> = block_on(body.collect());
+    let mut decoder = SseDecoder::with_limits(UNLIMITED);
+    let events = feed(&mut decoder, chunks.iter().map(String::as_bytes))
+        .into_iter()
+        .map(|event| event.expect("no limits"))
+        .collect();
+    (chunks, events)
+}
+
+fn check_orpc_response(response: HttpResponse, request: &HttpInput, route: &str, may_fail: bool) {
+    check_status(response.status, may_fail);
+    match &response.body {
+        Body::Full(body) => {
+            assert_eq!(response.header("content-type"), Some("application/json"));
+            let value = parse_json(body, "an oRPC answer");
+            if response.status == 200 {
+                assert!(value == json!({}) || value.get("json").is_some(), "{value}");
+                let call = orpc::decode_request(&request.head, route, &request.body)
+                    .expect("a 200 answers a request that decoded");
+                if call.path == "echo" {
+                    check_echo(value.get("json"), call.input.as_ref());
+                }
+            } else {
+                assert_eq!(value["json"]["status"], json!(response.status), "{value}");
+                assert!(value["json"]["code"].is_string());
+                assert!(value["json"]["message"].is_string());
+            }
+        }
+        Body::Events(_) => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.header("content-type"), Some("text/event-stream"));
+            let (chunks, events) = stream_text(response);
+            assert_eq!(chunks.first().map(String::as_str), Some(": \n\n"));
+            let frames: Vec<ClientFrame> = events
+                .iter()
+                .map(|event| {
+                    orpc::decode_event(event)
+                        .expect("our frames decode")
+                        .expect("our frames are oRPC's")
+                })
+                .collect();
+            let (last, messages) = frames.split_last().expect("an end frame");
+            assert!(messages
+                .iter()
+                .all(|f| matches!(f, ClientFrame::Message(_))));
+            match last {
+                ClientFrame::Done(_) => {}
+                ClientFrame::Error(error) => check_status(error.status(), may_fail),
+                ClientFrame::Message(_) => panic!("the stream ended without an end frame"),
+            }
+            let ended_well = matches!(last, ClientFrame::Done(_));
+            if ended_well && route.trim_start_matches('/') == "resume" {
+                let sent = request.head.header("last-event-id");
+                let first_id = messages.first().and_then(|f| match f {
+                    ClientFrame::Message(m) => m.id().map(EventId::as_str),
+                    _ => None,
+                });
+                assert_eq!(first_id, sent, "the resume id comes back");
+            }
+        }
+    }
+}
+
+/// `echo` answers its input: none for no input or `null` (both protocols leave the value out
+/// for JavaScript's `undefined`), else the same JSON.
+fn check_echo(answer: Option<&Value>, input: Option<&Value>) {
+    match input.filter(|v| !v.is_null()) {
+        None => assert_eq!(answer, None),
+        Some(input) => {
+            let answer = answer.expect("echo answers its input");
+            assert!(same_json(answer, input), "echo {input} answered {answer}");
+        }
+    }
+}
+
+fn check_trpc_response(response: HttpResponse, request: &HttpInput, route: &str, may_fail: bool) {
+    check_status(response.status, may_fail);
+    let decoded = trpc::decode_request(&request.head, route, &request.query, &request.body);
+    match &response.body {
+        Body::Full(body) => {
+            assert_eq!(response.header("content-type"), Some("application/json"));
+            let value = parse_json(body, "a tRPC answer");
+            let Ok(decoded) = decoded else {
+                assert_eq!(value["error"]["data"]["httpStatus"], json!(response.status));
+                return;
+            };
+            let answers = if decoded.batch {
+                let items = value.as_array().expect("a batch answers an array");
+                assert_eq!(items.len(), decoded.calls.len());
+                items.clone()
+            } else {
+                vec![value]
+            };
+            let mut statuses = Vec::new();
+            for (answer, call) in answers.iter().zip(&decoded.calls) {
+                match (answer.get("result"), answer.get("error")) {
+                    (Some(result), None) => {
+                        if call.path == "echo" {
+                            check_echo(result.get("data"), call.input.as_ref());
+                        }
+                        statuses.push(200);
+                    }
+                    (None, Some(error)) => {
+                        let status = error["data"]["httpStatus"]
+                            .as_u64()
+                            .expect("httpStatus is a number");
+                        let status = u16::try_from(status).expect("a status fits u16");
+                        check_status(status, may_fail);
+                        statuses.push(status);
+                    }
+                    _ => panic!("neither result nor error: {answer}"),
+                }
+            }
+            let expected = if statuses.iter().all(|s| *s == statuses[0]) {
+                statuses[0]
+            } else {
+                207
+            };
+            assert_eq!(response.status, expected, "{answers:?}");
+        }
+        Body::Events(_) => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.header("content-type"), Some("text/event-stream"));
+            let decoded = decoded.expect("a stream answers a request that decoded");
+            assert!(!decoded.batch, "subscriptions are never batched");
+            let (_, events) = stream_text(response);
+            let (first, rest) = events.split_first().expect("`connected` first");
+            assert_eq!(first.event, "connected");
+            let (last, middle) = rest.split_last().expect("an end event");
+            match last.event.as_str() {
+                "return" => {}
+                "serialized-error" => {
+                    let shape = parse_json(last.data.as_bytes(), "a serialized error");
+                    let status = shape["data"]["httpStatus"].as_u64().expect("httpStatus");
+                    check_status(u16::try_from(status).expect("fits u16"), may_fail);
+                }
+                other => panic!("the stream ended with {other:?}"),
+            }
+            for event in middle {
+                match event.event.as_str() {
+                    "message" => {
+                        parse_json(event.data.as_bytes(), "an event's data");
+                    }
+                    "restore-id" => assert!(event.id.is_some()),
+                    other => panic!("unexpected event {other:?} in a tRPC stream"),
+                }
+            }
+            if decoded.calls[0].path == "resume" && last.event == "return" {
+                let (_, sent) = trpc::merge_last_event_id(
+                    decoded.calls[0].input.clone(),
+                    decoded.last_event_id.clone(),
+                );
+                let sent = sent.filter(|id| EventId::new(id.as_str()).is_ok());
+                let first_id = middle
+                    .first()
+                    .filter(|e| e.event == "message")
+                    .and_then(|e| e.id.clone())
+                    .filter(|id| !id.is_empty());
+                assert_eq!(first_id, sent, "the resume id comes back");
+            }
+        }
+    }
+}
