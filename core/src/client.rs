@@ -1,10 +1,16 @@
-//! The client's decisions, without I/O: what to do when a subscription's connection ends.
+//! The client's logic, without I/O: following a subscription across its connections.
 //!
 //! A [`Resumer`] remembers the last event id and the server's `retry:` delay, and when the
 //! connection ends says whether to reconnect (after how long, resuming after which id) or give
 //! up with a typed error. Dropped connections, 5xx errors and inactivity reconnect; 4xx errors
-//! end the subscription. Time and randomness come in as arguments, so every rule is testable
-//! without sockets or sleeps. The adapters drive it over their HTTP clients.
+//! end the subscription. A [`Subscription`] wraps it with the SSE decoder and oRPC's frames:
+//! bytes in, typed events out, and an inactivity deadline. Time and randomness come in as
+//! arguments, so every rule is testable without sockets or sleeps. `outer-http`'s client drives
+//! it over hyper; this module does no I/O and names no runtime.
+
+mod subscription;
+
+pub use subscription::{Head, Step, Subscription};
 
 use alloc::string::String;
 use core::time::Duration;
@@ -19,8 +25,8 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// The delay doubles after each failed attempt in a row, up to this.
     pub max_delay: Duration,
-    /// Spread each delay over [½·delay, delay], so clients cut off together do not all come
-    /// back at once.
+    /// Spread each backoff delay over [½·delay, delay], so clients cut off together do not all
+    /// come back at once. A delay the server set with `retry:` is kept as it is.
     pub jitter: bool,
     /// Give up after this many reconnects in a row without an event. `None`: never.
     pub max_attempts: Option<u32>,
@@ -121,10 +127,11 @@ impl Resumer {
     }
 
     /// Records an event: its id (if it had one) and the server's `retry:` (if sent). An event
-    /// proves the connection works, so the run of failures starts over.
+    /// proves the connection works, so the run of failures starts over. An empty id forgets the
+    /// last one, as SSE's rules say: the next connection then sends none.
     pub fn on_event(&mut self, id: Option<&EventId>, retry_ms: Option<u64>) {
         if let Some(id) = id {
-            self.last_event_id = Some(id.clone());
+            self.last_event_id = (!id.as_str().is_empty()).then(|| id.clone());
         }
         if let Some(ms) = retry_ms {
             self.server_retry = Some(Duration::from_millis(ms));
@@ -134,6 +141,9 @@ impl Resumer {
 
     /// Decides what follows the end of a connection. `random` is any random number (used only
     /// for jitter), so the caller chooses the source and tests can fix it.
+    ///
+    /// `max_attempts` counts reconnects in a row without an event: with `Some(2)`, the third
+    /// failure in a row gives up, with the error that ended the last connection.
     pub fn on_end(&mut self, ended: Ended, random: u64) -> Decision {
         if let Ended::Error(error) = &ended {
             if !error.is_retryable() {
@@ -163,21 +173,20 @@ impl Resumer {
         }
     }
 
-    /// The delay before the next attempt: the server's `retry:` when it sent one (as the
-    /// browser's EventSource does), else the backoff for this many failures in a row.
+    /// The delay before the next attempt: the server's `retry:` as it is when it sent one (as
+    /// the browser's EventSource and oRPC's retry plugin do), else the backoff for this many
+    /// failures in a row, capped and jittered.
     fn delay(&self, random: u64) -> Duration {
-        let base = match self.server_retry {
-            Some(retry) => retry,
-            None => {
-                let doublings = self.failures.saturating_sub(1).min(32);
-                let scaled = self
-                    .policy
-                    .initial_delay
-                    .checked_mul(1u32 << doublings.min(31))
-                    .unwrap_or(self.policy.max_delay);
-                scaled.min(self.policy.max_delay)
-            }
-        };
+        if let Some(retry) = self.server_retry {
+            return retry;
+        }
+        let doublings = self.failures.saturating_sub(1).min(31);
+        let base = self
+            .policy
+            .initial_delay
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.policy.max_delay)
+            .min(self.policy.max_delay);
         if !self.policy.jitter || base.is_zero() {
             return base;
         }
@@ -277,6 +286,26 @@ mod tests {
             Decision::GiveUp(err) => assert_eq!(err.status(), 503),
             other => panic!("{other:?}"),
         }
+
+        // The give-up error is the last failure's: inactivity, or the server's 5xx as sent.
+        let mut r = Resumer::new(policy());
+        for _ in 0..3 {
+            r.on_end(Ended::Inactive, 0);
+        }
+        match r.on_end(Ended::Inactive, 0) {
+            Decision::GiveUp(err) => assert_eq!(err.code(), "GATEWAY_TIMEOUT"),
+            other => panic!("{other:?}"),
+        }
+        let mut r = Resumer::new(policy());
+        let boom =
+            RpcError::new(ErrorCode::BAD_GATEWAY, "upstream").with_data(serde_json::json!(1));
+        for _ in 0..3 {
+            r.on_end(Ended::Error(boom.clone()), 0);
+        }
+        assert_eq!(
+            r.on_end(Ended::Error(boom.clone()), 0),
+            Decision::GiveUp(boom)
+        );
     }
 
     #[test]
@@ -309,5 +338,28 @@ mod tests {
             Decision::Reconnect { last_event_id: Some(ref i), .. } if i.as_str() == "41"
         ));
         assert!(parse_last_event_id("a\nb").is_none());
+    }
+
+    #[test]
+    fn the_servers_retry_is_kept_exact_even_with_jitter() {
+        let mut r = Resumer::new(RetryPolicy {
+            jitter: true,
+            ..policy()
+        });
+        r.on_event(Some(&id("1")), Some(700));
+        for random in [0, 12_345, u64::MAX] {
+            assert!(matches!(
+                r.on_end(Ended::Dropped, random),
+                Decision::Reconnect { delay, .. } if delay == Duration::from_millis(700)
+            ));
+        }
+    }
+
+    #[test]
+    fn an_empty_id_forgets_the_resume_point() {
+        let mut r = Resumer::new(policy());
+        r.on_event(Some(&id("3")), None);
+        r.on_event(Some(&id("")), None);
+        assert_eq!(r.last_event_id(), None);
     }
 }

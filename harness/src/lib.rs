@@ -20,6 +20,7 @@
 // No unwrap in library code: every failure is a value (tests may unwrap).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod client_suite;
 mod clock;
 pub mod conformance;
 pub mod loopback;

@@ -57,6 +57,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
+pub mod client;
 mod config;
 pub mod server;
 mod service;

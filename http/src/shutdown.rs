@@ -5,10 +5,12 @@
 //! business (see [`crate::server::ServerControl::shutdown`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
 /// A one-way signal: once triggered, it stays triggered and every waiter, past and future,
 /// wakes.
@@ -75,16 +77,58 @@ impl Signal {
         self.fired.load(Ordering::SeqCst)
     }
 
-    pub(crate) async fn wait(self: Arc<Self>) {
+    pub(crate) fn wait(self: Arc<Self>) -> Wait {
+        Wait {
+            signal: self,
+            listener: None,
+            registered: None,
+        }
+    }
+}
+
+/// Waits for a [`Signal`]. Every event stream's body and connection polls one each time its task
+/// wakes, so that poll is kept to one atomic load: the listener (whose poll locks the event's
+/// list, shared by every connection) is polled only to register a task's waker, not again while
+/// that same task polls.
+pub(crate) struct Wait {
+    signal: Arc<Signal>,
+    listener: Option<EventListener>,
+    /// The waker the listener holds, once it holds one.
+    registered: Option<Waker>,
+}
+
+impl Future for Wait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
         loop {
-            if self.is_fired() {
-                return;
+            // Fired before notifying: any wake from the notification finds the flag set.
+            if this.signal.is_fired() {
+                return Poll::Ready(());
             }
-            let listener = self.event.listen();
-            if self.is_fired() {
-                return;
+            let Some(listener) = this.listener.as_mut() else {
+                // Check, listen, check again: a fire in between is seen by the loop.
+                this.listener = Some(this.signal.event.listen());
+                continue;
+            };
+            if this
+                .registered
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                return Poll::Pending;
             }
-            listener.await;
+            match Pin::new(listener).poll(cx) {
+                Poll::Pending => {
+                    this.registered = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Poll::Ready(()) => {
+                    this.listener = None;
+                    this.registered = None;
+                }
+            }
         }
     }
 }
@@ -150,6 +194,33 @@ mod tests {
         assert!(shutdown.wait().now_or_never().is_some());
         shutdown.trigger();
         assert!(shutdown.is_triggered());
+    }
+
+    #[test]
+    fn a_waiter_wakes_the_task_that_polled_it_last() {
+        use futures::task::{waker, ArcWake};
+        struct Woken(AtomicBool);
+        impl ArcWake for Woken {
+            fn wake_by_ref(this: &Arc<Self>) {
+                this.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let shutdown = Shutdown::new();
+        let mut waiter = Box::pin(shutdown.wait());
+        let (a, b) = (
+            Arc::new(Woken(AtomicBool::new(false))),
+            Arc::new(Woken(AtomicBool::new(false))),
+        );
+        let (waker_a, waker_b) = (waker(Arc::clone(&a)), waker(Arc::clone(&b)));
+        for waker in [&waker_a, &waker_a, &waker_b, &waker_b] {
+            let mut cx = Context::from_waker(waker);
+            assert!(waiter.as_mut().poll(&mut cx).is_pending());
+        }
+        shutdown.trigger();
+        assert!(b.0.load(Ordering::SeqCst), "the last task to poll is woken");
+        assert!(!a.0.load(Ordering::SeqCst));
+        let mut cx = Context::from_waker(&waker_b);
+        assert!(waiter.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]

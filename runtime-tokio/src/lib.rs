@@ -59,6 +59,9 @@ use outer_http::server::{accept_loop, ServerControl};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod client;
+
+pub use client::{Client, TokioTransport};
 pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
 
 /// Tokio's timer, for keep-alives, stream deadlines and header timeouts.

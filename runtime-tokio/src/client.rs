@@ -1,0 +1,109 @@
+//! The client on tokio: typed calls, and subscriptions that reconnect and resume by themselves,
+//! against any oRPC server (Outer's or oRPC's own).
+//!
+//! All of the client lives in `outer_http::client`; this module only opens TCP connections
+//! with tokio ([`TokioTransport`]). Use it inside a tokio runtime with time and I/O enabled.
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use outer_core::{event_iterator, query, subscription, tracked, Request, Router, RpcError};
+//! use outer_tokio::{serve, service, Client, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = Router::new()
+//!     .route("double", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input * 2) }))
+//!     .route("count", subscription(|_: Request<(), ()>| {
+//!         event_iterator(|mut emit| async move {
+//!             for n in 1..=3u32 {
+//!                 emit.send(tracked(n, n)?).await?;
+//!             }
+//!             Ok::<_, RpcError>("finished")
+//!         })
+//!     }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let server = serve(listener, service(router, ServerConfig::default()))?;
+//!
+//! let client = Client::new(&format!("http://{}/rpc", server.local_addr()))?;
+//! let four: u32 = client.call("double", &2).await?;
+//! assert_eq!(four, 4);
+//!
+//! let mut count = client.subscribe::<_, u32>("count", &());
+//! let mut seen = Vec::new();
+//! while let Some(event) = count.next().await {
+//!     let event = event?;
+//!     seen.push((event.id().unwrap().to_string(), *event.data()));
+//! }
+//! assert_eq!(seen, [("1".into(), 1), ("2".into(), 2), ("3".into(), 3)]);
+//! assert_eq!(count.returned(), Some(&serde_json::json!("finished")));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use outer_core::rt::Timer;
+use tokio::net::TcpStream;
+
+pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
+
+use crate::TokioTimer;
+
+/// Opens the client's TCP connections with tokio, and times with [`TokioTimer`].
+///
+/// ```
+/// use outer_http::client::ClientBuilder;
+/// use outer_tokio::client::TokioTransport;
+/// let client = ClientBuilder::new("http://127.0.0.1:3000/rpc", TokioTransport).build()?;
+/// # Ok::<(), outer_tokio::client::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioTransport;
+
+impl Transport for TokioTransport {
+    type Io = TokioIo<TcpStream>;
+
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Io>> + Send>> {
+        let host = host.to_owned();
+        Box::pin(async move {
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            // Requests are small writes that must leave at once.
+            stream.set_nodelay(true)?;
+            Ok(TokioIo::new(stream))
+        })
+    }
+
+    fn timer(&self) -> Arc<dyn Timer> {
+        Arc::new(TokioTimer)
+    }
+}
+
+/// A client on tokio: see `outer_http::client::Client` for its methods.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let client = outer_tokio::Client::builder("http://127.0.0.1:3000/rpc")
+///     .inactivity_timeout(Some(Duration::from_secs(20)))
+///     .build()?;
+/// let pong: serde_json::Value = client.call("ping", &serde_json::json!({"n": 1})).await?;
+/// # Ok(()) }
+/// ```
+pub type Client = outer_http::client::Client<TokioTransport>;
+
+/// Settings for a [`Client`] on tokio, from `Client::builder(base_url)`.
+///
+/// ```
+/// let builder: outer_tokio::client::ClientBuilder =
+///     outer_tokio::Client::builder("http://127.0.0.1:3000/rpc").max_attempts(Some(3));
+/// assert!(builder.build().is_ok());
+/// ```
+pub type ClientBuilder = outer_http::client::ClientBuilder<TokioTransport>;
