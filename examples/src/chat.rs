@@ -156,18 +156,7 @@ pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
                 let chat = for_create.clone();
                 async move { Ok::<_, RpcError>(chat.create(req.input.title)) }
             })
-            .validate_input(|p: &NewPost| {
-                if p.title.trim().is_empty() {
-                    Err(outer_core::procedure::Issue::new("a post needs a title").at("title"))
-                } else if p.title.len() > MAX_TITLE {
-                    Err(outer_core::procedure::Issue::new(format!(
-                        "a title has at most {MAX_TITLE} bytes"
-                    ))
-                    .at("title"))
-                } else {
-                    Ok(())
-                }
-            }),
+            .validate_input(|p: &NewPost| check_title(&p.title)),
         )
         .route(
             "live",
@@ -212,7 +201,26 @@ pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
                 })
             }),
         );
-    let pace = Arc::clone(&timer);
+    procedures(timer).nest("post", posts)
+}
+
+/// A post's title as `post.create` checks it: not blank, at most [`MAX_TITLE`] bytes.
+pub(crate) fn check_title(title: &str) -> Result<(), outer_core::procedure::Issue> {
+    if title.trim().is_empty() {
+        Err(outer_core::procedure::Issue::new("a post needs a title").at("title"))
+    } else if title.len() > MAX_TITLE {
+        Err(
+            outer_core::procedure::Issue::new(format!("a title has at most {MAX_TITLE} bytes"))
+                .at("title"),
+        )
+    } else {
+        Ok(())
+    }
+}
+
+/// Every procedure but `post.*`, which depend on where posts live.
+pub(crate) fn procedures(timer: Arc<dyn Timer>) -> Router<()> {
+    let pace = timer;
     Router::new()
         .route(
             "ping",
@@ -220,7 +228,6 @@ pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
                 |req: Request<(), Ping>| async move { Ok::<_, RpcError>(Pong { n: req.input.n }) },
             ),
         )
-        .nest("post", posts)
         .route(
             "counter",
             subscription(move |req: Request<(), CounterInput>| {

@@ -261,6 +261,12 @@ impl LoopbackSession {
         }
     }
 
+    /// Sends the next connections to the server at `addr`, as a client whose server went away
+    /// reaches another instance: what was seen and the last event id stay.
+    pub fn set_addr(&mut self, addr: SocketAddr) {
+        self.addr = addr;
+    }
+
     /// Whether a connection is open.
     pub fn is_connected(&self) -> bool {
         self.response.is_some()

@@ -2,28 +2,38 @@
 //! a page at `/` where a person posts and sees posts arrive live.
 //!
 //! ```text
-//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol] [--test-hooks]
+//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol] [--test-hooks] [--redis URL]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once it accepts connections (`--listen 127.0.0.1:0`
 //! picks a free port), and shuts down gracefully on SIGINT or SIGTERM: open streams end so that
 //! clients resume elsewhere. `--test-hooks` adds `/__test/streams` and `/__test/drop` for
 //! failure tests (see `outer_http::ServerConfig::test_hooks`); never use it in production.
+//!
+//! `--redis redis://127.0.0.1:6379` keeps posts in Redis instead of in memory (see
+//! `outer_examples::redis_chat`): every chat server on that Redis shares them, and a client
+//! resumes on any of them. Post ids are then Redis stream ids (`"1732000000000-0"`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use outer_core::rt::Timer;
+use outer_core::Router;
 use outer_examples::chat::{self, Chat};
+use outer_examples::redis_chat::{self, RedisChat};
 use outer_http::ServerConfig;
 
-const USAGE: &str = "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks]";
+const USAGE: &str =
+    "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks] [--redis URL]";
 
 #[derive(Debug)]
 struct Args {
     listen: SocketAddr,
     runtime: Runtime,
     test_hooks: bool,
+    /// Posts in this Redis rather than in memory.
+    redis: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +48,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         runtime: Runtime::Tokio,
         test_hooks: false,
+        redis: None,
     };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -54,6 +65,12 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 other => return Err(format!("--runtime takes tokio or smol, not {other:?}")),
             },
             "--test-hooks" => parsed.test_hooks = true,
+            "--redis" => {
+                parsed.redis = Some(
+                    args.next()
+                        .ok_or("--redis needs a URL (redis://HOST:PORT)")?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -63,6 +80,23 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 
 fn config(args: &Args) -> ServerConfig {
     chat::server_config(args.test_hooks)
+}
+
+/// The chat's router: posts in memory, or in the Redis of `--redis` (checked to answer first).
+async fn chat_router(
+    args: &Args,
+    spawn: impl outer_redis::runtime::Spawn,
+    timer: Arc<dyn Timer>,
+) -> std::io::Result<Router<()>> {
+    let Some(url) = &args.redis else {
+        return Ok(chat::router(Chat::new(), timer));
+    };
+    let runtime = outer_redis::Runtime::with_shared_timer(spawn, Arc::clone(&timer));
+    let unreachable =
+        |err: outer_redis::Error| std::io::Error::other(format!("--redis {url}: {err}"));
+    let chat = RedisChat::connect(url, runtime).map_err(unreachable)?;
+    chat.check().await.map_err(unreachable)?;
+    Ok(redis_chat::router(chat, timer))
 }
 
 fn main() -> ExitCode {
@@ -102,7 +136,10 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let router = chat::router(Chat::new(), Arc::new(outer_tokio::TokioTimer));
+        let spawn = |task| {
+            tokio::spawn(task);
+        };
+        let router = chat_router(args, spawn, Arc::new(outer_tokio::TokioTimer)).await?;
         let server = outer_tokio::serve(listener, outer_tokio::service(router, config(args)))?;
         announce(server.local_addr(), "tokio");
         let mut terminate =
@@ -120,7 +157,8 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
     use futures::StreamExt;
     smol::block_on(async {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
-        let router = chat::router(Chat::new(), Arc::new(outer_smol::SmolTimer));
+        let spawn = |task| smol::spawn(task).detach();
+        let router = chat_router(args, spawn, Arc::new(outer_smol::SmolTimer)).await?;
         let server = outer_smol::serve(listener, outer_smol::service(router, config(args)))?;
         announce(server.local_addr(), "smol");
         let mut signals =
@@ -147,12 +185,17 @@ mod tests {
             "--runtime",
             "smol",
             "--test-hooks",
+            "--redis",
+            "redis://127.0.0.1:6379",
         ])
         .unwrap();
         assert_eq!(parsed.listen.port(), 0);
         assert_eq!(parsed.runtime, Runtime::Smol);
         assert!(parsed.test_hooks);
+        assert_eq!(parsed.redis.as_deref(), Some("redis://127.0.0.1:6379"));
         assert_eq!(args(&[]).unwrap().runtime, Runtime::Tokio);
+        assert_eq!(args(&[]).unwrap().redis, None);
+        assert!(args(&["--redis"]).unwrap_err().contains("needs a URL"));
         assert!(args(&["--runtime", "async-std"])
             .unwrap_err()
             .contains("tokio or smol"));

@@ -1,0 +1,635 @@
+//! The publisher contract on a real redis-server (one per test, on a free port, killed with the
+//! test), on tokio and on smol: replay then live with no gap or duplicate, however publishes
+//! race the subscribe; gaps said out loud; malformed ids refused; one reader per topic; drop
+//! unsubscribes; slow subscribers catch up; a Redis restart and a change of instance lose and
+//! repeat nothing.
+//!
+//! No timing assertions: deadlines only turn a hang into a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use outer_core::publisher::{GapKind, GapPolicy, Publisher, SubscribeOptions};
+use outer_core::rt::Timer;
+use outer_core::RpcError;
+use outer_redis::testing::RedisServer;
+use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
+
+/// How long any one wait may take before the test fails as hung.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A runtime the tests run on.
+trait Rt {
+    /// Runs `test` to completion with a publisher runtime (spawner and timer) on this runtime.
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F);
+}
+
+struct OnTokio;
+struct OnSmol;
+
+impl Rt for OnTokio {
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let runtime = Runtime::new(
+            move |task| {
+                handle.spawn(task);
+            },
+            outer_tokio::TokioTimer,
+        );
+        rt.block_on(test(runtime));
+    }
+}
+
+impl Rt for OnSmol {
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
+        let runtime = Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer);
+        smol::block_on(test(runtime));
+    }
+}
+
+fn redis() -> RedisServer {
+    RedisServer::start().expect("start redis-server")
+}
+
+fn publisher(redis: &RedisServer, runtime: Runtime) -> RedisPublisher<u32> {
+    RedisPublisher::builder(redis.url())
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .build(runtime)
+        .unwrap()
+}
+
+/// `future`, or a failure naming `what` after [`DEADLINE`].
+async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    let sleep = outer_smol::SmolTimer.sleep(DEADLINE);
+    match futures::future::select(std::pin::pin!(future), sleep).await {
+        futures::future::Either::Left((out, _)) => out,
+        futures::future::Either::Right(_) => panic!("still waiting for {what}"),
+    }
+}
+
+/// Polls `done` until it holds, failing after [`DEADLINE`].
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
+        outer_smol::SmolTimer.sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next `n` events, failing on anything else.
+async fn take(sub: &mut Subscription<u32>, n: usize) -> Vec<(StreamId, u32)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match within("an event", sub.next()).await {
+            Some(Ok(event)) => got.push((*event.id(), *event)),
+            other => panic!("expected event {} of {n}, got {other:?}", got.len() + 1),
+        }
+    }
+    got
+}
+
+async fn publish_all(
+    publisher: &RedisPublisher<u32>,
+    topic: &str,
+    values: impl IntoIterator<Item = u32>,
+) -> Vec<StreamId> {
+    let mut ids = Vec::new();
+    for value in values {
+        ids.push(publisher.publish(topic, value).await.unwrap());
+    }
+    ids
+}
+
+/// Publishes, retrying while Redis is away (as a client retries a 503).
+async fn publish_retrying(publisher: &RedisPublisher<u32>, topic: &str, value: u32) -> StreamId {
+    let start = Instant::now();
+    loop {
+        match publisher.publish(topic, value).await {
+            Ok(id) => return id,
+            Err(Error::Unavailable(why)) => {
+                assert!(start.elapsed() < DEADLINE, "Redis stayed away: {why}");
+                outer_smol::SmolTimer.sleep(Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
+
+fn resume(id: StreamId) -> SubscribeOptions {
+    SubscribeOptions::new().resume_after(id.to_string())
+}
+
+fn readers(redis: &RedisServer) -> Vec<String> {
+    let mut names: Vec<String> = redis
+        .client_names()
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.starts_with("outer-reader:"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn publish_is_xadd_with_approximate_retention_and_stream_ids<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = RedisPublisher::<u32>::builder(redis.url())
+            .retain_last(50)
+            .build(runtime)
+            .unwrap();
+        let ids = publish_all(&publisher, "kept", 0..400).await;
+        // The ids returned are the stream's own, in order, with each entry's JSON.
+        let held: Vec<(String, Vec<(String, String)>)> = redis
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(publisher.key("kept"))
+                    .arg("-")
+                    .arg("+"),
+            )
+            .unwrap();
+        let held_ids: Vec<StreamId> = held
+            .iter()
+            .map(|(id, _)| StreamId::parse(id).unwrap())
+            .collect();
+        assert_eq!(held_ids, ids[ids.len() - held.len()..]);
+        let (_, fields) = held.last().unwrap();
+        assert_eq!(fields, &[("d".to_string(), "399".to_string())]);
+        // `MAXLEN ~ 50`: at least 50 kept, and trimmed by whole nodes (100 entries), so well
+        // under the 400 published.
+        let length: usize = redis
+            .query(redis::cmd("XLEN").arg(publisher.key("kept")))
+            .unwrap();
+        assert!((50..=150).contains(&length), "{length} entries kept");
+    });
+}
+
+fn replay_then_live_has_no_gap_and_no_duplicate<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let ids = publish_all(&publisher, "t", 1..=5).await;
+        let mut live = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let mut resumed = publisher.subscribe("t", resume(ids[1])).await.unwrap();
+        let later = publish_all(&publisher, "t", 6..=7).await;
+        let got = take(&mut resumed, 5).await;
+        assert_eq!(got.iter().map(|e| e.1).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
+        assert_eq!(got[0].0, ids[2]);
+        assert_eq!(got[4].0, later[1]);
+        let got = take(&mut live, 2).await;
+        assert_eq!(got, [(later[0], 6), (later[1], 7)]);
+        // Through the trait, as a handler sees it.
+        let mut all = Publisher::subscribe(&publisher, "t", resume(StreamId::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(
+            take(&mut all, 7)
+                .await
+                .iter()
+                .map(|e| e.1)
+                .collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6, 7]
+        );
+    });
+}
+
+fn resumes_racing_publishes_miss_nothing_and_repeat_nothing<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        const TOTAL: u32 = 300;
+        let publisher = publisher(&redis, runtime);
+        let first = publish_all(&publisher, "race", [0]).await;
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(first));
+        let writer = {
+            let publisher = publisher.clone();
+            let ids = std::sync::Arc::clone(&ids);
+            async move {
+                for value in 1..TOTAL {
+                    let id = publisher.publish("race", value).await.unwrap();
+                    ids.lock().unwrap().push(id);
+                }
+            }
+        };
+        let readers = async {
+            let mut subs = Vec::new();
+            // Subscribe again and again while the writer publishes, each resuming after the
+            // latest id known so far, or live only.
+            for round in 0..20 {
+                let known = ids.lock().unwrap().clone();
+                let resume_at = known.len() - 1 - (round % 3).min(known.len() - 1);
+                let sub = if round % 4 == 3 {
+                    publisher
+                        .subscribe("race", SubscribeOptions::new())
+                        .await
+                        .unwrap()
+                } else {
+                    publisher
+                        .subscribe("race", resume(known[resume_at]))
+                        .await
+                        .unwrap()
+                };
+                subs.push((sub, (round % 4 != 3).then_some(known[resume_at])));
+                outer_smol::SmolTimer.sleep(Duration::from_millis(3)).await;
+            }
+            subs
+        };
+        let ((), subs) = futures::join!(writer, readers);
+        let ids = ids.lock().unwrap().clone();
+        assert_eq!(ids.len(), TOTAL as usize);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        for (mut sub, resumed_after) in subs {
+            let start = match resumed_after {
+                Some(after) => ids.iter().position(|id| *id == after).unwrap() + 1,
+                None => {
+                    // Live only: it starts somewhere, then misses nothing.
+                    let (id, _) = take(&mut sub, 1).await[0];
+                    ids.iter().position(|known| *known == id).unwrap() + 1
+                }
+            };
+            let got = take(&mut sub, ids.len() - start).await;
+            let expected: Vec<(StreamId, u32)> =
+                (start..ids.len()).map(|i| (ids[i], i as u32)).collect();
+            assert_eq!(got, expected, "resumed after {resumed_after:?}");
+        }
+    });
+}
+
+fn a_resume_point_trimmed_away_is_an_expired_gap<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = RedisPublisher::<u32>::builder(redis.url())
+            .retain_last(1)
+            .build(runtime)
+            .unwrap();
+        // `MAXLEN ~` trims whole nodes of 100 entries: publish enough to trim some.
+        let ids = publish_all(&publisher, "old", 0..350).await;
+        let oldest: Vec<(String, Vec<(String, String)>)> = redis
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(publisher.key("old"))
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .unwrap();
+        let oldest = StreamId::parse(&oldest[0].0).unwrap();
+        assert!(oldest > ids[0], "the stream was not trimmed");
+
+        let mut ended = publisher.subscribe("old", resume(ids[0])).await.unwrap();
+        match within("the gap", ended.next()).await {
+            Some(Err(RecvError::Gap(gap))) => {
+                assert_eq!(gap.kind(), GapKind::Expired);
+                assert_eq!(gap.last_id(), ids[0]);
+                assert_eq!(gap.next_id(), Some(oldest));
+                assert!(gap.ends_subscription());
+                let rpc = RpcError::from(RecvError::Gap(gap));
+                assert_eq!(rpc.status(), 412);
+            }
+            other => panic!("expected a gap, got {other:?}"),
+        }
+        assert!(within("the end", ended.next()).await.is_none());
+
+        let mut skips = publisher
+            .subscribe("old", resume(ids[0]).on_gap(GapPolicy::Skip))
+            .await
+            .unwrap();
+        assert!(matches!(
+            within("the gap", skips.next()).await,
+            Some(Err(RecvError::Gap(_)))
+        ));
+        let first = take(&mut skips, 1).await[0];
+        assert_eq!(first.0, oldest);
+        let index = ids.iter().position(|id| *id == oldest).unwrap();
+        let rest = take(&mut skips, ids.len() - index - 1).await;
+        assert_eq!(rest.last().unwrap().0, *ids.last().unwrap());
+    });
+}
+
+fn an_id_the_stream_never_gave_out_is_an_unknown_gap<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let ids = publish_all(&publisher, "t", [1]).await;
+        let future = StreamId::new(ids[0].millis() + 1_000_000, 0);
+        let mut sub = publisher.subscribe("t", resume(future)).await.unwrap();
+        match within("the gap", sub.next()).await {
+            Some(Err(RecvError::Gap(gap))) => assert_eq!(gap.kind(), GapKind::Unknown),
+            other => panic!("expected a gap, got {other:?}"),
+        }
+        assert!(within("the end", sub.next()).await.is_none());
+        // A topic that never existed knows no id but the start.
+        let mut none = publisher.subscribe("never", resume(ids[0])).await.unwrap();
+        assert!(
+            matches!(within("the gap", none.next()).await, Some(Err(RecvError::Gap(g))) if g.kind() == GapKind::Unknown)
+        );
+        let mut start = publisher
+            .subscribe("never", resume(StreamId::ZERO))
+            .await
+            .unwrap();
+        let id = publisher.publish("never", 9).await.unwrap();
+        assert_eq!(take(&mut start, 1).await, [(id, 9)]);
+    });
+}
+
+fn a_malformed_id_is_a_bad_request<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        for bad in ["abc", "0000000000000001", "1-2-3", "-1-0"] {
+            let err = publisher
+                .subscribe("t", SubscribeOptions::new().resume_after(bad))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::MalformedId(_)), "{err}");
+            let rpc = RpcError::from(err);
+            assert_eq!((rpc.code(), rpc.status()), ("BAD_REQUEST", 400), "{bad}");
+            assert!(rpc.message().contains(bad), "{}", rpc.message());
+        }
+        // SSE's empty id means none: live only.
+        let sub = publisher
+            .subscribe("t", SubscribeOptions::new().resume_after(""))
+            .await;
+        assert!(sub.is_ok());
+    });
+}
+
+fn subscribers_of_a_topic_share_one_reader<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let mut subs = Vec::new();
+        for n in 0..25 {
+            let topic = if n < 20 { "a" } else { "b" };
+            subs.push(
+                publisher
+                    .subscribe(topic, SubscribeOptions::new())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let a = publisher.publish("a", 1).await.unwrap();
+        let b = publisher.publish("b", 2).await.unwrap();
+        for (n, sub) in subs.iter_mut().enumerate() {
+            let expected = if n < 20 { (a, 1) } else { (b, 2) };
+            assert_eq!(take(sub, 1).await, [expected]);
+        }
+        // Every subscriber got its event, so whatever reads for it is connected now: Redis
+        // sees one reading connection per topic, not one per subscriber.
+        assert_eq!(readers(&redis), ["outer-reader:a", "outer-reader:b"]);
+        assert_eq!(publisher.reader_count(), 2);
+        assert_eq!(
+            (
+                publisher.subscriber_count("a"),
+                publisher.subscriber_count("b")
+            ),
+            (20, 5)
+        );
+        // And the commands (publish, catch-up) share one more connection, whatever the number
+        // of subscribers: besides the readers, only it and the `CLIENT LIST` query's own (an
+        // earlier query's may take a moment to close).
+        until("only the command connection besides the readers", || {
+            let others = redis
+                .client_names()
+                .unwrap()
+                .iter()
+                .filter(|name| !name.starts_with("outer-reader:"))
+                .count();
+            others == 2
+        })
+        .await;
+    });
+}
+
+fn dropping_the_last_subscription_stops_the_topics_reader<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let first = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let second = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        until("the reader connected", || readers(&redis).len() == 1).await;
+        drop(first);
+        assert_eq!(publisher.subscriber_count("t"), 1);
+        assert_eq!(publisher.reader_count(), 1);
+        drop(second);
+        assert_eq!(publisher.subscriber_count("t"), 0);
+        until("the reader stopped", || publisher.reader_count() == 0).await;
+        until("its connection closed", || readers(&redis).is_empty()).await;
+        // A new subscriber starts a new reader.
+        let mut again = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let id = publisher.publish("t", 5).await.unwrap();
+        assert_eq!(take(&mut again, 1).await, [(id, 5)]);
+        assert_eq!(publisher.reader_count(), 1);
+    });
+}
+
+fn a_subscriber_behind_its_buffer_catches_up_from_redis<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let mut slow = publisher
+            .subscribe("t", SubscribeOptions::new().buffer(2))
+            .await
+            .unwrap();
+        let mut fast = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let ids = publish_all(&publisher, "t", 0..200).await;
+        // `fast` reads them all first: the reader certainly went past `slow`'s buffer.
+        assert_eq!(take(&mut fast, 200).await.last().unwrap().0, ids[199]);
+        let got = take(&mut slow, 200).await;
+        let expected: Vec<_> = ids.iter().copied().zip(0..).collect();
+        assert_eq!(got, expected);
+        let later = publisher.publish("t", 200).await.unwrap();
+        assert_eq!(take(&mut slow, 1).await, [(later, 200)]);
+    });
+}
+
+fn a_subscriber_behind_the_retention_gets_a_lagged_gap<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = RedisPublisher::<u32>::builder(redis.url())
+            .retain_last(200)
+            .build(runtime)
+            .unwrap();
+        let mut slow = publisher
+            .subscribe("t", SubscribeOptions::new().buffer(1))
+            .await
+            .unwrap();
+        let mut fast = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        // In steps the reader keeps up with (the retention is what `slow` outruns, not it).
+        let mut ids = Vec::new();
+        for step in 0..50 {
+            ids.extend(publish_all(&publisher, "t", step * 20..(step + 1) * 20).await);
+            take(&mut fast, 20).await;
+        }
+        let mut seen = Vec::new();
+        loop {
+            match within("an event or the gap", slow.next()).await {
+                Some(Ok(event)) => seen.push(*event.id()),
+                Some(Err(RecvError::Gap(gap))) => {
+                    assert_eq!(gap.kind(), GapKind::Lagged);
+                    assert_eq!(Some(gap.last_id()), seen.last().copied());
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            ids[..seen.len()],
+            "what came before the gap came in order"
+        );
+        assert!(within("the end", slow.next()).await.is_none());
+    });
+}
+
+fn dropping_the_publisher_ends_its_subscriptions<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let mut sub = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let id = publisher.publish("t", 1).await.unwrap();
+        assert_eq!(take(&mut sub, 1).await, [(id, 1)]);
+        let readers = {
+            let clone = publisher.clone();
+            drop(publisher);
+            // A clone keeps it open.
+            assert_eq!(clone.reader_count(), 1);
+            clone
+        };
+        drop(readers);
+        assert!(within("the end", sub.next()).await.is_none());
+    });
+}
+
+fn a_redis_restart_mid_stream_loses_and_repeats_nothing<R: Rt>() {
+    let mut redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let mut live = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let before = publish_all(&publisher, "t", 0..10).await;
+        assert_eq!(take(&mut live, 5).await.last().unwrap().0, before[4]);
+        let mut resumed = publisher.subscribe("t", resume(before[2])).await.unwrap();
+
+        redis.kill();
+        // Published elsewhere while this instance cannot reach Redis? Nothing can be: Redis is
+        // down. Publish right after it is back, before the reader has reconnected.
+        redis.restart().unwrap();
+        let mut after = Vec::new();
+        for value in 10..20 {
+            after.push(publish_retrying(&publisher, "t", value).await);
+        }
+        let all: Vec<StreamId> = before.iter().chain(&after).copied().collect();
+        let got = take(&mut live, 15).await;
+        assert_eq!(got, all[5..].iter().copied().zip(5..).collect::<Vec<_>>());
+        let got = take(&mut resumed, 17).await;
+        assert_eq!(got, all[3..].iter().copied().zip(3..).collect::<Vec<_>>());
+        // Back to one reader connection.
+        until("the reader reconnected", || readers(&redis).len() == 1).await;
+    });
+}
+
+fn another_instance_resumes_where_the_first_left_off<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let a = publisher(&redis, runtime.clone());
+        let b = publisher(&redis, runtime.clone());
+        let elsewhere = publisher(&redis, runtime);
+        let mut on_a = a.subscribe("t", SubscribeOptions::new()).await.unwrap();
+        let ids = publish_all(&elsewhere, "t", 0..10).await;
+        let seen = take(&mut on_a, 4).await;
+        drop(on_a);
+        drop(a);
+        let last = seen.last().unwrap().0;
+        let mut on_b = b.subscribe("t", resume(last)).await.unwrap();
+        let more = publish_all(&elsewhere, "t", 10..12).await;
+        let got = take(&mut on_b, 8).await;
+        let all: Vec<_> = ids.iter().chain(&more).copied().collect();
+        assert_eq!(got, all[4..].iter().copied().zip(4..).collect::<Vec<_>>());
+    });
+}
+
+fn an_undecodable_entry_is_reported_and_the_stream_goes_on<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let mut sub = publisher
+            .subscribe("t", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let first = publisher.publish("t", 1).await.unwrap();
+        let foreign: String = redis
+            .query(
+                redis::cmd("XADD")
+                    .arg(publisher.key("t"))
+                    .arg("*")
+                    .arg("d")
+                    .arg("not json"),
+            )
+            .unwrap();
+        let last = publisher.publish("t", 3).await.unwrap();
+        assert_eq!(take(&mut sub, 1).await, [(first, 1)]);
+        match within("the bad entry", sub.next()).await {
+            Some(Err(RecvError::Undecodable { id, .. })) => assert_eq!(id.to_string(), foreign),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(take(&mut sub, 1).await, [(last, 3)]);
+    });
+}
+
+macro_rules! on_both_runtimes {
+    ($($test:ident),* $(,)?) => {
+        mod on_tokio {
+            $(#[test] fn $test() { super::$test::<super::OnTokio>() })*
+        }
+        mod on_smol {
+            $(#[test] fn $test() { super::$test::<super::OnSmol>() })*
+        }
+    };
+}
+
+on_both_runtimes!(
+    publish_is_xadd_with_approximate_retention_and_stream_ids,
+    replay_then_live_has_no_gap_and_no_duplicate,
+    resumes_racing_publishes_miss_nothing_and_repeat_nothing,
+    a_resume_point_trimmed_away_is_an_expired_gap,
+    an_id_the_stream_never_gave_out_is_an_unknown_gap,
+    a_malformed_id_is_a_bad_request,
+    subscribers_of_a_topic_share_one_reader,
+    dropping_the_last_subscription_stops_the_topics_reader,
+    a_subscriber_behind_its_buffer_catches_up_from_redis,
+    a_subscriber_behind_the_retention_gets_a_lagged_gap,
+    dropping_the_publisher_ends_its_subscriptions,
+    a_redis_restart_mid_stream_loses_and_repeats_nothing,
+    another_instance_resumes_where_the_first_left_off,
+    an_undecodable_entry_is_reported_and_the_stream_goes_on,
+);
