@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# End to end: SSE fan-out over HTTP, every server side by side on this machine.
+#
+#   bench/run.sh                      # all servers, N = 100, 1,000, 10,000 (about 12 minutes,
+#                                     # plus up to 3 for trpc-ref at 10,000: see BENCHMARKS.md)
+#   NS="100" SERVERS="outer-tokio floor" bench/run.sh
+#
+# Each (server, N) gets a fresh server process (so its RSS before the subscribers is a clean
+# baseline), then one `load` run: N subscribers connect, the server's RSS is sampled idle, then
+# a load phase of DURATION seconds posting as fast as a window of WINDOW posts allows (PUBLISHERS
+# posts in flight, each on its own keep-alive connection), then a
+# paced phase of PACED_DURATION seconds at PACED_DELIVERIES / N posts per second.
+#
+# With PIN=1 (the default) the server runs on CPU 1 and the generator on CPU 0, so that each has
+# one core and neither steals the other's: the generator's CPU use then shows whether it kept
+# up. PIN=0 lets the kernel place both.
+#
+# Writes target/bench/results-DATE.jsonl (one JSON line per run, plus one for the machine) and
+# prints the table (bench/src/bin/table.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NS=${NS:-"100 1000 10000"}
+SERVERS=${SERVERS:-"outer-tokio outer-smol floor orpc-ref trpc-ref outer-tokio-trpc"}
+DURATION=${DURATION:-10}
+WINDOW=${WINDOW:-32}
+PUBLISHERS=${PUBLISHERS:-4}
+PACED_DURATION=${PACED_DURATION:-5}
+PACED_DELIVERIES=${PACED_DELIVERIES:-20000}
+PIN=${PIN:-1}
+PORT=${PORT:-3710}
+
+# 10,000 subscribers need 10,000 sockets in each process, plus a few.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" -lt 10100 ]; then
+  echo "run.sh: ulimit -n is $(ulimit -n); 10,000 subscribers need at least 10,100" >&2
+  exit 1
+fi
+
+if [ "${BUILD:-1}" = 1 ]; then
+  cargo build --release -q -p outer-bench -p outer-examples --bins
+fi
+BIN=target/release
+REF=target/bench/reference
+for name in orpc trpc; do
+  dir=$REF/$name
+  mkdir -p "$dir"
+  # A copy beside the build, so shared/ stays free of node_modules.
+  cp ../shared/reference/$name/{server.mjs,package.json,package-lock.json} "$dir/"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+done
+
+OUT=target/bench/results-$(date +%Y%m%d-%H%M%S).jsonl
+model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p')
+printf '{"machine":"%s","cores":%s,"load":"%s","node":"%s","rustc":"%s"}\n' \
+  "$model" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(node --version)" \
+  "$(rustc --version)" >"$OUT"
+echo "machine: $model, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT"
+# CPU pressure (share of time some runnable task waited for a core): other work on the machine.
+pressure() { sed -n 's/^some //p' /proc/pressure/cpu 2>/dev/null || true; }
+echo "cpu pressure at start: $(pressure)"
+
+server_cpu=()
+gen_cpu=()
+if [ "$PIN" = 1 ]; then
+  server_cpu=(taskset -c 1)
+  gen_cpu=(taskset -c 0)
+fi
+
+SERVER_PID=
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT
+
+# Starts server $1 on $PORT; sets SERVER_PID, URL and PROTOCOL.
+start_server() {
+  local addr=127.0.0.1:$PORT
+  PROTOCOL=orpc
+  URL=http://$addr/rpc
+  case $1 in
+    outer-tokio) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null & ;;
+    outer-smol) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime smol >/dev/null & ;;
+    outer-tokio-trpc)
+      PROTOCOL=trpc
+      URL=http://$addr/trpc
+      "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null &
+      ;;
+    floor) "${server_cpu[@]}" $BIN/floor --listen "$addr" >/dev/null & ;;
+    orpc-ref) (cd $REF/orpc && PORT=$PORT exec "${server_cpu[@]}" node server.mjs) & ;;
+    trpc-ref)
+      PROTOCOL=trpc
+      URL=http://$addr/trpc
+      (cd $REF/trpc && PORT=$PORT exec "${server_cpu[@]}" node server.mjs) &
+      ;;
+    *)
+      echo "run.sh: unknown server $1" >&2
+      exit 1
+      ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "run.sh: $1 did not start listening on $addr" >&2
+  exit 1
+}
+
+for n in $NS; do
+  paced_rate=$(( PACED_DELIVERIES / n ))
+  [ "$paced_rate" -ge 1 ] || paced_rate=1
+  for server in $SERVERS; do
+    PORT=$((PORT + 1))
+    start_server "$server"
+    sleep 0.5
+    "${gen_cpu[@]}" $BIN/load --url "$URL" --protocol "$PROTOCOL" --label "$server" \
+      --subscribers "$n" --duration "$DURATION" --window "$WINDOW" --publishers "$PUBLISHERS" \
+      --paced-rate "$paced_rate" --paced-duration "$PACED_DURATION" \
+      --server-pid "$SERVER_PID" --settle 2 | tee -a "$OUT" | grep '^#' || true
+    echo "#   uptime:$(uptime | sed 's/.*load average//'), cpu pressure $(pressure)"
+    stop_server
+  done
+done
+
+echo "cpu pressure at end: $(pressure); load $(cut -d' ' -f1-3 /proc/loadavg)"
+$BIN/table "$OUT"

@@ -1,0 +1,132 @@
+//! The load generator. One run: N subscribers, a load phase, an optional paced phase; prints
+//! the report as one JSON line, then a line for people starting with `#`.
+//!
+//! ```text
+//! load --url http://127.0.0.1:3000/rpc [--protocol orpc|trpc] [--label NAME]
+//!      [--subscribers N] [--events M] [--duration SECS] [--rate POSTS_PER_S] [--window W]
+//!      [--publishers P]
+//!      [--paced-rate POSTS_PER_S --paced-duration SECS] [--connect-concurrency C]
+//!      [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS]
+//!      [--threads T]
+//! ```
+//!
+//! `--url` is the protocol's base: `/rpc` for oRPC, `/trpc` for tRPC. The load phase stops
+//! after `--events` posts or `--duration` seconds (default 10), whichever comes first; with
+//! `--rate 0` (the default) it posts as fast as the window allows, with up to `--publishers`
+//! (default 4) posts in flight. `--threads 1` (the default)
+//! runs the generator on one thread, so that its CPU use reads against one core.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use outer_bench::http::Url;
+use outer_bench::load::{run, Config};
+use outer_bench::protocol::Protocol;
+
+const USAGE: &str =
+    "usage: load --url URL [--protocol orpc|trpc] [--label NAME] [--subscribers N] \
+[--events M] [--duration SECS] [--rate R] [--window W] [--publishers P] [--paced-rate R --paced-duration SECS] \
+[--connect-concurrency C] [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS] [--threads T]";
+
+fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), String> {
+    let mut url = None;
+    let mut protocol = Protocol::Orpc;
+    let mut rest: Vec<(String, String)> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(String::new());
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--url" => url = Some(Url::parse(&value).map_err(|e| e.to_string())?),
+            "--protocol" => protocol = value.parse()?,
+            _ => rest.push((flag, value)),
+        }
+    }
+    let url = url.ok_or("--url is required")?;
+    let mut config = Config::new(url, protocol, 100);
+    let mut threads = 1;
+    fn num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+        value
+            .parse()
+            .map_err(|_| format!("{flag} {value}: not a number"))
+    }
+    let secs = |flag: &str, value: &str| -> Result<Duration, String> {
+        let s: f64 = num(flag, value)?;
+        Duration::try_from_secs_f64(s).map_err(|e| format!("{flag} {value}: {e}"))
+    };
+    let mut duration_set = false;
+    for (flag, value) in rest {
+        match flag.as_str() {
+            "--label" => config.label = value,
+            "--subscribers" => config.subscribers = num(&flag, &value)?,
+            "--events" => config.events = Some(num(&flag, &value)?),
+            "--duration" => {
+                config.duration = Some(secs(&flag, &value)?);
+                duration_set = true;
+            }
+            "--rate" => config.rate = num(&flag, &value)?,
+            "--window" => config.window = num(&flag, &value)?,
+            "--publishers" => config.publishers = num(&flag, &value)?,
+            "--paced-rate" => config.paced_rate = num(&flag, &value)?,
+            "--paced-duration" => config.paced_duration = secs(&flag, &value)?,
+            "--connect-concurrency" => config.connect_concurrency = num(&flag, &value)?,
+            "--connect-timeout" => config.connect_timeout = secs(&flag, &value)?,
+            "--server-pid" => config.server_pid = Some(num(&flag, &value)?),
+            "--title-bytes" => config.title_len = num(&flag, &value)?,
+            "--settle" => config.settle = secs(&flag, &value)?,
+            "--threads" => threads = num(&flag, &value)?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    // `--events` alone bounds the phase by count only.
+    if config.events.is_some() && !duration_set {
+        config.duration = None;
+    }
+    Ok((config, threads))
+}
+
+fn main() -> ExitCode {
+    let (config, threads) = match parse(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("load: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("load: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&config)) {
+        Ok(report) => {
+            println!("{}", report.to_json());
+            println!("# {}", report.to_human());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!(
+                "load: {} {} N={}: {err}",
+                config.label, config.protocol, config.subscribers
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! # outer-bench
+//!
+//! End-to-end benchmarks of SSE fan-out over HTTP: a load generator that drives any server
+//! speaking the chat router's `post.create` and `post.live` over oRPC or tRPC, and the *floor*,
+//! a minimal axum + `tokio::sync::broadcast` server to measure Outer against. The core's micro
+//! benchmarks live in `core/benches`; results and commands are in `BENCHMARKS.md`.
+//!
+//! ```text
+//! cargo run --release -p outer-bench --bin floor -- --listen 127.0.0.1:3300
+//! cargo run --release -p outer-bench --bin load -- --url http://127.0.0.1:3300/rpc \
+//!     --protocol orpc --subscribers 1000 --duration 10 --server-pid PID
+//! bench/run.sh            # every server, N = 100, 1,000, 10,000, and the table
+//! ```
+//!
+//! Not part of `cargo test`: the runs take minutes and want a quiet machine. The crate's tests
+//! check the generator itself: that it reads both protocols' streams from live in-process
+//! servers (Outer and the floor) and counts every delivery, and, against a scripted server that
+//! delays, drops or repeats events, that latency, lost, repeated and stalled posts come out as
+//! the script dictates.
+#![warn(missing_docs)]
+
+pub mod floor;
+pub mod histogram;
+pub mod http;
+pub mod load;
+pub mod procfs;
+pub mod protocol;

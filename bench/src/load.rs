@@ -1,0 +1,836 @@
+//! The load run: N subscribers on their own connections, a publisher, and what they measure.
+//!
+//! A run goes: sample the server's RSS; connect the N subscribers (at most `connect_concurrency`
+//! at a time) and time it; wait `settle` and sample the RSS again (idle subscribers); post
+//! warm-up events until every subscriber has received one (so every subscription is live);
+//! then the *load* phase and the optional *paced* phase. Each post's title carries its phase and
+//! its send time (nanoseconds since the run's epoch, in this process), so each subscriber
+//! measures publish-to-receive latency on its own.
+//!
+//! The load phase posts as fast as a window allows, from `publishers` connections at once: post
+//! `k` waits until every subscriber has received post `k - window`. That keeps every server
+//! within its per-subscriber buffers (oRPC's drops beyond 100, tokio's broadcast lags), so
+//! deliveries per second compare like with like and nothing is dropped. The paced phase posts at
+//! a fixed rate below capacity, for latency.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outer_core::sse::SseDecoder;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::histogram::Histogram;
+use crate::http::{parse_head, read_more, Connection, Dechunker, Head, HttpError, Url};
+use crate::procfs;
+use crate::protocol::{parse_stamp, stamped_title, Protocol};
+
+/// Completion counters per post id, modulo this: must exceed any window.
+const RING: u64 = 1 << 14;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The server's base URL for the protocol (`http://127.0.0.1:3000/rpc`).
+    pub url: Url,
+    /// The protocol spoken.
+    pub protocol: Protocol,
+    /// A name for the server in the report.
+    pub label: String,
+    /// How many subscribers, one connection each.
+    pub subscribers: usize,
+    /// The load phase ends after this many posts (if set)...
+    pub events: Option<u64>,
+    /// ...or after this long (if set), whichever comes first.
+    pub duration: Option<Duration>,
+    /// Posts per second in the load phase; 0: as fast as the window allows.
+    pub rate: f64,
+    /// Posts in flight at once, each on its own keep-alive connection: more than one keeps a
+    /// server's fan-out, not a post's round trip, the limit at small N.
+    pub publishers: usize,
+    /// At most this many posts not yet received by every subscriber.
+    pub window: u64,
+    /// Posts per second in the paced phase.
+    pub paced_rate: f64,
+    /// How long the paced phase lasts; zero skips it.
+    pub paced_duration: Duration,
+    /// Subscribers connecting at once.
+    pub connect_concurrency: usize,
+    /// A subscriber not connected (response head read) this long after the run began counts
+    /// as failed to connect, and the run goes on with those that did.
+    pub connect_timeout: Duration,
+    /// The server's process id, for its RSS and CPU time.
+    pub server_pid: Option<u32>,
+    /// The length of each post's title, in bytes.
+    pub title_len: usize,
+    /// How long subscribers sit idle before the RSS is sampled.
+    pub settle: Duration,
+    /// How long the publisher waits for one post to reach every subscriber before it counts a
+    /// stall and goes on (a lost event never completes).
+    pub stall: Duration,
+}
+
+impl Config {
+    /// A configuration with the defaults for everything but the target.
+    pub fn new(url: Url, protocol: Protocol, subscribers: usize) -> Self {
+        Self {
+            url,
+            protocol,
+            label: String::from("server"),
+            subscribers,
+            events: None,
+            duration: Some(Duration::from_secs(10)),
+            rate: 0.0,
+            publishers: 4,
+            window: 32,
+            paced_rate: 0.0,
+            paced_duration: Duration::ZERO,
+            connect_concurrency: 256,
+            connect_timeout: Duration::from_secs(120),
+            server_pid: None,
+            title_len: 80,
+            settle: Duration::from_secs(1),
+            stall: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One phase's figures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PhaseReport {
+    /// Posts published.
+    pub events: u64,
+    /// Events received, summed over subscribers.
+    pub deliveries: u64,
+    /// From the first post to the last delivery, in seconds.
+    pub seconds: f64,
+    /// From the first post to the end of the phase (the last post complete), over which the
+    /// CPU time was measured.
+    pub wall_seconds: f64,
+    /// Publish-to-receive latency, microseconds: p50, p99, max.
+    pub latency_us: [f64; 3],
+    /// Posts that did not reach every subscriber within the stall timeout.
+    pub stalls: u64,
+    /// CPU time over wall time of this process (1.0 = one core busy).
+    pub generator_cores: f64,
+    /// The same for the server, when its pid is known.
+    pub server_cores: Option<f64>,
+}
+
+impl PhaseReport {
+    /// Deliveries per second.
+    pub fn deliveries_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.deliveries as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// CPU time per delivery in microseconds, for a process that used `cores` over the phase's
+    /// wall time: a cost that competing load on the machine barely moves, unlike rates.
+    pub fn cpu_per_delivery(&self, cores: Option<f64>) -> f64 {
+        match cores {
+            Some(cores) if self.deliveries > 0 => {
+                cores * self.wall_seconds * 1e6 / self.deliveries as f64
+            }
+            _ => 0.0,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "events": self.events,
+            "deliveries": self.deliveries,
+            "seconds": round(self.seconds, 3),
+            "deliveries_per_s": round(self.deliveries_per_second(), 0),
+            "events_per_s": round(self.events as f64 / self.seconds.max(1e-9), 1),
+            "latency_us": { "p50": round(self.latency_us[0], 1), "p99": round(self.latency_us[1], 1), "max": round(self.latency_us[2], 1) },
+            "stalls": self.stalls,
+            "generator_cores": round(self.generator_cores, 2),
+            "server_cores": self.server_cores.map(|c| round(c, 2)),
+            "generator_cpu_us_per_delivery": round(self.cpu_per_delivery(Some(self.generator_cores)), 2),
+            "server_cpu_us_per_delivery": self.server_cores.map(|c| round(self.cpu_per_delivery(Some(c)), 2)),
+        })
+    }
+}
+
+/// A run's figures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// The server's name.
+    pub label: String,
+    /// The protocol spoken.
+    pub protocol: String,
+    /// Subscribers asked for.
+    pub subscribers: usize,
+    /// Subscribers that connected.
+    pub connected: usize,
+    /// The machine's 1-minute load average when the run started (other work competes for the
+    /// cores above about 0.1 plus what the run itself adds).
+    pub load_average: Option<f64>,
+    /// Seconds to connect them all (up to the response head of each).
+    pub connect_seconds: f64,
+    /// The server's RSS before any subscriber, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// The server's RSS with every subscriber connected and idle, KiB.
+    pub rss_idle_kib: Option<u64>,
+    /// The server's RSS after the run, KiB.
+    pub rss_after_kib: Option<u64>,
+    /// Events missing from a subscriber's sequence of ids (after its first), summed.
+    pub lost: u64,
+    /// Events that came with an id at or below one already seen, summed.
+    pub out_of_order: u64,
+    /// Streams that ended or failed before the run did.
+    pub ended_early: u64,
+    /// The load phase.
+    pub load: PhaseReport,
+    /// The paced phase, with its rate, if run.
+    pub paced: Option<(f64, PhaseReport)>,
+}
+
+impl Report {
+    /// Server RSS per idle subscriber, bytes.
+    pub fn rss_per_idle_subscriber(&self) -> Option<f64> {
+        let (before, idle) = (self.rss_before_kib?, self.rss_idle_kib?);
+        (self.connected > 0)
+            .then(|| (idle.saturating_sub(before) * 1024) as f64 / self.connected as f64)
+    }
+
+    /// The report as one JSON line.
+    pub fn to_json(&self) -> String {
+        json!({
+            "label": self.label,
+            "protocol": self.protocol,
+            "subscribers": self.subscribers,
+            "connected": self.connected,
+            "load_average": self.load_average,
+            "connect_s": round(self.connect_seconds, 3),
+            "rss_before_kib": self.rss_before_kib,
+            "rss_idle_kib": self.rss_idle_kib,
+            "rss_after_kib": self.rss_after_kib,
+            "rss_per_idle_subscriber_bytes": self.rss_per_idle_subscriber().map(|b| round(b, 0)),
+            "lost": self.lost,
+            "out_of_order": self.out_of_order,
+            "ended_early": self.ended_early,
+            "load": self.load.to_json(),
+            "paced": self.paced.as_ref().map(|(rate, phase)| {
+                let mut value = phase.to_json();
+                value["rate"] = json!(rate);
+                value
+            }),
+        })
+        .to_string()
+    }
+
+    /// The report as a line for people.
+    pub fn to_human(&self) -> String {
+        let l = &self.load;
+        let mut line = format!(
+            "{} {} N={} (connected {}): connect {:.2} s, RSS/idle sub {}; load: {:.0} deliveries/s ({} posts in {:.1} s), latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, CPU server {} gen {:.2} cores, {} / {:.2} µs per delivery",
+            self.label,
+            self.protocol,
+            self.subscribers,
+            self.connected,
+            self.connect_seconds,
+            self.rss_per_idle_subscriber()
+                .map_or("?".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+            l.deliveries_per_second(),
+            l.events,
+            l.seconds,
+            l.latency_us[0] / 1000.0,
+            l.latency_us[1] / 1000.0,
+            l.latency_us[2] / 1000.0,
+            l.server_cores.map_or("?".into(), |c| format!("{c:.2}")),
+            l.generator_cores,
+            l.server_cores
+                .map_or("?".into(), |c| format!("{:.2}", l.cpu_per_delivery(Some(c)))),
+            l.cpu_per_delivery(Some(l.generator_cores)),
+        );
+        if let Some((rate, p)) = &self.paced {
+            line.push_str(&format!(
+                "; paced {rate}/s: p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+                p.latency_us[0] / 1000.0,
+                p.latency_us[1] / 1000.0,
+                p.latency_us[2] / 1000.0
+            ));
+        }
+        if self.lost + self.out_of_order + self.ended_early + l.stalls > 0 {
+            line.push_str(&format!(
+                "; LOST {} out-of-order {} ended-early {} stalls {}",
+                self.lost, self.out_of_order, self.ended_early, l.stalls
+            ));
+        }
+        line
+    }
+}
+
+fn round(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+/// The phases a post can belong to, as its title says.
+const WARM_UP: u8 = 0;
+const LOAD: u8 = 1;
+const PACED: u8 = 2;
+
+#[derive(Debug, Default)]
+struct PhaseStats {
+    latency: Histogram,
+    deliveries: AtomicU64,
+    /// Nanoseconds since the epoch of the latest delivery.
+    last: AtomicU64,
+}
+
+/// What the subscribers and the publisher share.
+#[derive(Debug)]
+struct Shared {
+    protocol: Protocol,
+    epoch: Instant,
+    /// Subscribers that connected: the count a post must reach to be complete.
+    subscribers: AtomicU32,
+    /// Per post id (mod RING): subscribers that received it.
+    received: Box<[AtomicU32]>,
+    /// Poked when a post becomes complete.
+    completed: Notify,
+    /// Subscribers that have received a post.
+    ready: AtomicUsize,
+    /// Subscribers done connecting, either way.
+    settled: AtomicUsize,
+    connect_failures: AtomicUsize,
+    first_error: std::sync::Mutex<Option<String>>,
+    /// Poked when a subscriber settles or the last one becomes ready.
+    poke: Notify,
+    phases: [PhaseStats; 3],
+    lost: AtomicU64,
+    out_of_order: AtomicU64,
+    ended_early: AtomicU64,
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn slot(&self, id: u64) -> &AtomicU32 {
+        &self.received[(id % RING) as usize]
+    }
+
+    fn is_complete(&self, id: u64) -> bool {
+        self.slot(id).load(Ordering::Acquire) >= self.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// Waits until post `id` has reached every subscriber; false after `stall`.
+    async fn wait_complete(&self, id: u64, stall: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + stall;
+        while !self.is_complete(id) {
+            if tokio::time::timeout_at(deadline, self.completed.notified())
+                .await
+                .is_err()
+            {
+                return self.is_complete(id);
+            }
+        }
+        true
+    }
+}
+
+/// One subscriber's stream state.
+struct Reader {
+    chunked: bool,
+    dechunker: Dechunker,
+    decoder: SseDecoder,
+    last_id: Option<u64>,
+}
+
+impl Reader {
+    fn feed(&mut self, shared: &Shared, mut input: &[u8]) -> Result<(), HttpError> {
+        if !self.chunked {
+            return self.decode(shared, input);
+        }
+        while let Some(piece) = self.dechunker.next_piece(&mut input)? {
+            self.decode(shared, piece)?;
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, shared: &Shared, mut input: &[u8]) -> Result<(), HttpError> {
+        while let Some(event) = self
+            .decoder
+            .next_event(&mut input)
+            .map_err(|err| HttpError(format!("SSE: {err}")))?
+        {
+            if !shared.protocol.is_post(&event.event) {
+                continue;
+            }
+            let now = shared.now();
+            let Some(id) = event.id.as_deref().and_then(|id| id.parse::<u64>().ok()) else {
+                return Err(HttpError(format!(
+                    "a post event without a numeric id: {event:?}"
+                )));
+            };
+            match self.last_id {
+                None => {
+                    if shared.ready.fetch_add(1, Ordering::Relaxed) + 1
+                        == shared.subscribers.load(Ordering::Relaxed) as usize
+                    {
+                        shared.poke.notify_one();
+                    }
+                }
+                Some(last) if id == last + 1 => {}
+                Some(last) if id > last => {
+                    shared.lost.fetch_add(id - last - 1, Ordering::Relaxed);
+                }
+                Some(_) => {
+                    // A repeat or a step back: counted, but neither a delivery nor a
+                    // completion (it would let the publisher run ahead of a real receipt).
+                    shared.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            self.last_id = Some(id);
+            let Some((phase, sent)) = parse_stamp(event.data.as_bytes()) else {
+                continue;
+            };
+            if phase == WARM_UP || usize::from(phase) >= shared.phases.len() {
+                continue;
+            }
+            let stats = &shared.phases[usize::from(phase)];
+            stats.latency.record(now.saturating_sub(sent));
+            stats.deliveries.fetch_add(1, Ordering::Relaxed);
+            stats.last.fetch_max(now, Ordering::Relaxed);
+            let have = shared.slot(id).fetch_add(1, Ordering::AcqRel) + 1;
+            if have == shared.subscribers.load(Ordering::Relaxed) {
+                shared.completed.notify_one();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens one `post.live` stream, up to its response head.
+async fn connect(
+    addr: SocketAddr,
+    request: &[u8],
+    gate: &Semaphore,
+) -> Result<(TcpStream, Vec<u8>, Head, usize), HttpError> {
+    // Held until the head arrives: bounds the connects in flight (the listen backlog).
+    let _permit = gate
+        .acquire()
+        .await
+        .map_err(|_| HttpError("the connect gate closed".into()))?;
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    stream.write_all(request).await?;
+    let mut buf = Vec::with_capacity(8192);
+    let (head, start) = loop {
+        if let Some(found) = parse_head(&buf)? {
+            break found;
+        }
+        if read_more(&mut stream, &mut buf).await? == 0 {
+            return Err(HttpError("closed before the response head".into()));
+        }
+    };
+    if head.status != 200 {
+        return Err(HttpError(format!(
+            "post.live answered {}: {}",
+            head.status,
+            String::from_utf8_lossy(&buf[start..])
+        )));
+    }
+    Ok((stream, buf, head, start))
+}
+
+/// Reads a stream until it fails or ends (which is an error: the run ends it by aborting).
+async fn read_stream(
+    shared: &Shared,
+    mut stream: TcpStream,
+    mut buf: Vec<u8>,
+    head: Head,
+    start: usize,
+) -> Result<(), HttpError> {
+    let mut reader = Reader {
+        chunked: head.chunked,
+        dechunker: Dechunker::new(),
+        decoder: SseDecoder::new(),
+        last_id: None,
+    };
+    reader.feed(shared, &buf[start..])?;
+    loop {
+        buf.clear();
+        if read_more(&mut stream, &mut buf).await? == 0 {
+            return Err(HttpError("the stream ended".into()));
+        }
+        reader.feed(shared, &buf)?;
+    }
+}
+
+/// One subscriber: connects, then reads until aborted.
+async fn subscriber(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    gate: Arc<Semaphore>,
+    deadline: tokio::time::Instant,
+) {
+    let opened = match tokio::time::timeout_at(deadline, connect(addr, &request, &gate)).await {
+        Ok(opened) => opened,
+        Err(_) => Err(HttpError("not connected before the connect timeout".into())),
+    };
+    shared.settled.fetch_add(1, Ordering::Relaxed);
+    let result = match opened {
+        Ok((stream, buf, head, start)) => {
+            shared.poke.notify_one();
+            let result = read_stream(&shared, stream, buf, head, start).await;
+            if result.is_err() {
+                shared.ended_early.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        }
+        Err(err) => {
+            shared.connect_failures.fetch_add(1, Ordering::Relaxed);
+            shared.poke.notify_one();
+            Err(err)
+        }
+    };
+    if let Err(err) = result {
+        let mut first = shared.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| err.to_string());
+    }
+}
+
+/// Runs the load described by `config` and reports what it measured. Call it inside a tokio
+/// runtime (with time and I/O enabled).
+pub async fn run(config: &Config) -> Result<Report, HttpError> {
+    let addr = config.url.resolve().await?;
+    let n = config.subscribers;
+    let shared = Arc::new(Shared {
+        protocol: config.protocol,
+        epoch: Instant::now(),
+        subscribers: AtomicU32::new(u32::try_from(n).unwrap_or(u32::MAX)),
+        received: (0..RING).map(|_| AtomicU32::new(0)).collect(),
+        completed: Notify::new(),
+        ready: AtomicUsize::new(0),
+        settled: AtomicUsize::new(0),
+        connect_failures: AtomicUsize::new(0),
+        first_error: std::sync::Mutex::new(None),
+        poke: Notify::new(),
+        phases: Default::default(),
+        lost: AtomicU64::new(0),
+        out_of_order: AtomicU64::new(0),
+        ended_early: AtomicU64::new(0),
+    });
+    let pid = config.server_pid;
+    let load_average = procfs::load_average();
+    let rss_before = pid.and_then(procfs::rss_kib);
+
+    // Connect.
+    let request = Arc::new(config.protocol.subscribe_request(&config.url));
+    let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tasks.spawn(subscriber(
+            Arc::clone(&shared),
+            addr,
+            Arc::clone(&request),
+            Arc::clone(&gate),
+            deadline,
+        ));
+    }
+    while shared.settled.load(Ordering::Relaxed) < n {
+        shared.poke.notified().await;
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    let failed = shared.connect_failures.load(Ordering::Relaxed);
+    let connected = n - failed;
+    let first_error = || {
+        shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    };
+    if connected == 0 {
+        return Err(HttpError(format!(
+            "no subscriber connected: {}",
+            first_error()
+        )));
+    }
+    shared
+        .subscribers
+        .store(connected as u32, Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!(
+            "load: {failed} of {n} subscribers failed to connect, first: {}",
+            first_error()
+        );
+    }
+    tokio::time::sleep(config.settle).await;
+    let rss_idle = pid.and_then(procfs::rss_kib);
+
+    // Warm up: until every subscriber has received a post, its subscription may not be live.
+    let mut publisher = Publisher {
+        conns: (0..config.publishers.max(1))
+            .map(|_| Connection::new(addr))
+            .collect(),
+        shared: Arc::clone(&shared),
+        config: config.clone(),
+        next_id: 0,
+    };
+    let warm_deadline = Instant::now() + Duration::from_secs(60) + config.settle;
+    while shared.ready.load(Ordering::Relaxed) < connected {
+        if Instant::now() > warm_deadline {
+            return Err(HttpError(format!(
+                "after a minute of warm-up posts only {} of {connected} subscribers received one",
+                shared.ready.load(Ordering::Relaxed)
+            )));
+        }
+        publisher.post(WARM_UP).await?;
+        // Another post only once this one has stopped reaching subscribers: a slow server must
+        // not be buried under warm-up posts before the run begins.
+        let mut seen = shared.ready.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = shared.ready.load(Ordering::Relaxed);
+            if now >= connected || now == seen {
+                break;
+            }
+            seen = now;
+        }
+    }
+    // Let warm-up posts in flight arrive, so the load phase starts from quiet.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let load = publisher
+        .phase(LOAD, config.events, config.duration, config.rate)
+        .await?;
+    let paced = if config.paced_duration > Duration::ZERO && config.paced_rate > 0.0 {
+        let phase = publisher
+            .phase(PACED, None, Some(config.paced_duration), config.paced_rate)
+            .await?;
+        Some((config.paced_rate, phase))
+    } else {
+        None
+    };
+    let rss_after = pid.and_then(procfs::rss_kib);
+    tasks.abort_all();
+    Ok(Report {
+        label: config.label.clone(),
+        protocol: config.protocol.to_string(),
+        subscribers: n,
+        connected,
+        load_average,
+        connect_seconds,
+        rss_before_kib: rss_before,
+        rss_idle_kib: rss_idle,
+        rss_after_kib: rss_after,
+        lost: shared.lost.load(Ordering::Relaxed),
+        out_of_order: shared.out_of_order.load(Ordering::Relaxed),
+        ended_early: shared.ended_early.load(Ordering::Relaxed),
+        load,
+        paced,
+    })
+}
+
+struct Publisher {
+    /// One keep-alive connection per concurrent post.
+    conns: Vec<Connection>,
+    shared: Arc<Shared>,
+    config: Config,
+    /// The id the next post will get (0 before the first answer).
+    next_id: u64,
+}
+
+/// What a phase's publishing connections share: the count of posts issued so far.
+#[derive(Debug, Default)]
+struct Issuer {
+    issued: u64,
+    stalls: u64,
+    stopped: bool,
+}
+
+impl Publisher {
+    fn post_request(&self, phase: u8) -> Vec<u8> {
+        let title = stamped_title(phase, self.shared.now(), self.config.title_len);
+        self.config
+            .protocol
+            .publish_request(&self.config.url, &title)
+    }
+
+    /// Sends one `post.create` on `conn` and returns the new post's id.
+    async fn call(&self, conn: &mut Connection, request: &[u8]) -> Result<u64, HttpError> {
+        let (status, body) = conn.call(request).await?;
+        if status != 200 {
+            return Err(HttpError(format!(
+                "post.create answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        self.config.protocol.created_id(&body)
+    }
+
+    /// Posts one event of `phase`, stamped now, on the first connection, and waits for its
+    /// answer (the warm-up, where ids are learned one by one).
+    async fn post(&mut self, phase: u8) -> Result<(), HttpError> {
+        if self.next_id > 0 {
+            // The slot last held post `next_id - RING`, complete long ago (RING > window).
+            self.shared.slot(self.next_id).store(0, Ordering::Release);
+        }
+        let request = self.post_request(phase);
+        let mut conn = self.conns.swap_remove(0);
+        let answer = self.call(&mut conn, &request).await;
+        self.conns.push(conn);
+        let id = answer?;
+        if self.next_id > 0 && id != self.next_id {
+            return Err(HttpError(format!(
+                "post.create gave id {id} where {} was next: is another client posting?",
+                self.next_id
+            )));
+        }
+        self.next_id = id + 1;
+        Ok(())
+    }
+
+    /// One connection's share of a phase: takes the next post number from `issuer` (after
+    /// the rate and the window allow it), posts it, and again, until the phase ends. Returns the
+    /// largest id the server gave.
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_on(
+        &self,
+        conn: &mut Connection,
+        issuer: &tokio::sync::Mutex<Issuer>,
+        phase: u8,
+        base: u64,
+        events: Option<u64>,
+        duration: Option<Duration>,
+        rate: f64,
+        started: Instant,
+    ) -> Result<u64, HttpError> {
+        let shared = &self.shared;
+        let window = self.config.window.clamp(1, RING / 2);
+        let mut largest = 0;
+        loop {
+            let request = {
+                let mut issuer = issuer.lock().await;
+                if issuer.stopped {
+                    break;
+                }
+                if rate > 0.0 {
+                    let due = started + Duration::from_secs_f64(issuer.issued as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                if events.is_some_and(|m| issuer.issued >= m)
+                    || duration.is_some_and(|d| started.elapsed() >= d)
+                {
+                    issuer.stopped = true;
+                    break;
+                }
+                if issuer.issued >= window
+                    && !shared
+                        .wait_complete(base + issuer.issued - window, self.config.stall)
+                        .await
+                {
+                    issuer.stalls += 1;
+                }
+                // Whatever order the server answers in, the ids it gives in this phase are
+                // `base..base + issued`: the largest this post can get is cleared before it
+                // goes. Its slot last held post `base + issued - RING`, complete long ago.
+                shared
+                    .slot(base + issuer.issued)
+                    .store(0, Ordering::Release);
+                issuer.issued += 1;
+                self.post_request(phase)
+            };
+            let id = match self.call(conn, &request).await {
+                Ok(id) => id,
+                Err(err) => {
+                    issuer.lock().await.stopped = true;
+                    return Err(err);
+                }
+            };
+            if id < base {
+                issuer.lock().await.stopped = true;
+                return Err(HttpError(format!(
+                    "post.create gave id {id}, below this phase's first {base}"
+                )));
+            }
+            largest = largest.max(id);
+        }
+        Ok(largest)
+    }
+
+    async fn phase(
+        &mut self,
+        phase: u8,
+        events: Option<u64>,
+        duration: Option<Duration>,
+        rate: f64,
+    ) -> Result<PhaseReport, HttpError> {
+        let shared = Arc::clone(&self.shared);
+        let gen_before = procfs::cpu_seconds(std::process::id());
+        let server_before = self.config.server_pid.and_then(procfs::cpu_seconds);
+        let started = Instant::now();
+        let start_ns = shared.now();
+        let base = self.next_id;
+        let issuer = tokio::sync::Mutex::new(Issuer::default());
+        let mut conns = std::mem::take(&mut self.conns);
+        let results = futures::future::join_all(conns.iter_mut().map(|conn| {
+            self.publish_on(conn, &issuer, phase, base, events, duration, rate, started)
+        }))
+        .await;
+        self.conns = conns;
+        let mut largest = 0;
+        for result in results {
+            largest = largest.max(result?);
+        }
+        let Issuer {
+            issued, mut stalls, ..
+        } = issuer.into_inner();
+        if issued > 0 && largest != base + issued - 1 {
+            return Err(HttpError(format!(
+                "{issued} posts from id {base} got ids up to {largest}: is another client posting?"
+            )));
+        }
+        self.next_id = base + issued;
+        // The last posts in flight may complete in any order: wait for each, all within one
+        // stall timeout (a server far behind must not hold the run for a stall per post).
+        let tail = (self.config.window + self.conns.len() as u64).min(issued);
+        let deadline = Instant::now() + self.config.stall;
+        for id in base + issued - tail..base + issued {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !shared.wait_complete(id, left).await {
+                stalls += 1;
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let gen_after = procfs::cpu_seconds(std::process::id());
+        let server_after = self.config.server_pid.and_then(procfs::cpu_seconds);
+        let stats = &shared.phases[usize::from(phase)];
+        let last = stats.last.load(Ordering::Relaxed);
+        let q = |q: f64| stats.latency.quantile(q) as f64 / 1000.0;
+        Ok(PhaseReport {
+            events: issued,
+            deliveries: stats.deliveries.load(Ordering::Relaxed),
+            seconds: last.saturating_sub(start_ns) as f64 / 1e9,
+            wall_seconds: wall,
+            latency_us: [q(0.5), q(0.99), stats.latency.max() as f64 / 1000.0],
+            stalls,
+            generator_cores: match (gen_before, gen_after) {
+                (Some(a), Some(b)) => (b - a) / wall,
+                _ => 0.0,
+            },
+            server_cores: match (server_before, server_after) {
+                (Some(a), Some(b)) => Some((b - a) / wall),
+                _ => None,
+            },
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! The load generator against live in-process servers: it reads both protocols' streams from
+//! Outer, and the floor's, and counts every post it published as delivered to every subscriber.
+//! Small and quick: no figure is checked, only that what was sent arrived.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outer_bench::http::Url;
+use outer_bench::load::{run, Config};
+use outer_bench::protocol::Protocol;
+use outer_examples::chat::{self, Chat};
+
+fn small(url: &str, protocol: Protocol) -> Config {
+    let mut config = Config::new(Url::parse(url).unwrap(), protocol, 3);
+    config.events = Some(40);
+    config.duration = None;
+    config.window = 4;
+    config.paced_rate = 200.0;
+    config.paced_duration = Duration::from_millis(100);
+    config.settle = Duration::ZERO;
+    config.server_pid = Some(std::process::id());
+    config
+}
+
+async fn check(config: Config) {
+    let report = run(&config).await.unwrap();
+    assert_eq!(report.connected, 3);
+    assert_eq!(report.load.events, 40);
+    assert_eq!(report.load.deliveries, 3 * 40, "{}", report.to_human());
+    let (_, paced) = report.paced.as_ref().unwrap();
+    assert_eq!(paced.deliveries, 3 * paced.events);
+    assert_eq!(report.lost + report.out_of_order + report.ended_early, 0);
+    assert_eq!(report.load.stalls, 0);
+    assert!(report.rss_idle_kib.is_some());
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["load"]["deliveries"], 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let router = chat::router(Chat::new(), Arc::new(outer_tokio::TokioTimer));
+    let server = outer_tokio::serve(
+        listener,
+        outer_tokio::service(router, chat::server_config(false)),
+    )
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    check(small(&format!("{base}/rpc"), Protocol::Orpc)).await;
+    check(small(&format!("{base}/trpc"), Protocol::Trpc)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_reaches_every_subscriber_from_the_floor() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, outer_bench::floor::router())
+            .await
+            .unwrap()
+    });
+    check(small(&format!("{base}/rpc"), Protocol::Orpc)).await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_there_is_an_error_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/rpc", listener.local_addr().unwrap());
+    drop(listener);
+    let err = run(&small(&url, Protocol::Orpc)).await.unwrap_err();
+    assert!(err.to_string().contains("no subscriber connected"), "{err}");
+}
+
+/// What a scripted server does to its streams, so that the generator's figures can be checked
+/// against a known answer.
+#[derive(Clone, Copy, Default)]
+struct Script {
+    /// Each frame waits this long in every stream before it is written.
+    delay: Duration,
+    /// The load phase's post with this number (1-based) goes to no stream.
+    drop_load_post: Option<u64>,
+    /// The load phase's post with this number goes to every stream twice.
+    repeat_load_post: Option<u64>,
+}
+
+/// A server of `post.create` and `post.live` in oRPC's shape, like the floor, that follows a
+/// script. Load-phase posts are told apart by their title (the generator stamps the phase in).
+fn scripted(script: Script) -> axum::Router {
+    use axum::body::{Body, Bytes};
+    use axum::routing::post;
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::sync::broadcast;
+
+    struct State {
+        ids: AtomicU64,
+        load_posts: AtomicU64,
+        frames: broadcast::Sender<Bytes>,
+    }
+    let state = Arc::new(State {
+        ids: AtomicU64::new(0),
+        load_posts: AtomicU64::new(0),
+        frames: broadcast::channel(4096).0,
+    });
+    let create = {
+        let state = Arc::clone(&state);
+        move |body: Bytes| async move {
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let title = value["json"]["title"].as_str().unwrap().to_owned();
+            let id = state.ids.fetch_add(1, Ordering::SeqCst) + 1;
+            let json = serde_json::json!({ "id": id, "title": title }).to_string();
+            let frame = Bytes::from(format!(
+                "event: message\nid: {id}\ndata: {{\"json\":{json}}}\n\n"
+            ));
+            let copies = if title.starts_with("1 ") {
+                let k = state.load_posts.fetch_add(1, Ordering::SeqCst) + 1;
+                if script.drop_load_post == Some(k) {
+                    0
+                } else if script.repeat_load_post == Some(k) {
+                    2
+                } else {
+                    1
+                }
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let _ = state.frames.send(frame.clone());
+            }
+            format!("{{\"json\":{json}}}")
+        }
+    };
+    let live = move || async move {
+        let frames = futures::stream::unfold(state.frames.subscribe(), move |mut rx| async move {
+            let frame = rx.recv().await.ok()?;
+            tokio::time::sleep(script.delay).await;
+            Some((Ok::<_, std::convert::Infallible>(frame), rx))
+        });
+        let opening = futures::stream::once(async { Ok(Bytes::from_static(b": \n\n")) });
+        axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(opening.chain(frames)))
+            .unwrap()
+    };
+    axum::Router::new()
+        .route("/rpc/post/create", post(create))
+        .route("/rpc/post/live", post(live))
+}
+
+/// Serves `script` and runs the small load against it.
+async fn against(script: Script, events: u64) -> outer_bench::load::Report {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, scripted(script)).await });
+    let mut config = small(&format!("{base}/rpc"), Protocol::Orpc);
+    config.events = Some(events);
+    config.paced_duration = Duration::ZERO;
+    config.stall = Duration::from_millis(300);
+    let report = run(&config).await.unwrap();
+    server.abort();
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_is_measured_from_the_post_to_its_arrival() {
+    // Every frame is held 30 ms: no event can arrive sooner after its post than that.
+    let delay = Duration::from_millis(30);
+    let report = against(
+        Script {
+            delay,
+            ..Script::default()
+        },
+        12,
+    )
+    .await;
+    assert_eq!(report.load.deliveries, 3 * 12, "{}", report.to_human());
+    let [p50, p99, max] = report.load.latency_us;
+    assert!(p50 >= 0.99 * 30_000.0, "p50 {p50} µs under the 30 ms delay");
+    assert!(p50 <= p99 && p99 <= max, "{p50} {p99} {max}");
+    assert_eq!(report.lost + report.out_of_order + report.load.stalls, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_no_subscriber_gets_is_counted_lost_and_stalls_once() {
+    let report = against(
+        Script {
+            drop_load_post: Some(10),
+            ..Script::default()
+        },
+        40,
+    )
+    .await;
+    assert_eq!(report.load.events, 40);
+    assert_eq!(report.load.deliveries, 3 * 39, "{}", report.to_human());
+    assert_eq!(report.lost, 3, "one gap in each of the 3 streams");
+    assert_eq!(report.load.stalls, 1);
+    assert_eq!(report.out_of_order, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_post_is_out_of_order_and_not_a_second_delivery() {
+    let report = against(
+        Script {
+            repeat_load_post: Some(10),
+            ..Script::default()
+        },
+        40,
+    )
+    .await;
+    assert_eq!(report.load.deliveries, 3 * 40, "{}", report.to_human());
+    assert_eq!(report.out_of_order, 3);
+    assert_eq!(report.lost + report.load.stalls, 0);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_an_error_after_the_connect_timeout() {
+    // Accepts connections (the kernel does, into the backlog) but never writes a byte.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/rpc", listener.local_addr().unwrap());
+    let mut config = small(&url, Protocol::Orpc);
+    config.connect_timeout = Duration::from_millis(300);
+    let err = run(&config).await.unwrap_err();
+    assert!(err.to_string().contains("connect timeout"), "{err}");
+    drop(listener);
+}
