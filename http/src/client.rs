@@ -86,7 +86,7 @@ pub use subscription::Subscription;
 /// }
 /// ```
 pub trait Transport: Clone + Send + Sync + fmt::Debug + 'static {
-    /// A connection, wrapped for hyper (`hyper_util::rt::TokioIo`, `smol_hyper::rt::FuturesIo`).
+    /// A connection, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`).
     type Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
 
     /// Opens a connection to `host:port`.

@@ -29,7 +29,7 @@ pub type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// cleanly), and the connection closes.
 ///
 /// `io` is the connection, already wrapped for hyper (`hyper_util::rt::TokioIo`,
-/// `smol_hyper::rt::FuturesIo`).
+/// `outer_smol::SmolIo`).
 pub fn serve_connection<Ctx, I>(
     io: I,
     service: OuterService<Ctx>,

@@ -38,13 +38,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_net::{TcpListener, TcpStream};
+use async_net::TcpListener;
 use outer_core::rt::{Sleep, Timer};
 use outer_core::App;
 use outer_http::server::{accept_loop, ConnectionFuture, ServerControl};
 use smol::stream::Stream;
-use smol_hyper::rt::FuturesIo;
 
+pub mod client;
+mod hyper_io;
+
+pub use client::{Client, SmolTransport};
+pub use hyper_io::SmolIo;
 pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
 
 /// async-io's timer, for keep-alives, stream deadlines and header timeouts. It needs no
@@ -144,16 +148,14 @@ impl Server {
 
 /// Accepted connections as a stream, each ready for hyper. It owns the listener, so the
 /// listener closes when the accept loop ends.
-fn incoming(
-    listener: TcpListener,
-) -> Pin<Box<dyn Stream<Item = io::Result<FuturesIo<TcpStream>>> + Send>> {
+fn incoming(listener: TcpListener) -> Pin<Box<dyn Stream<Item = io::Result<SmolIo>> + Send>> {
     Box::pin(smol::stream::unfold(listener, |listener| async move {
         let accepted = listener.accept().await.map(|(stream, peer)| {
             // Events are small writes that must leave at once, not wait for an ACK.
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
             }
-            FuturesIo::new(stream)
+            SmolIo::new(stream)
         });
         Some((accepted, listener))
     }))

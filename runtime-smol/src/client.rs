@@ -1,0 +1,109 @@
+//! The client on smol: typed calls, and subscriptions that reconnect and resume by themselves,
+//! against any oRPC server (Outer's or oRPC's own).
+//!
+//! All of the client lives in `outer_http::client`; this module only opens TCP connections
+//! with async-net ([`SmolTransport`]). It needs no runtime context: async-io drives its own
+//! reactor, so any executor (or `smol::block_on`) can poll it.
+//!
+//! ```
+//! use outer_core::{event_iterator, query, subscription, tracked, Request, Router, RpcError};
+//! use outer_smol::{serve, service, Client, ServerConfig};
+//! use smol::stream::StreamExt;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! smol::block_on(async {
+//!     let router = Router::new()
+//!         .route("double", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input * 2) }))
+//!         .route("count", subscription(|_: Request<(), ()>| {
+//!             event_iterator(|mut emit| async move {
+//!                 for n in 1..=3u32 {
+//!                     emit.send(tracked(n, n)?).await?;
+//!                 }
+//!                 Ok::<_, RpcError>("finished")
+//!             })
+//!         }));
+//!     let listener = async_net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let server = serve(listener, service(router, ServerConfig::default()))?;
+//!
+//!     let client = Client::new(&format!("http://{}/rpc", server.local_addr()))?;
+//!     let four: u32 = client.call("double", &2).await?;
+//!     assert_eq!(four, 4);
+//!
+//!     let mut count = client.subscribe::<_, u32>("count", &());
+//!     let mut seen = Vec::new();
+//!     while let Some(event) = count.next().await {
+//!         seen.push(*event?.data());
+//!     }
+//!     assert_eq!(seen, [1, 2, 3]);
+//!     assert_eq!(count.returned(), Some(&serde_json::json!("finished")));
+//!     Ok(())
+//! })
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_net::TcpStream;
+use outer_core::rt::Timer;
+
+pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
+
+use crate::{SmolIo, SmolTimer};
+
+/// Opens the client's TCP connections with async-net, and times with [`SmolTimer`].
+///
+/// ```
+/// use outer_http::client::ClientBuilder;
+/// use outer_smol::client::SmolTransport;
+/// let client = ClientBuilder::new("http://127.0.0.1:3000/rpc", SmolTransport).build()?;
+/// # Ok::<(), outer_smol::client::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SmolTransport;
+
+impl Transport for SmolTransport {
+    type Io = SmolIo;
+
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Io>> + Send>> {
+        let host = host.to_owned();
+        Box::pin(async move {
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            // Requests are small writes that must leave at once.
+            stream.set_nodelay(true)?;
+            Ok(SmolIo::new(stream))
+        })
+    }
+
+    fn timer(&self) -> Arc<dyn Timer> {
+        Arc::new(SmolTimer)
+    }
+}
+
+/// A client on smol: see `outer_http::client::Client` for its methods.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let client = outer_smol::Client::builder("http://127.0.0.1:3000/rpc")
+///     .inactivity_timeout(Some(Duration::from_secs(20)))
+///     .build()?;
+/// let pong: serde_json::Value = client.call("ping", &serde_json::json!({"n": 1})).await?;
+/// # Ok(()) }
+/// ```
+pub type Client = outer_http::client::Client<SmolTransport>;
+
+/// Settings for a [`Client`] on smol, from `Client::builder(base_url)`.
+///
+/// ```
+/// let builder: outer_smol::client::ClientBuilder =
+///     outer_smol::Client::builder("http://127.0.0.1:3000/rpc").max_attempts(Some(3));
+/// assert!(builder.build().is_ok());
+/// ```
+pub type ClientBuilder = outer_http::client::ClientBuilder<SmolTransport>;
