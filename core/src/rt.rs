@@ -30,4 +30,16 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub trait Timer: Send + Sync + core::fmt::Debug + 'static {
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> Sleep;
+
+    /// The time now, measured from any fixed origin, on the same clock as
+    /// [`sleep`](Timer::sleep), if the timer can read one; `None` (the default) if not.
+    ///
+    /// With a clock, an event stream arms its keep-alive sleep once per interval: an event
+    /// only records the time it went out, and a sleep that fires early for that reason is
+    /// followed by one for the rest of the silence. Without one, each chunk arms a new sleep,
+    /// which costs an allocation and a timer registration per event per subscriber. Both give
+    /// the same keep-alives.
+    fn now(&self) -> Option<Duration> {
+        None
+    }
 }

@@ -101,6 +101,10 @@ impl Timer for SimClock {
             key: (deadline, id),
         })
     }
+
+    fn now(&self) -> Option<Duration> {
+        Some(SimClock::now(self))
+    }
 }
 
 struct SimSleep {

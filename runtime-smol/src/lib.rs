@@ -63,6 +63,13 @@ impl Timer for SmolTimer {
             timer.await;
         })
     }
+
+    fn now(&self) -> Option<Duration> {
+        // async-io's timers run on `std::time::Instant`.
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = std::time::Instant::now();
+        Some(now.saturating_duration_since(*ORIGIN.get_or_init(|| now)))
+    }
 }
 
 /// An [`OuterService`] for `app` on async-io's timer, to [`serve`].

@@ -75,6 +75,13 @@ impl Timer for TokioTimer {
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(tokio::time::sleep(duration))
     }
+
+    fn now(&self) -> Option<Duration> {
+        // tokio's own clock, so that a paused test clock moves sleeps and `now` together.
+        static ORIGIN: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+        let now = tokio::time::Instant::now();
+        Some(now.saturating_duration_since(*ORIGIN.get_or_init(|| now)))
+    }
 }
 
 /// An [`OuterService`] for `app` on tokio's timer: to [`serve`], or to mount in axum.

@@ -116,6 +116,8 @@ pub struct SseBody {
     timer: Option<Arc<dyn Timer>>,
     keep_alive: Option<Duration>,
     idle: Option<Sleep>,
+    /// When the last chunk went out, by the timer's clock, if it has one ([`Timer::now`]).
+    last_sent: Option<Duration>,
     deadline: Option<Sleep>,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     opened: bool,
@@ -153,6 +155,7 @@ impl SseBody {
             keep_alive: timing.keep_alive.filter(|_| timer.is_some()),
             timer,
             idle: None,
+            last_sent: None,
             deadline,
             shutdown: None,
             opened: false,
@@ -176,11 +179,41 @@ impl SseBody {
         self.shutdown = None;
     }
 
+    /// Starts the silence over: a chunk just went out. With a clock, a sleep already armed
+    /// stays, and [`poll_keep_alive`](Self::poll_keep_alive) makes up the difference when it
+    /// fires.
     fn reset_idle(&mut self) {
-        self.idle = match (&self.timer, self.keep_alive) {
-            (Some(timer), Some(every)) => Some(timer.sleep(every)),
-            _ => None,
+        let (Some(timer), Some(every)) = (&self.timer, self.keep_alive) else {
+            self.idle = None;
+            return;
         };
+        self.last_sent = timer.now();
+        if self.idle.is_none() || self.last_sent.is_none() {
+            self.idle = Some(timer.sleep(every));
+        }
+    }
+
+    /// Whether a keep-alive is due: `keep_alive` has passed since the last chunk.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(timer), Some(every)) = (&self.timer, self.keep_alive) else {
+            return false;
+        };
+        while let Some(idle) = self.idle.as_mut() {
+            if idle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            // Chunks went out after this sleep was armed: sleep what is left of the silence.
+            let silence = match (timer.now(), self.last_sent) {
+                (Some(now), Some(last)) => now.saturating_sub(last),
+                _ => every,
+            };
+            if silence >= every {
+                self.idle = None;
+                return true;
+            }
+            self.idle = Some(timer.sleep(every - silence));
+        }
+        false
     }
 }
 
@@ -240,12 +273,10 @@ impl Stream for SseBody {
             this.reset_idle();
             return Poll::Ready(Some(out));
         }
-        if let Some(idle) = this.idle.as_mut() {
-            if idle.as_mut().poll(cx).is_ready() {
-                this.framing.keep_alive(&mut out);
-                this.reset_idle();
-                return Poll::Ready(Some(out));
-            }
+        if this.poll_keep_alive(cx) {
+            this.framing.keep_alive(&mut out);
+            this.reset_idle();
+            return Poll::Ready(Some(out));
         }
         Poll::Pending
     }
@@ -341,6 +372,89 @@ mod tests {
         );
         block_on(async { untimed.next().await });
         assert!(block_on(async { futures::poll!(untimed.next()) }).is_pending());
+    }
+
+    /// A hand-moved clock that counts the sleeps it makes. Tests poll by hand after moving it,
+    /// so its sleeps need no waker. `with_now` says whether it offers [`Timer::now`].
+    #[derive(Debug)]
+    struct HandClock {
+        now_ms: Arc<core::sync::atomic::AtomicU64>,
+        sleeps: Arc<core::sync::atomic::AtomicUsize>,
+        with_now: bool,
+    }
+    impl Timer for HandClock {
+        fn sleep(&self, duration: Duration) -> Sleep {
+            self.sleeps.fetch_add(1, Ordering::SeqCst);
+            let now = Arc::clone(&self.now_ms);
+            let due = now.load(Ordering::SeqCst) + duration.as_millis() as u64;
+            Box::pin(futures::future::poll_fn(move |_| {
+                if now.load(Ordering::SeqCst) >= due {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }))
+        }
+        fn now(&self) -> Option<Duration> {
+            self.with_now
+                .then(|| Duration::from_millis(self.now_ms.load(Ordering::SeqCst)))
+        }
+    }
+
+    /// Events at 1, 2, ... 100 ms, then silence: the keep-alive comes 5 s after the last event,
+    /// whether or not the timer has a clock. Returns how many sleeps the body made.
+    fn keep_alive_after_a_burst(with_now: bool) -> usize {
+        let clock = HandClock {
+            now_ms: Arc::default(),
+            sleeps: Arc::default(),
+            with_now,
+        };
+        let (now_ms, sleeps) = (Arc::clone(&clock.now_ms), Arc::clone(&clock.sleeps));
+        let (send, recv) = futures::channel::mpsc::unbounded::<Frame>();
+        let mut body = SseBody::new(
+            FrameStream::new(recv),
+            Tags,
+            &StreamTiming {
+                keep_alive: Some(Duration::from_secs(5)),
+                max_duration: None,
+            },
+            Some(Arc::new(clock)),
+        );
+        let poll = |body: &mut SseBody| match block_on(async { futures::poll!(body.next()) }) {
+            Poll::Ready(chunk) => chunk,
+            Poll::Pending => None,
+        };
+        assert_eq!(poll(&mut body).as_deref(), Some("<open>"));
+        for n in 1..=100 {
+            now_ms.store(n, Ordering::SeqCst);
+            send.unbounded_send(Frame::Event(Event::new(json(n as u32))))
+                .unwrap();
+            assert_eq!(poll(&mut body), Some(alloc::format!("<e:{n}>")));
+        }
+        for quiet in [5_000, 5_099] {
+            now_ms.store(quiet, Ordering::SeqCst);
+            assert_eq!(
+                poll(&mut body),
+                None,
+                "a keep-alive {quiet} ms in, too early"
+            );
+        }
+        now_ms.store(5_100, Ordering::SeqCst);
+        assert_eq!(poll(&mut body).as_deref(), Some("<ka>"));
+        now_ms.store(10_099, Ordering::SeqCst);
+        assert_eq!(poll(&mut body), None);
+        now_ms.store(10_100, Ordering::SeqCst);
+        assert_eq!(poll(&mut body).as_deref(), Some("<ka>"));
+        sleeps.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn keep_alives_follow_the_last_event_by_the_interval_with_or_without_a_clock() {
+        // Without a clock, a new sleep per chunk: the opening, 100 events, 2 keep-alives.
+        assert_eq!(keep_alive_after_a_burst(false), 103);
+        // With one, the events only note the time: the first sleep, its remainder, and one per
+        // keep-alive.
+        assert_eq!(keep_alive_after_a_burst(true), 4);
     }
 
     struct Cleanup(Arc<AtomicBool>);
