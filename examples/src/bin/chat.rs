@@ -155,18 +155,25 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
 
 fn run_smol(args: &Args) -> std::io::Result<()> {
     use futures::StreamExt;
-    smol::block_on(async {
+    // One thread runs the tasks and, between them, the reactor: a socket or timer event wakes
+    // its task with no hand-off to another thread (smol's global executor would run the tasks
+    // on a thread of its own, woken through a futex by whichever thread polled the reactor).
+    let executor = Arc::new(smol::Executor::new());
+    let spawner = Arc::clone(&executor);
+    smol::block_on(executor.run(async move {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
-        let spawn = |task| smol::spawn(task).detach();
+        let tasks = Arc::clone(&spawner);
+        let spawn = move |task| tasks.spawn(task).detach();
         let router = chat_router(args, spawn, Arc::new(outer_smol::SmolTimer)).await?;
-        let server = outer_smol::serve(listener, outer_smol::service(router, config(args)))?;
+        let service = outer_smol::service(router, config(args));
+        let server = outer_smol::serve_on(spawner, listener, service)?;
         announce(server.local_addr(), "smol");
         let mut signals =
             async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])?;
         signals.next().await;
         server.shutdown().await;
         Ok(())
-    })
+    }))
 }
 
 #[cfg(test)]
