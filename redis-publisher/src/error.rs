@@ -166,13 +166,8 @@ impl std::error::Error for Gap {}
 
 impl From<Gap> for RpcError {
     fn from(gap: Gap) -> Self {
-        let kind = match gap.kind {
-            GapKind::Unknown => "unknown",
-            GapKind::Lagged => "lagged",
-            _ => "expired",
-        };
         let data = serde_json::json!({
-            "gap": kind,
+            "gap": gap.kind.as_str(),
             "lastEventId": gap.last_id.to_string(),
             "nextEventId": gap.next_id.map(|id| id.to_string()),
             "missed": gap.missed(),

@@ -70,6 +70,23 @@ pub enum GapKind {
     Lagged,
 }
 
+impl GapKind {
+    /// The kind's name in the `gap` field of the error a client receives (`"expired"`,
+    /// `"unknown"` or `"lagged"`): one spelling for every publisher.
+    ///
+    /// ```
+    /// use outer_core::publisher::GapKind;
+    /// assert_eq!(GapKind::Lagged.as_str(), "lagged");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapKind::Expired => "expired",
+            GapKind::Unknown => "unknown",
+            GapKind::Lagged => "lagged",
+        }
+    }
+}
+
 impl Gap {
     pub(crate) fn new(
         kind: GapKind,
@@ -146,13 +163,8 @@ impl core::error::Error for Gap {}
 
 impl From<Gap> for RpcError {
     fn from(gap: Gap) -> Self {
-        let kind = match gap.kind {
-            GapKind::Expired => "expired",
-            GapKind::Unknown => "unknown",
-            GapKind::Lagged => "lagged",
-        };
         let data = serde_json::json!({
-            "gap": kind,
+            "gap": gap.kind.as_str(),
             "lastEventId": gap.last_id.to_string(),
             "nextEventId": gap.next_id.to_string(),
             "missed": gap.missed,
