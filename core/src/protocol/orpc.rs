@@ -259,6 +259,14 @@ pub fn value_body(json: &Json) -> String {
     out
 }
 
+/// Writes [`value_body`]`(json)` as the event's data, straight into the stream's text.
+fn write_value<'a>(writer: EventWriter<'a, String>, json: &Json) -> EventWriter<'a, String> {
+    match json.get() {
+        "null" => writer.data("{}"),
+        body => writer.data_parts(&["{\"json\":", body, "}"]),
+    }
+}
+
 /// The response for an error: its status and the error body.
 pub fn error_response(error: &RpcError) -> HttpResponse {
     HttpResponse::json(error.status(), error_body(error))
@@ -324,12 +332,9 @@ impl Framing for OrpcFraming {
                 if let Some(id) = meta.id() {
                     writer = writer.id(id.as_str());
                 }
-                writer.data(&value_body(&data)).finish()
+                write_value(writer, &data).finish()
             }
-            Frame::Done(value) => EventWriter::new(out)
-                .event("done")
-                .data(&value_body(&value))
-                .finish(),
+            Frame::Done(value) => write_value(EventWriter::new(out).event("done"), &value).finish(),
             Frame::Error(error) => EventWriter::new(out)
                 .event("error")
                 .data(&error_body(&error))

@@ -190,6 +190,40 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
         self.lines("data: ", text)
     }
 
+    /// Writes the `data:` lines of the text `parts` make when joined, as
+    /// [`data`](EventWriter::data)`(&parts.concat())` would, without building that text when it
+    /// is one line (a framing that wraps each event's JSON in an envelope writes it this way,
+    /// once per subscriber per event).
+    ///
+    /// ```
+    /// use outer_core::sse::EventWriter;
+    /// let mut out = String::new();
+    /// EventWriter::new(&mut out).data_parts(&["{\"json\":", "[1,2]", "}"]).finish()?;
+    /// assert_eq!(out, "data: {\"json\":[1,2]}\n\n");
+    /// let mut lines = String::new();
+    /// EventWriter::new(&mut lines).data_parts(&["a\r", "\nb"]).finish()?;
+    /// assert_eq!(lines, "data: a\ndata: b\n\n");
+    /// # Ok::<(), outer_core::sse::EncodeError>(())
+    /// ```
+    pub fn data_parts(self, parts: &[&str]) -> Self {
+        if self.error.is_some() {
+            return self;
+        }
+        if parts
+            .iter()
+            .any(|part| memchr2(b'\r', b'\n', part.as_bytes()).is_some())
+        {
+            // Line breaks (rare in JSON, and a CRLF may straddle two parts): split the whole.
+            return self.lines("data: ", &parts.concat());
+        }
+        self.buf.push_str("data: ");
+        for part in parts {
+            self.buf.push_str(part);
+        }
+        self.buf.push_str("\n");
+        self
+    }
+
     /// Ends the event with a blank line.
     pub fn finish(self) -> Result<(), EncodeError> {
         self.end("\n")
@@ -392,5 +426,30 @@ mod tests {
         let bad = SseEvent::new("d").with_id("x\ny");
         assert_eq!(bad.write_to(&mut buf).unwrap_err().field(), "id");
         assert_eq!(buf, "data: \n\n");
+    }
+
+    proptest::proptest! {
+        /// Writing the parts is writing their concatenation, line breaks (CR, LF, CRLF, also
+        /// one that straddles two parts) and all.
+        #[test]
+        fn data_parts_write_what_data_writes_for_the_joined_text(
+            parts in proptest::collection::vec("[a\r\n{}\"é]{0,6}", 0..5)
+        ) {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let joined = written(|w| w.data(&parts.concat()).finish());
+            let in_parts = written(|w| w.data_parts(&parts).finish());
+            proptest::prop_assert_eq!(in_parts, joined);
+        }
+    }
+
+    #[test]
+    fn data_parts_after_a_refused_field_write_nothing() {
+        let mut buf = String::from("kept");
+        let result = EventWriter::new(&mut buf)
+            .id("a\nb")
+            .data_parts(&["x", "y"])
+            .finish();
+        assert!(result.is_err());
+        assert_eq!(buf, "kept");
     }
 }
