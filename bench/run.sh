@@ -9,7 +9,13 @@
 # baseline), then one `load` run: N subscribers connect, the server's RSS is sampled idle, then
 # a load phase of DURATION seconds posting as fast as a window of WINDOW posts allows (PUBLISHERS
 # posts in flight, each on its own keep-alive connection), then a
-# paced phase of PACED_DURATION seconds at PACED_DELIVERIES / N posts per second.
+# paced phase of PACED_DURATION seconds at PACED_DELIVERIES / N posts per second: the same
+# offered load for every N and every server, none of them saturated, so its server CPU per
+# delivery compares the servers' costs with no scheduler in the way.
+#
+# PUBLISHERS matters to saturated throughput: a first-in-first-out executor (smol's) gives each
+# publisher connection about one turn per round of subscriber writes, so posts per round, and
+# with them events per write, are capped by PUBLISHERS (see BENCHMARKS.md).
 #
 # With PIN=1 (the default) the server runs on CPU 1 and the generator on CPU 0, so that each has
 # one core and neither steals the other's: the generator's CPU use then shows whether it kept

@@ -2,7 +2,8 @@
 //!
 //! End-to-end benchmarks of SSE fan-out over HTTP: a load generator that drives any server
 //! speaking the chat router's `post.create` and `post.live` over oRPC or tRPC, and the *floor*,
-//! a minimal axum + `tokio::sync::broadcast` server to measure Outer against. The core's micro
+//! a minimal axum + `tokio::sync::broadcast` server to measure Outer against, and the *write
+//! floor* ([`write_floor`]): what the socket writes alone cost, with no HTTP. The core's micro
 //! benchmarks live in `core/benches`; results and commands are in `BENCHMARKS.md`.
 //!
 //! ```text
@@ -10,6 +11,8 @@
 //! cargo run --release -p outer-bench --bin load -- --url http://127.0.0.1:3300/rpc \
 //!     --protocol orpc --subscribers 1000 --duration 10 --server-pid PID
 //! bench/run.sh            # every server, N = 100, 1,000, 10,000, and the table
+//! # what one socket write costs here, the bound under every server (no HTTP at all):
+//! cargo run --release -p outer-bench --bin write_floor -- --sockets 1000 --rate 20 --pin 1,0
 //! ```
 //!
 //! Not part of `cargo test`: the runs take minutes and want a quiet machine. The crate's tests
@@ -25,3 +28,4 @@ pub mod http;
 pub mod load;
 pub mod procfs;
 pub mod protocol;
+pub mod write_floor;

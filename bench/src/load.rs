@@ -170,6 +170,9 @@ pub struct Report {
     pub subscribers: usize,
     /// Subscribers that connected.
     pub connected: usize,
+    /// Connections posting at once in the load phase (on a first-in-first-out executor each
+    /// gets about one turn per round of subscriber writes, so this bounds posts per round).
+    pub publishers: usize,
     /// The machine's 1-minute load average when the run started (other work competes for the
     /// cores above about 0.1 plus what the run itself adds).
     pub load_average: Option<f64>,
@@ -208,6 +211,7 @@ impl Report {
             "protocol": self.protocol,
             "subscribers": self.subscribers,
             "connected": self.connected,
+            "publishers": self.publishers,
             "load_average": self.load_average,
             "connect_s": round(self.connect_seconds, 3),
             "rss_before_kib": self.rss_before_kib,
@@ -253,10 +257,12 @@ impl Report {
         );
         if let Some((rate, p)) = &self.paced {
             line.push_str(&format!(
-                "; paced {rate}/s: p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+                "; paced {rate}/s: p50 {:.2} ms p99 {:.2} ms max {:.2} ms, server {} µs CPU per delivery",
                 p.latency_us[0] / 1000.0,
                 p.latency_us[1] / 1000.0,
-                p.latency_us[2] / 1000.0
+                p.latency_us[2] / 1000.0,
+                p.server_cores
+                    .map_or("?".into(), |c| format!("{:.2}", p.cpu_per_delivery(Some(c)))),
             ));
         }
         if self.lost + self.out_of_order + self.ended_early + l.stalls > 0 {
@@ -627,6 +633,7 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
         protocol: config.protocol.to_string(),
         subscribers: n,
         connected,
+        publishers: config.publishers.max(1),
         load_average,
         connect_seconds,
         rss_before_kib: rss_before,

@@ -27,6 +27,13 @@
 //! (`SMOL_THREADS`, default one), so it serves even while nothing else polls. To run on an
 //! executor of your own, use [`serve_on`]; then that executor must be run (for example with
 //! `executor.run(future)`) for the server to make progress.
+//!
+//! smol's executors run tasks first in, first out. Under a load that keeps every subscriber's
+//! task busy, a request that arrives (a publish, say) waits behind every task already woken:
+//! about one round of subscriber writes. So a publisher that posts over one HTTP connection gets
+//! about one post in per round; posting from several connections at once, or publishing from
+//! inside the server, raises that. Tokio's scheduler runs tasks woken by I/O ahead of a backlog,
+//! which favours publishers over subscribers' latency; BENCHMARKS.md has the measurements.
 #![warn(missing_docs)]
 // No unwrap in library code: every failure is a value (tests may unwrap).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
