@@ -13,6 +13,7 @@
 //! bench/run.sh            # every server, N = 100, 1,000, 10,000, and the table
 //! # what one socket write costs here, the bound under every server (no HTTP at all):
 //! cargo run --release -p outer-bench --bin write_floor -- --sockets 1000 --rate 20 --pin 1,0
+//! bench/callgrind.sh      # user-space instructions per delivery, per server (valgrind)
 //! ```
 //!
 //! Not part of `cargo test`: the runs take minutes and want a quiet machine. The crate's tests
