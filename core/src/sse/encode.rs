@@ -148,7 +148,7 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
     /// Writes `event: name`. Refused if `name` contains CR or LF.
     pub fn event(mut self, name: &str) -> Self {
         if self.error.is_none() {
-            match memchr2(b'\r', b'\n', name.as_bytes()) {
+            match find_line_break(name) {
                 Some(at) => self.error = Some(refused("event", name, at)),
                 None => self.field("event: ", name),
             }
@@ -175,7 +175,7 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
     pub fn id(mut self, id: impl AsRef<str>) -> Self {
         let id = id.as_ref();
         if self.error.is_none() {
-            match memchr3(b'\r', b'\n', b'\0', id.as_bytes()) {
+            match find_line_break_or_nul(id) {
                 Some(at) => self.error = Some(refused("id", id, at)),
                 None => self.field("id: ", id),
             }
@@ -209,10 +209,7 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
         if self.error.is_some() {
             return self;
         }
-        if parts
-            .iter()
-            .any(|part| memchr2(b'\r', b'\n', part.as_bytes()).is_some())
-        {
+        if parts.iter().any(|part| has_line_break(part)) {
             // Line breaks (rare in JSON, and a CRLF may straddle two parts): split the whole.
             return self.lines("data: ", &parts.concat());
         }
@@ -256,7 +253,7 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
     fn lines(mut self, prefix: &str, text: &str) -> Self {
         if self.error.is_none() {
             let mut rest = text;
-            while let Some(at) = memchr2(b'\r', b'\n', rest.as_bytes()) {
+            while let Some(at) = find_line_break(rest) {
                 // CR and LF are ASCII, so `at` and `at + 1` are char boundaries.
                 let (line, tail) = rest.split_at(at);
                 self.field(prefix, line);
@@ -269,6 +266,33 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
         }
         self
     }
+}
+
+/// Below this length a text is searched byte by byte: memchr's set-up costs more than it saves
+/// on the short fields every event has (`message`, an id, an envelope's `{"json":`).
+const SHORT: usize = 32;
+
+/// Where `text`'s first CR or LF is.
+fn find_line_break(text: &str) -> Option<usize> {
+    if text.len() < SHORT {
+        text.bytes().position(|b| b == b'\r' || b == b'\n')
+    } else {
+        memchr2(b'\r', b'\n', text.as_bytes())
+    }
+}
+
+/// Where `text`'s first CR, LF or NUL is.
+fn find_line_break_or_nul(text: &str) -> Option<usize> {
+    if text.len() < SHORT {
+        text.bytes()
+            .position(|b| b == b'\r' || b == b'\n' || b == b'\0')
+    } else {
+        memchr3(b'\r', b'\n', b'\0', text.as_bytes())
+    }
+}
+
+fn has_line_break(text: &str) -> bool {
+    find_line_break(text).is_some()
 }
 
 fn refused(field: &'static str, text: &str, at: usize) -> EncodeError {
@@ -433,12 +457,43 @@ mod tests {
         /// one that straddles two parts) and all.
         #[test]
         fn data_parts_write_what_data_writes_for_the_joined_text(
-            parts in proptest::collection::vec("[a\r\n{}\"é]{0,6}", 0..5)
+            parts in proptest::collection::vec("[a\r\n{}\"é]{0,6}|[ax]{30,40}[\r\n]?[ax]{0,5}", 0..5)
         ) {
             let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
             let joined = written(|w| w.data(&parts.concat()).finish());
             let in_parts = written(|w| w.data_parts(&parts).finish());
             proptest::prop_assert_eq!(in_parts, joined);
+        }
+    }
+
+    #[test]
+    fn a_break_is_found_in_short_and_long_fields_alike() {
+        for len in [0, 5, 31, 32, 33, 100] {
+            let pad = "x".repeat(len);
+            for bad in ["\r", "\n", "\0"] {
+                let id = alloc::format!("{pad}{bad}y");
+                let mut buf = String::new();
+                let err = EventWriter::new(&mut buf).id(&id).data("d").finish();
+                assert_eq!(
+                    err.unwrap_err().found(),
+                    bad.chars().next().unwrap(),
+                    "{id:?}"
+                );
+                assert!(buf.is_empty());
+            }
+            for bad in ["\r", "\n"] {
+                let name = alloc::format!("{pad}{bad}");
+                let mut buf = String::new();
+                let err = EventWriter::new(&mut buf).event(&name).data("d").finish();
+                assert_eq!(err.unwrap_err().field(), "event", "{name:?}");
+            }
+            let name = alloc::format!("{pad}\0");
+            assert!(EventWriter::new(&mut String::new())
+                .event(&name)
+                .finish()
+                .is_ok());
+            let lines = written(|w| w.data(&alloc::format!("{pad}\r\n{pad}")).finish());
+            assert_eq!(lines, alloc::format!("data: {pad}\ndata: {pad}\n\n"));
         }
     }
 
