@@ -3,9 +3,6 @@
 //! the frame's own parts (its JSON and its id). Counted per thread, so the tests running beside
 //! these do not blur the figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use outer_core::procedure::{Frame, Json};
 use outer_core::protocol::orpc::OrpcFraming;
 use outer_core::protocol::trpc::{TrpcFraming, TrpcOptions};
@@ -13,45 +10,13 @@ use outer_core::protocol::Framing;
 use outer_core::publisher::{Published, SeqId};
 use outer_core::tracked;
 
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn counted() {
-    // `try_with` so a thread being torn down never makes the allocator panic.
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; the counting on the side allocates
-// nothing (the thread-local is a const-initialised `Cell`).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        counted();
-        // SAFETY: the caller's contract is passed on as it is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        counted();
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{allocations, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Allocations and reallocations this thread made while `f` ran.
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
 
 fn json(value: serde_json::Value) -> Json {
     serde_json::value::to_raw_value(&value).unwrap()

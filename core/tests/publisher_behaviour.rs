@@ -2,8 +2,6 @@
 //! serialization once per publish.
 // A test that unwraps fails loudly at the line that broke, which is what a test is for.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -44,60 +42,10 @@ fn oks(ids: impl IntoIterator<Item = u64>) -> Vec<Result<u64, GapKind>> {
     ids.into_iter().map(Ok).collect()
 }
 
-/// The system allocator, counting the bytes each thread holds, so a test can see what it
-/// leaves allocated. Per thread, because the other tests allocate on theirs meanwhile.
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-thread_local! {
-    static HELD: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(bytes: usize, sign: isize) {
-    // try_with: the allocator also runs while a thread's locals are being torn down.
-    let _ = HELD.try_with(|held| held.set(held.get() + sign * bytes as isize));
-}
-
-/// Bytes this thread has allocated and not freed.
-fn held_bytes() -> isize {
-    HELD.with(Cell::get)
-}
-
-// SAFETY: every call is passed to `System` unchanged; the counting has no effect on the memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as received.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count(layout.size(), 1);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as received.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count(layout.size(), 1);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded as received.
-        unsafe { System.dealloc(ptr, layout) };
-        count(layout.size(), -1);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded as received.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count(layout.size(), -1);
-            count(new_size, 1);
-        }
-        new
-    }
-}
+use counting_alloc::{held_bytes, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

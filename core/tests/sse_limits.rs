@@ -3,63 +3,14 @@
 //! other tests running beside these do not blur the figures.
 // A test that unwraps fails loudly at the line that broke, which is what a test is for.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use counting_alloc::{peak_growth, Counting};
 use outer_core::sse::{DecodeError, Limits, SseDecoder, SseEvent};
 
-/// Counts the bytes the current thread holds, and the most it held.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn grew(by: usize) {
-    // `try_with` so a thread being torn down never makes the allocator panic.
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + by;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn shrank(by: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(by)));
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; the counting on the side allocates
-// nothing (the thread-locals are const-initialised `Cell`s).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: the caller's contract is passed on as it is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        shrank(layout.size());
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        shrank(layout.size());
-        grew(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// The most this thread held at once while `f` ran, above what it held before.
-fn peak_growth(f: impl FnOnce()) -> usize {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|peak| peak.set(base));
-    f();
-    PEAK.with(Cell::get) - base
-}
 
 /// Feeds `total` bytes of `pattern`, in chunks of its size, collecting what comes out.
 fn feed_repeated(
