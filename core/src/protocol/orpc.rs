@@ -249,21 +249,19 @@ pub fn error_body(error: &RpcError) -> String {
 /// A value in the `{"json": ...}` envelope, without parsing it again. `null` (what `()` and
 /// `None` serialize to) is written as oRPC writes JavaScript's `undefined`: `{}`.
 pub fn value_body(json: &Json) -> String {
-    if json.get() == "null" {
-        return String::from("{}");
-    }
-    let mut out = String::with_capacity(json.get().len() + 9);
-    out.push_str("{\"json\":");
-    out.push_str(json.get());
-    out.push('}');
-    out
+    value_parts(json).concat()
 }
 
 /// Writes [`value_body`]`(json)` as the event's data, straight into the stream's text.
 fn write_value<'a>(writer: EventWriter<'a, String>, json: &Json) -> EventWriter<'a, String> {
+    writer.data_parts(&value_parts(json))
+}
+
+/// The pieces [`value_body`] joins: the envelope around the JSON, or `{}` for `null`.
+fn value_parts(json: &Json) -> [&str; 3] {
     match json.get() {
-        "null" => writer.data("{}"),
-        body => writer.data_parts(&["{\"json\":", body, "}"]),
+        "null" => ["{}", "", ""],
+        body => ["{\"json\":", body, "}"],
     }
 }
 
