@@ -114,21 +114,21 @@ fn main() -> ExitCode {
             let mine = dps(get(*n, outer));
             let vs_orpc = mine.zip(dps(get(*n, "orpc-ref"))).map(|(a, b)| a / b);
             let vs_floor = mine.zip(dps(get(*n, "floor"))).map(|(a, b)| a / b);
-            // Server CPU time per delivery: barely moved by other work competing for the cores.
-            let cost = |label: &str| {
-                get(*n, label).and_then(|r| f(&r["load"]["server_cpu_us_per_delivery"]))
+            // Server CPU time per delivery in a phase, `other`'s over ours: barely moved by other
+            // work competing for the cores. In the paced phase the rate is the same for every
+            // server and saturates none, so no scheduler's order of turns changes how many events
+            // share a write.
+            let cost = |label: &str, phase: &str| {
+                get(*n, label).and_then(|r| f(&r[phase]["server_cpu_us_per_delivery"]))
             };
-            let cpu_vs_orpc = cost("orpc-ref").zip(cost(outer)).map(|(a, b)| a / b);
-            let cpu_vs_floor = cost("floor").zip(cost(outer)).map(|(a, b)| a / b);
-            // The same at the paced phase's rate, the same for every server: no server is
-            // saturated there, so no scheduler's order of turns changes how many events share a
-            // write.
-            let paced_cost = |label: &str| {
-                get(*n, label).and_then(|r| f(&r["paced"]["server_cpu_us_per_delivery"]))
+            let cost_ratio = |other: &str, phase: &str| {
+                cost(other, phase)
+                    .zip(cost(outer, phase))
+                    .map(|(a, b)| a / b)
             };
-            let paced_vs_floor = paced_cost("floor")
-                .zip(paced_cost(outer))
-                .map(|(a, b)| a / b);
+            let cpu_vs_orpc = cost_ratio("orpc-ref", "load");
+            let cpu_vs_floor = cost_ratio("floor", "load");
+            let paced_vs_floor = cost_ratio("floor", "paced");
             let rss = get(*n, outer).and_then(|r| f(&r["rss_per_idle_subscriber_bytes"]));
             let p99 = get(*n, outer).and_then(|r| f(&r["paced"]["latency_us"]["p99"]));
             println!(
