@@ -633,7 +633,7 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
         protocol: config.protocol.to_string(),
         subscribers: n,
         connected,
-        publishers: config.publishers.max(1),
+        publishers: publisher.conns.len(),
         load_average,
         connect_seconds,
         rss_before_kib: rss_before,
