@@ -27,6 +27,26 @@ impl EventId {
         Ok(Self(id))
     }
 
+    /// Reads a resume id as a request carries it (`Last-Event-ID`, tRPC's `lastEventId`).
+    ///
+    /// Empty text is no id at all: an event stream's empty `id:` clears the last id, and a
+    /// browser then sends no header, so a client that sends an empty one means the same. CR, LF
+    /// or NUL is an error, for the caller to answer 400.
+    ///
+    /// ```
+    /// use outer_core::EventId;
+    /// assert_eq!(EventId::from_resume("7").unwrap(), Some(EventId::from(7u32)));
+    /// assert_eq!(EventId::from_resume("").unwrap(), None);
+    /// assert!(EventId::from_resume("2\n").is_err());
+    /// ```
+    pub fn from_resume(text: &str) -> Result<Option<Self>, MetaError> {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            Self::new(text).map(Some)
+        }
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

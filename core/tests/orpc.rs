@@ -71,6 +71,11 @@ fn requests_decode_path_input_and_last_event_id() {
     assert_eq!(call.last_event_id.unwrap().as_str(), "7");
     let empty = decode_request(&post(&[]), "/ping", b"").unwrap();
     assert_eq!(empty.input, None, "an empty body is undefined input");
+    // A browser sends no header rather than an empty one: an empty one is no id either.
+    let no_id = decode_request(&post(&[("Last-Event-ID", "")]), "/post/live", b"").unwrap();
+    assert_eq!(no_id.last_event_id, None);
+    let bad = decode_request(&post(&[("Last-Event-ID", "2\n")]), "/post/live", b"").unwrap_err();
+    assert_eq!((bad.code(), bad.status()), ("BAD_REQUEST", 400));
 }
 
 #[test]

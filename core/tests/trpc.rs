@@ -7,8 +7,8 @@ use futures::StreamExt;
 use outer_core::protocol::trpc::{decode_request, handle, merge_last_event_id, TrpcOptions};
 use outer_core::protocol::{Body, HttpResponse};
 use outer_core::{
-    event_iterator, mutation, query, subscription, tracked, App, ErrorCode, Event, RequestHead,
-    Router, RpcError,
+    event_iterator, mutation, query, subscription, tracked, App, ErrorCode, Event, EventId,
+    RequestHead, Router, RpcError,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -337,11 +337,103 @@ fn the_resume_id_comes_from_the_header_then_the_query_then_the_input() {
 
 #[test]
 fn the_handler_sees_the_input_without_last_event_id() {
-    let (input, id) = merge_last_event_id(Some(json!({"lastEventId": "5"})), None);
-    assert_eq!((input, id.as_deref()), (None, Some("5")));
-    let (input, id) =
-        merge_last_event_id(Some(json!({"a": 1, "lastEventId": "5"})), Some("6".into()));
-    assert_eq!((input, id.as_deref()), (Some(json!({"a": 1})), Some("6")));
+    let id = |text: &str| EventId::new(text).unwrap();
+    let (input, resume) = merge_last_event_id(Some(json!({"lastEventId": "5"})), None).unwrap();
+    assert_eq!((input, resume), (None, Some(id("5"))));
+    let (input, resume) =
+        merge_last_event_id(Some(json!({"a": 1, "lastEventId": "5"})), Some(id("6"))).unwrap();
+    assert_eq!((input, resume), (Some(json!({"a": 1})), Some(id("6"))));
+    // Empty and null are no id, as a missing one is.
+    for none in [json!(""), json!(null)] {
+        let merged = merge_last_event_id(Some(json!({"lastEventId": none})), None).unwrap();
+        assert_eq!(merged, (None, None));
+    }
+}
+
+#[test]
+fn an_empty_resume_id_is_no_id_wherever_it_comes_from() {
+    let ids = |r: HttpResponse| -> Vec<String> {
+        text(r)
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: ").map(String::from))
+            .collect()
+    };
+    let input = enc(r#"{"from":1,"to":3}"#);
+    for (headers, query) in [
+        (&[("Last-Event-ID", "")][..], format!("input={input}")),
+        (&[][..], format!("input={input}&lastEventId=")),
+        (
+            &[][..],
+            format!("input={}", enc(r#"{"from":1,"to":3,"lastEventId":""}"#)),
+        ),
+    ] {
+        let r = call("GET", headers, "/counter", &query, b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(ids(r), ["1", "2", "3"], "{headers:?} {query}");
+    }
+    let decoded = decode_request(&head("GET", &[("Last-Event-ID", "")]), "/counter", "", b"");
+    assert_eq!(decoded.unwrap().last_event_id, None);
+    // An empty header does not hide the query's id.
+    let r = call(
+        "GET",
+        &[("Last-Event-ID", "")],
+        "/counter",
+        &format!("input={input}&lastEventId=1"),
+        b"",
+    );
+    assert_eq!(ids(r), ["2", "3"]);
+}
+
+#[test]
+fn an_invalid_resume_id_is_a_400_in_trpc_shape_and_runs_no_stream() {
+    let input = enc(r#"{"from":1,"to":3}"#);
+    for (headers, query) in [
+        (&[][..], format!("input={input}&lastEventId=2%0a")),
+        (&[][..], format!("input={input}&lastEventId=2%0d")),
+        (&[][..], format!("input={input}&Last-Event-Id=2%00")),
+        (
+            &[][..],
+            format!(
+                "input={}",
+                enc("{\"from\":1,\"to\":3,\"lastEventId\":\"2\\n\"}")
+            ),
+        ),
+        (
+            &[][..],
+            format!("input={}", enc(r#"{"from":1,"to":3,"lastEventId":2}"#)),
+        ),
+        (&[("Last-Event-ID", "2\u{0}")][..], format!("input={input}")),
+    ] {
+        let r = call("GET", headers, "/counter", &query, b"");
+        assert_eq!(r.status, 400, "{headers:?} {query}");
+        assert!(matches!(r.body, Body::Full(_)), "no stream: {query}");
+        let body: serde_json::Value = serde_json::from_str(&text(r)).unwrap();
+        assert_eq!(body["error"]["data"]["code"], "BAD_REQUEST", "{body}");
+        assert_eq!(body["error"]["data"]["httpStatus"], 400);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("lastEventId"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn subscriptions_in_a_batch_are_refused_with_a_message_that_says_so() {
+    let r = call("GET", &[], "/counter,counter", "batch=1", b"");
+    assert_eq!(r.status, 400);
+    let body: serde_json::Value = serde_json::from_str(&text(r)).unwrap();
+    for answer in body.as_array().unwrap() {
+        assert_eq!(answer["error"]["data"]["code"], "BAD_REQUEST");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Subscriptions cannot be batched"),
+            "{message}"
+        );
+        assert!(message.contains("\"counter\""), "{message}");
+    }
 }
 
 #[test]

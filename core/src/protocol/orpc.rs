@@ -77,7 +77,7 @@ pub fn decode_request(head: &RequestHead, route: &str, body: &[u8]) -> Result<Or
     }
     let last_event_id = match head.header("last-event-id") {
         Some(id) => {
-            Some(EventId::new(id).map_err(|err| malformed(format!("last-event-id: {err}")))?)
+            EventId::from_resume(id).map_err(|err| malformed(format!("last-event-id: {err}")))?
         }
         None => None,
     };

@@ -75,8 +75,9 @@ pub struct TrpcRequest {
     pub calls: Vec<TrpcCall>,
     /// `GET` or `POST`.
     pub method: Method,
-    /// The resume id from the `Last-Event-ID` header or the `lastEventId` query parameter.
-    pub last_event_id: Option<String>,
+    /// The resume id from the `Last-Event-ID` header, else the `lastEventId` query parameter,
+    /// else `Last-Event-Id`: the first one sent and not empty (see [`EventId::from_resume`]).
+    pub last_event_id: Option<EventId>,
 }
 
 /// The two methods tRPC uses.
@@ -157,11 +158,18 @@ pub fn decode_request(
             _ => {}
         }
     }
-    let last_event_id = head
-        .header("last-event-id")
-        .map(String::from)
-        .or(last_event_id)
-        .or(lower_last_event_id);
+    // An empty id is no id (`EventId::from_resume`): the next place may still hold one.
+    let last_event_id = [
+        head.header("last-event-id"),
+        last_event_id.as_deref(),
+        lower_last_event_id.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|id| !id.is_empty())
+    .map(resume_id)
+    .transpose()
+    .map_err(&fail)?;
     let raw_input: Option<Value> = match method {
         Method::Get => match query_input {
             Some(text) => Some(parse_json(text.as_bytes()).map_err(&fail)?),
@@ -238,6 +246,28 @@ pub fn decode_request(
         method,
         last_event_id,
     })
+}
+
+/// A resume id, or the 400 a malformed one is answered with (oRPC answers the same).
+fn resume_id(text: &str) -> Result<EventId, RpcError> {
+    EventId::new(text).map_err(|err| {
+        RpcError::new(
+            ErrorCode::BAD_REQUEST,
+            format!("Invalid lastEventId / Last-Event-ID: {err}"),
+        )
+    })
+}
+
+/// The JSON type of `value`, for messages (the value itself may be large).
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -438,8 +468,20 @@ fn check_kind<Ctx>(
         }
         (ProcedureKind::Query, Method::Post) => ("query", "GET"),
         (ProcedureKind::Mutation, Method::Get) => ("mutation", "POST"),
-        // Only reached inside a batch: subscriptions are never batched.
-        (ProcedureKind::Subscription, _) => ("subscription", "GET"),
+        // Only reached inside a batch: a subscription is a stream of its own, never a batch's
+        // entry. Saying so beats "unsupported GET-request", which reads as the wrong method.
+        (ProcedureKind::Subscription, _) => {
+            return Err((
+                RpcError::new(
+                    ErrorCode::BAD_REQUEST,
+                    format!(
+                        "Subscriptions cannot be batched: open \"{path}\" in a request of its \
+                         own (GET without batch=1)"
+                    ),
+                ),
+                None,
+            ))
+        }
     };
     Err((
         RpcError::new(
@@ -464,16 +506,16 @@ fn subscribe<Ctx>(
 ) -> HttpResponse {
     let call = request.calls.remove(0);
     let path = call.path;
-    let (input, last_event_id) = merge_last_event_id(call.input, request.last_event_id);
+    let (input, resume) = match merge_last_event_id(call.input, request.last_event_id) {
+        Ok(merged) => merged,
+        Err(error) => return error_response(&error, Some(&path)),
+    };
     let mut headers: Vec<(&'static str, Cow<'static, str>)> = alloc::vec![
         ("content-type", Cow::Borrowed("text/event-stream")),
         ("cache-control", Cow::Borrowed("no-cache, no-transform")),
         ("x-accel-buffering", Cow::Borrowed("no")),
         ("vary", Cow::Borrowed("trpc-accept, accept")),
     ];
-    let resume = last_event_id
-        .as_ref()
-        .and_then(|id| EventId::new(id.as_str()).ok());
     let frames = if request.method == Method::Post {
         headers.insert(0, ("allow", Cow::Borrowed("GET")));
         error_stream(RpcError::new(
@@ -506,24 +548,42 @@ fn subscribe<Ctx>(
 /// tRPC carries the resume id in the input (`input.lastEventId`); the header or query value,
 /// when present, overrides it. The handler gets it as `last_event_id`, and the input without
 /// it, so the same handler serves oRPC and tRPC unchanged.
+///
+/// An empty or `null` `lastEventId` is no id; one that is not a string, or holds CR, LF or
+/// NUL, is a 400 `BAD_REQUEST` rather than silently dropped (the stream would start live and
+/// the client would miss what it asked to resume).
 pub fn merge_last_event_id(
     input: Option<Value>,
-    from_request: Option<String>,
-) -> (Option<Value>, Option<String>) {
+    from_request: Option<EventId>,
+) -> Result<(Option<Value>, Option<EventId>), RpcError> {
     match input {
         Some(Value::Object(mut map)) => {
-            let in_input = match map.remove("lastEventId") {
-                Some(Value::String(id)) => Some(id),
-                _ => None,
-            };
+            let in_input = map.remove("lastEventId");
             let input = if map.is_empty() {
                 None
             } else {
                 Some(Value::Object(map))
             };
-            (input, from_request.or(in_input))
+            if from_request.is_some() {
+                return Ok((input, from_request));
+            }
+            let resume = match in_input {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) if id.is_empty() => None,
+                Some(Value::String(id)) => Some(resume_id(&id)?),
+                Some(other) => {
+                    return Err(RpcError::new(
+                        ErrorCode::BAD_REQUEST,
+                        format!(
+                            "Invalid lastEventId: a string was expected, not {}",
+                            kind(&other)
+                        ),
+                    ))
+                }
+            };
+            Ok((input, resume))
         }
-        other => (other, from_request),
+        other => Ok((other, from_request)),
     }
 }
 
