@@ -16,6 +16,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod client;
+pub mod coop;
 pub mod error;
 pub mod event;
 pub mod iterator;

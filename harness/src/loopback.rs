@@ -69,7 +69,7 @@ pub fn open(addr: SocketAddr, request: &[u8]) -> TcpStream {
 
 /// Opens a connection, sends `request` as is, and reads the answer's head.
 pub fn send(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    read_head(open(addr, request))
+    read_response(open(addr, request))
 }
 
 /// Whether the server closed `stream` (rather than answering on it), within [`DEADLINE`].
@@ -91,7 +91,8 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> RawResponse {
     send(addr, request.as_bytes())
 }
 
-fn read_head(stream: TcpStream) -> RawResponse {
+/// Reads the head of the answer to a request already sent on `stream`; the body as it comes.
+pub fn read_response(stream: TcpStream) -> RawResponse {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).expect("read the status line");

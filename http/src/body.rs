@@ -25,6 +25,9 @@ pub struct OuterBody {
     state: State,
 }
 
+// One per response, held in its connection's task: boxing the stream would cost every stream an
+// allocation and every poll a pointer hop, to save bytes on short-lived whole bodies.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Full(Option<Bytes>),
     Events {
@@ -187,6 +190,8 @@ pub(crate) enum ReadError {
     TooLarge,
     /// The connection failed or the framing was broken.
     Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// It did not arrive in time ([`ServerConfig::body_read_timeout`](crate::ServerConfig::body_read_timeout)).
+    TimedOut,
 }
 
 /// Reads a whole body, refusing as soon as it passes `cap` bytes: at most one frame past the

@@ -42,6 +42,21 @@ pub struct ServerConfig {
     /// (hyper's `header_read_timeout`, run on the service's timer). `None`: no limit.
     /// Default: 30 s, as hyper's.
     pub header_read_timeout: Option<Duration>,
+    /// How long a request's whole body may take to arrive once its headers have: a body that
+    /// never ends, or trickles in a byte at a time, is answered 408 `TIMEOUT` when this runs out
+    /// and its connection is closed, so it cannot hold a connection (and a file descriptor)
+    /// for ever. `None`: no limit. Default: 30 s (a full [`max_body_bytes`](Self::max_body_bytes)
+    /// body then needs about 35 KB/s).
+    pub body_read_timeout: Option<Duration>,
+    /// The most connections a server built on this service ([`crate::server::accept_loop`]:
+    /// `outer_tokio::serve`, `outer_smol::serve`) keeps open at once. At the limit it stops
+    /// accepting until one closes: new connections wait in the kernel's listen queue rather
+    /// than being accepted and starved, and the process never runs out of file descriptors
+    /// through its listener. Each connection needs one descriptor, so keep this under the
+    /// process's limit (`ulimit -n`) less what else it opens. Under axum, axum accepts and
+    /// this does not apply. Default: 16 384, or on Unix the process's soft descriptor limit
+    /// less 64 when that is lower (a default limit of 1 024 gives 960).
+    pub max_connections: usize,
     /// How long a server's graceful shutdown waits for open connections to finish (after it
     /// has ended every event stream) before it closes them. Default: 10 s.
     pub shutdown_grace: Duration,
@@ -101,6 +116,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_streams: 10_000,
             header_read_timeout: Some(Duration::from_secs(30)),
+            body_read_timeout: Some(Duration::from_secs(30)),
+            max_connections: default_max_connections(),
             shutdown_grace: Duration::from_secs(10),
             orpc: OrpcOptions::default(),
             trpc_prefix: Some("/trpc".into()),
@@ -109,6 +126,23 @@ impl Default for ServerConfig {
             test_hooks: None,
         }
     }
+}
+
+/// The default [`ServerConfig::max_connections`]: 16 384, less on a process whose descriptor
+/// limit would run out first.
+fn default_max_connections() -> usize {
+    const MOST: usize = 16_384;
+    /// Descriptors left for everything but connections: the listener, logs, a database.
+    const RESERVE: u64 = 64;
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, Resource};
+        if let Some(limit) = getrlimit(Resource::Nofile).current {
+            let usable = limit.saturating_sub(RESERVE).max(1);
+            return usize::try_from(usable).map_or(MOST, |usable| usable.min(MOST));
+        }
+    }
+    MOST
 }
 
 /// `"/rpc/"` and `"rpc"` are `"/rpc"`; `"/"` is `""`, the root.

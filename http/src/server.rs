@@ -127,8 +127,18 @@ where
         // Fired however the loop ends, even if its task is dropped.
         let _done = done;
         let timer = Arc::clone(service.timer());
+        let max_connections = service.config().max_connections.max(1);
         let mut stop = pin!(service.shutdown().wait());
         loop {
+            // At the limit, accept nothing until a connection closes: the next ones wait in
+            // the listen queue, and the descriptors in use stay bounded.
+            if connections.get() >= max_connections {
+                tracing::debug!(max_connections, "at the connection limit: not accepting");
+                let room = Arc::clone(&connections).below(max_connections);
+                if let Either::Right(_) = select(pin!(room), stop.as_mut()).await {
+                    break;
+                }
+            }
             let next = match select(incoming.next(), stop.as_mut()).await {
                 Either::Left((next, _)) => next,
                 Either::Right(((), _)) => break,

@@ -7,11 +7,12 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::future::{select, Either};
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode};
 use outer_core::protocol::{orpc, trpc, Body as CoreBody, HttpResponse};
@@ -268,8 +269,26 @@ where
     };
     span.record("protocol", protocol.name());
     let cap = config.max_body_bytes;
-    let bytes = match read_capped(body, cap).await {
+    let read = read_capped(body, cap);
+    let read = match config.body_read_timeout {
+        Some(limit) => match select(pin!(read), shared.timer.sleep(limit)).await {
+            Either::Left((read, _)) => read,
+            Either::Right(_) => Err(ReadError::TimedOut),
+        },
+        None => read.await,
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
+        Err(ReadError::TimedOut) => {
+            let limit = config.body_read_timeout.unwrap_or_default();
+            let error = RpcError::new(
+                ErrorCode::TIMEOUT,
+                format!("The request body did not arrive within {limit:?}"),
+            );
+            // What is left of the body may still come: the connection cannot carry another
+            // request, and closing it frees its descriptor.
+            return closing(error_response(protocol, &error));
+        }
         Err(ReadError::TooLarge) => {
             let error = RpcError::new(
                 ErrorCode::PAYLOAD_TOO_LARGE,
@@ -453,7 +472,8 @@ impl Future for ResponseFuture {
     type Output = Result<Response<OuterBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx).map(Ok)
+        // The handler runs inside this poll: give its publisher subscriptions a budget.
+        outer_core::coop::budgeted(|| self.0.as_mut().poll(cx)).map(Ok)
     }
 }
 

@@ -153,12 +153,17 @@ impl OpenCount {
 
     /// Completes when nothing is open.
     pub(crate) async fn idle(self: Arc<Self>) {
+        self.below(1).await;
+    }
+
+    /// Completes when fewer than `limit` are open.
+    pub(crate) async fn below(self: Arc<Self>, limit: usize) {
         loop {
-            if self.get() == 0 {
+            if self.get() < limit {
                 return;
             }
             let listener = self.event.listen();
-            if self.get() == 0 {
+            if self.get() < limit {
                 return;
             }
             listener.await;
@@ -172,9 +177,10 @@ pub(crate) struct OpenGuard(Arc<OpenCount>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.event.notify(usize::MAX);
-        }
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        // Every close, not only the last: the accept loop waits for a place under its limit.
+        // With no one waiting this is one atomic read.
+        self.0.event.notify(usize::MAX);
     }
 }
 
@@ -235,5 +241,21 @@ mod tests {
         drop(b);
         block_on(idle);
         assert_eq!(count.get(), 0);
+    }
+
+    #[test]
+    fn below_completes_when_one_under_the_limit_closes() {
+        let count = Arc::new(OpenCount::default());
+        let guards: Vec<_> = (0..3).map(|_| count.enter()).collect();
+        let mut below = Box::pin(Arc::clone(&count).below(3));
+        assert!(
+            (&mut below).now_or_never().is_none(),
+            "three open, limit three"
+        );
+        let mut guards = guards.into_iter();
+        drop(guards.next());
+        block_on(below);
+        assert!(Arc::clone(&count).below(3).now_or_never().is_some());
+        assert!(Arc::clone(&count).below(2).now_or_never().is_none());
     }
 }

@@ -297,7 +297,27 @@ where
     type Item = Result<Published<T, StreamId>, RecvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
+        // A handler that loops on answers that are always ready yields after a budget (see
+        // `outer_core::coop`), as with the memory publisher.
+        let progress = ready!(outer_core::coop::poll_proceed(cx));
+        let answer = self.get_mut().poll_answer(cx);
+        if answer.is_ready() {
+            progress.made_progress();
+        }
+        answer
+    }
+}
+
+impl<T> Subscription<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    /// The next event or error, without the budget.
+    fn poll_answer(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Published<T, StreamId>, RecvError>>> {
+        let this = self;
         loop {
             if let Some(item) = this.ready.pop_front() {
                 match this.accept(item) {

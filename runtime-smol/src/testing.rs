@@ -40,6 +40,10 @@ impl RunningServer for Running {
         self.0.active_streams()
     }
 
+    fn open_connections(&self) -> usize {
+        self.0.open_connections()
+    }
+
     fn shutdown(self) -> bool {
         smol::block_on(self.0.shutdown())
     }

@@ -16,7 +16,7 @@ pub struct Tokio;
 /// A server on a runtime of its own, so that the blocking test client never stalls it.
 pub struct Running {
     server: Option<Server>,
-    runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Adapter for Tokio {
@@ -38,7 +38,7 @@ impl Adapter for Tokio {
         });
         Running {
             server: Some(server),
-            runtime,
+            runtime: Some(runtime),
         }
     }
 }
@@ -52,8 +52,23 @@ impl RunningServer for Running {
         self.server.as_ref().unwrap().active_streams()
     }
 
+    fn open_connections(&self) -> usize {
+        self.server.as_ref().unwrap().open_connections()
+    }
+
     fn shutdown(mut self) -> bool {
         let server = self.server.take().unwrap();
-        self.runtime.block_on(server.shutdown())
+        self.runtime.as_ref().unwrap().block_on(server.shutdown())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Without waiting for its workers: a test that failed because a task never yields must
+        // not hang here waiting for that task.
+        drop(self.server.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }

@@ -103,6 +103,13 @@ pub struct StreamTiming {
 /// The most an [`SseBody`] gathers into one chunk from frames that are already waiting.
 const MAX_CHUNK: usize = 64 * 1024;
 
+/// How many bytes an [`SseBody`] hands out in a row, without once answering `Pending`, before it
+/// yields. A stream whose frames are always ready (a fast counter, a long catch-up read by a fast
+/// client) would otherwise keep its connection's task busy for as long as it lasts: hyper writes
+/// while the body and the socket are ready, and smol, unlike tokio, has no budget of its own to
+/// stop it. One full chunk per turn lets every other task on the thread run in between.
+const YIELD_AFTER: usize = MAX_CHUNK;
+
 /// The room a chunk starts with, at least (a small event fits) and at most (a big batch before
 /// does not make every later chunk as big).
 const MIN_CHUNK: usize = 256;
@@ -132,6 +139,8 @@ pub struct SseBody {
     frames_wake: Arc<FramesWake>,
     /// The waker the frames are polled with: `frames_wake`'s, made once.
     frames_waker: Waker,
+    /// Bytes handed out since the body last answered `Pending` (see [`YIELD_AFTER`]).
+    streak: usize,
 }
 
 /// The waker an [`SseBody`] polls its frames with. It notes that the frames woke it before it
@@ -214,6 +223,7 @@ impl SseBody {
             size_hint: 0,
             frames_waker: Waker::from(Arc::clone(&frames_wake)),
             frames_wake,
+            streak: 0,
         }
     }
 
@@ -276,6 +286,27 @@ impl Stream for SseBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = &mut *self;
+        if this.streak >= YIELD_AFTER && this.frames.is_some() {
+            // Let the other tasks of this thread run; come back right after them.
+            this.streak = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        // The handler runs inside this poll: give its publisher subscriptions a budget.
+        let answer = crate::coop::budgeted(|| this.poll_chunk(cx));
+        match &answer {
+            Poll::Ready(Some(chunk)) => this.streak += chunk.len(),
+            Poll::Ready(None) | Poll::Pending => this.streak = 0,
+        }
+        answer
+    }
+}
+
+impl SseBody {
+    /// The next chunk: the opening bytes, the frames that are ready, an interruption, a
+    /// keep-alive, or the end.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let this = self;
         if this.frames.is_none() {
             return Poll::Ready(None);
         }

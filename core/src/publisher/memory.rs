@@ -554,7 +554,30 @@ impl<T> Stream for Subscription<T> {
     type Item = Result<Published<T>, Gap>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
+        // A handler that subscribes again on every gap would otherwise loop without end inside
+        // one poll: the budget makes it yield (see `crate::coop`).
+        let progress = core::task::ready!(crate::coop::poll_proceed(cx));
+        let answer = self.get_mut().poll_answer(cx);
+        if answer.is_ready() {
+            progress.made_progress();
+        }
+        answer
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let more = if self.registered || self.gap.is_some() {
+            None
+        } else {
+            Some(self.local.len())
+        };
+        (self.local.len(), more)
+    }
+}
+
+impl<T> Subscription<T> {
+    /// The next event or gap, without the budget.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Published<T>, Gap>>> {
+        let this = self;
         if let Some(event) = this.local.pop_front() {
             return Poll::Ready(Some(Ok(event)));
         }
@@ -612,15 +635,6 @@ impl<T> Stream for Subscription<T> {
         drop(state);
         remember_parking(&mut this.parked, epoch, cx.waker());
         Poll::Pending
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let more = if self.registered || self.gap.is_some() {
-            None
-        } else {
-            Some(self.local.len())
-        };
-        (self.local.len(), more)
     }
 }
 

@@ -15,14 +15,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use outer_core::protocol::orpc::OrpcFraming;
 use outer_core::protocol::Framing as _;
+use outer_core::publisher::{MemoryPublisher, SeqId, SubscribeOptions};
 use outer_core::rt::Timer;
 use outer_core::{event_iterator, query, subscription, tracked, Request, Router, RpcError};
 use outer_http::{OuterService, ServerConfig, Shutdown};
 use serde_json::{json, Value};
 
-use crate::loopback::{closed_by_server, open, post, send, wait_until, End, RawResponse};
+use crate::loopback::{
+    closed_by_server, open, post, read_response, send, wait_until, End, RawResponse,
+};
 
 pub mod properties;
 
@@ -45,6 +49,8 @@ pub trait RunningServer {
     fn addr(&self) -> SocketAddr;
     /// Its open event streams: the server-side counter the suite checks cleanup with.
     fn active_streams(&self) -> usize;
+    /// Its open connections.
+    fn open_connections(&self) -> usize;
     /// Shuts it down gracefully, blocking until done; true when every connection finished
     /// within the grace.
     fn shutdown(self) -> bool;
@@ -75,13 +81,48 @@ impl Drop for Cleanup {
 ///   returns `"end"`.
 /// - `silent`: never yields and never ends.
 /// - `hang`: a query that never answers.
+/// - `spin`: a stream whose handler loops on a publisher subscription that answers at once
+///   every time (a resume id the publisher never gave out, subscribed again on each gap), as a
+///   careless handler does: it never waits for anything.
+/// - `flood`: a stream that yields `0, 1, 2...` as fast as it is read, for ever.
 ///
-/// Each but `ping` counts in `started` when it first runs and in `cleanups` when dropped.
+/// Each but `ping`, `spin` and `flood` counts in `started` when it first runs and in `cleanups`
+/// when dropped.
 pub fn router(probe: &Arc<Probe>) -> Router<()> {
     let gated = Arc::clone(probe);
     let silent = Arc::clone(probe);
     let hang = Arc::clone(probe);
+    let publisher = MemoryPublisher::<Value>::builder().build();
     Router::new()
+        .route(
+            "spin",
+            subscription(move |_: Request<(), ()>| {
+                let publisher = publisher.clone();
+                event_iterator(move |mut emit| async move {
+                    loop {
+                        let never_given = SeqId::new(5).to_string();
+                        let options = SubscribeOptions::new().resume_after(never_given);
+                        let mut live = publisher.subscribe("posts", options)?;
+                        if let Some(Ok(post)) = live.next().await {
+                            emit.send_value(post.data().clone()).await?;
+                        }
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<_, RpcError>(())
+                })
+            }),
+        )
+        .route(
+            "flood",
+            subscription(|_: Request<(), ()>| {
+                event_iterator(|mut emit| async move {
+                    for n in 0u64.. {
+                        emit.send_value(n).await?;
+                    }
+                    Ok::<_, RpcError>(())
+                })
+            }),
+        )
         .route(
             "ping",
             query(|req: Request<(), Value>| async move { Ok::<_, RpcError>(req.input) }),
@@ -370,6 +411,168 @@ pub mod suite {
         assert_eq!(probe.cleanups.load(Ordering::SeqCst), 1);
     }
 
+    /// Three such handlers: more than the test servers have threads (tokio's two workers,
+    /// smol's one), so a handler that kept its thread would leave none for the ping.
+    pub fn handlers_looping_on_always_ready_subscriptions_leave_the_server_answering<R: Adapter>() {
+        let (server, _) = start::<R>(quiet_config());
+        let spinning: Vec<RawResponse> = (0..3)
+            .map(|_| {
+                let mut stream = post(server.addr(), "/rpc/spin", "");
+                assert_eq!(stream.status, 200);
+                stream.read_until(": \n\n");
+                stream
+            })
+            .collect();
+        for n in 0..5 {
+            let body = format!(r#"{{"json":{n}}}"#);
+            let mut pong = post(server.addr(), "/rpc/ping", &body);
+            assert_eq!(pong.status, 200);
+            assert_eq!(pong.read_to_end().0, body);
+        }
+        assert_eq!(server.active_streams(), 3);
+        // Shutdown reaches the spinning handlers too, and ends their streams.
+        let addr = server.addr();
+        assert!(
+            server.shutdown(),
+            "every connection finished within the grace"
+        );
+        for mut stream in spinning {
+            let (text, end) = stream.read_to_end();
+            assert!(text.ends_with(&interruption()), "{text:?}");
+            assert_eq!(end, End::Clean);
+        }
+        assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+    }
+
+    /// Readers that take every byte at once: the streams are never held back by the socket.
+    pub fn always_ready_streams_do_not_starve_other_connections<R: Adapter>() {
+        let (server, _) = start::<R>(quiet_config());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let read = Arc::new(AtomicUsize::new(0));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut stream = open(
+                    server.addr(),
+                    b"POST /rpc/flood HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n",
+                );
+                let (stop, read) = (Arc::clone(&stop), Arc::clone(&read));
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut buffer = vec![0; 64 * 1024];
+                    while !stop.load(Ordering::SeqCst) {
+                        match stream.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => read.fetch_add(n, Ordering::SeqCst),
+                        };
+                    }
+                })
+            })
+            .collect();
+        wait_until("the streams to flow", || {
+            read.load(Ordering::SeqCst) > 1024 * 1024
+        });
+        // Each ping waits at most the client's deadline: a server that serves the streams only
+        // would fail here.
+        for n in 0..10 {
+            let body = format!(r#"{{"json":{n}}}"#);
+            let mut pong = post(server.addr(), "/rpc/ping", &body);
+            assert_eq!(pong.status, 200);
+            assert_eq!(pong.read_to_end().0, body);
+        }
+        let before = read.load(Ordering::SeqCst);
+        wait_until("the streams to go on flowing", || {
+            read.load(Ordering::SeqCst) > before
+        });
+        stop.store(true, Ordering::SeqCst);
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        wait_until("the streams to close", || server.active_streams() == 0);
+    }
+
+    pub fn a_body_that_never_arrives_is_answered_408_and_its_connection_closed<R: Adapter>() {
+        let config = ServerConfig {
+            body_read_timeout: Some(Duration::from_millis(300)),
+            ..ServerConfig::default()
+        };
+        let (server, _) = start::<R>(config);
+        // Headers that announce a body that never comes.
+        let stalled = send(
+            server.addr(),
+            b"POST /rpc/ping HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n",
+        );
+        // A chunked body that trickles: a byte every 50 ms, never its end.
+        let trickle = open(
+            server.addr(),
+            b"POST /rpc/ping HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        let writer = {
+            let mut trickle = trickle.try_clone().unwrap();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                for _ in 0..40 {
+                    if trickle.write_all(b"1\r\n \r\n").is_err() {
+                        return true; // the server closed it
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                false
+            })
+        };
+        let trickled = read_response(trickle.try_clone().unwrap());
+        for response in [stalled, trickled] {
+            assert_eq!(response.status, 408);
+            assert_eq!(response.header("connection"), Some("close"));
+            let body = response.json();
+            assert_eq!(body["json"]["code"], "TIMEOUT");
+            assert_eq!(body["json"]["status"], 408);
+        }
+        assert!(closed_by_server(trickle));
+        assert!(
+            writer.join().unwrap(),
+            "the trickling connection was closed"
+        );
+        wait_until("the connections to close", || {
+            server.open_connections() == 0
+        });
+        assert_eq!(
+            post(server.addr(), "/rpc/ping", r#"{"json":1}"#).status,
+            200
+        );
+    }
+
+    pub fn the_connection_limit_holds_and_later_clients_are_served<R: Adapter>() {
+        let config = ServerConfig {
+            max_connections: 4,
+            body_read_timeout: Some(Duration::from_millis(500)),
+            ..ServerConfig::default()
+        };
+        let (server, _) = start::<R>(config);
+        // Ten connections that send headers and then nothing: the first four are accepted,
+        // the rest wait in the listen queue.
+        let stalled: Vec<TcpStream> = (0..10)
+            .map(|_| {
+                open(
+                    server.addr(),
+                    b"POST /rpc/ping HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n",
+                )
+            })
+            .collect();
+        wait_until("four connections", || server.open_connections() == 4);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(server.open_connections(), 4, "no more accepted meanwhile");
+        // A ping waits its turn: served once the body timeout has closed stalled connections.
+        let mut pong = post(server.addr(), "/rpc/ping", r#"{"json":"late"}"#);
+        assert_eq!(pong.status, 200);
+        assert_eq!(pong.read_to_end().0, r#"{"json":"late"}"#);
+        for stream in stalled {
+            let response = read_response(stream);
+            assert_eq!(response.status, 408);
+            assert_eq!(response.json()["json"]["code"], "TIMEOUT");
+        }
+        assert!(server.open_connections() <= 4);
+    }
+
     pub fn slow_headers_are_cut_off_after_the_header_read_timeout<R: Adapter>() {
         let config = ServerConfig {
             header_read_timeout: Some(Duration::from_millis(100)),
@@ -410,6 +613,10 @@ macro_rules! conformance_suite {
             graceful_shutdown_ends_open_streams_cleanly,
             shutdown_closes_connections_still_busy_after_the_grace,
             slow_headers_are_cut_off_after_the_header_read_timeout,
+            handlers_looping_on_always_ready_subscriptions_leave_the_server_answering,
+            always_ready_streams_do_not_starve_other_connections,
+            a_body_that_never_arrives_is_answered_408_and_its_connection_closed,
+            the_connection_limit_holds_and_later_clients_are_served,
         );
         $crate::conformance_suite!(@properties $runtime;
             resume_over_loopback_misses_nothing,

@@ -1,0 +1,134 @@
+//! An event stream hands its thread back however ready its work is: a handler that loops over a
+//! publisher subscription answering at once (a resume id the publisher never gave out) yields
+//! within one poll, and a stream whose frames are always ready yields after a chunk.
+//!
+//! Each poll runs on a thread of its own with a deadline, so a stream that never yields fails
+//! the test instead of hanging it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use futures::StreamExt;
+use outer_core::protocol::orpc;
+use outer_core::protocol::{Body, SseBody};
+use outer_core::publisher::{MemoryPublisher, SeqId, SubscribeOptions};
+use outer_core::{event_iterator, subscription, App, Emitter, Request, RequestHead, Router};
+use outer_core::{Event, RpcError};
+
+/// Counts wake-ups.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn app() -> App<()> {
+    let publisher = MemoryPublisher::<u32>::builder().retain_last(8).build();
+    Router::new()
+        .route(
+            "spin",
+            // What the chat example did: on a gap, look elsewhere, find nothing, subscribe again
+            // with the same id. Every poll of the subscription answers at once.
+            subscription(move |_: Request<(), ()>| {
+                let publisher = publisher.clone();
+                event_iterator(move |mut emit: Emitter<u32>| async move {
+                    loop {
+                        let resume =
+                            SubscribeOptions::new().resume_after(SeqId::new(5).to_string());
+                        let mut live = publisher.subscribe("posts", resume)?;
+                        if let Some(Ok(post)) = live.next().await {
+                            emit.send(Event::new(*post.data())).await?;
+                        }
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), RpcError>(())
+                })
+            }),
+        )
+        .route(
+            "flood",
+            // Always ready: `send` is taken at once by a consumer that always reads.
+            subscription(|_: Request<(), ()>| {
+                event_iterator(|mut emit: Emitter<u64>| async move {
+                    for n in 0.. {
+                        emit.send(Event::new(n)).await?;
+                    }
+                    Ok::<(), RpcError>(())
+                })
+            }),
+        )
+        .into()
+}
+
+fn stream(path: &str) -> SseBody {
+    let head = RequestHead {
+        method: "POST".into(),
+        ..Default::default()
+    };
+    let response = futures::executor::block_on(orpc::handle(
+        &app(),
+        &head,
+        path,
+        b"",
+        &orpc::OrpcOptions::default(),
+        None,
+    ));
+    match response.body {
+        Body::Events(events) => events,
+        Body::Full(bytes) => panic!("not a stream: {}", String::from_utf8_lossy(&bytes)),
+    }
+}
+
+/// Polls `body` `polls` times on another thread; each answer as `Some(chunk length)` or `None`
+/// for `Pending`, with the wake-ups seen. Fails if the polls do not come back in time.
+fn poll_on_a_thread(mut body: SseBody, polls: usize) -> (Vec<Option<usize>>, usize) {
+    let (done, answers) = mpsc::channel();
+    std::thread::spawn(move || {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        let mut seen = Vec::new();
+        for _ in 0..polls {
+            seen.push(match body.poll_next_unpin(&mut cx) {
+                Poll::Ready(Some(chunk)) => Some(chunk.len()),
+                Poll::Ready(None) => panic!("the stream ended"),
+                Poll::Pending => None,
+            });
+        }
+        let _ = done.send((seen, wakes.0.load(Ordering::SeqCst)));
+    });
+    answers
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a poll of the stream never came back: it does not yield")
+}
+
+#[test]
+fn a_handler_looping_on_an_always_ready_subscription_yields_and_asks_to_run_again() {
+    let (answers, wakes) = poll_on_a_thread(stream("/spin"), 4);
+    // The opening bytes, then nothing to send: each poll yields.
+    assert!(answers[0].is_some(), "{answers:?}");
+    assert_eq!(answers[1..], [None, None, None], "{answers:?}");
+    // It yielded because its budget ran out, not because it waits for anything: it woke its
+    // task to run again.
+    assert_eq!(wakes, 3);
+}
+
+#[test]
+fn an_always_ready_stream_yields_after_a_full_chunk() {
+    let (answers, wakes) = poll_on_a_thread(stream("/flood"), 7);
+    assert!(answers[0].is_some(), "the opening bytes");
+    // Full chunks, each followed by one yield that wakes the task at once.
+    let mut chunks = 0;
+    for pair in answers[1..].chunks(2) {
+        let full = pair[0].expect("a chunk");
+        assert!(full >= 60 * 1024, "a full chunk, not {full} bytes");
+        assert_eq!(pair[1], None, "a yield after a full chunk: {answers:?}");
+        chunks += 1;
+    }
+    assert_eq!(wakes, chunks);
+}
