@@ -442,14 +442,14 @@ impl<Ctx, I, T, R> fmt::Debug for Streaming<Ctx, I, T, R> {
 ///
 /// #[derive(serde::Deserialize)] struct Range { from: u64, to: u64 }
 /// let counter = subscription(|req: Request<(), Range>| {
-///     // Resume after the last id the client saw.
-///     let start = match &req.last_event_id {
-///         Some(id) => id.as_str().parse::<u64>().map_or(req.input.from, |n| n + 1),
-///         None => req.input.from,
+///     // Resume after the last id the client saw (after u64::MAX comes nothing).
+///     let start = match req.last_event_id.and_then(|id| id.as_str().parse::<u64>().ok()) {
+///         Some(last) => last.checked_add(1),
+///         None => Some(req.input.from),
 ///     };
 ///     let to = req.input.to;
 ///     event_iterator(move |mut emit| async move {
-///         for n in start..=to {
+///         for n in start.into_iter().flat_map(|start| start..=to) {
 ///             emit.send(tracked(n, n)?.with_retry(1000)).await?;
 ///         }
 ///         Ok::<_, RpcError>("done")

@@ -205,7 +205,7 @@ fn counter_router(started: Arc<AtomicUsize>, cleaned: Arc<AtomicUsize>) -> Route
             let start = req
                 .last_event_id
                 .and_then(|id| id.as_str().parse::<u64>().ok())
-                .map_or(req.input.from, |n| n + 1);
+                .map_or(req.input.from, |n| n.saturating_add(1));
             let to = req.input.to;
             event_iterator(move |mut emit| async move {
                 let _guard = guard;

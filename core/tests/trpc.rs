@@ -47,7 +47,7 @@ fn app() -> App<()> {
                 let start = req
                     .last_event_id
                     .and_then(|id| id.as_str().parse::<u64>().ok())
-                    .map_or(req.input.from, |n| n + 1);
+                    .map_or(req.input.from, |n| n.saturating_add(1));
                 let to = req.input.to;
                 event_iterator(move |mut emit| async move {
                     for n in start..=to {

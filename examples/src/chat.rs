@@ -5,13 +5,19 @@
 //! publisher's sequence number (both are assigned under one lock), so `post.live` resumes after
 //! a client's `Last-Event-ID` from the publisher's retention, atomically with the subscribe: no
 //! post published during the resume is lost or sent twice. When the client is further behind
-//! than the retention, the store fills the gap first.
+//! than the retention, the store fills the gap first, a page at a time, each page read only once
+//! the client has taken the one before: a client that resumes from far back and does not read
+//! holds one page, not the store.
+//!
+//! A resume id newer than any post (the client saw posts of an earlier run, before a restart
+//! that lost them) is an explicit gap: the stream ends with `PRECONDITION_FAILED` (412), and
+//! the client starts over, as with the Redis chat.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use outer_core::publisher::{MemoryPublisher, Published, SeqId, SubscribeOptions};
+use outer_core::publisher::{GapKind, MemoryPublisher, Published, SeqId, SubscribeOptions};
 use outer_core::rt::Timer;
 use outer_core::{
     event_iterator, mutation, query, subscription, tracked, ErrorCode, Request, Router, RpcError,
@@ -46,6 +52,9 @@ const POSTS: &str = "created";
 
 /// How many posts the publisher keeps for resume; older ones come from the store.
 const RETAINED: usize = 1024;
+
+/// How many posts a catch-up reads from the store at a time.
+const CATCH_UP_PAGE: usize = 64;
 
 /// The longest title a post may have, in bytes.
 pub const MAX_TITLE: usize = 1000;
@@ -86,10 +95,18 @@ impl Chat {
         post
     }
 
-    /// The posts after `id`, from the store.
-    pub fn posts_after(&self, id: u64) -> Vec<Post> {
+    /// At most `limit` posts after `id`, oldest first, from the store.
+    pub fn posts_after(&self, id: u64, limit: usize) -> Vec<Post> {
         let posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
-        posts.iter().skip(id as usize).cloned().collect()
+        // Ids are positions plus one; an id past the end (or past usize) finds nothing.
+        let from = usize::try_from(id).unwrap_or(usize::MAX);
+        posts.iter().skip(from).take(limit).cloned().collect()
+    }
+
+    /// The newest post's id, 0 before the first.
+    pub fn newest(&self) -> u64 {
+        let posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
+        posts.last().map_or(0, |post| post.id)
     }
 
     /// How many clients are subscribed to new posts now.
@@ -98,7 +115,10 @@ impl Chat {
     }
 }
 
-/// `n` stays the JSON number it came as: `1` answers `1`, not `1.0`.
+/// `n` comes back as the JSON number it was read as: an integer stays an integer (`1` answers
+/// `1`, not `1.0`), and one with more digits than a double holds comes back as the nearest
+/// double (`123456789012345678901234567890` answers `1.2345678901234568e+29`), as the
+/// JavaScript reference servers answer and as the JavaScript clients would read it anyway.
 #[derive(Deserialize)]
 struct Ping {
     n: serde_json::Number,
@@ -132,17 +152,30 @@ struct Finished {
     done: bool,
 }
 
-/// Parses a resume id this chat gave out: a post id, in decimal.
-fn resume_point(last_event_id: Option<&outer_core::EventId>) -> Result<u64, RpcError> {
-    match last_event_id {
-        None => Ok(0),
-        Some(id) => id.as_str().parse::<u64>().map_err(|_| {
-            RpcError::new(
-                ErrorCode::BAD_REQUEST,
-                format!("Last-Event-ID \"{id}\" is not a post id"),
-            )
-        }),
-    }
+/// Parses a resume id this chat gave out: a post id, in decimal (`0`: before the first post).
+fn resume_point(last_event_id: Option<&outer_core::EventId>) -> Result<Option<u64>, RpcError> {
+    last_event_id
+        .map(|id| {
+            id.as_str().parse::<u64>().map_err(|_| {
+                RpcError::new(
+                    ErrorCode::BAD_REQUEST,
+                    format!("Last-Event-ID \"{id}\" is not a post id"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The gap a client meets when it resumes after a post this chat never made.
+fn never_posted(id: u64, newest: u64) -> RpcError {
+    RpcError::new(
+        ErrorCode::PRECONDITION_FAILED,
+        format!(
+            "Post {id} does not exist (the newest is {newest}): the chat restarted without \
+             its posts; start over without a Last-Event-ID"
+        ),
+    )
+    .with_data(serde_json::json!({ "gap": "unknown", "newest": newest }))
 }
 
 /// The reference router: `ping`, `post.create`, `post.live`, `counter`, `failing`,
@@ -165,10 +198,7 @@ pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
                 let start = resume_point(req.last_event_id.as_ref());
                 event_iterator(move |mut emit| async move {
                     // Without a resume id, only posts from now on, as the reference does.
-                    let mut last = match start? {
-                        0 => None,
-                        id => Some(id),
-                    };
+                    let mut last = start?;
                     loop {
                         let options = match last {
                             Some(id) => {
@@ -184,18 +214,34 @@ pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
                                     // Sent as published: serialized once for every subscriber.
                                     emit.send(tracked(post.id, post)?).await?;
                                 }
+                                // An id this chat never gave out: nothing to resume from.
+                                Some(Err(gap)) if gap.kind() == GapKind::Unknown => {
+                                    let id = last.unwrap_or(0);
+                                    return Err(never_posted(id, chat.newest()));
+                                }
                                 // Further behind than the retention (or too slow a reader):
-                                // the store has the rest.
-                                Some(Err(_gap)) => break,
+                                // the store has the rest, after the last post this client had.
+                                Some(Err(gap)) => {
+                                    last = last.or(Some(gap.last_id().get()));
+                                    break;
+                                }
                                 // The publisher is gone: the server is shutting down.
                                 None => return Ok(()),
                             }
                         }
-                        for post in chat.posts_after(last.unwrap_or(0)) {
-                            last = Some(post.id);
-                            let id = post.id;
-                            emit.send(tracked(id, Published::new(SeqId::new(id), post))?)
-                                .await?;
+                        // A page at a time, each read once the client took the last: memory
+                        // stays bounded by the page, however far behind the client is.
+                        loop {
+                            let page = chat.posts_after(last.unwrap_or(0), CATCH_UP_PAGE);
+                            if page.is_empty() {
+                                break;
+                            }
+                            for post in page {
+                                last = Some(post.id);
+                                let id = post.id;
+                                emit.send(tracked(id, Published::new(SeqId::new(id), post))?)
+                                    .await?;
+                            }
                         }
                     }
                 })
@@ -236,8 +282,12 @@ pub(crate) fn procedures(timer: Arc<dyn Timer>) -> Router<()> {
                 let CounterInput { from, to, delay_ms } = req.input;
                 event_iterator(move |mut emit| async move {
                     let start = match start? {
-                        0 => from,
-                        last => last + 1,
+                        None => from,
+                        // After the largest id there is nothing left to send.
+                        Some(last) => match last.checked_add(1) {
+                            Some(next) => next,
+                            None => return Ok(Finished { done: true }),
+                        },
                     };
                     for n in start..=to {
                         emit.send(tracked(n, Tick { n })?.with_retry(1000)).await?;

@@ -181,7 +181,8 @@ pub fn counter(failure: Failure) -> Router<()> {
                 .last_event_id
                 .as_ref()
                 .and_then(|id| id.as_str().parse::<u64>().ok())
-                .map_or(1, |last| last + 1);
+                // Saturating: a resume id past COUNT, even u64::MAX, leaves nothing to send.
+                .map_or(1, |last| last.saturating_add(1));
             event_iterator(move |mut emit| async move {
                 for n in start..=COUNT {
                     if n == req.input.fail_at && !failed.swap(true, Ordering::SeqCst) {

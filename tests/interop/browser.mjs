@@ -1,12 +1,14 @@
 // The chat page in headless Chromium (Debian's, driven by playwright-core): a person posts and
 // sees the post arrive live over a plain EventSource on /trpc/post.live; the server restarts;
-// the page reconnects by itself with Last-Event-ID and misses no post.
+// the page reconnects by itself with Last-Event-ID and misses no post. Then the server restarts
+// with none of its posts: the page's Last-Event-ID meets a gap (412), and it starts over.
 //
 //   node browser.mjs <page url>
 //
 // It talks to the test that runs it over stdio: it prints `STOP` when the server should go
 // down, and waits for a line `RESTARTED <title>` (the title of a post the test made while the
-// page was disconnected). It prints one `ok …` line per check and exits non-zero on failure.
+// page was disconnected); then `STOP FRESH` when the server should restart without its posts,
+// and waits for `RESTARTED`. It prints one `ok …` line per check and exits non-zero on failure.
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
 import { chromium } from 'playwright-core'
@@ -68,6 +70,20 @@ try {
   assert.deepEqual(await page.evaluate(() => window.receivedIds), [1, 2, 3], 'each post once, in order')
   assert.deepEqual(await titles(), ['first', missed, 'second'])
   console.log('ok   every post is shown once, in order, across the restart')
+
+  console.log('STOP FRESH')
+  const fresh = await lines.next()
+  assert.equal(String(fresh.value ?? ''), 'RESTARTED', `expected RESTARTED, got ${JSON.stringify(fresh.value)}`)
+  // The browser resumes after post 3, which the new run never made: the page is told (412) and
+  // subscribes again from now on, dropping what it showed of the earlier run.
+  await page.waitForFunction(() => window.restarts === 1, null, { timeout: WAIT })
+  await page.waitForSelector('#status.live', { timeout: WAIT })
+  await waitForTitles([])
+  await post('after a fresh start')
+  await waitForTitles(['after a fresh start'])
+  assert.deepEqual(await page.evaluate(() => window.receivedIds), [1], 'the new run\'s first post, once')
+  assert.equal(await page.evaluate(() => window.restarts), 1, 'started over once, not in a loop')
+  console.log('ok   after a restart without its posts the page meets the gap, starts over and shows new posts')
 } finally {
   await browser.close()
 }

@@ -1,7 +1,9 @@
 //! The chat page in headless Chromium (tests/interop/browser.mjs): a person posts and sees the
 //! post arrive live over a browser EventSource on /trpc/post.live; then the server restarts on
 //! the same port, a post is made while the page is away, and the page resumes by itself with
-//! Last-Event-ID and receives every post exactly once, in order. On tokio and on smol.
+//! Last-Event-ID and receives every post exactly once, in order. Then the server restarts with
+//! fresh state (its posts lost): the page's resume id meets a gap (412), and the page starts
+//! over and shows the posts of the new run. On tokio and on smol.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -42,8 +44,8 @@ fn start_smol(addr: SocketAddr, service: OuterService<()>) -> Box<dyn FnOnce()> 
 
 fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Timer>) {
     let dir = npm_ci();
-    let chat = Chat::new();
-    let service = || {
+    let mut chat = Chat::new();
+    let service = |chat: &Chat| {
         OuterService::new(
             chat::router(chat.clone(), Arc::clone(&timer)),
             chat::server_config(false),
@@ -55,7 +57,7 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut stop = start(addr, service());
+    let mut stop = start(addr, service(&chat));
 
     let mut node = Command::new("node")
         .arg("browser.mjs")
@@ -74,8 +76,14 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
             stop();
             // Made while the page cannot reach the server, as through another instance.
             chat.create("made while away".into());
-            stop = start(addr, service());
+            stop = start(addr, service(&chat));
             writeln!(to_node, "RESTARTED made while away").unwrap();
+        } else if line == "STOP FRESH" {
+            stop();
+            // A new run that kept nothing: post ids start at 1 again.
+            chat = Chat::new();
+            stop = start(addr, service(&chat));
+            writeln!(to_node, "RESTARTED").unwrap();
         }
     }
     let status = node.wait().unwrap();

@@ -27,6 +27,16 @@ use outer_http::ServerConfig;
 const USAGE: &str =
     "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks] [--redis URL]";
 
+const HELP: &str = "\
+Serves the chat: oRPC at /rpc, tRPC at /trpc, the page at /. SIGINT or SIGTERM shuts it down
+gracefully.
+
+  --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
+  --runtime NAME       tokio (default) or smol
+  --test-hooks         add /__test/streams and /__test/drop, for failure tests; never in production
+  --redis URL          keep posts in this Redis (redis://HOST:PORT) instead of in memory
+  -h, --help           print this and exit";
+
 #[derive(Debug)]
 struct Args {
     listen: SocketAddr,
@@ -34,6 +44,8 @@ struct Args {
     test_hooks: bool,
     /// Posts in this Redis rather than in memory.
     redis: Option<String>,
+    /// `--help`: print the usage and exit.
+    help: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +61,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         runtime: Runtime::Tokio,
         test_hooks: false,
         redis: None,
+        help: false,
     };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -71,7 +84,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                         .ok_or("--redis needs a URL (redis://HOST:PORT)")?,
                 );
             }
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => parsed.help = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -101,12 +114,13 @@ async fn chat_router(
 
 fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
+        Ok(args) if args.help => {
+            println!("{USAGE}\n\n{HELP}");
+            return ExitCode::SUCCESS;
+        }
         Ok(args) => args,
         Err(why) => {
-            if !why.is_empty() {
-                eprintln!("chat: {why}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("chat: {why}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -210,5 +224,7 @@ mod tests {
             .unwrap_err()
             .contains("--listen nowhere"));
         assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        assert!(args(&["--help"]).unwrap().help);
+        assert!(!args(&[]).unwrap().help);
     }
 }

@@ -1,0 +1,253 @@
+//! The chat example as a real process, probed from outside with real sockets the way a careless
+//! client or an attacker would, on tokio and on smol: a resume id from an earlier run, streams
+//! read as fast as they are written, a restart that loses every post, SIGTERM meanwhile.
+//!
+//! No timing assertions: deadlines only turn a hang into a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outer_harness::loopback::{open, post, send, wait_until};
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A chat process. Dropping it kills it.
+struct Chat {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Chat {
+    fn start(runtime: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(["--listen", "127.0.0.1:0", "--runtime", runtime])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the chat example");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("chat did not start: {line:?}"));
+        Self { child, addr }
+    }
+
+    fn ping(&self, n: u64) {
+        let body = format!(r#"{{"json":{{"n":{n}}}}}"#);
+        let mut pong = post(self.addr, "/rpc/ping", &body);
+        assert_eq!(pong.status, 200);
+        assert_eq!(pong.read_to_end().0, body);
+    }
+
+    fn create(&self, title: &str) -> Value {
+        let response = post(
+            self.addr,
+            "/trpc/post.create",
+            &format!(r#"{{"title":"{title}"}}"#),
+        );
+        assert_eq!(response.status, 200);
+        response.json()["result"]["data"].clone()
+    }
+
+    /// SIGTERM, then waits for the process to exit; whether it exited successfully.
+    fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(start.elapsed() < DEADLINE, "still running after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `post.live` resuming after `id` over oRPC: the stream as far as its end.
+fn orpc_live_after(addr: SocketAddr, id: &str) -> String {
+    let request = format!(
+        "POST /rpc/post/live HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         last-event-id: {id}\r\ncontent-length: 13\r\n\r\n{{\"json\":null}}"
+    );
+    let mut response = send(addr, request.as_bytes());
+    assert_eq!(response.status, 200);
+    response.read_until("event: error").to_owned()
+}
+
+fn a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up(runtime: &str) {
+    let chat = Chat::start(runtime);
+    chat.create("only");
+    // oRPC: the stream ends with a 412 error event.
+    let text = orpc_live_after(chat.addr, "5");
+    assert!(text.contains("PRECONDITION_FAILED"), "{text}");
+    assert!(text.contains("\"status\":412"), "{text}");
+    // tRPC (a browser's EventSource): the same gap as a serialized error.
+    let mut trpc = send(
+        chat.addr,
+        b"GET /trpc/post.live HTTP/1.1\r\nhost: test\r\nlast-event-id: 5\r\n\r\n",
+    );
+    let text = trpc.read_until("event: serialized-error").to_owned();
+    let (_, end) = trpc.read_to_end();
+    assert!(trpc.text.contains("\"httpStatus\":412"), "{text}");
+    assert_eq!(end, outer_harness::loopback::End::Clean);
+    // An empty header is no id: live posts, no error.
+    let mut live = send(
+        chat.addr,
+        b"POST /rpc/post/live HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+          last-event-id: \r\ncontent-length: 13\r\n\r\n{\"json\":null}",
+    );
+    assert_eq!(live.status, 200);
+    live.read_until(": \n\n");
+    chat.create("seen live");
+    let text = live.read_until("seen live").to_owned();
+    assert!(text.contains("id: 2"), "{text}");
+    assert!(!text.contains("error"), "{text}");
+    chat.ping(1);
+    assert!(chat.terminate(), "a clean exit on SIGTERM");
+}
+
+fn fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm(runtime: &str) {
+    let chat = Chat::start(runtime);
+    let stop = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let body = r#"{"json":{"from":1,"to":1000000000000,"delayMs":0}}"#;
+            let request = format!(
+                "POST /rpc/counter HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut stream = open(chat.addr, request.as_bytes());
+            let (stop, read) = (Arc::clone(&stop), Arc::clone(&read));
+            std::thread::spawn(move || {
+                let mut buffer = vec![0; 64 * 1024];
+                while !stop.load(Ordering::SeqCst) {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read.fetch_add(n, Ordering::SeqCst),
+                    };
+                }
+            })
+        })
+        .collect();
+    // (tokio's sleep of 0 ms waits for the next millisecond: its counters are slower.)
+    wait_until("the counters to flow", || {
+        read.load(Ordering::SeqCst) > 32 << 10
+    });
+    for n in 0..10 {
+        chat.ping(n);
+    }
+    // SIGTERM with the three streams still running: they end, and the process exits.
+    assert!(chat.terminate(), "a clean exit on SIGTERM");
+    stop.store(true, Ordering::SeqCst);
+    for reader in readers {
+        reader.join().unwrap();
+    }
+}
+
+fn after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over(runtime: &str) {
+    let first = Chat::start(runtime);
+    for title in ["a", "b", "c"] {
+        first.create(title);
+    }
+    let mut seen = send(
+        first.addr,
+        b"POST /rpc/post/live HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+          last-event-id: 0\r\ncontent-length: 13\r\n\r\n{\"json\":null}",
+    );
+    let text = seen.read_until("id: 3\n").to_owned();
+    assert!(
+        text.contains("id: 1\n") && text.contains("id: 2\n"),
+        "{text}"
+    );
+    assert!(first.terminate());
+
+    // A new run with none of the posts: resuming after 3 is a gap...
+    let second = Chat::start(runtime);
+    let text = orpc_live_after(second.addr, "3");
+    assert!(text.contains("PRECONDITION_FAILED"), "{text}");
+    // ...and starting over without an id gets the new run's posts.
+    let mut fresh = send(
+        second.addr,
+        b"POST /rpc/post/live HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+          content-length: 13\r\n\r\n{\"json\":null}",
+    );
+    fresh.read_until(": \n\n");
+    assert_eq!(second.create("new run")["id"], 1);
+    let text = fresh.read_until("new run").to_owned();
+    assert!(text.contains("id: 1\n"), "{text}");
+    assert!(second.terminate());
+}
+
+#[test]
+fn a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up_on_tokio() {
+    a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up("tokio");
+}
+
+#[test]
+fn a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up_on_smol() {
+    a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up("smol");
+}
+
+#[test]
+fn fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm_on_tokio() {
+    fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm("tokio");
+}
+
+#[test]
+fn fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm_on_smol() {
+    fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm("smol");
+}
+
+#[test]
+fn after_a_restart_that_lost_the_posts_a_client_starts_over_on_tokio() {
+    after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over("tokio");
+}
+
+#[test]
+fn after_a_restart_that_lost_the_posts_a_client_starts_over_on_smol() {
+    after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over("smol");
+}
+
+#[test]
+fn help_is_printed_to_stdout_and_exits_0_and_a_bad_flag_exits_2() {
+    let help = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.starts_with("usage: chat"), "{text}");
+    assert!(text.contains("--redis URL"), "{text}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8(bad.stderr)
+        .unwrap()
+        .contains("unknown argument --bogus"));
+}
