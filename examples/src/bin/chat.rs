@@ -17,6 +17,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use outer_core::rt::Timer;
 use outer_core::Router;
@@ -137,6 +138,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes on SIGINT or SIGTERM. The signals are awaited on a thread of their own, so they
+/// are seen however busy the runtime's threads are; and if the graceful shutdown has not ended
+/// the process `grace` plus a margin later (a handler that spins without ever yielding), the
+/// process exits anyway.
+fn on_signal(grace: Duration) -> std::io::Result<futures::channel::oneshot::Receiver<()>> {
+    use futures::StreamExt;
+    let mut signals =
+        async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])?;
+    let (stop, stopped) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("chat-signals".into())
+        .spawn(move || {
+            futures::executor::block_on(signals.next());
+            let _ = stop.send(());
+            std::thread::sleep(grace + Duration::from_secs(5));
+            eprintln!("chat: the graceful shutdown did not finish in time; exiting");
+            std::process::exit(1);
+        })?;
+    Ok(stopped)
+}
+
 fn announce(addr: SocketAddr, runtime: &str) {
     use std::io::Write;
     println!("listening on http://{addr} ({runtime})");
@@ -145,6 +167,7 @@ fn announce(addr: SocketAddr, runtime: &str) {
 }
 
 fn run_tokio(args: &Args) -> std::io::Result<()> {
+    let stop = on_signal(config(args).shutdown_grace)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -156,19 +179,14 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
         let router = chat_router(args, spawn, Arc::new(outer_tokio::TokioTimer)).await?;
         let server = outer_tokio::serve(listener, outer_tokio::service(router, config(args)))?;
         announce(server.local_addr(), "tokio");
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        let _ = stop.await;
         server.shutdown().await;
         Ok(())
     })
 }
 
 fn run_smol(args: &Args) -> std::io::Result<()> {
-    use futures::StreamExt;
+    let stop = on_signal(config(args).shutdown_grace)?;
     // One thread runs the tasks and, between them, the reactor: a socket or timer event wakes
     // its task with no hand-off to another thread (smol's global executor would run the tasks
     // on a thread of its own, woken through a futex by whichever thread polled the reactor).
@@ -182,9 +200,7 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
         let service = outer_smol::service(router, config(args));
         let server = outer_smol::serve_on(spawner, listener, service)?;
         announce(server.local_addr(), "smol");
-        let mut signals =
-            async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])?;
-        signals.next().await;
+        let _ = stop.await;
         server.shutdown().await;
         Ok(())
     }))
