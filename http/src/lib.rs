@@ -44,8 +44,15 @@
 //! ## Limits
 //! Memory is bounded per request and per server: bodies over [`ServerConfig::max_body_bytes`]
 //! are refused (413) without being read, at most [`ServerConfig::max_streams`] event streams are
-//! open at once (503 beyond), and a connection must send its headers within
-//! [`ServerConfig::header_read_timeout`].
+//! open at once (503 beyond), a connection must send its headers within
+//! [`ServerConfig::header_read_timeout`] and its body within
+//! [`ServerConfig::body_read_timeout`] (408 after), and a server keeps at most
+//! [`ServerConfig::max_connections`] open, accepting more only as they close.
+//!
+//! ## Fairness
+//! Every answer and every event stream is polled inside [`outer_core::coop::budgeted`], so a
+//! handler looping over Outer's always-ready futures yields; and a stream yields its thread after
+//! each full chunk it hands out without waiting, so one fast stream cannot starve the others.
 //!
 //! ## Client disconnects
 //! A client that closes its connection ends its stream even while the stream is silent: hyper

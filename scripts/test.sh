@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every test, on a fresh machine: installs what the tests need, then runs `cargo test --workspace`
+# (arguments are passed on to it). What it installs, only where it is missing:
+# - Debian's redis-server (the Redis publisher's tests and the failover tests start their own
+#   servers on free loopback ports) and chromium (the browser test; set CHROMIUM to use another
+#   binary), with apt-get, as root or through sudo;
+# - the npm packages of the interop and browser tests (tests/interop) and of the oRPC reference
+#   server the client suite runs against (copied to target/reference-orpc), with `npm ci` from
+#   their lockfiles.
+# Node.js 20 or newer must be on the machine already: Debian's own is older.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "== $*"; }
+
+apt_install() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    missing+=(chromium)
+  fi
+  [ ${#missing[@]} -eq 0 ] && return
+  say "installing ${missing[*]} (apt-get)"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+      echo "scripts/test.sh: ${missing[*]} missing, and neither root nor sudo to install them" >&2
+      exit 1
+    }
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+check_node() {
+  local major
+  major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/') || major=0
+  if [ "${major:-0}" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+    echo "scripts/test.sh: Node.js 20+ and npm are needed for the interop tests" >&2
+    exit 1
+  fi
+}
+
+apt_install
+check_node
+say "redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/'), node $(node --version), $("${CHROMIUM:-chromium}" --version 2>/dev/null | tail -1)"
+
+say "npm packages (tests/interop/package-lock.json)"
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+say "npm packages of the oRPC reference server (shared/reference/orpc)"
+mkdir -p target/reference-orpc
+cp ../shared/reference/orpc/{server.mjs,package.json,package-lock.json} target/reference-orpc/
+chmod u+w target/reference-orpc/*
+(cd target/reference-orpc && npm ci --no-audit --no-fund --loglevel=error)
+
+say "cargo test --workspace $*"
+cargo test --workspace "$@"
