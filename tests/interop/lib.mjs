@@ -60,3 +60,15 @@ export async function poll(url, predicate, what, ms = 3000) {
   }
   throw new Error(`timed out after ${ms} ms waiting until ${what} (active_streams is ${last})`)
 }
+
+// The baseline of a step that observes cleanup through CLEANUP_URL: 0, once the server has
+// cleaned up every stream the earlier steps opened. The script is the server's only client and
+// each step closes its streams before it ends, but the server sees a closed connection a moment
+// after the client closes it (on a busy machine, longer than the next step takes to start). So a
+// count read straight away can still include the previous step's stream: the step would then
+// wait for the count to come back to a baseline one too high, which never happens, or see its own
+// stream as that earlier one closing. Waiting for 0 first leaves the step only its own streams.
+export async function settled(url) {
+  await poll(url, (n) => n === 0, 'the server cleaned up the streams of earlier steps')
+  return 0
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { createORPCClient, getEventMeta, ORPCError } from '@orpc/client'
 import { RPCLink } from '@orpc/client/fetch'
 import { ClientRetryPlugin } from '@orpc/client/plugins'
-import { check, fail, poll, postDrop, readCleanup, sleep, step, withTimeout } from './lib.mjs'
+import { check, fail, poll, postDrop, settled, sleep, step, withTimeout } from './lib.mjs'
 
 const base = process.argv[2]
 if (!base) fail('usage: node orpc.mjs <base url, e.g. http://127.0.0.1:3100/rpc>')
@@ -147,7 +147,7 @@ if (DROP_URL) {
 
 await step('abort: aborting a post.live call ends the client iterator', async () => {
   const ac = new AbortController()
-  const baseline = CLEANUP_URL ? (await readCleanup(CLEANUP_URL)).active_streams : undefined
+  const baseline = CLEANUP_URL ? await settled(CLEANUP_URL) : undefined
   const it = await withTimeout(client.post.live(undefined, { signal: ac.signal }), 5000, 'post.live call')
   if (CLEANUP_URL) await poll(CLEANUP_URL, (n) => n === baseline + 1, 'server sees the open stream')
   const pending = it.next()

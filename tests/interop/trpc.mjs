@@ -11,7 +11,7 @@ import {
   TRPCClientError,
 } from '@trpc/client'
 import { EventSource } from 'eventsource'
-import { check, fail, poll, postDrop, readCleanup, sleep, step, withTimeout } from './lib.mjs'
+import { check, fail, poll, postDrop, settled, sleep, step, withTimeout } from './lib.mjs'
 
 const base = process.argv[2]
 if (!base) fail('usage: node trpc.mjs <base url, e.g. http://127.0.0.1:3200/trpc>')
@@ -166,7 +166,7 @@ await step('post.live receives posts created while subscribed, as tracked {id, d
 if (DROP_URL) {
   await step('drop: after the server drops the stream, the client reconnects and misses nothing', async () => {
     const before = sseRequests('post.live').length
-    const streamsBefore = CLEANUP_URL ? (await readCleanup(CLEANUP_URL)).active_streams : undefined
+    const baseline = CLEANUP_URL ? await settled(CLEANUP_URL) : undefined
     const s = subscribe('post.live')
     await s.waitFor((s) => s.started, 'onStarted')
     await sleep(100)
@@ -179,9 +179,7 @@ if (DROP_URL) {
     await s.waitFor((s) => s.data.length >= 3, 'post after reconnect')
     await sleep(200) // a duplicate would show up here
     s.sub.unsubscribe()
-    // Let the server finish cleaning this stream up, so the next step's baseline is not taken
-    // while it is still closing.
-    if (CLEANUP_URL) await poll(CLEANUP_URL, (n) => n === streamsBefore, 'server cleaned the dropped stream up')
+    if (CLEANUP_URL) await poll(CLEANUP_URL, (n) => n === baseline, 'server cleaned the dropped stream up')
     // The client can legitimately see a replayed event twice: after a drop, the EventSource's own
     // reconnect (3 s) and tRPC's reconnectAfterInactivityMs re-creation (3 s on the reference server)
     // race, and the client does not de-duplicate. Missing or reordered events are the failure.
@@ -205,7 +203,7 @@ if (DROP_URL) {
 }
 
 await step('unsubscribe: closes the EventSource of a post.live subscription', async () => {
-  const baseline = CLEANUP_URL ? (await readCleanup(CLEANUP_URL)).active_streams : undefined
+  const baseline = CLEANUP_URL ? await settled(CLEANUP_URL) : undefined
   const s = subscribe('post.live')
   await s.waitFor((s) => s.started, 'onStarted')
   if (CLEANUP_URL) await poll(CLEANUP_URL, (n) => n === baseline + 1, 'server sees the open stream')
