@@ -1,7 +1,7 @@
 //! The runtime seam: the little the core needs from an async runtime and cannot do itself.
 //!
-//! Only a timer, for keep-alive comments, stream deadlines and retry delays. Each adapter
-//! implements it in a few lines (`tokio::time::sleep`, `async_io::Timer`); tests use a
+//! Only a timer, for keep-alive comments, stream deadlines and retry delays, and optionally the
+//! runtime's way to yield. Each adapter implements it in a few lines (`tokio::time::sleep`, `async_io::Timer`); tests use a
 //! simulated clock. Spawning and sockets stay in the adapters.
 
 use alloc::boxed::Box;
@@ -40,6 +40,15 @@ pub trait Timer: Send + Sync + core::fmt::Debug + 'static {
     /// which costs an allocation and a timer registration per event per subscriber. Both give
     /// the same keep-alives.
     fn now(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A future that hands the thread to the runtime's other tasks once, then completes: how an
+    /// event stream that is always ready lets the rest run. `None` (the default): the stream
+    /// wakes its own task and answers `Pending`, which puts it behind the others on executors
+    /// that run tasks first in, first out (smol's). Tokio runs a task that woke itself during
+    /// its poll next, ahead of the others, so its adapter gives `tokio::task::yield_now()`.
+    fn yield_now(&self) -> Option<Sleep> {
         None
     }
 }

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use outer_core::protocol::orpc;
 use outer_core::protocol::{Body, SseBody};
 use outer_core::publisher::{MemoryPublisher, SeqId, SubscribeOptions};
+use outer_core::rt::{Sleep, Timer};
 use outer_core::{event_iterator, subscription, App, Emitter, Request, RequestHead, Router};
 use outer_core::{Event, RpcError};
 
@@ -66,6 +67,10 @@ fn app() -> App<()> {
 }
 
 fn stream(path: &str) -> SseBody {
+    stream_on(path, None)
+}
+
+fn stream_on(path: &str, timer: Option<Arc<dyn Timer>>) -> SseBody {
     let head = RequestHead {
         method: "POST".into(),
         ..Default::default()
@@ -76,7 +81,7 @@ fn stream(path: &str) -> SseBody {
         path,
         b"",
         &orpc::OrpcOptions::default(),
-        None,
+        timer,
     ));
     match response.body {
         Body::Events(events) => events,
@@ -131,4 +136,42 @@ fn an_always_ready_stream_yields_after_a_full_chunk() {
         chunks += 1;
     }
     assert_eq!(wakes, chunks);
+}
+
+/// A runtime whose yield is a future of its own (as tokio's is): pending once, then done.
+#[derive(Debug, Default)]
+struct YieldingRuntime(Arc<AtomicUsize>);
+
+impl Timer for YieldingRuntime {
+    fn sleep(&self, _: Duration) -> Sleep {
+        Box::pin(std::future::pending())
+    }
+
+    fn yield_now(&self) -> Option<Sleep> {
+        let yields = Arc::clone(&self.0);
+        let mut first = true;
+        Some(Box::pin(std::future::poll_fn(move |cx| {
+            if std::mem::take(&mut first) {
+                yields.fetch_add(1, Ordering::SeqCst);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })))
+    }
+}
+
+#[test]
+fn an_always_ready_stream_yields_the_runtime_s_way_when_it_has_one() {
+    let runtime = YieldingRuntime::default();
+    let yields = Arc::clone(&runtime.0);
+    let (answers, wakes) = poll_on_a_thread(stream_on("/flood", Some(Arc::new(runtime))), 7);
+    for pair in answers[1..].chunks(2) {
+        assert!(pair[0].expect("a chunk") >= 60 * 1024);
+        assert_eq!(pair[1], None, "a yield after a full chunk: {answers:?}");
+    }
+    // Each yield was the runtime's future (which woke the task), not a wake of the body's own.
+    assert_eq!(yields.load(Ordering::SeqCst), 3);
+    assert_eq!(wakes, 3);
 }

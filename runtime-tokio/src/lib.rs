@@ -82,6 +82,12 @@ impl Timer for TokioTimer {
         let now = tokio::time::Instant::now();
         Some(now.saturating_duration_since(*ORIGIN.get_or_init(|| now)))
     }
+
+    fn yield_now(&self) -> Option<Sleep> {
+        // A task that wakes itself during its poll goes to tokio's LIFO slot and runs again
+        // first; tokio's own yield defers the wake until the worker has run the others.
+        Some(Box::pin(tokio::task::yield_now()))
+    }
 }
 
 /// An [`OuterService`] for `app` on tokio's timer: to [`serve`], or to mount in axum.

@@ -141,6 +141,8 @@ pub struct SseBody {
     frames_waker: Waker,
     /// Bytes handed out since the body last answered `Pending` (see [`YIELD_AFTER`]).
     streak: usize,
+    /// The runtime's yield under way ([`Timer::yield_now`]), once the streak is long enough.
+    yielding: Option<Sleep>,
 }
 
 /// The waker an [`SseBody`] polls its frames with. It notes that the frames woke it before it
@@ -224,6 +226,7 @@ impl SseBody {
             frames_waker: Waker::from(Arc::clone(&frames_wake)),
             frames_wake,
             streak: 0,
+            yielding: None,
         }
     }
 
@@ -288,9 +291,27 @@ impl Stream for SseBody {
         let this = &mut *self;
         if this.streak >= YIELD_AFTER && this.frames.is_some() {
             // Let the other tasks of this thread run; come back right after them.
+            let yielding = match this.yielding.as_mut() {
+                Some(yielding) => Some(yielding),
+                None => {
+                    this.yielding = this.timer.as_ref().and_then(|timer| timer.yield_now());
+                    this.yielding.as_mut()
+                }
+            };
+            match yielding {
+                Some(yielding) => {
+                    if yielding.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.yielding = None;
+                }
+                None => {
+                    this.streak = 0;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
             this.streak = 0;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
         }
         // The handler runs inside this poll: give its publisher subscriptions a budget.
         let answer = crate::coop::budgeted(|| this.poll_chunk(cx));
