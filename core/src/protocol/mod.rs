@@ -727,20 +727,43 @@ mod tests {
             &StreamTiming::default(),
             None,
         );
+        let woken = Arc::new(Woken(core::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
         let mut seen = 0;
         let mut chunks = 0;
-        for _ in 0..10 {
-            match poll_once(&mut body) {
+        let mut yields = 0;
+        for _ in 0..20 {
+            match Pin::new(&mut body).poll_next(&mut cx) {
                 Poll::Ready(Some(chunk)) => {
                     chunks += 1;
                     seen += chunk.matches("<e:").count();
                 }
                 Poll::Ready(None) => break,
-                Poll::Pending => panic!("pending with {seen} of 200 events out and none coming"),
+                // After a full chunk the body yields its thread, and asks to run again at once.
+                Poll::Pending => {
+                    yields += 1;
+                    let wakes = woken.0.load(Ordering::SeqCst);
+                    assert_eq!(
+                        wakes, yields,
+                        "pending with {seen} of 200 events out and no wake"
+                    );
+                }
             }
         }
         assert_eq!(seen, 200);
-        // The opening, then 200 KB of events in chunks of at most 64 KiB (plus one event).
+        // The opening, then 200 KB of events in chunks of at most 64 KiB (plus one event), with
+        // a yield after each full one.
         assert!(chunks >= 4, "{chunks} chunks");
+        assert_eq!(yields, chunks - 2, "one yield per full chunk");
+    }
+
+    /// Counts wake-ups.
+    struct Woken(core::sync::atomic::AtomicUsize);
+
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
