@@ -5,84 +5,24 @@
 //! No timing assertions: deadlines only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use outer_harness::loopback::{open, post, send, wait_until};
-use serde_json::Value;
+use outer_harness::loopback::{post, send, wait_until, FlatOutReader};
 
-const DEADLINE: Duration = Duration::from_secs(20);
+#[path = "support/chat_process.rs"]
+mod chat_process;
+use chat_process::ChatProcess;
 
-/// A chat process. Dropping it kills it.
-struct Chat {
-    child: Child,
-    addr: SocketAddr,
+fn start(runtime: &str) -> ChatProcess {
+    ChatProcess::start(&["--runtime", runtime])
 }
 
-impl Chat {
-    fn start(runtime: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
-            .args(["--listen", "127.0.0.1:0", "--runtime", runtime])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the chat example");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("chat did not start: {line:?}"));
-        Self { child, addr }
-    }
-
-    fn ping(&self, n: u64) {
-        let body = format!(r#"{{"json":{{"n":{n}}}}}"#);
-        let mut pong = post(self.addr, "/rpc/ping", &body);
-        assert_eq!(pong.status, 200);
-        assert_eq!(pong.read_to_end().0, body);
-    }
-
-    fn create(&self, title: &str) -> Value {
-        let response = post(
-            self.addr,
-            "/trpc/post.create",
-            &format!(r#"{{"title":"{title}"}}"#),
-        );
-        assert_eq!(response.status, 200);
-        response.json()["result"]["data"].clone()
-    }
-
-    /// SIGTERM, then waits for the process to exit; whether it exited successfully.
-    fn terminate(mut self) -> bool {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            assert!(start.elapsed() < DEADLINE, "still running after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn ping(chat: &ChatProcess, n: u64) {
+    let body = format!(r#"{{"json":{{"n":{n}}}}}"#);
+    let mut pong = post(chat.addr, "/rpc/ping", &body);
+    assert_eq!(pong.status, 200);
+    assert_eq!(pong.read_to_end().0, body);
 }
 
 /// `post.live` resuming after `id` over oRPC: the stream as far as its end.
@@ -97,7 +37,7 @@ fn orpc_live_after(addr: SocketAddr, id: &str) -> String {
 }
 
 fn a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up(runtime: &str) {
-    let chat = Chat::start(runtime);
+    let chat = start(runtime);
     chat.create("only");
     // oRPC: the stream ends with a 412 error event.
     let text = orpc_live_after(chat.addr, "5");
@@ -124,52 +64,34 @@ fn a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up(runtime: &str)
     let text = live.read_until("seen live").to_owned();
     assert!(text.contains("id: 2"), "{text}");
     assert!(!text.contains("error"), "{text}");
-    chat.ping(1);
+    ping(&chat, 1);
     assert!(chat.terminate(), "a clean exit on SIGTERM");
 }
 
 fn fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm(runtime: &str) {
-    let chat = Chat::start(runtime);
-    let stop = Arc::new(AtomicBool::new(false));
-    let read = Arc::new(AtomicUsize::new(0));
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let body = r#"{"json":{"from":1,"to":1000000000000,"delayMs":0}}"#;
-            let request = format!(
-                "POST /rpc/counter HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-                 content-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let mut stream = open(chat.addr, request.as_bytes());
-            let (stop, read) = (Arc::clone(&stop), Arc::clone(&read));
-            std::thread::spawn(move || {
-                let mut buffer = vec![0; 64 * 1024];
-                while !stop.load(Ordering::SeqCst) {
-                    match stream.read(&mut buffer) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => read.fetch_add(n, Ordering::SeqCst),
-                    };
-                }
-            })
-        })
+    let chat = start(runtime);
+    let body = r#"{"json":{"from":1,"to":1000000000000,"delayMs":0}}"#;
+    let request = format!(
+        "POST /rpc/counter HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let readers: Vec<FlatOutReader> = (0..3)
+        .map(|_| FlatOutReader::start(chat.addr, request.as_bytes()))
         .collect();
-    // (tokio's sleep of 0 ms waits for the next millisecond: its counters are slower.)
     wait_until("the counters to flow", || {
-        read.load(Ordering::SeqCst) > 32 << 10
+        readers.iter().map(FlatOutReader::bytes).sum::<usize>() > 1 << 20
     });
     for n in 0..10 {
-        chat.ping(n);
+        ping(&chat, n);
     }
     // SIGTERM with the three streams still running: they end, and the process exits.
     assert!(chat.terminate(), "a clean exit on SIGTERM");
-    stop.store(true, Ordering::SeqCst);
-    for reader in readers {
-        reader.join().unwrap();
-    }
+    drop(readers);
 }
 
 fn after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over(runtime: &str) {
-    let first = Chat::start(runtime);
+    let first = start(runtime);
     for title in ["a", "b", "c"] {
         first.create(title);
     }
@@ -186,7 +108,7 @@ fn after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over(ru
     assert!(first.terminate());
 
     // A new run with none of the posts: resuming after 3 is a gap...
-    let second = Chat::start(runtime);
+    let second = start(runtime);
     let text = orpc_live_after(second.addr, "3");
     assert!(text.contains("PRECONDITION_FAILED"), "{text}");
     // ...and starting over without an id gets the new run's posts.

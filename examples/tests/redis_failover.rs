@@ -7,78 +7,24 @@
 //! deadlines only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use outer_harness::loopback::{post, LoopbackSession};
+use outer_harness::loopback::LoopbackSession;
 use outer_harness::Protocol;
 use outer_redis::testing::RedisServer;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+#[path = "support/chat_process.rs"]
+mod chat_process;
+use chat_process::{ChatProcess, DEADLINE};
 
-/// A `chat --redis` process. Dropping it kills it.
-struct Chat {
-    child: Child,
-    addr: SocketAddr,
+/// A `chat --redis` process on `runtime`.
+fn chat(runtime: &str, redis: &RedisServer) -> ChatProcess {
+    ChatProcess::start(&["--runtime", runtime, "--redis", &redis.url()])
 }
 
-impl Chat {
-    fn start(runtime: &str, redis: &RedisServer) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
-            .args(["--listen", "127.0.0.1:0", "--runtime", runtime])
-            .args(["--redis", &redis.url()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the chat example");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("chat did not start: {line:?}"));
-        Self { child, addr }
-    }
-
-    /// Kills it at once (SIGKILL), as a crash does: its clients' connections are cut.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// `post.create` over tRPC, retried while it answers 503 (Redis away); the new post.
-    fn create(&self, title: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let response = post(
-                self.addr,
-                "/trpc/post.create",
-                &json!({ "title": title }).to_string(),
-            );
-            let status = response.status;
-            let body = response.json();
-            match status {
-                200 => return body["result"]["data"].clone(),
-                503 if start.elapsed() < DEADLINE => std::thread::sleep(Duration::from_millis(20)),
-                _ => panic!("post.create answered {status}: {body}"),
-            }
-        }
-    }
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `done` until it holds, failing after [`DEADLINE`].
+/// Polls `done` until it holds, failing after [`DEADLINE`] (Redis reconnects take a while).
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -123,8 +69,8 @@ fn read_until(session: &mut LoopbackSession, n: usize) {
 
 fn a_client_resumes_on_another_instance_after_its_instance_is_killed(protocol: Protocol) {
     let redis = RedisServer::start().expect("start redis-server");
-    let a = Chat::start("tokio", &redis);
-    let b = Chat::start("smol", &redis);
+    let a = chat("tokio", &redis);
+    let b = chat("smol", &redis);
     let mut session = LoopbackSession::new(a.addr, protocol, "post.live", None);
     session.connect();
     // A subscribed: its reader for the topic is connected (it starts once A has a subscriber).
@@ -192,8 +138,8 @@ fn a_trpc_client_resumes_on_another_instance_after_its_instance_is_killed() {
 #[test]
 fn a_redis_restart_mid_stream_loses_and_repeats_no_post() {
     let mut redis = RedisServer::start().expect("start redis-server");
-    let a = Chat::start("smol", &redis);
-    let b = Chat::start("tokio", &redis);
+    let a = chat("smol", &redis);
+    let b = chat("tokio", &redis);
     let mut session = LoopbackSession::new(a.addr, Protocol::Orpc, "post.live", None);
     session.connect();
     wait_until("A's subscriber", || readers(&redis) == 1);

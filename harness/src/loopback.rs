@@ -29,6 +29,56 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Reads a connection as fast as the server writes it, on a thread of its own, counting the
+/// bytes: a client that never holds a stream back. Dropping it stops the reading.
+#[derive(Debug)]
+pub struct FlatOutReader {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FlatOutReader {
+    /// Sends `request` on a new connection to `addr` and reads all that comes back.
+    pub fn start(addr: SocketAddr, request: &[u8]) -> Self {
+        use std::sync::atomic::Ordering;
+        let mut stream = open(addr, request);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let thread = {
+            let (stop, read) = (stop.clone(), read.clone());
+            std::thread::spawn(move || {
+                let mut buffer = vec![0; 64 * 1024];
+                while !stop.load(Ordering::SeqCst) {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read.fetch_add(n, Ordering::SeqCst),
+                    };
+                }
+            })
+        };
+        Self {
+            stop,
+            read,
+            thread: Some(thread),
+        }
+    }
+
+    /// The bytes read so far.
+    pub fn bytes(&self) -> usize {
+        self.read.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FlatOutReader {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// How a response body ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {

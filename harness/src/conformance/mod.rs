@@ -25,7 +25,7 @@ use outer_http::{OuterService, ServerConfig, Shutdown};
 use serde_json::{json, Value};
 
 use crate::loopback::{
-    closed_by_server, open, post, read_response, send, wait_until, End, RawResponse,
+    closed_by_server, open, post, read_response, send, wait_until, End, FlatOutReader, RawResponse,
 };
 
 pub mod properties;
@@ -447,30 +447,16 @@ pub mod suite {
     /// Readers that take every byte at once: the streams are never held back by the socket.
     pub fn always_ready_streams_do_not_starve_other_connections<R: Adapter>() {
         let (server, _) = start::<R>(quiet_config());
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let read = Arc::new(AtomicUsize::new(0));
-        let readers: Vec<_> = (0..3)
+        let readers: Vec<FlatOutReader> = (0..3)
             .map(|_| {
-                let mut stream = open(
+                FlatOutReader::start(
                     server.addr(),
                     b"POST /rpc/flood HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n",
-                );
-                let (stop, read) = (Arc::clone(&stop), Arc::clone(&read));
-                std::thread::spawn(move || {
-                    use std::io::Read;
-                    let mut buffer = vec![0; 64 * 1024];
-                    while !stop.load(Ordering::SeqCst) {
-                        match stream.read(&mut buffer) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => read.fetch_add(n, Ordering::SeqCst),
-                        };
-                    }
-                })
+                )
             })
             .collect();
-        wait_until("the streams to flow", || {
-            read.load(Ordering::SeqCst) > 1024 * 1024
-        });
+        let read = || readers.iter().map(FlatOutReader::bytes).sum::<usize>();
+        wait_until("the streams to flow", || read() > 1024 * 1024);
         // Each ping waits at most the client's deadline: a server that serves the streams only
         // would fail here.
         for n in 0..10 {
@@ -479,14 +465,9 @@ pub mod suite {
             assert_eq!(pong.status, 200);
             assert_eq!(pong.read_to_end().0, body);
         }
-        let before = read.load(Ordering::SeqCst);
-        wait_until("the streams to go on flowing", || {
-            read.load(Ordering::SeqCst) > before
-        });
-        stop.store(true, Ordering::SeqCst);
-        for reader in readers {
-            reader.join().unwrap();
-        }
+        let before = read();
+        wait_until("the streams to go on flowing", || read() > before);
+        drop(readers);
         wait_until("the streams to close", || server.active_streams() == 0);
     }
 
