@@ -18,10 +18,10 @@
 //! struct Post { id: u64, title: String }
 //!
 //! // A unary call: serde input, serde output, the server's error as an `RpcError`.
-//! let post: Post = client.call("post.create", &NewPost { title: "hi".into() }).await?;
+//! let post = client.call::<Post>("post.create", &NewPost { title: "hi".into() }).await?;
 //!
 //! // A subscription: events with their ids, across reconnects, until `done` or an error.
-//! let mut live = client.subscribe::<_, Post>("post.live", &());
+//! let mut live = client.subscribe::<Post>("post.live", &());
 //! while let Some(event) = live.next().await {
 //!     let event = event?;
 //!     println!("{:?}: {}", event.id(), event.data().title);
@@ -389,15 +389,15 @@ impl<R: Transport> Client<R> {
     /// # async fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) -> Result<(), outer_core::RpcError> {
     /// #[derive(serde::Deserialize)]
     /// struct Pong { n: u32 }
-    /// let pong: Pong = client.call("ping", &serde_json::json!({"n": 1})).await?;
+    /// let pong = client.call::<Pong>("ping", &serde_json::json!({"n": 1})).await?;
     /// assert_eq!(pong.n, 1);
     /// # Ok(()) }
     /// ```
-    pub fn call<I, O>(&self, path: &str, input: &I) -> Call<O>
-    where
-        I: Serialize + ?Sized,
-        O: DeserializeOwned,
-    {
+    pub fn call<O: DeserializeOwned>(
+        &self,
+        path: &str,
+        input: &(impl Serialize + ?Sized),
+    ) -> Call<O> {
         let prepared = self.shared.prepare(path, input);
         let shared = Arc::clone(&self.shared);
         Call {
@@ -424,18 +424,20 @@ impl<R: Transport> Client<R> {
     /// #[derive(serde::Deserialize)]
     /// struct Tick { n: u64 }
     /// let input = serde_json::json!({"from": 1, "to": 3, "delayMs": 10});
-    /// let mut ticks = client.subscribe::<_, Tick>("counter", &input);
+    /// #[derive(serde::Deserialize)]
+    /// struct Finished { done: bool }
+    /// let mut ticks = client.subscribe::<Tick>("counter", &input);
     /// while let Some(tick) = ticks.next().await {
     ///     println!("{}", tick?.data().n);
     /// }
-    /// assert_eq!(ticks.returned(), Some(&serde_json::json!({"done": true})));
+    /// assert!(ticks.returned::<Finished>().transpose()?.is_some_and(|end| end.done));
     /// # Ok(()) }
     /// ```
-    pub fn subscribe<I, T>(&self, path: &str, input: &I) -> Subscription<T>
-    where
-        I: Serialize + ?Sized,
-        T: DeserializeOwned,
-    {
+    pub fn subscribe<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        input: &(impl Serialize + ?Sized),
+    ) -> Subscription<T> {
         self.resume(path, input, None)
     }
 
@@ -445,19 +447,15 @@ impl<R: Transport> Client<R> {
     /// ```no_run
     /// # fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) {
     /// use outer_core::EventId;
-    /// let live = client.resume::<_, serde_json::Value>("post.live", &(), Some(EventId::from(41u64)));
+    /// let live = client.resume::<serde_json::Value>("post.live", &(), Some(EventId::from(41u64)));
     /// # }
     /// ```
-    pub fn resume<I, T>(
+    pub fn resume<T: DeserializeOwned>(
         &self,
         path: &str,
-        input: &I,
+        input: &(impl Serialize + ?Sized),
         last_event_id: Option<EventId>,
-    ) -> Subscription<T>
-    where
-        I: Serialize + ?Sized,
-        T: DeserializeOwned,
-    {
+    ) -> Subscription<T> {
         let prepared = self.shared.prepare(path, input);
         Subscription::new(Arc::clone(&self.shared), prepared, last_event_id)
     }

@@ -25,17 +25,17 @@
 //! let server = serve(listener, service(router, ServerConfig::default()))?;
 //!
 //! let client = Client::new(&format!("http://{}/rpc", server.local_addr()))?;
-//! let four: u32 = client.call("double", &2).await?;
+//! let four = client.call::<u32>("double", &2).await?;
 //! assert_eq!(four, 4);
 //!
-//! let mut count = client.subscribe::<_, u32>("count", &());
+//! let mut count = client.subscribe::<u32>("count", &());
 //! let mut seen = Vec::new();
 //! while let Some(event) = count.next().await {
 //!     let event = event?;
 //!     seen.push((event.id().unwrap().to_string(), *event.data()));
 //! }
 //! assert_eq!(seen, [("1".into(), 1), ("2".into(), 2), ("3".into(), 3)]);
-//! assert_eq!(count.returned(), Some(&serde_json::json!("finished")));
+//! assert_eq!(count.returned::<String>().transpose()?.as_deref(), Some("finished"));
 //! # Ok(())
 //! # }
 //! ```
@@ -94,7 +94,7 @@ impl Transport for TokioTransport {
 /// let client = outer_tokio::Client::builder("http://127.0.0.1:3000/rpc")
 ///     .inactivity_timeout(Some(Duration::from_secs(20)))
 ///     .build()?;
-/// let pong: serde_json::Value = client.call("ping", &serde_json::json!({"n": 1})).await?;
+/// let pong = client.call::<serde_json::Value>("ping", &serde_json::json!({"n": 1})).await?;
 /// # Ok(()) }
 /// ```
 pub type Client = outer_http::client::Client<TokioTransport>;

@@ -282,7 +282,7 @@ pub mod chat {
             );
 
             let invalid = client
-                .call::<_, Post>("post.create", &json!({"title": " "}))
+                .call::<Post>("post.create", &json!({"title": " "}))
                 .await
                 .unwrap_err();
             assert_error(&invalid, "BAD_REQUEST", 400, "Input validation failed");
@@ -291,11 +291,11 @@ pub mod chat {
                 json!(["title"])
             );
 
-            let missing = client.call::<_, Value>("no.such", &()).await.unwrap_err();
+            let missing = client.call::<Value>("no.such", &()).await.unwrap_err();
             assert_eq!((missing.code(), missing.status()), ("NOT_FOUND", 404));
             // The output must be what the caller asked for.
             let mistyped = client
-                .call::<_, Post>("ping", &Ping { n: 1 })
+                .call::<Post>("ping", &Ping { n: 1 })
                 .await
                 .unwrap_err();
             assert_eq!(mistyped.code(), "BAD_GATEWAY");
@@ -313,7 +313,7 @@ pub mod chat {
         let service = chat.service.clone();
         run::<R, _>("live posts", async {
             let client = chat.client().build().unwrap();
-            let mut live = client.subscribe::<_, Post>("post.live", &());
+            let mut live = client.subscribe::<Post>("post.live", &());
             let seen = Seen::default();
             let writer = async {
                 let mut posts = Poster::new(&client);
@@ -347,7 +347,7 @@ pub mod chat {
         let service = chat.service.clone();
         run::<R, _>("counter", async {
             let client = chat.client().build().unwrap();
-            let mut ticks = client.subscribe::<_, Tick>("counter", &counter_input(8, 20));
+            let mut ticks = client.subscribe::<Tick>("counter", &counter_input(8, 20));
             let seen = ticks_to_the_end(&mut ticks, |n| {
                 if n == 3 || n == 6 {
                     service.abort_streams();
@@ -355,7 +355,18 @@ pub mod chat {
             })
             .await;
             assert_eq!(seen, (1..=8).collect::<Vec<_>>());
-            assert_eq!(ticks.returned(), Some(&json!({"done": true})));
+            assert_eq!(
+                ticks.returned::<Value>().unwrap().unwrap(),
+                json!({"done": true})
+            );
+            // Typed: read as the caller's type, and a wrong type is the client's 502.
+            #[derive(Deserialize)]
+            struct Finished {
+                done: bool,
+            }
+            assert!(ticks.returned::<Finished>().unwrap().unwrap().done);
+            let wrong = ticks.returned::<u64>().unwrap().unwrap_err();
+            assert_eq!((wrong.code(), wrong.status()), ("BAD_GATEWAY", 502));
             assert!(ticks.reconnects() >= 2, "{ticks:?}");
         });
     }
@@ -364,7 +375,7 @@ pub mod chat {
         let chat = Chat::<R>::start(ServerConfig::default());
         run::<R, _>("failing", async {
             let client = chat.client().build().unwrap();
-            let mut failing = client.subscribe::<_, Tick>("failing", &());
+            let mut failing = client.subscribe::<Tick>("failing", &());
             let first = failing.next().await.unwrap().unwrap();
             assert_eq!(first.data(), &Tick { n: 1 });
             let error = failing.next().await.unwrap().unwrap_err();
@@ -381,7 +392,7 @@ pub mod chat {
         let chat = Chat::<R>::start(ServerConfig::default());
         run::<R, _>("failing5xx", async {
             let client = chat.client().build().unwrap();
-            let mut failing = client.subscribe::<_, Tick>("failing5xx", &());
+            let mut failing = client.subscribe::<Tick>("failing5xx", &());
             for _ in 0..3 {
                 let event = failing.next().await.unwrap().unwrap();
                 assert_eq!(event.data(), &Tick { n: 1 });
@@ -399,10 +410,13 @@ pub mod chat {
         let chat = Chat::<R>::start(config);
         run::<R, _>("interrupted counter", async {
             let client = chat.client().build().unwrap();
-            let mut ticks = client.subscribe::<_, Tick>("counter", &counter_input(4, 200));
+            let mut ticks = client.subscribe::<Tick>("counter", &counter_input(4, 200));
             let seen = ticks_to_the_end(&mut ticks, |_| {}).await;
             assert_eq!(seen, [1, 2, 3, 4]);
-            assert_eq!(ticks.returned(), Some(&json!({"done": true})));
+            assert_eq!(
+                ticks.returned::<Value>().unwrap().unwrap(),
+                json!({"done": true})
+            );
             // Four 200 ms pauses cannot fit in one 300 ms stream.
             assert!(ticks.reconnects() >= 1, "{ticks:?}");
         });
@@ -417,7 +431,7 @@ pub mod chat {
         });
         run::<R, _>("refused", async {
             let client = chat.client().max_attempts(Some(2)).build().unwrap();
-            let mut refused = client.subscribe::<_, Post>("post.live", &());
+            let mut refused = client.subscribe::<Post>("post.live", &());
             let error = refused.next().await.unwrap().unwrap_err();
             assert_eq!((error.code(), error.status()), ("SERVICE_UNAVAILABLE", 503));
             assert!(refused.next().await.is_none());
@@ -439,7 +453,7 @@ pub mod chat {
                 .inactivity_timeout(Some(Duration::from_millis(200)))
                 .build()
                 .unwrap();
-            let mut live = client.subscribe::<_, Post>("post.live", &());
+            let mut live = client.subscribe::<Post>("post.live", &());
             let seen = Seen::default();
             let writer = async {
                 let mut posts = Poster::new(&client);
@@ -466,7 +480,7 @@ pub mod chat {
         let service = chat.service.clone();
         run::<R, _>("drop", async {
             let client = chat.client().build().unwrap();
-            let mut ticks = client.subscribe::<_, Tick>("counter", &counter_input(1_000_000, 20));
+            let mut ticks = client.subscribe::<Tick>("counter", &counter_input(1_000_000, 20));
             assert_eq!(ticks.next().await.unwrap().unwrap().data(), &Tick { n: 1 });
             assert_eq!(service.active_streams(), 1);
             drop(ticks);
@@ -475,7 +489,7 @@ pub mod chat {
             })
             .await;
 
-            let mut live = client.subscribe::<_, Post>("post.live", &());
+            let mut live = client.subscribe::<Post>("post.live", &());
             {
                 let opened = wait_until::<R>("the subscription", || service.active_streams() == 1);
                 match select(pin!(opened), live.next()).await {
@@ -544,7 +558,7 @@ pub mod chat {
                 ("bad.type", "expected type"),
                 ("not.stream", "without an event stream"),
             ] {
-                let mut stream = client.subscribe::<_, Tick>(path, &());
+                let mut stream = client.subscribe::<Tick>(path, &());
                 let error = stream.next().await.unwrap().unwrap_err();
                 assert_eq!(error.code(), "BAD_GATEWAY", "{path}: {error}");
                 assert!(error.message().contains(says), "{path}: {error}");
@@ -557,7 +571,7 @@ pub mod chat {
                 ("proxy.error", "BAD_GATEWAY", "without an oRPC error body"),
                 ("hang", "GATEWAY_TIMEOUT", "request timeout"),
             ] {
-                let error = client.call::<_, Value>(path, &()).await.unwrap_err();
+                let error = client.call::<Value>(path, &()).await.unwrap_err();
                 assert_eq!(error.code(), code, "{path}: {error}");
                 assert!(error.message().contains(says), "{path}: {error}");
             }
@@ -603,7 +617,7 @@ pub mod node {
                 }
             );
             let invalid = client
-                .call::<_, Value>("ping", &json!({"n": "x"}))
+                .call::<Value>("ping", &json!({"n": "x"}))
                 .await
                 .unwrap_err();
             assert_error(&invalid, "BAD_REQUEST", 400, "Input validation failed");
@@ -618,7 +632,7 @@ pub mod node {
         let proxy = Proxy::start(node.addr());
         run::<R, _>("reference counter", async {
             let client = client::<R>(&base(proxy.addr())).build().unwrap();
-            let mut ticks = client.subscribe::<_, Tick>("counter", &counter_input(8, 30));
+            let mut ticks = client.subscribe::<Tick>("counter", &counter_input(8, 30));
             let seen = ticks_to_the_end(&mut ticks, |n| {
                 if n == 3 || n == 6 {
                     proxy.cut();
@@ -626,7 +640,10 @@ pub mod node {
             })
             .await;
             assert_eq!(seen, (1..=8).collect::<Vec<_>>());
-            assert_eq!(ticks.returned(), Some(&json!({"done": true})));
+            assert_eq!(
+                ticks.returned::<Value>().unwrap().unwrap(),
+                json!({"done": true})
+            );
             assert!(ticks.reconnects() >= 2, "{ticks:?}");
         });
     }
@@ -635,7 +652,7 @@ pub mod node {
         let node = ReferenceServer::start();
         run::<R, _>("reference failing", async {
             let client = client::<R>(&base(node.addr())).build().unwrap();
-            let mut failing = client.subscribe::<_, Tick>("failing", &());
+            let mut failing = client.subscribe::<Tick>("failing", &());
             assert_eq!(
                 failing.next().await.unwrap().unwrap().data(),
                 &Tick { n: 1 }
@@ -652,7 +669,7 @@ pub mod node {
         let node = ReferenceServer::start();
         run::<R, _>("reference failing5xx", async {
             let client = client::<R>(&base(node.addr())).build().unwrap();
-            let mut failing = client.subscribe::<_, Tick>("failing5xx", &());
+            let mut failing = client.subscribe::<Tick>("failing5xx", &());
             for _ in 0..3 {
                 assert_eq!(
                     failing.next().await.unwrap().unwrap().data(),
@@ -670,7 +687,7 @@ pub mod node {
         let proxy = Proxy::start(node.addr());
         run::<R, _>("reference drop", async {
             let client = client::<R>(&base(proxy.addr())).build().unwrap();
-            let mut ticks = client.subscribe::<_, Tick>("counter", &counter_input(1_000_000, 20));
+            let mut ticks = client.subscribe::<Tick>("counter", &counter_input(1_000_000, 20));
             assert_eq!(ticks.next().await.unwrap().unwrap().data(), &Tick { n: 1 });
             assert_eq!(proxy.open_upstream(), 1);
             drop(ticks);

@@ -70,7 +70,7 @@ struct Live {
 /// ```no_run
 /// # async fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) -> Result<(), outer_core::RpcError> {
 /// use futures_util::StreamExt;
-/// let mut live = client.subscribe::<_, serde_json::Value>("post.live", &());
+/// let mut live = client.subscribe::<serde_json::Value>("post.live", &());
 /// if let Some(first) = live.next().await {
 ///     let first = first?;
 ///     println!("{} (id {:?})", first.data(), first.id());
@@ -119,20 +119,31 @@ impl<T: DeserializeOwned> Subscription<T> {
         }
     }
 
-    /// The value the procedure returned (its `done`), once the stream has ended with it;
-    /// `null` when it returned nothing. Read it as your type with `serde_json::from_value`.
+    /// The value the procedure returned (its `done`) as an `R`, once the stream has ended with
+    /// it; `None` before that, or when the stream ended otherwise. A procedure that returned
+    /// nothing returned `null`: read it as `()` or an `Option`. A value that is not an `R` is a
+    /// `BAD_GATEWAY` error, as a call's answer of the wrong type is.
     ///
     /// ```no_run
-    /// # async fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) {
+    /// # async fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) -> Result<(), outer_core::RpcError> {
     /// use futures_util::StreamExt;
+    /// #[derive(serde::Deserialize)]
+    /// struct Finished { done: bool }
     /// let input = serde_json::json!({"from": 1, "to": 3, "delayMs": 0});
-    /// let mut ticks = client.subscribe::<_, serde_json::Value>("counter", &input);
+    /// let mut ticks = client.subscribe::<serde_json::Value>("counter", &input);
     /// while ticks.next().await.is_some() {}
-    /// assert_eq!(ticks.returned(), Some(&serde_json::json!({"done": true})));
-    /// # }
+    /// let finished: Option<Finished> = ticks.returned().transpose()?;
+    /// assert!(finished.is_some_and(|end| end.done));
+    /// # Ok(()) }
     /// ```
-    pub fn returned(&self) -> Option<&Value> {
-        self.returned.as_ref()
+    pub fn returned<R: DeserializeOwned>(&self) -> Option<Result<R, RpcError>> {
+        let value = self.returned.as_ref()?;
+        Some(R::deserialize(value).map_err(|err| {
+            RpcError::new(
+                ErrorCode::BAD_GATEWAY,
+                format!("the return value does not have the expected type: {err}"),
+            )
+        }))
     }
 
     /// The id the next connection resumes after: the last one the server sent.
