@@ -320,7 +320,7 @@ impl Model {
                     if let Some(last) = sub.last {
                         assert_eq!(gap.last_id().get(), last, "the gap names the position");
                     }
-                    let to = log.partition_point(|(id, _)| *id < gap.next_id().get());
+                    let to = log.partition_point(|(id, _)| *id < gap.next_id().unwrap().get());
                     match gap.kind() {
                         GapKind::Unknown => {
                             let resumed = sub.resumed_from.expect("only a resume can be unknown");
@@ -365,7 +365,7 @@ impl Model {
                         sub.ended = true;
                     } else {
                         sub.next = to;
-                        sub.last = Some(gap.next_id().get() - 1);
+                        sub.last = Some(gap.next_id().unwrap().get() - 1);
                     }
                 }
             }

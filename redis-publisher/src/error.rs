@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use outer_core::publisher::GapKind;
 use outer_core::{ErrorCode, RpcError};
 
 use crate::id::{MalformedStreamId, StreamId};
@@ -67,20 +66,19 @@ impl From<Error> for RpcError {
     }
 }
 
-/// Events a subscription cannot deliver: it says so instead of skipping them in silence. The
-/// same contract as the in-memory publisher's [`Gap`](outer_core::publisher::Gap), with
-/// stream ids.
+/// Events a subscription cannot deliver: the in-memory publisher's
+/// [`Gap`](outer_core::publisher::Gap), with stream ids. One type for both, so handlers treat
+/// them alike and clients get the same 412 `PRECONDITION_FAILED` with the same `data`.
 ///
-/// - [`GapKind::Expired`]: the resume point is older than what the stream retains (its
-///   `MAXLEN` trimmed events after it).
-/// - [`GapKind::Unknown`]: the resume point is newer than any id the stream ever gave out: it
+/// - [`GapKind::Expired`](outer_core::publisher::GapKind): the resume point is older than what
+///   the stream retains (its `MAXLEN` trimmed events after it).
+/// - `GapKind::Unknown`: the resume point is newer than any id the stream ever gave out: it
 ///   comes from another stream (the key was deleted, or Redis lost its data in a restart).
-/// - [`GapKind::Lagged`]: the subscriber fell so far behind that the stream trimmed its next
+/// - `GapKind::Lagged`: the subscriber fell so far behind that the stream trimmed its next
 ///   events before it read them.
 ///
-/// Under [`GapPolicy::End`](outer_core::publisher::GapPolicy) the subscription ends after it;
-/// under `Skip` it goes on from the oldest event retained. Returned from a handler it becomes
-/// `PRECONDITION_FAILED` (412), with the same `data` as the in-memory publisher's gap.
+/// Redis does not record which ids it trimmed, so [`missed`](outer_core::publisher::Gap::missed)
+/// is never known here.
 ///
 /// ```
 /// # use outer_redis::{Gap, StreamId};
@@ -88,93 +86,7 @@ impl From<Error> for RpcError {
 ///     format!("lost what came after {}", gap.last_id())
 /// }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gap {
-    kind: GapKind,
-    last_id: StreamId,
-    next_id: Option<StreamId>,
-    ends: bool,
-}
-
-impl Gap {
-    pub(crate) fn new(
-        kind: GapKind,
-        last_id: StreamId,
-        next_id: Option<StreamId>,
-        ends: bool,
-    ) -> Self {
-        Self {
-            kind,
-            last_id,
-            next_id,
-            ends,
-        }
-    }
-
-    /// Why it happened.
-    pub fn kind(&self) -> GapKind {
-        self.kind
-    }
-
-    /// The subscriber's position before the gap: its last event id, or the id of the last event
-    /// it received before it fell behind.
-    pub fn last_id(&self) -> StreamId {
-        self.last_id
-    }
-
-    /// The oldest id still retained, where a `Skip` subscription goes on, when known.
-    pub fn next_id(&self) -> Option<StreamId> {
-        self.next_id
-    }
-
-    /// How many events were lost: Redis does not record which ids it trimmed, so never known.
-    pub fn missed(&self) -> Option<u64> {
-        None
-    }
-
-    /// Whether the subscription ends after this gap (`GapPolicy::End`).
-    pub fn ends_subscription(&self) -> bool {
-        self.ends
-    }
-}
-
-impl fmt::Display for Gap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            GapKind::Unknown => write!(
-                f,
-                "cannot resume after event {}: the stream never gave out that id (it was \
-                 deleted, or Redis lost its data)",
-                self.last_id
-            ),
-            GapKind::Lagged => write!(
-                f,
-                "the subscriber fell behind after event {} and the stream trimmed what followed",
-                self.last_id
-            ),
-            _ => write!(
-                f,
-                "cannot resume after event {}: events after it are no longer retained",
-                self.last_id
-            ),
-        }?;
-        f.write_str("; refetch and subscribe again without a last event id")
-    }
-}
-
-impl std::error::Error for Gap {}
-
-impl From<Gap> for RpcError {
-    fn from(gap: Gap) -> Self {
-        let data = serde_json::json!({
-            "gap": gap.kind.as_str(),
-            "lastEventId": gap.last_id.to_string(),
-            "nextEventId": gap.next_id.map(|id| id.to_string()),
-            "missed": gap.missed(),
-        });
-        RpcError::new(ErrorCode::PRECONDITION_FAILED, gap.to_string()).with_data(data)
-    }
-}
+pub type Gap = outer_core::publisher::Gap<StreamId>;
 
 /// What a [`Subscription`](crate::Subscription) yields instead of an event.
 ///
@@ -253,9 +165,10 @@ mod tests {
     #[test]
     fn a_gap_carries_the_in_memory_publishers_data_shape() {
         let gap = Gap::new(
-            GapKind::Expired,
+            outer_core::publisher::GapKind::Expired,
             StreamId::new(5, 0),
             Some(StreamId::new(9, 1)),
+            None,
             true,
         );
         let rpc = RpcError::from(RecvError::from(gap));

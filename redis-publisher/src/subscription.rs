@@ -165,7 +165,7 @@ where
                     return None;
                 }
                 let ends = self.on_gap == GapPolicy::End;
-                let gap = Gap::new(kind, self.cursor, next, ends);
+                let gap = Gap::new(kind, self.cursor, next, None, ends);
                 if ends {
                     self.end();
                 } else if kind == GapKind::Unknown {

@@ -47,11 +47,23 @@ impl From<SubscribeError> for RpcError {
 /// have it refetch its state and subscribe again without a last event id. Returned from a
 /// handler, a gap becomes `PRECONDITION_FAILED` (412): a client error, since retrying with the
 /// same last event id meets the same gap.
+///
+/// One type for every publisher, generic over its ids: the in-memory publisher's is
+/// `Gap<SeqId>` (the default), `outer-redis`'s `Gap<StreamId>`, so a handler treats them alike
+/// and clients see the same `data` from both.
+///
+/// ```
+/// use outer_core::publisher::{Gap, GapKind, SeqId};
+/// let gap = Gap::new(GapKind::Expired, SeqId::new(3), Some(SeqId::new(9)), Some(5), true);
+/// let error = outer_core::RpcError::from(gap);
+/// assert_eq!(error.status(), 412);
+/// assert_eq!(error.data().unwrap()["gap"], "expired");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gap {
+pub struct Gap<Id = SeqId> {
     kind: GapKind,
-    last_id: SeqId,
-    next_id: SeqId,
+    last_id: Id,
+    next_id: Option<Id>,
     missed: Option<u64>,
     ends: bool,
 }
@@ -87,11 +99,13 @@ impl GapKind {
     }
 }
 
-impl Gap {
-    pub(crate) fn new(
+impl<Id: Copy> Gap<Id> {
+    /// A gap of `kind` after `last_id`, going on (if at all) at `next_id`, with `missed` events
+    /// lost when known, and whether the subscription ends with it. For publishers.
+    pub fn new(
         kind: GapKind,
-        last_id: SeqId,
-        next_id: SeqId,
+        last_id: Id,
+        next_id: Option<Id>,
         missed: Option<u64>,
         ends: bool,
     ) -> Self {
@@ -111,12 +125,13 @@ impl Gap {
 
     /// The subscriber's position before the gap: its last event id, or the id of the last event
     /// it received before it fell behind.
-    pub fn last_id(&self) -> SeqId {
+    pub fn last_id(&self) -> Id {
         self.last_id
     }
 
-    /// The oldest id still retained: where the subscription goes on under `GapPolicy::Skip`.
-    pub fn next_id(&self) -> SeqId {
+    /// The oldest id still retained, where the subscription goes on under `GapPolicy::Skip`,
+    /// when the publisher knows it (the in-memory one always does).
+    pub fn next_id(&self) -> Option<Id> {
         self.next_id
     }
 
@@ -132,7 +147,7 @@ impl Gap {
     }
 }
 
-impl fmt::Display for Gap {
+impl<Id: fmt::Display> fmt::Display for Gap<Id> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let missed = match self.missed {
             Some(n) => alloc::format!("{n} events"),
@@ -146,7 +161,8 @@ impl fmt::Display for Gap {
             ),
             GapKind::Unknown => write!(
                 f,
-                "cannot resume after event {}: this server never sent it (it restarted, or the topic was reset)",
+                "cannot resume after event {}: it was never given out here (the server \
+                 restarted, the topic was reset, or its store lost its data)",
                 self.last_id
             ),
             GapKind::Lagged => write!(
@@ -159,14 +175,14 @@ impl fmt::Display for Gap {
     }
 }
 
-impl core::error::Error for Gap {}
+impl<Id: fmt::Display + fmt::Debug> core::error::Error for Gap<Id> {}
 
-impl From<Gap> for RpcError {
-    fn from(gap: Gap) -> Self {
+impl<Id: fmt::Display> From<Gap<Id>> for RpcError {
+    fn from(gap: Gap<Id>) -> Self {
         let data = serde_json::json!({
             "gap": gap.kind.as_str(),
             "lastEventId": gap.last_id.to_string(),
-            "nextEventId": gap.next_id.to_string(),
+            "nextEventId": gap.next_id.as_ref().map(ToString::to_string),
             "missed": gap.missed,
         });
         RpcError::new(ErrorCode::PRECONDITION_FAILED, gap.to_string()).with_data(data)
@@ -187,7 +203,13 @@ mod tests {
 
     #[test]
     fn a_gap_tells_the_client_what_was_lost_and_what_to_do() {
-        let gap = Gap::new(GapKind::Lagged, SeqId::new(4), SeqId::new(9), Some(4), true);
+        let gap = Gap::new(
+            GapKind::Lagged,
+            SeqId::new(4),
+            Some(SeqId::new(9)),
+            Some(4),
+            true,
+        );
         let rpc = RpcError::from(gap);
         assert_eq!((rpc.code(), rpc.status()), ("PRECONDITION_FAILED", 412));
         assert!(!rpc.is_retryable());

@@ -354,7 +354,7 @@ fn resume_point<T>(state: &TopicState<T>, resume: Option<u64>, ends: bool) -> (u
         let gap = Gap::new(
             GapKind::Unknown,
             SeqId::new(last),
-            SeqId::new(front),
+            Some(SeqId::new(front)),
             None,
             ends,
         );
@@ -368,7 +368,7 @@ fn resume_point<T>(state: &TopicState<T>, resume: Option<u64>, ends: bool) -> (u
         let gap = Gap::new(
             GapKind::Expired,
             SeqId::new(last),
-            SeqId::new(front),
+            Some(SeqId::new(front)),
             missed,
             ends,
         );
@@ -603,7 +603,7 @@ impl<T> Subscription<T> {
             let gap = Gap::new(
                 GapKind::Lagged,
                 SeqId::new(this.cursor.saturating_sub(1)),
-                SeqId::new(front),
+                Some(SeqId::new(front)),
                 Some(front - this.cursor),
                 ends,
             );
