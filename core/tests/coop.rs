@@ -39,8 +39,7 @@ fn app() -> App<()> {
                 let publisher = publisher.clone();
                 event_iterator(move |mut emit: Emitter<u32>| async move {
                     loop {
-                        let resume =
-                            SubscribeOptions::new().resume_after(SeqId::new(5).to_string());
+                        let resume = SubscribeOptions::new().resume_after(SeqId::new(5));
                         let mut live = publisher.subscribe("posts", resume)?;
                         if let Some(Ok(post)) = live.next().await {
                             emit.send(Event::new(*post.data())).await?;

@@ -14,14 +14,14 @@ use outer_core::publisher::{
     Gap, GapKind, GapPolicy, MemoryPublisher, Published, Publisher, SeqId, SubscribeError,
     SubscribeOptions, Subscription,
 };
-use outer_core::RpcError;
+use outer_core::{EventId, RpcError};
 
 fn live() -> SubscribeOptions {
     SubscribeOptions::new()
 }
 
 fn after(id: u64) -> SubscribeOptions {
-    SubscribeOptions::new().resume_after(SeqId::new(id).to_string())
+    SubscribeOptions::new().resume_after(SeqId::new(id))
 }
 
 /// Polls once without blocking: what a subscriber has ready now.
@@ -108,7 +108,7 @@ fn an_empty_last_event_id_means_no_resume_point() {
     let publisher = MemoryPublisher::new();
     publisher.publish("t", 1);
     let options = SubscribeOptions {
-        last_event_id: Some(String::new()),
+        last_event_id: Some(EventId::new("").unwrap()),
         ..live()
     };
     let mut sub = publisher.subscribe("t", options).unwrap();
@@ -128,7 +128,7 @@ fn resuming_from_zero_replays_everything_retained() {
 fn a_malformed_last_event_id_is_a_clear_bad_request() {
     let publisher = MemoryPublisher::<u8>::new();
     let err = publisher
-        .subscribe("t", live().resume_after("42"))
+        .subscribe("t", live().resume_after(EventId::new("42").unwrap()))
         .unwrap_err();
     assert!(matches!(err, SubscribeError::MalformedId(_)));
     let rpc = RpcError::from(err);
@@ -428,7 +428,7 @@ fn a_recreated_topic_keeps_growing_ids_and_an_old_id_resumes_as_a_gap() {
         publisher.publish("t", 2); // nobody listens: these go nowhere
     }
     let mut sub = publisher
-        .subscribe("t", live().resume_after(first.to_string()))
+        .subscribe("t", live().resume_after(first))
         .unwrap();
     let third = publisher.publish("t", 3);
     assert!(third.get() > first.get() + 3, "ids never repeat on a topic");
@@ -753,7 +753,7 @@ fn published_events_become_tracked_events_with_their_id() {
 fn the_publisher_trait_publishes_and_subscribes() {
     async fn roundtrip<P: Publisher<u32>>(publisher: &P) -> Vec<u32> {
         let first = publisher.publish("t", 1).await.unwrap();
-        let options = live().resume_after(first.to_string());
+        let options = live().resume_after(first);
         let sub = publisher.subscribe("t", options).await.unwrap();
         publisher.publish("t", 2).await.unwrap();
         publisher.publish("t", 3).await.unwrap();

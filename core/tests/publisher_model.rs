@@ -220,7 +220,8 @@ impl Model {
             Resume::Back(back) => Some(newest_here.saturating_sub(back)),
             Resume::Ahead(ahead) => Some(self.newest + ahead),
             Resume::Malformed => {
-                let options = SubscribeOptions::new().resume_after("not-an-id");
+                let options = SubscribeOptions::new()
+                    .resume_after(outer_core::EventId::new("not-an-id").unwrap());
                 let err = self
                     .publisher
                     .subscribe(TOPICS[topic], options)
@@ -245,7 +246,7 @@ impl Model {
         };
         let mut options = SubscribeOptions::new().buffer(buffer).on_gap(policy);
         if let Some(last) = resumed_from {
-            options = options.resume_after(SeqId::new(last).to_string());
+            options = options.resume_after(SeqId::new(last));
         }
         let stream = self.publisher.subscribe(TOPICS[topic], options).unwrap();
         let next = match resumed_from {

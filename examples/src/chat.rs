@@ -201,9 +201,7 @@ pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
                     let mut last = start?;
                     loop {
                         let options = match last {
-                            Some(id) => {
-                                SubscribeOptions::new().resume_after(SeqId::new(id).to_string())
-                            }
+                            Some(id) => SubscribeOptions::new().resume_after(SeqId::new(id)),
                             None => SubscribeOptions::new(),
                         };
                         let mut live = chat.publisher.subscribe(POSTS, options)?;

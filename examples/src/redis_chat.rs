@@ -117,7 +117,7 @@ pub fn router(chat: RedisChat, timer: Arc<dyn Timer>) -> Router<()> {
             "live",
             subscription(move |req: Request<(), Option<serde_json::Value>>| {
                 let chat = chat.clone();
-                let last_event_id = req.last_event_id.map(|id| id.as_str().to_owned());
+                let last_event_id = req.last_event_id;
                 event_iterator(move |mut emit| async move {
                     // Without a resume id, only posts from now on, as the reference does. A
                     // malformed one is a 400, Redis down a 503.

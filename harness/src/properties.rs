@@ -79,10 +79,10 @@ pub fn feed(
                 if let Some(timer) = &timer {
                     timer.sleep(setup).await;
                 }
-                let mut options = SubscribeOptions::new();
-                if let Some(id) = &req.last_event_id {
-                    options = options.resume_after(id.as_str());
-                }
+                let options = SubscribeOptions {
+                    last_event_id: req.last_event_id.clone(),
+                    ..SubscribeOptions::new()
+                };
                 let mut events = publisher.subscribe(TOPIC, options)?;
                 while let Some(next) = futures::StreamExt::next(&mut events).await {
                     let published = next?;

@@ -40,7 +40,7 @@
 //!
 //! // On any instance, later: everything after `id`, then live events.
 //! let resumed = publisher
-//!     .subscribe("chat", SubscribeOptions::new().resume_after(id.to_string()))
+//!     .subscribe("chat", SubscribeOptions::new().resume_after(id))
 //!     .await?;
 //! # drop(resumed);
 //! # Ok(())
@@ -57,6 +57,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use outer_core::publisher::{Publisher, SubscribeOptions};
+use outer_core::EventId;
 use redis::aio::MultiplexedConnection;
 use redis::Client;
 use serde::de::DeserializeOwned;
@@ -304,7 +305,7 @@ where
         topic: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription<T>, Error> {
-        let resume = match options.last_event_id.as_deref() {
+        let resume = match options.last_event_id.as_ref().map(EventId::as_str) {
             // SSE's empty id means "no id": the client has nothing to resume from.
             None | Some("") => None,
             Some(text) => Some(StreamId::parse(text)?),

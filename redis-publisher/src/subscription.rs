@@ -39,13 +39,13 @@ type Fetch = Pin<Box<dyn Future<Output = redis::RedisResult<Page>> + Send>>;
 /// ```no_run
 /// use futures::StreamExt;
 /// use outer_core::publisher::SubscribeOptions;
-/// use outer_redis::{RedisPublisher, Runtime};
+/// use outer_redis::{RedisPublisher, Runtime, StreamId};
 ///
 /// # async fn run() -> Result<(), outer_redis::Error> {
 /// let runtime = Runtime::new(|task| { tokio::spawn(task); }, outer_tokio::TokioTimer);
 /// let publisher = RedisPublisher::<String>::builder("redis://127.0.0.1:6379").build(runtime)?;
 /// let mut sub = publisher
-///     .subscribe("chat", SubscribeOptions::new().resume_after("1700000000000-0"))
+///     .subscribe("chat", SubscribeOptions::new().resume_after(StreamId::new(1700000000000, 0)))
 ///     .await?;
 /// while let Some(event) = sub.next().await {
 ///     match event {

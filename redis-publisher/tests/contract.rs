@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use outer_core::publisher::{GapKind, GapPolicy, Publisher, SubscribeOptions};
 use outer_core::rt::Timer;
-use outer_core::RpcError;
+use outer_core::{EventId, RpcError};
 use outer_redis::testing::RedisServer;
 use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
 
@@ -123,7 +123,7 @@ async fn publish_retrying(publisher: &RedisPublisher<u32>, topic: &str, value: u
 }
 
 fn resume(id: StreamId) -> SubscribeOptions {
-    SubscribeOptions::new().resume_after(id.to_string())
+    SubscribeOptions::new().resume_after(id)
 }
 
 fn readers(redis: &RedisServer) -> Vec<String> {
@@ -347,7 +347,10 @@ fn a_malformed_id_is_a_bad_request<R: Rt>() {
         let publisher = publisher(&redis, runtime);
         for bad in ["abc", "0000000000000001", "1-2-3", "-1-0"] {
             let err = publisher
-                .subscribe("t", SubscribeOptions::new().resume_after(bad))
+                .subscribe(
+                    "t",
+                    SubscribeOptions::new().resume_after(EventId::new(bad).unwrap()),
+                )
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::MalformedId(_)), "{err}");
@@ -357,7 +360,10 @@ fn a_malformed_id_is_a_bad_request<R: Rt>() {
         }
         // SSE's empty id means none: live only.
         let sub = publisher
-            .subscribe("t", SubscribeOptions::new().resume_after(""))
+            .subscribe(
+                "t",
+                SubscribeOptions::new().resume_after(EventId::new("").unwrap()),
+            )
             .await;
         assert!(sub.is_ok());
     });

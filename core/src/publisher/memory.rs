@@ -17,6 +17,7 @@ use super::topic::{Evicted, Retention, Topic, TopicState, Wakers};
 use super::{
     Clock, Gap, GapKind, GapPolicy, Published, Publisher, SeqId, SubscribeError, SubscribeOptions,
 };
+use crate::event::EventId;
 use crate::sync::Mutex;
 
 /// Events a subscription copies out per lock: enough to make the lock cheap per event, few enough
@@ -50,7 +51,7 @@ const MAX_IDS_AFTER: u64 = u64::MAX >> 1;
 ///
 /// ```
 /// use futures::{executor::block_on, StreamExt};
-/// use outer_core::publisher::{GapKind, MemoryPublisher, SubscribeOptions};
+/// use outer_core::publisher::{GapKind, MemoryPublisher, SeqId, SubscribeOptions};
 ///
 /// let publisher = MemoryPublisher::builder().retain_last(2).build();
 /// let mut live = publisher.subscribe("scores", SubscribeOptions::new()).unwrap();
@@ -67,7 +68,7 @@ const MAX_IDS_AFTER: u64 = u64::MAX >> 1;
 /// // With no subscriber's buffer to cover more, only the last two are kept: resuming from
 /// // the start is a gap, said out loud.
 /// let mut late = publisher
-///     .subscribe("scores", SubscribeOptions::new().resume_after("0000000000000000"))
+///     .subscribe("scores", SubscribeOptions::new().resume_after(SeqId::new(0)))
 ///     .unwrap();
 /// let gap = block_on(late.next()).unwrap().unwrap_err();
 /// assert_eq!((gap.kind(), gap.missed()), (GapKind::Expired, Some(1)));
@@ -259,7 +260,7 @@ impl<T> MemoryPublisher<T> {
         topic: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription<T>, SubscribeError> {
-        let resume = match options.last_event_id.as_deref() {
+        let resume = match options.last_event_id.as_ref().map(EventId::as_str) {
             // SSE's empty id means "no id": the client has nothing to resume from.
             None | Some("") => None,
             Some(text) => Some(SeqId::parse(text)?.get()),

@@ -42,7 +42,7 @@
 //!
 //! // A client that saw `first` reconnects: it gets what came after, then live events.
 //! let mut sub = publisher
-//!     .subscribe("chat", SubscribeOptions::new().resume_after(first.to_string()))
+//!     .subscribe("chat", SubscribeOptions::new().resume_after(first))
 //!     .unwrap();
 //! publisher.publish("chat", "world");
 //! let event = block_on(sub.next()).unwrap().unwrap();
@@ -53,7 +53,6 @@
 //! assert_eq!(tracked.id().unwrap().as_str(), "0000000000000002");
 //! ```
 
-use alloc::string::{String, ToString};
 use core::fmt;
 use core::future::Future;
 
@@ -99,7 +98,7 @@ pub const DEFAULT_BUFFER: usize = 100;
 ///     last_event_id: Option<&str>,
 /// ) -> Result<(), RpcError> {
 ///     let mut options = SubscribeOptions::new();
-///     options.last_event_id = last_event_id.map(str::to_owned);
+///     options.last_event_id = last_event_id.map(|id| outer_core::EventId::new(id).unwrap());
 ///     let mut events = publisher.subscribe("posts", options).await.map_err(Into::into)?;
 ///     while let Some(event) = events.next().await {
 ///         let event = event.map_err(Into::into)?.into_event();
@@ -150,7 +149,7 @@ pub trait Publisher<T>: Send + Sync {
 ///
 /// ```
 /// use outer_core::publisher::{GapPolicy, SubscribeOptions};
-/// let last_event_id: Option<String> = Some("000000000000002a".into());
+/// let last_event_id = Some(outer_core::EventId::new("000000000000002a").unwrap());
 /// let options = SubscribeOptions {
 ///     last_event_id,
 ///     ..SubscribeOptions::new().buffer(1000).on_gap(GapPolicy::Skip)
@@ -159,9 +158,10 @@ pub trait Publisher<T>: Send + Sync {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscribeOptions {
-    /// Resume after this id (the client's `Last-Event-ID`). `None`, or an empty string (SSE's
+    /// Resume after this id: the client's `Last-Event-ID`, as a handler receives it
+    /// ([`Request::last_event_id`](crate::Request::last_event_id)). `None`, or an empty id (SSE's
     /// "no id"), subscribes to live events only.
-    pub last_event_id: Option<String>,
+    pub last_event_id: Option<EventId>,
     /// How many events the subscriber may fall behind, at least, before it has a gap, whatever
     /// the topic's retention (the publisher may cap it; 0 counts as 1). Default
     /// [`DEFAULT_BUFFER`].
@@ -180,9 +180,10 @@ impl SubscribeOptions {
         }
     }
 
-    /// Resumes after the event with this id: the client's `Last-Event-ID`.
-    pub fn resume_after(mut self, last_event_id: impl AsRef<str>) -> Self {
-        self.last_event_id = Some(last_event_id.as_ref().to_string());
+    /// Resumes after the event with this id: a publisher's own id ([`SeqId`], a Redis stream
+    /// id), or the client's `Last-Event-ID` as an [`EventId`].
+    pub fn resume_after(mut self, last_event_id: impl Into<EventId>) -> Self {
+        self.last_event_id = Some(last_event_id.into());
         self
     }
 

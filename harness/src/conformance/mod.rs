@@ -100,7 +100,7 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
                 let publisher = publisher.clone();
                 event_iterator(move |mut emit| async move {
                     loop {
-                        let never_given = SeqId::new(5).to_string();
+                        let never_given = SeqId::new(5);
                         let options = SubscribeOptions::new().resume_after(never_given);
                         let mut live = publisher.subscribe("posts", options)?;
                         if let Some(Ok(post)) = live.next().await {
