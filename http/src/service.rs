@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::{select, Either};
+use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode};
 use outer_core::protocol::{orpc, trpc, Body as CoreBody, HttpResponse};
@@ -269,13 +270,18 @@ where
     };
     span.record("protocol", protocol.name());
     let cap = config.max_body_bytes;
-    let read = read_capped(body, cap);
-    let read = match config.body_read_timeout {
-        Some(limit) => match select(pin!(read), shared.timer.sleep(limit)).await {
-            Either::Left((read, _)) => read,
-            Either::Right(_) => Err(ReadError::TimedOut),
+    let mut read = pin!(read_capped(body, cap));
+    // Most bodies have arrived whole with their headers (or are empty): arm the timer only for
+    // one still coming, rather than a timer per request.
+    let read = match read.as_mut().now_or_never() {
+        Some(read) => read,
+        None => match config.body_read_timeout {
+            Some(limit) => match select(read, shared.timer.sleep(limit)).await {
+                Either::Left((read, _)) => read,
+                Either::Right(_) => Err(ReadError::TimedOut),
+            },
+            None => read.await,
         },
-        None => read.await,
     };
     let bytes = match read {
         Ok(bytes) => bytes,
