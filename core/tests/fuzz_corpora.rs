@@ -26,10 +26,22 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Runs `target` on every file, then fails naming each input that panicked.
-fn replay(name: &str, target: fn(&[u8]), files: &[PathBuf]) {
+/// Runs `target` on every file of the corpus and of the regressions (both, so a broken corpus
+/// does not hide a regression), then fails naming each input that panicked.
+fn replay_target(name: &str) {
+    let (_, target) = targets::ALL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("a target of that name");
+    let corpus = inputs(&fuzz_dir().join("corpus").join(name));
+    assert!(
+        !corpus.is_empty(),
+        "fuzz/corpus/{name} is empty or missing: the replay would prove nothing"
+    );
+    let mut files = corpus;
+    files.extend(inputs(&fuzz_dir().join("regressions").join(name)));
     let mut failed = Vec::new();
-    for file in files {
+    for file in &files {
         let data = std::fs::read(file).expect("a readable corpus file");
         if catch_unwind(AssertUnwindSafe(|| target(&data))).is_err() {
             failed.push(file.display().to_string());
@@ -41,24 +53,6 @@ fn replay(name: &str, target: fn(&[u8]), files: &[PathBuf]) {
         failed.len(),
         files.len(),
         failed.join("\n")
-    );
-}
-
-fn replay_target(name: &str) {
-    let (_, target) = targets::ALL
-        .iter()
-        .find(|(n, _)| *n == name)
-        .expect("a target of that name");
-    let corpus = inputs(&fuzz_dir().join("corpus").join(name));
-    assert!(
-        !corpus.is_empty(),
-        "fuzz/corpus/{name} is empty or missing: the replay would prove nothing"
-    );
-    replay(name, *target, &corpus);
-    replay(
-        name,
-        *target,
-        &inputs(&fuzz_dir().join("regressions").join(name)),
     );
 }
 

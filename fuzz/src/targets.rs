@@ -21,7 +21,7 @@ use outer_core::router::check_path;
 use outer_core::sse::{DecodeError, EventWriter, Limits, SseDecoder, SseEvent};
 use outer_core::{
     event_iterator, mutation, query, subscription, tracked, App, ErrorCode, Event, EventId,
-    Request, RequestHead, Router, RpcError,
+    ProcedureKind, Request, RequestHead, Router, RpcError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -219,10 +219,22 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
+/// The UTF-8 byte order mark an event stream may start with.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// The decoder's documented behaviour, limits included, as a plain loop over whole lines of
 /// raw bytes: a second reading to compare the incremental decoder with.
 fn limited_model(stream: &[u8], limits: Limits) -> Decoded {
-    let mut rest = stream.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(stream);
+    // A stream that so far is only the start of a BOM may still become one: its bytes are
+    // not line text yet, so no line (and no line limit) applies to them until the next byte.
+    if stream.len() < BOM.len() && BOM.starts_with(stream) {
+        return Decoded {
+            outcomes: Vec::new(),
+            last_event_id: String::new(),
+            retry: None,
+        };
+    }
+    let mut rest = stream.strip_prefix(BOM).unwrap_or(stream);
     let mut outcomes = Vec::new();
     let mut last_event_id = String::new();
     let mut retry = None;
@@ -510,6 +522,138 @@ fn assert_client_error(error: &RpcError, what: &str) {
     assert!(!error.message().is_empty(), "{what}: no message");
 }
 
+/// What a resume id sent as text means: the rules of `EventId::from_resume`, written out again
+/// so the properties do not lean on the code they check. Empty text is no id (as no header is);
+/// text holding CR, LF or NUL is refused with a 400, in both protocols, never dropped; anything
+/// else is the id, byte for byte.
+#[derive(Clone, Debug, PartialEq)]
+enum Resume {
+    None,
+    Id(String),
+    Invalid,
+}
+
+impl Resume {
+    fn of(text: Option<&str>) -> Self {
+        match text {
+            None | Some("") => Resume::None,
+            Some(text) if text.contains(['\r', '\n', '\0']) => Resume::Invalid,
+            Some(text) => Resume::Id(text.into()),
+        }
+    }
+
+    /// The id the handler gets and the stream's first tagged event carries.
+    fn id(&self) -> Option<&str> {
+        match self {
+            Resume::Id(id) => Some(id),
+            Resume::None | Resume::Invalid => None,
+        }
+    }
+}
+
+/// tRPC's resume id from the request itself: the first of the `Last-Event-ID` header, the
+/// query's `lastEventId` and its `Last-Event-Id` that was sent and is not empty (an empty one
+/// lets the next place speak).
+fn trpc_request_resume(request: &HttpInput) -> Resume {
+    let pairs = query_pairs(&request.query);
+    // A key sent twice: the last one counts, as for `input`.
+    let last = |key: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    for place in [
+        request.head.header("last-event-id"),
+        last("lastEventId"),
+        last("Last-Event-Id"),
+    ] {
+        let resume = Resume::of(place);
+        if resume != Resume::None {
+            return resume;
+        }
+    }
+    Resume::None
+}
+
+/// The `lastEventId` of a tRPC input object: absent, `null` and `""` are no id, a string is read
+/// as a resume id, any other JSON is refused (400).
+fn input_resume(input: Option<&Value>) -> Resume {
+    match input
+        .and_then(Value::as_object)
+        .and_then(|map| map.get("lastEventId"))
+    {
+        None | Some(Value::Null) => Resume::None,
+        Some(Value::String(id)) => Resume::of(Some(id)),
+        Some(_) => Resume::Invalid,
+    }
+}
+
+/// The resume id a tRPC subscription call runs with: the request's, else its input's.
+fn trpc_call_resume(request: &Resume, input: Option<&Value>) -> Resume {
+    match request {
+        Resume::None => input_resume(input),
+        other => other.clone(),
+    }
+}
+
+/// A query string read as `application/x-www-form-urlencoded`, written out again: pairs split
+/// at `&` (empty ones skipped), key and value at the first `=`, `+` is a space, then `%XX`
+/// escapes are decoded (invalid UTF-8 becomes U+FFFD).
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| percent_decoded(&text.replace('+', " "));
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+/// Every byte but ASCII letters and digits as `%XX`: safe in a query, read back by
+/// [`query_pairs`].
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The head without any header called `name` (in any case).
+fn without_header(head: &RequestHead, name: &str) -> RequestHead {
+    RequestHead {
+        headers: head
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
+            .cloned()
+            .collect(),
+        ..head.clone()
+    }
+}
+
+/// The 400 an invalid resume id is answered with: `BAD_REQUEST`, saying which id.
+fn assert_resume_refusal(error: &RpcError, what: &str) {
+    assert_eq!(
+        (error.status(), error.code()),
+        (400, "BAD_REQUEST"),
+        "{what}: an invalid resume id answered {error}"
+    );
+    let said = format!("{} {:?}", error.message(), error.data());
+    assert!(
+        said.contains("lastEventId") || said.contains("last-event-id"),
+        "{what}: the refusal does not name the id: {said}"
+    );
+}
+
 /// JSON values equal up to the last bits of floats (serde_json's default float parsing is not
 /// guaranteed to round-trip the last digit).
 fn same_json(a: &Value, b: &Value) -> bool {
@@ -546,8 +690,10 @@ fn parse_json(bytes: &[u8], what: &str) -> Value {
 /// Properties:
 /// - never a panic; a refusal is a 4xx `RpcError` with a code and a message, never a 5xx;
 /// - an accepted request was a POST, its procedure path is valid and is the route with `/`
-///   turned into `.`, its last event id is the header byte for byte (and holds no CR, LF or
-///   NUL), its input is what `decode_body` reads from the body;
+///   turned into `.`, its input is what `decode_body` reads from the body;
+/// - the `Last-Event-ID` header only ever adds the resume id or a 400: an empty header is no
+///   id, a valid one is the call's id byte for byte, one with CR, LF or NUL refuses a request
+///   that would be taken without it (400 `BAD_REQUEST` naming `last-event-id`), never dropped;
 /// - an input read from a body goes back out with `encode_call` and reads back the same;
 /// - without meta, the input is the envelope's `json` member;
 /// - the error body of a refusal is oRPC's JSON shape with the same status, and the client's
@@ -555,6 +701,12 @@ fn parse_json(bytes: &[u8], what: &str) -> Value {
 pub fn orpc_request(data: &[u8]) {
     let request = parse_http(data);
     let route = request.route.as_str();
+    let sent = Resume::of(request.head.header("last-event-id"));
+    let bare = orpc::decode_request(
+        &without_header(&request.head, "last-event-id"),
+        route,
+        &request.body,
+    );
     match orpc::decode_request(&request.head, route, &request.body) {
         Ok(call) => {
             assert!(request.head.method.eq_ignore_ascii_case("POST"));
@@ -563,16 +715,27 @@ pub fn orpc_request(data: &[u8]) {
                 call.path.replace('.', "/"),
                 route.strip_prefix('/').unwrap_or(route)
             );
-            let header = request.head.header("last-event-id");
-            assert_eq!(call.last_event_id.as_ref().map(EventId::as_str), header);
-            if let Some(id) = &call.last_event_id {
-                assert!(!id.as_str().contains(['\r', '\n', '\0']));
-            }
+            assert_ne!(sent, Resume::Invalid, "an invalid resume id was dropped");
+            assert_eq!(
+                call.last_event_id.as_ref().map(EventId::as_str),
+                sent.id(),
+                "the resume id"
+            );
+            let without_id = orpc::OrpcCall {
+                last_event_id: None,
+                ..call.clone()
+            };
+            assert_eq!(bare, Ok(without_id), "the header changed more than the id");
             assert_eq!(Ok(call.input), orpc::decode_body(&request.body));
         }
         Err(error) => {
             assert_client_error(&error, "decode_request");
             check_orpc_error_body(&error);
+            match (&sent, &bare) {
+                (Resume::Invalid, Ok(_)) => assert_resume_refusal(&error, "oRPC Last-Event-ID"),
+                (Resume::Invalid, Err(_)) => {}
+                (_, bare) => assert_eq!(bare, &Err(error), "a valid or empty id refused"),
+            }
         }
     }
 
@@ -783,11 +946,21 @@ fn raw(value: &Value) -> Json {
 ///   body is tRPC's shape (`error.data.httpStatus` = the status, `error.code` its JSON-RPC code);
 /// - an accepted request has the head's method, 1 to `MAX_BATCH` calls (exactly 1 unless it is
 ///   a batch) whose paths, joined with `,`, give back the decoded route;
-/// - a `Last-Event-ID` header wins over the query; a GET without `input` has no input;
-/// - `merge_last_event_id` takes `lastEventId` out of the input (the request's id winning)
-///   and never leaves an empty object behind.
+/// - the request's resume id is the first non-empty one of the `Last-Event-ID` header, the
+///   query's `lastEventId` and its `Last-Event-Id` (an empty one is no id); when that one holds
+///   CR, LF or NUL, a GET or POST is refused with 400 `BAD_REQUEST` naming `lastEventId`, never
+///   taken without its id;
+/// - a GET without `input` has no input;
+/// - `merge_last_event_id` takes `lastEventId` out of the input and never leaves an empty
+///   object behind; the request's id wins; else the input's `lastEventId` counts: absent,
+///   `null` or `""` is no id, a valid string is the id, one with CR, LF or NUL or any other
+///   JSON is a 400 naming `lastEventId`.
 pub fn trpc_request(data: &[u8]) {
     let request = parse_http(data);
+    let sent = trpc_request_resume(&request);
+    let get_or_post = ["GET", "POST"]
+        .iter()
+        .any(|m| request.head.method.eq_ignore_ascii_case(m));
     match trpc::decode_request(&request.head, &request.route, &request.query, &request.body) {
         Ok(decoded) => {
             let method = match decoded.method {
@@ -801,9 +974,12 @@ pub fn trpc_request(data: &[u8]) {
             let paths: Vec<&str> = decoded.calls.iter().map(|c| c.path.as_str()).collect();
             let route = request.route.strip_prefix('/').unwrap_or(&request.route);
             assert_eq!(paths.join(","), percent_decoded(route));
-            if let Some(header) = request.head.header("last-event-id") {
-                assert_eq!(decoded.last_event_id.as_deref(), Some(header));
-            }
+            assert_ne!(sent, Resume::Invalid, "an invalid resume id was dropped");
+            assert_eq!(
+                decoded.last_event_id.as_ref().map(EventId::as_str),
+                sent.id(),
+                "the request's resume id"
+            );
             let no_input_key = !request.query.contains("input") && !request.query.contains('%');
             if decoded.method == trpc::Method::Get && no_input_key {
                 assert!(decoded.calls.iter().all(|c| c.input.is_none()));
@@ -820,16 +996,23 @@ pub fn trpc_request(data: &[u8]) {
             }
             for call in decoded.calls {
                 let had_object = matches!(&call.input, Some(Value::Object(_)));
-                let in_input = match &call.input {
-                    Some(Value::Object(map)) => match map.get("lastEventId") {
-                        Some(Value::String(id)) => Some(id.clone()),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let (input, id) =
+                let expected = trpc_call_resume(&sent, call.input.as_ref());
+                let merged =
                     trpc::merge_last_event_id(call.input.clone(), decoded.last_event_id.clone());
-                assert_eq!(id, decoded.last_event_id.clone().or(in_input));
+                let (input, id) = match merged {
+                    Ok(merged) => merged,
+                    Err(error) => {
+                        assert_eq!(expected, Resume::Invalid, "refused: {error}");
+                        assert_resume_refusal(&error, "tRPC input lastEventId");
+                        continue;
+                    }
+                };
+                assert_ne!(
+                    expected,
+                    Resume::Invalid,
+                    "an invalid lastEventId was dropped"
+                );
+                assert_eq!(id.as_ref().map(EventId::as_str), expected.id());
                 match input {
                     Some(Value::Object(map)) => {
                         assert!(!map.contains_key("lastEventId"));
@@ -842,6 +1025,9 @@ pub fn trpc_request(data: &[u8]) {
         }
         Err(failure) => {
             assert_client_error(&failure.error, "trpc::decode_request");
+            if get_or_post && sent == Resume::Invalid {
+                assert_resume_refusal(&failure.error, "tRPC request resume id");
+            }
             let response = trpc::error_response(&failure.error, failure.path.as_deref());
             assert_eq!(response.status, failure.error.status());
             let Body::Full(body) = &response.body else {
@@ -925,8 +1111,11 @@ fn percent_decoded(text: &str) -> String {
 ///   anything else gets an error quoting (at most 64 characters of) the input and a reason;
 /// - `parse(format(n)) == n`, and the text forms of two ids compare as the ids do;
 /// - `EventId::new` accepts exactly the strings without CR, LF or NUL, unchanged;
-/// - a valid id written in an `id:` line is read back by the decoder byte for byte, and an oRPC
-///   `last-event-id` header is taken as is or refused with 400;
+/// - a valid id written in an `id:` line is read back by the decoder byte for byte;
+/// - sent back to resume (`EventId::from_resume`, the oRPC `last-event-id` header, and tRPC's
+///   header, query `lastEventId` / `Last-Event-Id` and input `lastEventId`), an empty id is no
+///   id, a valid one is taken as is, an invalid one is refused with 400 `BAD_REQUEST` naming
+///   the id, in both protocols;
 /// - the `Resumer`: its last id is always the last valid id received (none after an empty
 ///   one); a reconnect resumes from it; a 4xx gives up at once with that error; it gives up
 ///   exactly when the failures in a row pass `max_attempts`; every delay is the server's `retry`
@@ -988,16 +1177,27 @@ fn check_event_id_text(text: &str) {
             assert_eq!(events.len(), 1);
             assert_eq!(decoder.last_event_id(), text);
 
+            // Sent back to resume: an empty id is no id, in both protocols and every place.
+            let resume = (!text.is_empty()).then_some(id);
+            assert_eq!(EventId::from_resume(text), Ok(resume.clone()));
             let head = RequestHead {
                 method: "POST".into(),
                 headers: vec![("Last-Event-ID".into(), text.into())],
                 ..RequestHead::default()
             };
             let call = orpc::decode_request(&head, "/ping", b"").expect("a valid id is taken");
-            assert_eq!(call.last_event_id, Some(id));
+            assert_eq!(call.last_event_id, resume);
+            for outcome in trpc_resume_ways(text) {
+                assert_eq!(outcome, Ok(resume.clone()), "tRPC with {text:?}");
+            }
         }
         Err(_) => {
             assert!(!valid, "refused {text:?}");
+            assert!(EventId::from_resume(text).is_err());
+            for outcome in trpc_resume_ways(text) {
+                let error = outcome.expect_err("an invalid tRPC resume id is refused");
+                assert_resume_refusal(&error, "tRPC resume id");
+            }
             assert_eq!(parse_last_event_id(text), None);
             let mut wire = String::new();
             assert!(EventWriter::new(&mut wire)
@@ -1015,6 +1215,34 @@ fn check_event_id_text(text: &str) {
             assert_eq!(error.status(), 400);
         }
     }
+}
+
+/// The resume id a tRPC subscription runs with when `text` is sent in each place a client can
+/// put it: the `Last-Event-ID` header, the query's `lastEventId` and `Last-Event-Id`, and the
+/// input's `lastEventId`.
+fn trpc_resume_ways(text: &str) -> Vec<Result<Option<EventId>, RpcError>> {
+    let get = |headers: Vec<(String, String)>| RequestHead {
+        method: "GET".into(),
+        headers,
+        ..RequestHead::default()
+    };
+    let run = |head: RequestHead, query: String| {
+        let decoded =
+            trpc::decode_request(&head, "/resume", &query, b"").map_err(|failure| failure.error)?;
+        let input = decoded.calls.into_iter().next().and_then(|call| call.input);
+        trpc::merge_last_event_id(input, decoded.last_event_id).map(|(_, id)| id)
+    };
+    let encoded = percent_encoded(text);
+    let input = percent_encoded(&json!({ "lastEventId": text }).to_string());
+    vec![
+        run(
+            get(vec![("Last-Event-ID".into(), text.into())]),
+            String::new(),
+        ),
+        run(get(Vec::new()), format!("lastEventId={encoded}")),
+        run(get(Vec::new()), format!("Last-Event-Id={encoded}")),
+        run(get(Vec::new()), format!("input={input}")),
+    ]
 }
 
 /// Reads bytes one at a time, then zeros.
@@ -1302,8 +1530,14 @@ fn fuzz_app() -> App<Ctx> {
 /// - an event stream opens with the protocol's first bytes, holds only the protocol's events,
 ///   each readable by the client code, and ends with exactly one end frame (`done`/`error`,
 ///   `return`/`serialized-error`), nothing after it;
-/// - a resume id the client sent reaches the handler unchanged and comes back in the `id:` of
-///   the event it tagged;
+/// - resume ids follow one rule in both protocols (`Resume`): an empty one is no id; one with
+///   CR, LF or NUL is a 400 `BAD_REQUEST` naming it, never dropped (oRPC: a `Last-Event-ID`
+///   header on a request taken without it; tRPC: the request's id on any GET or POST, the
+///   input's `lastEventId`, also any non-string, on a subscription); a valid, non-empty one
+///   reaches `resume` unchanged and comes back in the `id:` of its first event, and without
+///   one that first event has no id;
+/// - tRPC: a subscription alone answers a stream unless its resume id is refused; a
+///   subscription inside a batch is refused with 400 `BAD_REQUEST` ("cannot be batched");
 /// - `echo` answers exactly the input the request carried (in each call of a batch).
 pub fn rpc_handle(data: &[u8]) {
     let request = parse_http(data);
@@ -1336,7 +1570,13 @@ pub fn rpc_handle(data: &[u8]) {
         &options,
         None,
     ));
-    check_trpc_response(response, &request, route, may_fail);
+    check_trpc_response(&app, response, &request, route, may_fail);
+}
+
+fn is_subscription(app: &App<Ctx>, path: &str) -> bool {
+    app.router()
+        .get(path)
+        .is_some_and(|procedure| procedure.kind() == ProcedureKind::Subscription)
 }
 
 fn check_status(status: u16, may_fail: bool) {
@@ -1362,6 +1602,18 @@ fn stream_text(response: HttpResponse) -> (Vec<String>, Vec<SseEvent>) {
 
 fn check_orpc_response(response: HttpResponse, request: &HttpInput, route: &str, may_fail: bool) {
     check_status(response.status, may_fail);
+    let sent = Resume::of(request.head.header("last-event-id"));
+    // A request that is taken without its invalid id must be refused for it.
+    let refused_id = sent == Resume::Invalid
+        && orpc::decode_request(
+            &without_header(&request.head, "last-event-id"),
+            route,
+            &request.body,
+        )
+        .is_ok();
+    if refused_id {
+        assert_eq!(response.status, 400, "an invalid Last-Event-ID was dropped");
+    }
     match &response.body {
         Body::Full(body) => {
             assert_eq!(response.header("content-type"), Some("application/json"));
@@ -1377,6 +1629,11 @@ fn check_orpc_response(response: HttpResponse, request: &HttpInput, route: &str,
                 assert_eq!(value["json"]["status"], json!(response.status), "{value}");
                 assert!(value["json"]["code"].is_string());
                 assert!(value["json"]["message"].is_string());
+                if refused_id {
+                    assert_eq!(value["json"]["code"], json!("BAD_REQUEST"), "{value}");
+                    let reason = value["json"]["data"]["reason"].as_str().unwrap_or_default();
+                    assert!(reason.contains("last-event-id"), "{value}");
+                }
             }
         }
         Body::Events(_) => {
@@ -1402,13 +1659,17 @@ fn check_orpc_response(response: HttpResponse, request: &HttpInput, route: &str,
                 ClientFrame::Message(_) => panic!("the stream ended without an end frame"),
             }
             let ended_well = matches!(last, ClientFrame::Done(_));
+            assert_ne!(
+                sent,
+                Resume::Invalid,
+                "a stream despite an invalid Last-Event-ID"
+            );
             if ended_well && route.trim_start_matches('/') == "resume" {
-                let sent = request.head.header("last-event-id");
                 let first_id = messages.first().and_then(|f| match f {
                     ClientFrame::Message(m) => m.id().map(EventId::as_str),
                     _ => None,
                 });
-                assert_eq!(first_id, sent, "the resume id comes back");
+                assert_eq!(first_id, sent.id(), "the resume id comes back");
             }
         }
     }
@@ -1426,17 +1687,57 @@ fn check_echo(answer: Option<&Value>, input: Option<&Value>) {
     }
 }
 
-fn check_trpc_response(response: HttpResponse, request: &HttpInput, route: &str, may_fail: bool) {
+fn check_trpc_response(
+    app: &App<Ctx>,
+    response: HttpResponse,
+    request: &HttpInput,
+    route: &str,
+    may_fail: bool,
+) {
     check_status(response.status, may_fail);
     let decoded = trpc::decode_request(&request.head, route, &request.query, &request.body);
+    let sent = trpc_request_resume(request);
+    let get_or_post = ["GET", "POST"]
+        .iter()
+        .any(|m| request.head.method.eq_ignore_ascii_case(m));
+    if get_or_post && sent == Resume::Invalid {
+        assert_eq!(
+            response.status, 400,
+            "an invalid tRPC resume id was dropped"
+        );
+        assert!(decoded.is_err(), "an invalid tRPC resume id was taken");
+    }
+    // The resume id a lone subscription runs with; `None` when the request is not one.
+    let subscription_resume = decoded.as_ref().ok().and_then(|decoded| {
+        let call = &decoded.calls[0];
+        (!decoded.batch && is_subscription(app, &call.path))
+            .then(|| trpc_call_resume(&sent, call.input.as_ref()))
+    });
     match &response.body {
         Body::Full(body) => {
             assert_eq!(response.header("content-type"), Some("application/json"));
             let value = parse_json(body, "a tRPC answer");
             let Ok(decoded) = decoded else {
                 assert_eq!(value["error"]["data"]["httpStatus"], json!(response.status));
+                if get_or_post && sent == Resume::Invalid {
+                    check_resume_refusal_shape(&value["error"]);
+                }
                 return;
             };
+            assert_eq!(
+                decoded.last_event_id.as_ref().map(EventId::as_str),
+                sent.id(),
+                "the request's resume id"
+            );
+            if let Some(resume) = &subscription_resume {
+                assert_eq!(
+                    resume,
+                    &Resume::Invalid,
+                    "a subscription answered without a stream: {value}"
+                );
+                assert_eq!(response.status, 400);
+                check_resume_refusal_shape(&value["error"]);
+            }
             let answers = if decoded.batch {
                 let items = value.as_array().expect("a batch answers an array");
                 assert_eq!(items.len(), decoded.calls.len());
@@ -1446,6 +1747,13 @@ fn check_trpc_response(response: HttpResponse, request: &HttpInput, route: &str,
             };
             let mut statuses = Vec::new();
             for (answer, call) in answers.iter().zip(&decoded.calls) {
+                if decoded.batch && is_subscription(app, &call.path) {
+                    let error = &answer["error"];
+                    assert_eq!(error["data"]["httpStatus"], json!(400), "{answer}");
+                    assert_eq!(error["data"]["code"], json!("BAD_REQUEST"), "{answer}");
+                    let message = error["message"].as_str().unwrap_or_default();
+                    assert!(message.contains("cannot be batched"), "{answer}");
+                }
                 match (answer.get("result"), answer.get("error")) {
                     (Some(result), None) => {
                         if call.path == "echo" {
@@ -1476,6 +1784,12 @@ fn check_trpc_response(response: HttpResponse, request: &HttpInput, route: &str,
             assert_eq!(response.header("content-type"), Some("text/event-stream"));
             let decoded = decoded.expect("a stream answers a request that decoded");
             assert!(!decoded.batch, "subscriptions are never batched");
+            let resume = subscription_resume.expect("only a subscription streams");
+            assert_ne!(
+                resume,
+                Resume::Invalid,
+                "a stream despite an invalid resume id"
+            );
             let (_, events) = stream_text(response);
             let (first, rest) = events.split_first().expect("`connected` first");
             assert_eq!(first.event, "connected");
@@ -1499,18 +1813,20 @@ fn check_trpc_response(response: HttpResponse, request: &HttpInput, route: &str,
                 }
             }
             if decoded.calls[0].path == "resume" && last.event == "return" {
-                let (_, sent) = trpc::merge_last_event_id(
-                    decoded.calls[0].input.clone(),
-                    decoded.last_event_id.clone(),
-                );
-                let sent = sent.filter(|id| EventId::new(id.as_str()).is_ok());
-                let first_id = middle
-                    .first()
-                    .filter(|e| e.event == "message")
-                    .and_then(|e| e.id.clone())
-                    .filter(|id| !id.is_empty());
-                assert_eq!(first_id, sent, "the resume id comes back");
+                // No id at all on the first event when none was sent (an empty `id:` would
+                // be an id the client then sends back).
+                let first = middle.first().expect("`resume` sends an event");
+                assert_eq!(first.event, "message");
+                assert_eq!(first.id.as_deref(), resume.id(), "the resume id comes back");
             }
         }
     }
+}
+
+/// tRPC's `{message, data: {code, httpStatus}}` for a refused resume id.
+fn check_resume_refusal_shape(shape: &Value) {
+    assert_eq!(shape["data"]["httpStatus"], json!(400), "{shape}");
+    assert_eq!(shape["data"]["code"], json!("BAD_REQUEST"), "{shape}");
+    let message = shape["message"].as_str().unwrap_or_default();
+    assert!(message.contains("lastEventId"), "{shape}");
 }
