@@ -114,21 +114,22 @@ fn poll_on_a_thread(mut body: SseBody, polls: usize) -> (Vec<Option<usize>>, usi
 #[test]
 fn a_handler_looping_on_an_always_ready_subscription_yields_and_asks_to_run_again() {
     let (answers, wakes) = poll_on_a_thread(stream("/spin"), 4);
-    // The opening bytes, then nothing to send: each poll yields.
+    // The opening bytes (after the handler's first turn), then nothing to send: each poll
+    // yields.
     assert!(answers[0].is_some(), "{answers:?}");
     assert_eq!(answers[1..], [None, None, None], "{answers:?}");
-    // It yielded because its budget ran out, not because it waits for anything: it woke its
-    // task to run again.
-    assert_eq!(wakes, 3);
+    // Every turn ended because the budget ran out, not because the handler waits for anything:
+    // each woke its task to run again.
+    assert_eq!(wakes, 4);
 }
 
 #[test]
 fn an_always_ready_stream_yields_after_a_full_chunk() {
-    let (answers, wakes) = poll_on_a_thread(stream("/flood"), 7);
-    assert!(answers[0].is_some(), "the opening bytes");
-    // Full chunks, each followed by one yield that wakes the task at once.
+    let (answers, wakes) = poll_on_a_thread(stream("/flood"), 8);
+    // Full chunks (the first with the opening bytes), each followed by one yield that wakes the
+    // task at once.
     let mut chunks = 0;
-    for pair in answers[1..].chunks(2) {
+    for pair in answers.chunks(2) {
         let full = pair[0].expect("a chunk");
         assert!(full >= 60 * 1024, "a full chunk, not {full} bytes");
         assert_eq!(pair[1], None, "a yield after a full chunk: {answers:?}");
@@ -165,12 +166,52 @@ impl Timer for YieldingRuntime {
 fn an_always_ready_stream_yields_the_runtime_s_way_when_it_has_one() {
     let runtime = YieldingRuntime::default();
     let yields = Arc::clone(&runtime.0);
-    let (answers, wakes) = poll_on_a_thread(stream_on("/flood", Some(Arc::new(runtime))), 7);
-    for pair in answers[1..].chunks(2) {
+    let (answers, wakes) = poll_on_a_thread(stream_on("/flood", Some(Arc::new(runtime))), 6);
+    for pair in answers.chunks(2) {
         assert!(pair[0].expect("a chunk") >= 60 * 1024);
         assert_eq!(pair[1], None, "a yield after a full chunk: {answers:?}");
     }
     // Each yield was the runtime's future (which woke the task), not a wake of the body's own.
     assert_eq!(yields.load(Ordering::SeqCst), 3);
     assert_eq!(wakes, 3);
+}
+
+#[test]
+fn a_stream_opens_only_once_its_handler_has_subscribed() {
+    // A live-only subscriber (no resume id): a post made once the client sees the stream open
+    // must reach it, however soon after.
+    let publisher = MemoryPublisher::<u32>::builder().build();
+    let for_handler = publisher.clone();
+    let app: App<()> = Router::new()
+        .route(
+            "live",
+            subscription(move |_: Request<(), ()>| {
+                let publisher = for_handler.clone();
+                event_iterator(move |mut emit: Emitter<u32>| async move {
+                    let mut live = publisher.subscribe("posts", SubscribeOptions::new())?;
+                    while let Some(Ok(post)) = live.next().await {
+                        emit.send(Event::new(*post.data())).await?;
+                    }
+                    Ok::<(), RpcError>(())
+                })
+            }),
+        )
+        .into();
+    let head = RequestHead {
+        method: "POST".into(),
+        ..Default::default()
+    };
+    let options = orpc::OrpcOptions::default();
+    let response =
+        futures::executor::block_on(orpc::handle(&app, &head, "/live", b"", &options, None));
+    let Body::Events(mut body) = response.body else {
+        panic!("not a stream")
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(body.poll_next_unpin(&mut cx), Poll::Ready(Some(open)) if open == ": \n\n"));
+    publisher.publish("posts", 7);
+    match body.poll_next_unpin(&mut cx) {
+        Poll::Ready(Some(chunk)) => assert!(chunk.contains("data: {\"json\":7}"), "{chunk:?}"),
+        other => panic!("the post made after the opening was missed: {other:?}"),
+    }
 }
