@@ -285,7 +285,26 @@ impl<Ctx> App<Ctx> {
         last_event_id: Option<crate::EventId>,
     ) -> Result<Response, RpcError> {
         let procedure = self.router.get(path).ok_or_else(|| not_found(path))?;
-        let ctx = (self.context)(head)?;
+        let ctx = self.context(head)?;
+        procedure.call(Call::new(ctx, input).with_last_event_id(last_event_id))
+    }
+
+    /// The context for a request with this head: what [`call`](Self::call) builds. A request
+    /// that holds several calls (a tRPC batch) builds it once and calls
+    /// [`call_in`](Self::call_in) with a clone for each.
+    pub fn context(&self, head: &RequestHead) -> Result<Ctx, RpcError> {
+        (self.context)(head)
+    }
+
+    /// Calls the procedure at `path` in a context already built.
+    pub fn call_in(
+        &self,
+        ctx: Ctx,
+        path: &str,
+        input: Option<serde_json::Value>,
+        last_event_id: Option<crate::EventId>,
+    ) -> Result<Response, RpcError> {
+        let procedure = self.router.get(path).ok_or_else(|| not_found(path))?;
         procedure.call(Call::new(ctx, input).with_last_event_id(last_event_id))
     }
 }

@@ -507,3 +507,55 @@ fn an_oversized_batch_is_refused() {
     let err = decode_request(&head("GET", &[]), &route, "batch=1", b"").unwrap_err();
     assert_eq!(err.error.status(), 413);
 }
+
+#[test]
+fn a_batch_builds_its_context_once_and_every_call_shares_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let built = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&built);
+    let router: Router<usize> = Router::new().route(
+        "context",
+        query(|req: outer_core::Request<usize, ()>| async move { Ok::<_, RpcError>(req.ctx) }),
+    );
+    let app = App::new(router.clone(), move |_: &RequestHead| {
+        Ok(counter.fetch_add(1, Ordering::SeqCst) + 1)
+    });
+    let options = TrpcOptions::default();
+    let batch = |app: &App<usize>, route: &str| {
+        block_on(handle(
+            app,
+            &head("GET", &[]),
+            route,
+            "batch=1",
+            b"",
+            &options,
+            None,
+        ))
+    };
+    let r = batch(&app, "/context,context,context");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        text(r),
+        r#"[{"result":{"data":1}},{"result":{"data":1}},{"result":{"data":1}}]"#
+    );
+    assert_eq!(built.load(Ordering::SeqCst), 1, "one context for the batch");
+    // An unknown path is a 404 without a context.
+    let r = batch(&app, "/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(built.load(Ordering::SeqCst), 1);
+    // A context that fails answers each call that reached a procedure with its error.
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&tries);
+    let refusing = App::new(router, move |_: &RequestHead| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Err(RpcError::from_code(ErrorCode::UNAUTHORIZED))
+    });
+    let r = batch(&refusing, "/context,context,context");
+    assert_eq!(r.status, 401);
+    let body: serde_json::Value = serde_json::from_str(&text(r)).unwrap();
+    for answer in body.as_array().unwrap() {
+        assert_eq!(answer["error"]["data"]["code"], "UNAUTHORIZED");
+    }
+    assert_eq!(tries.load(Ordering::SeqCst), 1);
+}

@@ -70,7 +70,7 @@ impl<Ctx> std::fmt::Debug for Session<Ctx> {
     }
 }
 
-impl<Ctx: 'static> Session<Ctx> {
+impl<Ctx: Clone + 'static> Session<Ctx> {
     /// A session that will subscribe, speaking `protocol`, to the procedure at the dotted
     /// `path` (`post.live`) with `input`. Nothing happens until [`Session::connect`].
     pub fn new(app: App<Ctx>, protocol: Protocol, path: &str, input: Option<Value>) -> Self {

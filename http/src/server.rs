@@ -35,7 +35,7 @@ pub fn serve_connection<Ctx, I>(
     service: OuterService<Ctx>,
 ) -> impl Future<Output = ()> + Send
 where
-    Ctx: 'static,
+    Ctx: Clone + Send + 'static,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let stop = service.shutdown().wait();
@@ -102,7 +102,7 @@ pub fn accept_loop<Ctx, S, I, E>(
     executor: E,
 ) -> (AcceptLoop, ServerControl)
 where
-    Ctx: 'static,
+    Ctx: Clone + Send + 'static,
     S: Stream<Item = io::Result<I>> + Unpin + Send + 'static,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     E: hyper::rt::Executor<ConnectionFuture> + Send + 'static,

@@ -96,7 +96,7 @@ impl<Ctx> fmt::Debug for OuterService<Ctx> {
     }
 }
 
-impl<Ctx: 'static> OuterService<Ctx> {
+impl<Ctx: Clone + Send + 'static> OuterService<Ctx> {
     /// Serves `app` (or a [`Router`](outer_core::Router) whose context is `Default`) with
     /// `config`, running keep-alives, stream deadlines and header timeouts on `timer`.
     pub fn new(app: impl Into<App<Ctx>>, mut config: ServerConfig, timer: Arc<dyn Timer>) -> Self {
@@ -177,7 +177,7 @@ fn abort_streams<Ctx>(shared: &Shared<Ctx>) {
     fired.trigger();
 }
 
-async fn respond<Ctx: 'static, B>(
+async fn respond<Ctx: Clone + Send + 'static, B>(
     shared: Arc<Shared<Ctx>>,
     request: Request<B>,
 ) -> Response<OuterBody>
@@ -203,7 +203,7 @@ where
     response
 }
 
-async fn dispatch<Ctx: 'static, B>(
+async fn dispatch<Ctx: Clone + Send + 'static, B>(
     shared: &Shared<Ctx>,
     parts: http::request::Parts,
     body: B,
@@ -483,7 +483,7 @@ impl Future for ResponseFuture {
     }
 }
 
-impl<Ctx: 'static, B> hyper::service::Service<Request<B>> for OuterService<Ctx>
+impl<Ctx: Clone + Send + 'static, B> hyper::service::Service<Request<B>> for OuterService<Ctx>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -498,7 +498,7 @@ where
     }
 }
 
-impl<Ctx: 'static, B> tower_service::Service<Request<B>> for OuterService<Ctx>
+impl<Ctx: Clone + Send + 'static, B> tower_service::Service<Request<B>> for OuterService<Ctx>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,

@@ -80,7 +80,10 @@ impl Timer for SmolTimer {
 }
 
 /// An [`OuterService`] for `app` on async-io's timer, to [`serve`].
-pub fn service<Ctx: 'static>(app: impl Into<App<Ctx>>, config: ServerConfig) -> OuterService<Ctx> {
+pub fn service<Ctx: Clone + Send + 'static>(
+    app: impl Into<App<Ctx>>,
+    config: ServerConfig,
+) -> OuterService<Ctx> {
     OuterService::new(app, config, Arc::new(SmolTimer))
 }
 
@@ -88,7 +91,7 @@ pub fn service<Ctx: 'static>(app: impl Into<App<Ctx>>, config: ServerConfig) -> 
 /// smol's global executor, and returns at once.
 ///
 /// Fails when the listener has no local address.
-pub fn serve<Ctx: 'static>(
+pub fn serve<Ctx: Clone + Send + 'static>(
     listener: TcpListener,
     service: OuterService<Ctx>,
 ) -> io::Result<Server> {
@@ -97,7 +100,7 @@ pub fn serve<Ctx: 'static>(
 
 /// Serves `service` on `listener`, spawning on `executor`: it serves only while that executor
 /// runs.
-pub fn serve_on<Ctx: 'static>(
+pub fn serve_on<Ctx: Clone + Send + 'static>(
     executor: Arc<smol::Executor<'static>>,
     listener: TcpListener,
     service: OuterService<Ctx>,
@@ -105,7 +108,7 @@ pub fn serve_on<Ctx: 'static>(
     start(listener, service, Spawner(Some(executor)))
 }
 
-fn start<Ctx: 'static>(
+fn start<Ctx: Clone + Send + 'static>(
     listener: TcpListener,
     service: OuterService<Ctx>,
     spawner: Spawner,

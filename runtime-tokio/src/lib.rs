@@ -91,7 +91,10 @@ impl Timer for TokioTimer {
 }
 
 /// An [`OuterService`] for `app` on tokio's timer: to [`serve`], or to mount in axum.
-pub fn service<Ctx: 'static>(app: impl Into<App<Ctx>>, config: ServerConfig) -> OuterService<Ctx> {
+pub fn service<Ctx: Clone + Send + 'static>(
+    app: impl Into<App<Ctx>>,
+    config: ServerConfig,
+) -> OuterService<Ctx> {
     OuterService::new(app, config, Arc::new(TokioTimer))
 }
 
@@ -99,7 +102,7 @@ pub fn service<Ctx: 'static>(app: impl Into<App<Ctx>>, config: ServerConfig) -> 
 /// current tokio runtime, and returns at once.
 ///
 /// Fails when called outside a tokio runtime, or when the listener has no local address.
-pub fn serve<Ctx: 'static>(
+pub fn serve<Ctx: Clone + Send + 'static>(
     listener: TcpListener,
     service: OuterService<Ctx>,
 ) -> io::Result<Server> {

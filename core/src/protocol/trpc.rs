@@ -355,8 +355,10 @@ enum Outcome {
 }
 
 /// Answers one tRPC request: decodes it, runs the calls, and encodes the answers. Unary calls
-/// are awaited; a subscription comes back at once as an [`SseBody`].
-pub async fn handle<Ctx>(
+/// are awaited; a subscription comes back at once as an [`SseBody`]. The context is built once
+/// per request, as tRPC's is: the calls of a batch share it (each gets a clone), and a
+/// context that fails answers every call of the batch that reached a procedure with its error.
+pub async fn handle<Ctx: Clone>(
     app: &App<Ctx>,
     head: &RequestHead,
     route: &str,
@@ -380,13 +382,15 @@ pub async fn handle<Ctx>(
     let method = request.method;
     let mut outcomes = Vec::with_capacity(request.calls.len());
     let mut allow = None;
+    // Built at the first call that reaches a procedure, then shared.
+    let mut context: Option<Result<Ctx, RpcError>> = None;
     for call in request.calls {
         let outcome = match check_kind(app, &call.path, method) {
             Err((error, allowed)) => {
                 allow = allowed;
                 Outcome::Error(error)
             }
-            Ok(()) => match app.call(head, &call.path, call.input, None) {
+            Ok(()) => match call_once(app, head, &mut context, &call.path, call.input) {
                 Err(error) => Outcome::Error(error),
                 Ok(Response::Unary(answer)) => match answer.await {
                     Ok(json) => Outcome::Data(json),
@@ -433,6 +437,22 @@ pub async fn handle<Ctx>(
             .insert(0, ("allow", Cow::Borrowed(allowed)));
     }
     response
+}
+
+/// Calls the procedure at `path` in the request's context, built at the first call that reaches
+/// a procedure and shared by the rest. An unknown path is a 404 with no context built.
+fn call_once<Ctx: Clone>(
+    app: &App<Ctx>,
+    head: &RequestHead,
+    context: &mut Option<Result<Ctx, RpcError>>,
+    path: &str,
+    input: Option<Value>,
+) -> Result<Response, RpcError> {
+    if app.router().get(path).is_none() {
+        return app.call(head, path, input, None);
+    }
+    let ctx = context.get_or_insert_with(|| app.context(head)).clone()?;
+    app.call_in(ctx, path, input, None)
 }
 
 /// 200 when every call succeeded, the shared status when all failed alike, else 207.
