@@ -123,6 +123,21 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<Progress> {
     }
 }
 
+/// Polls a future's answer with [`poll_proceed`] around it: the unit is spent when `poll` answers
+/// `Ready`, given back when it answers `Pending`. What a leaf future of a publisher does in its
+/// `poll_next`.
+pub fn poll_spending<T>(
+    cx: &mut Context<'_>,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    let progress = core::task::ready!(poll_proceed(cx));
+    let answer = poll(cx);
+    if answer.is_ready() {
+        progress.made_progress();
+    }
+    answer
+}
+
 /// A unit taken by [`poll_proceed`]: call [`made_progress`](Self::made_progress) when the future
 /// answers `Ready`; dropped without that, the unit goes back.
 #[derive(Debug)]

@@ -299,12 +299,8 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // A handler that loops on answers that are always ready yields after a budget (see
         // `outer_core::coop`), as with the memory publisher.
-        let progress = ready!(outer_core::coop::poll_proceed(cx));
-        let answer = self.get_mut().poll_answer(cx);
-        if answer.is_ready() {
-            progress.made_progress();
-        }
-        answer
+        let this = self.get_mut();
+        outer_core::coop::poll_spending(cx, |cx| this.poll_answer(cx))
     }
 }
 

@@ -291,26 +291,17 @@ impl Stream for SseBody {
         let this = &mut *self;
         if this.streak >= YIELD_AFTER && this.frames.is_some() {
             // Let the other tasks of this thread run; come back right after them.
-            let yielding = match this.yielding.as_mut() {
-                Some(yielding) => Some(yielding),
-                None => {
-                    this.yielding = this.timer.as_ref().and_then(|timer| timer.yield_now());
-                    this.yielding.as_mut()
-                }
-            };
-            match yielding {
-                Some(yielding) => {
-                    if yielding.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.yielding = None;
-                }
-                None => {
-                    this.streak = 0;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
+            let timer = &this.timer;
+            let yielding = this.yielding.get_or_insert_with(|| {
+                timer
+                    .as_ref()
+                    .and_then(|timer| timer.yield_now())
+                    .unwrap_or_else(|| Box::pin(WakeOnce(false)))
+            });
+            if yielding.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
+            this.yielding = None;
             this.streak = 0;
         }
         // The handler runs inside this poll: give its publisher subscriptions a budget.
@@ -320,6 +311,24 @@ impl Stream for SseBody {
             Poll::Ready(None) | Poll::Pending => this.streak = 0,
         }
         answer
+    }
+}
+
+/// The yield of a runtime without one of its own ([`Timer::yield_now`] is `None`): the first
+/// poll wakes the task and answers `Pending`, which puts it behind the others on a first-in,
+/// first-out executor; the next completes.
+struct WakeOnce(bool);
+
+impl Future for WakeOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if core::mem::replace(&mut self.0, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
 }
 

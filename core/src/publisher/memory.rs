@@ -557,12 +557,8 @@ impl<T> Stream for Subscription<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // A handler that subscribes again on every gap would otherwise loop without end inside
         // one poll: the budget makes it yield (see `crate::coop`).
-        let progress = core::task::ready!(crate::coop::poll_proceed(cx));
-        let answer = self.get_mut().poll_answer(cx);
-        if answer.is_ready() {
-            progress.made_progress();
-        }
-        answer
+        let this = self.get_mut();
+        crate::coop::poll_spending(cx, |cx| this.poll_answer(cx))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
