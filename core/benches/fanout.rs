@@ -113,7 +113,7 @@ fn outer(rt: &Runtime, subscribers: usize, events: usize, batch: usize) -> Durat
     let tasks: Vec<_> = (0..subscribers)
         .map(|_| {
             let mut sub = publisher
-                .subscribe("t", options.clone())
+                .subscribe_now("t", options.clone())
                 .unwrap_or_else(|err| panic!("{err}"));
             async move {
                 let mut received = 0;
@@ -128,7 +128,7 @@ fn outer(rt: &Runtime, subscribers: usize, events: usize, batch: usize) -> Durat
         })
         .collect();
     fan_out(rt, tasks, events, batch, move |seq| {
-        publisher.publish("t", payload(seq));
+        publisher.publish_now("t", payload(seq));
     })
 }
 

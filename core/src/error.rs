@@ -229,6 +229,38 @@ impl fmt::Display for RpcError {
 
 impl core::error::Error for RpcError {}
 
+/// An error that becomes an [`RpcError`]: implement it (rather than `From<E> for RpcError`)
+/// and `?` converts the error in generic code too. `From` then comes with it, so
+/// `RpcError::from(e)` and `e.into()` work as well.
+///
+/// The publishers' errors implement it, which is what lets a handler written over any
+/// [`Publisher`](crate::publisher::Publisher) use `?` on its calls: a bound `P::Error:
+/// IntoRpcError` carries the conversion, where `Into<RpcError>` would not reach `?`.
+///
+/// ```
+/// use outer_core::{ErrorCode, IntoRpcError, RpcError};
+/// struct Missing(&'static str);
+/// impl IntoRpcError for Missing {
+///     fn into_rpc_error(self) -> RpcError {
+///         RpcError::new(ErrorCode::NOT_FOUND, format!("no {}", self.0))
+///     }
+/// }
+/// fn find() -> Result<(), RpcError> {
+///     Err(Missing("room"))?
+/// }
+/// assert_eq!(find().unwrap_err().status(), 404);
+/// ```
+pub trait IntoRpcError {
+    /// The error as an [`RpcError`].
+    fn into_rpc_error(self) -> RpcError;
+}
+
+impl<E: IntoRpcError> From<E> for RpcError {
+    fn from(err: E) -> Self {
+        err.into_rpc_error()
+    }
+}
+
 impl From<crate::event::MetaError> for RpcError {
     fn from(err: crate::event::MetaError) -> Self {
         RpcError::internal(err.to_string())

@@ -18,7 +18,7 @@ use crate::error::{ErrorCode, RpcError};
 use crate::event::Event;
 use crate::sync::Mutex;
 
-type BoxedHandler<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+type BoxedHandler<R> = Pin<Box<dyn Future<Output = Result<R, RpcError>> + Send>>;
 
 /// A stream of events that ends with a return value, an error, or by being dropped.
 ///
@@ -33,7 +33,7 @@ type BoxedHandler<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 ///     for n in 1..=3u32 {
 ///         emit.send(tracked(n, n * 10)?).await?;
 ///     }
-///     Ok::<_, RpcError>("done")
+///     Ok("done")
 /// });
 ///
 /// futures::executor::block_on(async {
@@ -46,12 +46,12 @@ type BoxedHandler<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 ///     assert_eq!(counter.take_return(), Some("done"));
 /// });
 /// ```
-pub struct EventIterator<T, R = (), E = RpcError> {
-    handler: Option<BoxedHandler<R, E>>,
+pub struct EventIterator<T, R = ()> {
+    handler: Option<BoxedHandler<R>>,
     slot: Arc<Slot<T>>,
     returned: Option<R>,
     /// A handler error held back while an event sent just before it goes out.
-    failed: Option<E>,
+    failed: Option<RpcError>,
     finished: bool,
 }
 
@@ -60,11 +60,11 @@ pub struct EventIterator<T, R = (), E = RpcError> {
 ///
 /// The handler runs only while the iterator is polled, and no further than its next `send`:
 /// like a generator's `yield`, `send` waits until the consumer has taken the event.
-pub fn event_iterator<T, R, E, F, Fut>(handler: F) -> EventIterator<T, R, E>
+pub fn event_iterator<T, R, F, Fut>(handler: F) -> EventIterator<T, R>
 where
     T: Send + 'static,
     F: FnOnce(Emitter<T>) -> Fut,
-    Fut: Future<Output = Result<R, E>> + Send + 'static,
+    Fut: Future<Output = Result<R, RpcError>> + Send + 'static,
 {
     let slot = Arc::new(Slot::new());
     let emitter = Emitter {
@@ -79,7 +79,7 @@ where
     }
 }
 
-impl<T, R, E> EventIterator<T, R, E> {
+impl<T, R> EventIterator<T, R> {
     /// The handler's return value, once the stream has ended without error. `None` before that,
     /// after an error, or when taken already.
     pub fn take_return(&mut self) -> Option<R> {
@@ -92,18 +92,17 @@ impl<T, R, E> EventIterator<T, R, E> {
     }
 }
 
-impl<T, R, E> EventIterator<T, R, E>
+impl<T, R> EventIterator<T, R>
 where
     T: Send + 'static,
     R: Send + 'static,
-    E: Send + 'static,
 {
     /// An iterator that yields the events of `events` in order, then returns `returned`.
     ///
     /// ```
     /// use futures::StreamExt;
     /// use outer_core::{EventIterator, Event, RpcError};
-    /// let mut it: EventIterator<i32, &str, RpcError> =
+    /// let mut it: EventIterator<i32, &str> =
     ///     EventIterator::from_events([Event::new(1), Event::new(2)], "end");
     /// futures::executor::block_on(async {
     ///     assert_eq!(it.next().await.unwrap().unwrap().into_data(), 1);
@@ -129,17 +128,18 @@ where
     }
 
     /// An iterator that fails at once with `error`, without yielding.
-    pub fn from_error(error: E) -> Self {
+    pub fn from_error(error: impl Into<RpcError>) -> Self {
+        let error = error.into();
         event_iterator(move |_emit: Emitter<T>| async move { Err(error) })
     }
 }
 
 // Nothing in the iterator is pinned structurally: the handler is boxed and the return value and
 // error are only ever moved out, so the iterator may move freely.
-impl<T, R, E> Unpin for EventIterator<T, R, E> {}
+impl<T, R> Unpin for EventIterator<T, R> {}
 
-impl<T, R, E> Stream for EventIterator<T, R, E> {
-    type Item = Result<Event<T>, E>;
+impl<T, R> Stream for EventIterator<T, R> {
+    type Item = Result<Event<T>, RpcError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -179,13 +179,13 @@ impl<T, R, E> Stream for EventIterator<T, R, E> {
     }
 }
 
-impl<T, R, E> FusedStream for EventIterator<T, R, E> {
+impl<T, R> FusedStream for EventIterator<T, R> {
     fn is_terminated(&self) -> bool {
         self.finished
     }
 }
 
-impl<T, R, E> Drop for EventIterator<T, R, E> {
+impl<T, R> Drop for EventIterator<T, R> {
     fn drop(&mut self) {
         // Drop the handler first: its Drop guards are the cancellation cleanup. Then tell an
         // emitter that lives on elsewhere that nobody listens any more.
@@ -194,7 +194,7 @@ impl<T, R, E> Drop for EventIterator<T, R, E> {
     }
 }
 
-impl<T, R: fmt::Debug, E> fmt::Debug for EventIterator<T, R, E> {
+impl<T, R: fmt::Debug> fmt::Debug for EventIterator<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventIterator")
             .field("running", &self.handler.is_some())

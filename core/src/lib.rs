@@ -19,6 +19,7 @@ pub mod client;
 pub mod coop;
 pub mod error;
 pub mod event;
+mod head;
 pub mod iterator;
 pub mod procedure;
 pub mod protocol;
@@ -28,8 +29,11 @@ pub mod rt;
 pub mod sse;
 mod sync;
 
-pub use error::{ErrorCode, RpcError};
+pub use error::{ErrorCode, IntoRpcError, RpcError};
 pub use event::{tracked, Event, EventId, EventMeta, IntoEventId, MetaError};
+pub use head::{Extensions, RequestHead};
 pub use iterator::{event_iterator, Closed, Emitter, EventIterator, SendEvent};
-pub use procedure::{mutation, query, subscription, Procedure, ProcedureKind, Request};
-pub use router::{App, RequestHead, Router};
+pub use procedure::{
+    events, procedure, IntoEventStream, Procedure, ProcedureBuilder, ProcedureKind, Reply, Request,
+};
+pub use router::{App, Router};

@@ -4,31 +4,34 @@
 //! Paths are protocol-neutral: oRPC turns `post.live` into `/rpc/post/live`, tRPC keeps
 //! `/trpc/post.live`. Mapping URLs to paths is the protocols' job, not this module's.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
 
 use crate::error::{ErrorCode, RpcError};
-use crate::procedure::{Call, Procedure, Response};
+use crate::head::RequestHead;
+use crate::procedure::{Call, CallFuture, Procedure};
 
 /// Procedures by dotted path.
 ///
 /// ```
-/// use outer_core::procedure::{mutation, query, Request};
-/// use outer_core::{Router, RpcError};
+/// use outer_core::{procedure, Router};
 ///
-/// let posts = Router::<()>::new()
-///     .route("create", mutation(|req: Request<(), String>| async move { Ok::<_, RpcError>(req.input) }));
+/// let os = procedure::<()>();
+/// let posts = Router::new()
+///     .route("create", os.input::<String>().mutation(|req| async move { Ok(req.input) }));
 /// let router = Router::new()
-///     .route("ping", query(|_: Request<(), ()>| async { Ok::<_, RpcError>("pong") }))
+///     .route("ping", os.query(|_| async { Ok("pong") }))
 ///     .nest("post", posts);
 /// assert_eq!(router.paths().collect::<Vec<_>>(), ["ping", "post.create"]);
 /// ```
 pub struct Router<Ctx> {
-    routes: BTreeMap<String, Procedure<Ctx>>,
+    routes: BTreeMap<Arc<str>, Procedure<Ctx>>,
 }
 
 impl<Ctx> Default for Router<Ctx> {
@@ -82,7 +85,7 @@ impl<Ctx> Router<Ctx> {
         if self.routes.contains_key(path) {
             return Err(RouteError::Taken(path.into()));
         }
-        self.routes.insert(path.into(), procedure.into());
+        self.routes.insert(Arc::from(path), procedure.into());
         Ok(self)
     }
 
@@ -129,14 +132,14 @@ impl<Ctx> Router<Ctx> {
 
     /// Every path, in order.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.routes.keys().map(String::as_str)
+        self.routes.keys().map(|path| &**path)
     }
 
     /// Looks the procedure up and calls it; an unknown path is 404 `NOT_FOUND`.
-    pub fn call(&self, path: &str, call: Call<Ctx>) -> Result<Response, RpcError> {
-        match self.routes.get(path) {
-            Some(procedure) => procedure.call(call),
-            None => Err(not_found(path)),
+    pub fn call(&self, path: &str, call: Call<Ctx>) -> CallFuture {
+        match self.routes.get_key_value(path) {
+            Some((path, procedure)) => procedure.call(call.at(Arc::clone(path))),
+            None => Box::pin(core::future::ready(Err(not_found(path)))),
         }
     }
 }
@@ -187,56 +190,48 @@ impl fmt::Display for RouteError {
 
 impl core::error::Error for RouteError {}
 
-/// The parts of an HTTP request a context is built from: method, path and headers.
-///
-/// Header names are matched without regard to case.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestHead {
-    /// `GET`, `POST`, ...
-    pub method: String,
-    /// The URL path, without the query.
-    pub path: String,
-    /// Header names and values, in the order received.
-    pub headers: Vec<(String, String)>,
+/// The future a context builder returns.
+pub type ContextFuture<Ctx> = Pin<Box<dyn Future<Output = Result<Ctx, RpcError>> + Send>>;
+
+enum ContextBuilder<Ctx> {
+    /// Every request gets the same kind of value, made without waiting (`Ctx::default()`).
+    Make(fn() -> Ctx),
+    Build(Arc<dyn Fn(RequestHead) -> ContextFuture<Ctx> + Send + Sync>),
 }
 
-impl RequestHead {
-    /// The first value of header `name`.
-    ///
-    /// ```
-    /// let head = outer_core::RequestHead {
-    ///     headers: vec![("Authorization".into(), "Bearer t".into())],
-    ///     ..Default::default()
-    /// };
-    /// assert_eq!(head.header("authorization"), Some("Bearer t"));
-    /// ```
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+impl<Ctx> Clone for ContextBuilder<Ctx> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Make(make) => Self::Make(*make),
+            Self::Build(build) => Self::Build(Arc::clone(build)),
+        }
     }
 }
 
-type ContextBuilder<Ctx> = Arc<dyn Fn(&RequestHead) -> Result<Ctx, RpcError> + Send + Sync>;
-
-/// A router and the function that builds each request's context from its head (for example,
-/// the user from an `authorization` header). Its error answers the request instead of the
-/// procedure: 401 `UNAUTHORIZED` for a missing token, say.
+/// A router and the async function that builds each request's context from its head: the
+/// user behind an `authorization` header or a session cookie (looked up in a database, say),
+/// the peer's address, what axum put in the request's extensions. Its error answers the
+/// request instead of the procedure, with its own status: 401 `UNAUTHORIZED` for a missing
+/// token, say.
+///
+/// The context is built once per HTTP request and only for a request that reaches a
+/// procedure: the calls of a tRPC batch share it (each gets a clone, so `Ctx: Clone`; put
+/// what is costly to copy behind an `Arc`).
 ///
 /// ```
-/// use outer_core::procedure::{query, Call, Request};
-/// use outer_core::{App, ErrorCode, RequestHead, Router, RpcError};
+/// use outer_core::{procedure, App, ErrorCode, RequestHead, Router, RpcError};
 ///
 /// #[derive(Clone)] struct User(String);
 /// let router = Router::new()
-///     .route("me", query(|req: Request<User, ()>| async move { Ok::<_, RpcError>(req.ctx.0) }));
-/// let app = App::new(router, |head: &RequestHead| match head.header("authorization") {
-///     Some(token) => Ok(User(token.into())),
-///     None => Err(RpcError::from_code(ErrorCode::UNAUTHORIZED)),
+///     .route("me", procedure::<User>().query(|req| async move { Ok(req.ctx.0) }));
+/// let app = App::new(router, |head: RequestHead| async move {
+///     match head.header("authorization") {
+///         Some(token) => Ok(User(token.into())),
+///         None => Err(RpcError::from_code(ErrorCode::UNAUTHORIZED)),
+///     }
 /// });
-/// let err = app.call(&RequestHead::default(), "me", None, None).unwrap_err();
-/// assert_eq!(err.status(), 401);
+/// let answer = futures::executor::block_on(app.call(RequestHead::default(), "me", None, None));
+/// assert_eq!(answer.unwrap_err().status(), 401);
 /// ```
 pub struct App<Ctx> {
     router: Router<Ctx>,
@@ -247,7 +242,7 @@ impl<Ctx> Clone for App<Ctx> {
     fn clone(&self) -> Self {
         Self {
             router: self.router.clone(),
-            context: Arc::clone(&self.context),
+            context: self.context.clone(),
         }
     }
 }
@@ -259,14 +254,15 @@ impl<Ctx> fmt::Debug for App<Ctx> {
 }
 
 impl<Ctx> App<Ctx> {
-    /// Pairs `router` with a context builder.
-    pub fn new(
-        router: Router<Ctx>,
-        context: impl Fn(&RequestHead) -> Result<Ctx, RpcError> + Send + Sync + 'static,
-    ) -> Self {
+    /// Pairs `router` with a context builder: an async function of the request's head.
+    pub fn new<F, Fut>(router: Router<Ctx>, context: F) -> Self
+    where
+        F: Fn(RequestHead) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Ctx, RpcError>> + Send + 'static,
+    {
         Self {
             router,
-            context: Arc::new(context),
+            context: ContextBuilder::Build(Arc::new(move |head| Box::pin(context(head)))),
         }
     }
 
@@ -275,25 +271,31 @@ impl<Ctx> App<Ctx> {
         &self.router
     }
 
-    /// Builds the context from `head`, then calls the procedure at `path`. Errors before the
-    /// handler runs (unknown path, context, input) come back as `Err`.
-    pub fn call(
+    /// Builds the context from `head`, then calls the procedure at `path`. Whatever refuses
+    /// the call before a stream opens (an unknown path, the context, the middleware, the
+    /// input, a subscription's setup) is the `Err`. An unknown path builds no context.
+    pub async fn call(
         &self,
-        head: &RequestHead,
+        head: RequestHead,
         path: &str,
         input: Option<serde_json::Value>,
         last_event_id: Option<crate::EventId>,
-    ) -> Result<Response, RpcError> {
-        let procedure = self.router.get(path).ok_or_else(|| not_found(path))?;
-        let ctx = self.context(head)?;
-        procedure.call(Call::new(ctx, input).with_last_event_id(last_event_id))
+    ) -> Result<crate::procedure::Reply, RpcError> {
+        if self.router.get(path).is_none() {
+            return Err(not_found(path));
+        }
+        let ctx = self.context(head).await?;
+        self.call_in(ctx, path, input, last_event_id).await
     }
 
     /// The context for a request with this head: what [`call`](Self::call) builds. A request
     /// that holds several calls (a tRPC batch) builds it once and calls
     /// [`call_in`](Self::call_in) with a clone for each.
-    pub fn context(&self, head: &RequestHead) -> Result<Ctx, RpcError> {
-        (self.context)(head)
+    pub async fn context(&self, head: RequestHead) -> Result<Ctx, RpcError> {
+        match &self.context {
+            ContextBuilder::Make(make) => Ok(make()),
+            ContextBuilder::Build(build) => build(head).await,
+        }
     }
 
     /// Calls the procedure at `path` in a context already built.
@@ -303,15 +305,20 @@ impl<Ctx> App<Ctx> {
         path: &str,
         input: Option<serde_json::Value>,
         last_event_id: Option<crate::EventId>,
-    ) -> Result<Response, RpcError> {
-        let procedure = self.router.get(path).ok_or_else(|| not_found(path))?;
-        procedure.call(Call::new(ctx, input).with_last_event_id(last_event_id))
+    ) -> CallFuture {
+        self.router.call(
+            path,
+            Call::new(ctx, input).with_last_event_id(last_event_id),
+        )
     }
 }
 
 impl<Ctx: Default + 'static> From<Router<Ctx>> for App<Ctx> {
     /// An app whose every request gets `Ctx::default()`.
     fn from(router: Router<Ctx>) -> Self {
-        App::new(router, |_| Ok(Ctx::default()))
+        Self {
+            router,
+            context: ContextBuilder::Make(Ctx::default),
+        }
     }
 }

@@ -13,10 +13,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use outer_core::protocol::orpc;
 use outer_core::protocol::{Body, SseBody};
-use outer_core::publisher::{MemoryPublisher, SeqId, SubscribeOptions};
+use outer_core::publisher::{MemoryPublisher, Publisher, SeqId, SubscribeOptions};
 use outer_core::rt::{Sleep, Timer};
-use outer_core::{event_iterator, subscription, App, Emitter, Request, RequestHead, Router};
-use outer_core::{Event, RpcError};
+use outer_core::{event_iterator, procedure, App, Emitter, Event, RequestHead, Router};
 
 /// Counts wake-ups.
 #[derive(Default)]
@@ -30,36 +29,39 @@ impl Wake for Wakes {
 
 fn app() -> App<()> {
     let publisher = MemoryPublisher::<u32>::builder().retain_last(8).build();
+    let os = procedure::<()>();
     Router::new()
         .route(
             "spin",
             // What the chat example did: on a gap, look elsewhere, find nothing, subscribe again
             // with the same id. Every poll of the subscription answers at once.
-            subscription(move |_: Request<(), ()>| {
+            os.subscription(move |_| {
                 let publisher = publisher.clone();
-                event_iterator(move |mut emit: Emitter<u32>| async move {
-                    loop {
-                        let resume = SubscribeOptions::new().resume_after(SeqId::new(5));
-                        let mut live = publisher.subscribe("posts", resume)?;
-                        if let Some(Ok(post)) = live.next().await {
-                            emit.send(Event::new(*post.data())).await?;
+                async move {
+                    Ok(event_iterator(move |mut emit: Emitter<u32>| async move {
+                        loop {
+                            let resume = SubscribeOptions::new().resume_after(SeqId::new(5));
+                            let mut live = publisher.subscribe("posts", resume).await?;
+                            if let Some(Ok(post)) = live.next().await {
+                                emit.send(Event::new(*post.data())).await?;
+                            }
                         }
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<(), RpcError>(())
-                })
+                        #[allow(unreachable_code)]
+                        Ok(())
+                    }))
+                }
             }),
         )
         .route(
             "flood",
             // Always ready: `send` is taken at once by a consumer that always reads.
-            subscription(|_: Request<(), ()>| {
-                event_iterator(|mut emit: Emitter<u64>| async move {
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit: Emitter<u64>| async move {
                     for n in 0.. {
                         emit.send(Event::new(n)).await?;
                     }
-                    Ok::<(), RpcError>(())
-                })
+                    Ok(())
+                }))
             }),
         )
         .into()
@@ -70,13 +72,9 @@ fn stream(path: &str) -> SseBody {
 }
 
 fn stream_on(path: &str, timer: Option<Arc<dyn Timer>>) -> SseBody {
-    let head = RequestHead {
-        method: "POST".into(),
-        ..Default::default()
-    };
     let response = futures::executor::block_on(orpc::handle(
         &app(),
-        &head,
+        RequestHead::new("POST", path),
         path,
         b"",
         &orpc::OrpcOptions::default(),
@@ -185,31 +183,34 @@ fn a_stream_opens_only_once_its_handler_has_subscribed() {
     let app: App<()> = Router::new()
         .route(
             "live",
-            subscription(move |_: Request<(), ()>| {
+            // Subscribes inside the stream, not in the setup: the opening must still wait for
+            // the handler's first turn.
+            procedure::<()>().subscription(move |_| {
                 let publisher = for_handler.clone();
-                event_iterator(move |mut emit: Emitter<u32>| async move {
-                    let mut live = publisher.subscribe("posts", SubscribeOptions::new())?;
-                    while let Some(Ok(post)) = live.next().await {
-                        emit.send(Event::new(*post.data())).await?;
-                    }
-                    Ok::<(), RpcError>(())
-                })
+                async move {
+                    Ok(event_iterator(move |mut emit: Emitter<u32>| async move {
+                        let mut live = publisher
+                            .subscribe("posts", SubscribeOptions::new())
+                            .await?;
+                        while let Some(Ok(post)) = live.next().await {
+                            emit.send(Event::new(*post.data())).await?;
+                        }
+                        Ok(())
+                    }))
+                }
             }),
         )
         .into();
-    let head = RequestHead {
-        method: "POST".into(),
-        ..Default::default()
-    };
     let options = orpc::OrpcOptions::default();
+    let head = RequestHead::new("POST", "/rpc/live");
     let response =
-        futures::executor::block_on(orpc::handle(&app, &head, "/live", b"", &options, None));
+        futures::executor::block_on(orpc::handle(&app, head, "/live", b"", &options, None));
     let Body::Events(mut body) = response.body else {
         panic!("not a stream")
     };
     let mut cx = Context::from_waker(Waker::noop());
     assert!(matches!(body.poll_next_unpin(&mut cx), Poll::Ready(Some(open)) if open == ": \n\n"));
-    publisher.publish("posts", 7);
+    publisher.publish_now("posts", 7);
     match body.poll_next_unpin(&mut cx) {
         Poll::Ready(Some(chunk)) => assert!(chunk.contains("data: {\"json\":7}"), "{chunk:?}"),
         other => panic!("the post made after the opening was missed: {other:?}"),

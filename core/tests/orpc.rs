@@ -7,21 +7,17 @@ use outer_core::procedure::Frame;
 use outer_core::protocol::orpc::{decode_body, decode_request, encode_frames, handle, OrpcOptions};
 use outer_core::protocol::{Body, HttpResponse};
 use outer_core::{
-    event_iterator, query, subscription, tracked, App, ErrorCode, Event, RequestHead, Router,
-    RpcError,
+    event_iterator, procedure, tracked, App, ErrorCode, Event, RequestHead, Router, RpcError,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 fn post(headers: &[(&str, &str)]) -> RequestHead {
-    RequestHead {
-        method: "POST".into(),
-        path: String::new(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-    }
+    headers
+        .iter()
+        .fold(RequestHead::new("POST", ""), |head, (n, v)| {
+            head.with_header(*n, *v)
+        })
 }
 
 fn raw(v: serde_json::Value) -> Box<serde_json::value::RawValue> {
@@ -85,10 +81,7 @@ fn bad_requests_get_the_right_status_and_code() {
     assert_eq!(err.message(), outer_core::protocol::orpc::MALFORMED);
     let err = decode_request(&post(&[]), "/ping", b"[1]").unwrap_err();
     assert_eq!(err.status(), 400);
-    let get = RequestHead {
-        method: "GET".into(),
-        ..Default::default()
-    };
+    let get = RequestHead::new("GET", "");
     let err = decode_request(&get, "/ping", b"").unwrap_err();
     assert_eq!((err.code(), err.status()), ("METHOD_NOT_SUPPORTED", 405));
     assert_eq!(err.message(), "Method Not Supported");
@@ -135,20 +128,33 @@ struct Ping {
 }
 
 fn app() -> App<()> {
+    let os = procedure::<()>();
     Router::new()
         .route(
             "ping",
-            query(|req: outer_core::Request<(), Ping>| async move {
-                Ok::<_, RpcError>(json!({ "n": req.input.n }))
-            }),
+            os.input::<Ping>()
+                .query(|req| async move { Ok(json!({ "n": req.input.n })) }),
         )
         .route(
             "failing",
-            subscription(|_: outer_core::Request<(), ()>| {
-                event_iterator(|mut emit| async move {
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit| async move {
                     emit.send_value(json!({"n": 1})).await?;
                     Err::<(), _>(RpcError::new(ErrorCode::BAD_REQUEST, "nope"))
-                })
+                }))
+            }),
+        )
+        .route(
+            "room",
+            // The setup refuses before any stream opens.
+            os.input::<String>().subscription(|req| async move {
+                if req.input != "lobby" {
+                    return Err(RpcError::new(ErrorCode::FORBIDDEN, "not your room"));
+                }
+                Ok(event_iterator(|mut emit| async move {
+                    emit.send_value(json!("hi")).await?;
+                    Ok(())
+                }))
             }),
         )
         .into()
@@ -166,7 +172,7 @@ fn handle_answers_unary_calls_errors_and_streams() {
     let options = OrpcOptions::default();
     let ok = block_on(handle(
         &app(),
-        &post(&[]),
+        post(&[]),
         "/ping",
         br#"{"json":{"n":2}}"#,
         &options,
@@ -178,7 +184,7 @@ fn handle_answers_unary_calls_errors_and_streams() {
 
     let invalid = block_on(handle(
         &app(),
-        &post(&[]),
+        post(&[]),
         "/ping",
         br#"{"json":{"n":"x"}}"#,
         &options,
@@ -189,18 +195,47 @@ fn handle_answers_unary_calls_errors_and_streams() {
     assert_eq!(body["json"]["message"], "Input validation failed");
     assert_eq!(body["json"]["data"]["issues"][0]["path"], json!(["n"]));
 
-    let missing = block_on(handle(&app(), &post(&[]), "/nope", b"", &options, None));
+    let missing = block_on(handle(&app(), post(&[]), "/nope", b"", &options, None));
     assert_eq!(missing.status, 404);
     let body: serde_json::Value = serde_json::from_str(&body_text(missing)).unwrap();
     assert_eq!(body["json"]["code"], "NOT_FOUND");
 
-    let stream = block_on(handle(&app(), &post(&[]), "/failing", b"", &options, None));
+    let stream = block_on(handle(&app(), post(&[]), "/failing", b"", &options, None));
     assert_eq!(stream.status, 200, "stream errors travel inside the stream");
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
     assert_eq!(
         body_text(stream),
         ": \n\nevent: message\ndata: {\"json\":{\"n\":1}}\n\n\
          event: error\ndata: {\"json\":{\"defined\":false,\"code\":\"BAD_REQUEST\",\"status\":400,\"message\":\"nope\"}}\n\n"
+    );
+
+    // A setup that refuses answers with its status and oRPC's error body: no stream at all.
+    let refused = block_on(handle(
+        &app(),
+        post(&[]),
+        "/room",
+        br#"{"json":"attic"}"#,
+        &options,
+        None,
+    ));
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("content-type"), Some("application/json"));
+    assert_eq!(
+        body_text(refused),
+        r#"{"json":{"defined":false,"code":"FORBIDDEN","status":403,"message":"not your room"}}"#
+    );
+    let admitted = block_on(handle(
+        &app(),
+        post(&[]),
+        "/room",
+        br#"{"json":"lobby"}"#,
+        &options,
+        None,
+    ));
+    assert_eq!(admitted.status, 200);
+    assert_eq!(
+        body_text(admitted),
+        ": \n\nevent: message\ndata: {\"json\":\"hi\"}\n\nevent: done\ndata: {}\n\n"
     );
 }
 
@@ -257,14 +292,11 @@ fn unit_answers_and_returns_are_written_as_undefined() {
     let text = encode_frames([Frame::Done(raw(json!(null)))]);
     assert_eq!(text, ": \n\nevent: done\ndata: {}\n\n");
     let app: App<()> = Router::new()
-        .route(
-            "nothing",
-            query(|_: outer_core::Request<(), ()>| async { Ok::<_, RpcError>(()) }),
-        )
+        .route("nothing", procedure::<()>().query(|_| async { Ok(()) }))
         .into();
     let answer = block_on(handle(
         &app,
-        &post(&[]),
+        post(&[]),
         "/nothing",
         b"{}",
         &OrpcOptions::default(),

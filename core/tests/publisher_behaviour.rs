@@ -56,84 +56,102 @@ const NO_LEAK: isize = 1024;
 #[test]
 fn ids_start_at_one_and_grow_by_one_per_topic() {
     let publisher = MemoryPublisher::new();
-    let a: Vec<u64> = (0..3).map(|n| publisher.publish("a", n).get()).collect();
-    let b: Vec<u64> = (0..2).map(|n| publisher.publish("b", n).get()).collect();
+    let a: Vec<u64> = (0..3)
+        .map(|n| publisher.publish_now("a", n).get())
+        .collect();
+    let b: Vec<u64> = (0..2)
+        .map(|n| publisher.publish_now("b", n).get())
+        .collect();
     assert_eq!(a, [1, 2, 3]);
     assert_eq!(b, [1, 2]);
-    assert_eq!(publisher.publish("a", 9).to_string(), "0000000000000004");
+    assert_eq!(publisher.publish_now("a", 9).to_string(), "4");
+}
+
+#[test]
+fn an_id_is_written_in_decimal_and_travels_in_json_as_a_number() {
+    let publisher = MemoryPublisher::builder().ids_after(41).build();
+    let id = publisher.publish_now("t", ());
+    assert_eq!(id.to_string(), "42");
+    assert_eq!(EventId::from(id).as_str(), "42");
+    assert_eq!(SeqId::parse("42"), Ok(id));
+    assert_eq!(serde_json::to_string(&id).unwrap(), "42");
+    assert_eq!(serde_json::from_str::<SeqId>("42").unwrap(), id);
 }
 
 #[test]
 fn ids_after_seeds_the_numbering() {
     let publisher = MemoryPublisher::builder().ids_after(1_000).build();
-    assert_eq!(publisher.publish("t", ()).get(), 1_001);
+    assert_eq!(publisher.publish_now("t", ()).get(), 1_001);
 }
 
 #[test]
 fn an_out_of_range_seed_is_capped_and_ids_still_grow() {
     let publisher = MemoryPublisher::builder().ids_after(u64::MAX).build();
-    let first = publisher.publish("t", ());
-    let second = publisher.publish("t", ());
+    let first = publisher.publish_now("t", ());
+    let second = publisher.publish_now("t", ());
     assert_eq!(first.get(), 1 << 63);
     assert_eq!(second.get(), first.get() + 1);
-    assert!(first.to_string() < second.to_string());
+    assert!(first < second);
 }
 
 #[test]
 fn resume_replays_retained_events_then_goes_live() {
     let publisher = MemoryPublisher::new();
     for n in 1..=5 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
-    let mut sub = publisher.subscribe("t", after(2)).unwrap();
-    publisher.publish("t", 6);
+    let mut sub = publisher.subscribe_now("t", after(2)).unwrap();
+    publisher.publish_now("t", 6);
     assert_eq!(drain(&mut sub), oks(3..=6));
     assert!(poll(&mut sub).is_pending());
-    publisher.publish("t", 7);
+    publisher.publish_now("t", 7);
     assert_eq!(drain(&mut sub), oks([7]));
 }
 
 #[test]
 fn a_live_subscription_starts_with_the_next_publish() {
     let publisher = MemoryPublisher::new();
-    publisher.publish("t", 1);
-    let mut sub = publisher.subscribe("t", live()).unwrap();
+    publisher.publish_now("t", 1);
+    let mut sub = publisher.subscribe_now("t", live()).unwrap();
     assert!(poll(&mut sub).is_pending());
-    publisher.publish("t", 2);
+    publisher.publish_now("t", 2);
     assert_eq!(drain(&mut sub), oks([2]));
 }
 
 #[test]
 fn an_empty_last_event_id_means_no_resume_point() {
     let publisher = MemoryPublisher::new();
-    publisher.publish("t", 1);
+    publisher.publish_now("t", 1);
     let options = SubscribeOptions {
         last_event_id: Some(EventId::new("").unwrap()),
         ..live()
     };
-    let mut sub = publisher.subscribe("t", options).unwrap();
+    let mut sub = publisher.subscribe_now("t", options).unwrap();
     assert!(poll(&mut sub).is_pending());
 }
 
 #[test]
 fn resuming_from_zero_replays_everything_retained() {
     let publisher = MemoryPublisher::new();
-    publisher.publish("t", 1);
-    publisher.publish("t", 2);
-    let mut sub = publisher.subscribe("t", after(0)).unwrap();
+    publisher.publish_now("t", 1);
+    publisher.publish_now("t", 2);
+    let mut sub = publisher.subscribe_now("t", after(0)).unwrap();
     assert_eq!(drain(&mut sub), oks([1, 2]));
 }
 
 #[test]
 fn a_malformed_last_event_id_is_a_clear_bad_request() {
     let publisher = MemoryPublisher::<u8>::new();
-    let err = publisher
-        .subscribe("t", live().resume_after(EventId::new("42").unwrap()))
-        .unwrap_err();
-    assert!(matches!(err, SubscribeError::MalformedId(_)));
-    let rpc = RpcError::from(err);
-    assert_eq!((rpc.code(), rpc.status()), ("BAD_REQUEST", 400));
-    assert!(rpc.message().contains("16 lowercase hex digits"), "{rpc}");
+    // Decimal without leading zeros, as this publisher writes its ids: "042" is none of them.
+    for bad in ["042", "2a", "-1", "18446744073709551616"] {
+        let err = publisher
+            .subscribe_now("t", live().resume_after(EventId::new(bad).unwrap()))
+            .unwrap_err();
+        assert!(matches!(err, SubscribeError::MalformedId(_)));
+        let rpc = RpcError::from(err);
+        assert_eq!((rpc.code(), rpc.status()), ("BAD_REQUEST", 400));
+        assert!(rpc.message().contains("decimal number"), "{rpc}");
+    }
     assert_eq!(publisher.subscriber_count("t"), 0);
 }
 
@@ -141,9 +159,9 @@ fn a_malformed_last_event_id_is_a_clear_bad_request() {
 fn a_last_event_id_never_assigned_is_an_explicit_unknown_gap() {
     // As after a restart: the client's id is ahead of anything this publisher handed out.
     let publisher = MemoryPublisher::new();
-    publisher.publish("t", 1);
-    publisher.publish("t", 2);
-    let mut sub = publisher.subscribe("t", after(50)).unwrap();
+    publisher.publish_now("t", 1);
+    publisher.publish_now("t", 2);
+    let mut sub = publisher.subscribe_now("t", after(50)).unwrap();
     let gap = match poll(&mut sub) {
         Poll::Ready(Some(Err(gap))) => gap,
         other => panic!("expected a gap, got {other:?}"),
@@ -161,7 +179,7 @@ fn a_last_event_id_never_assigned_is_an_explicit_unknown_gap() {
 
     // Under Skip it goes on with what is retained, after saying so.
     let mut sub = publisher
-        .subscribe("t", after(50).on_gap(GapPolicy::Skip))
+        .subscribe_now("t", after(50).on_gap(GapPolicy::Skip))
         .unwrap();
     assert_eq!(drain(&mut sub), [Err(GapKind::Unknown), Ok(1), Ok(2)]);
 }
@@ -170,10 +188,10 @@ fn a_last_event_id_never_assigned_is_an_explicit_unknown_gap() {
 fn resuming_before_retention_is_an_expired_gap_with_the_missed_count() {
     let publisher = MemoryPublisher::builder().retain_last(3).build();
     for n in 1..=10 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
     let mut sub = publisher
-        .subscribe("t", after(4).on_gap(GapPolicy::Skip))
+        .subscribe_now("t", after(4).on_gap(GapPolicy::Skip))
         .unwrap();
     let Poll::Ready(Some(Err(gap))) = poll(&mut sub) else {
         panic!("expected a gap first");
@@ -191,11 +209,11 @@ fn resuming_before_retention_is_an_expired_gap_with_the_missed_count() {
 #[test]
 fn a_lagging_subscriber_ends_with_a_gap_under_the_end_policy() {
     let publisher = MemoryPublisher::builder().retain_last(4).build();
-    let mut slow = publisher.subscribe("t", live().buffer(2)).unwrap();
-    publisher.publish("t", 1);
+    let mut slow = publisher.subscribe_now("t", live().buffer(2)).unwrap();
+    publisher.publish_now("t", 1);
     assert_eq!(drain(&mut slow), oks([1]));
     for n in 2..=8 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
     // The window holds 5..=8: event 2, the next it needs, is gone.
     let Poll::Ready(Some(Err(gap))) = poll(&mut slow) else {
@@ -212,16 +230,16 @@ fn a_lagging_subscriber_ends_with_a_gap_under_the_end_policy() {
 fn a_lagging_subscriber_skips_to_the_oldest_retained_with_a_marker_under_the_skip_policy() {
     let publisher = MemoryPublisher::builder().retain_last(4).build();
     let mut slow = publisher
-        .subscribe("t", live().buffer(0).on_gap(GapPolicy::Skip))
+        .subscribe_now("t", live().buffer(0).on_gap(GapPolicy::Skip))
         .unwrap();
     for n in 1..=10 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
     assert_eq!(
         drain(&mut slow),
         [Err(GapKind::Lagged), Ok(7), Ok(8), Ok(9), Ok(10)]
     );
-    publisher.publish("t", 11);
+    publisher.publish_now("t", 11);
     assert_eq!(drain(&mut slow), oks([11]));
     assert_eq!(publisher.subscriber_count("t"), 1);
 }
@@ -230,9 +248,9 @@ fn a_lagging_subscriber_skips_to_the_oldest_retained_with_a_marker_under_the_ski
 fn a_buffer_larger_than_retention_keeps_what_a_live_subscriber_still_needs() {
     // Retention 2, buffer 50: a subscriber 50 behind must get every event, not a gap.
     let publisher = MemoryPublisher::builder().retain_last(2).build();
-    let mut sub = publisher.subscribe("t", live().buffer(50)).unwrap();
+    let mut sub = publisher.subscribe_now("t", live().buffer(50)).unwrap();
     for n in 1..=50 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
     assert_eq!(publisher.retained("t"), 50);
     assert_eq!(drain(&mut sub), oks(1..=50));
@@ -245,10 +263,10 @@ fn a_buffer_larger_than_retention_keeps_what_a_live_subscriber_still_needs() {
 fn the_publisher_never_waits_and_memory_stays_within_the_window() {
     let publisher = MemoryPublisher::builder().retain_last(16).build();
     let stalled: Vec<_> = (0..10)
-        .map(|_| publisher.subscribe("t", live().buffer(8)).unwrap())
+        .map(|_| publisher.subscribe_now("t", live().buffer(8)).unwrap())
         .collect();
     for n in 0..100_000u32 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
     assert_eq!(publisher.retained("t"), 16);
     drop(stalled);
@@ -259,9 +277,9 @@ fn a_zero_buffer_still_holds_the_latest_event() {
     // Nothing retained and a buffer of 0: a subscriber that reads after each publish must still
     // get every event, not a gap each time.
     let publisher = MemoryPublisher::builder().retain_last(0).build();
-    let mut sub = publisher.subscribe("t", live().buffer(0)).unwrap();
+    let mut sub = publisher.subscribe_now("t", live().buffer(0)).unwrap();
     for n in 1..=3 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
         assert_eq!(drain(&mut sub), oks([n]));
     }
 }
@@ -269,11 +287,11 @@ fn a_zero_buffer_still_holds_the_latest_event() {
 #[test]
 fn one_slow_subscriber_does_not_hold_back_the_others() {
     let publisher = MemoryPublisher::builder().retain_last(8).build();
-    let mut slow = publisher.subscribe("t", live().buffer(0)).unwrap();
-    let mut fast = publisher.subscribe("t", live().buffer(0)).unwrap();
+    let mut slow = publisher.subscribe_now("t", live().buffer(0)).unwrap();
+    let mut fast = publisher.subscribe_now("t", live().buffer(0)).unwrap();
     let mut got = Vec::new();
     for n in 1..=100 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
         got.extend(drain(&mut fast));
     }
     assert_eq!(got, oks(1..=100));
@@ -283,9 +301,9 @@ fn one_slow_subscriber_does_not_hold_back_the_others() {
 #[test]
 fn dropping_a_subscription_unregisters_at_once() {
     let publisher = MemoryPublisher::<u8>::new();
-    let a = publisher.subscribe("t", live()).unwrap();
-    let b = publisher.subscribe("t", live()).unwrap();
-    let c = publisher.subscribe("u", live()).unwrap();
+    let a = publisher.subscribe_now("t", live()).unwrap();
+    let b = publisher.subscribe_now("t", live()).unwrap();
+    let c = publisher.subscribe_now("u", live()).unwrap();
     assert_eq!(publisher.subscriber_count("t"), 2);
     drop(a);
     assert_eq!(publisher.subscriber_count("t"), 1);
@@ -304,7 +322,7 @@ fn dropping_a_subscription_unregisters_at_once() {
 fn a_dropped_subscriber_is_never_woken_and_its_waker_is_let_go() {
     let publisher = MemoryPublisher::new();
     // Keeps the topic, and its list of parked subscribers, alive throughout.
-    let mut keeper = publisher.subscribe("t", live()).unwrap();
+    let mut keeper = publisher.subscribe_now("t", live()).unwrap();
     let keeper_wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
     let gone_wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
     let poll_with = |sub: &mut Subscription<u32>, wakes: &Arc<CountingWaker>| {
@@ -313,7 +331,7 @@ fn a_dropped_subscriber_is_never_woken_and_its_waker_is_let_go() {
     };
     assert!(poll_with(&mut keeper, &keeper_wakes).is_pending());
     for _ in 0..1000 {
-        let mut sub = publisher.subscribe("t", live()).unwrap();
+        let mut sub = publisher.subscribe_now("t", live()).unwrap();
         assert!(poll_with(&mut sub, &gone_wakes).is_pending());
     }
     assert_eq!(publisher.subscriber_count("t"), 1);
@@ -322,7 +340,7 @@ fn a_dropped_subscriber_is_never_woken_and_its_waker_is_let_go() {
         1,
         "the dropped subscriptions' wakers are still held"
     );
-    publisher.publish("t", 1);
+    publisher.publish_now("t", 1);
     assert_eq!(gone_wakes.0.load(Ordering::SeqCst), 0);
     assert_eq!(keeper_wakes.0.load(Ordering::SeqCst), 1);
     assert_eq!(drain(&mut keeper), oks([1]));
@@ -338,16 +356,16 @@ fn many_short_lived_topics_leave_no_topic_and_no_memory_behind() {
         let names: Vec<String> = (0..1000).map(|n| format!("room-{round}-{n}")).collect();
         let mut subs = Vec::new();
         for name in &names {
-            let mut sub = publisher.subscribe(name, live()).unwrap();
+            let mut sub = publisher.subscribe_now(name, live()).unwrap();
             assert!(poll(&mut sub).is_pending());
             subs.push(sub);
         }
         for (name, sub) in names.iter().zip(&mut subs) {
-            let id = publisher.publish(name, round).get();
-            let mut resumed = publisher.subscribe(name, after(id - 1)).unwrap();
+            let id = publisher.publish_now(name, round).get();
+            let mut resumed = publisher.subscribe_now(name, after(id - 1)).unwrap();
             assert_eq!(drain(&mut resumed), oks([id]));
             assert_eq!(drain(sub), oks([id]));
-            publisher.publish(&format!("nobody-{name}"), round);
+            publisher.publish_now(&format!("nobody-{name}"), round);
         }
         assert_eq!(publisher.topic_count(), 1000);
         drop(subs);
@@ -376,7 +394,7 @@ fn topics_kept_only_for_their_retention_are_freed_once_it_expires() {
     let publisher = MemoryPublisher::builder()
         .retain_for(Duration::from_secs(10), clock)
         .build();
-    let warm = |n: u32| publisher.publish(&format!("warm-{n}"), n);
+    let warm = |n: u32| publisher.publish_now(&format!("warm-{n}"), n);
     warm(0);
     now.fetch_add(10_000, Ordering::Relaxed);
     publisher.sweep();
@@ -384,7 +402,7 @@ fn topics_kept_only_for_their_retention_are_freed_once_it_expires() {
     for round in 0..5u32 {
         for n in 0..2000 {
             for _ in 0..3 {
-                publisher.publish(&format!("room-{n}"), round);
+                publisher.publish_now(&format!("room-{n}"), round);
             }
         }
         assert_eq!(publisher.topic_count(), 2000, "retained events keep topics");
@@ -402,12 +420,12 @@ fn topics_kept_only_for_their_retention_are_freed_once_it_expires() {
 #[test]
 fn a_departed_large_buffer_gives_its_memory_back() {
     let publisher = MemoryPublisher::builder().retain_last(2).build();
-    publisher.publish("t", 0u64);
-    publisher.publish("t", 0u64);
+    publisher.publish_now("t", 0u64);
+    publisher.publish_now("t", 0u64);
     let before = held_bytes();
-    let stalled = publisher.subscribe("t", live().buffer(50_000)).unwrap();
+    let stalled = publisher.subscribe_now("t", live().buffer(50_000)).unwrap();
     for n in 0..50_000u64 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
     }
     assert_eq!(publisher.retained("t"), 50_000);
     drop(stalled);
@@ -419,18 +437,18 @@ fn a_departed_large_buffer_gives_its_memory_back() {
 #[test]
 fn a_recreated_topic_keeps_growing_ids_and_an_old_id_resumes_as_a_gap() {
     let publisher = MemoryPublisher::builder().retain_last(0).build();
-    let mut sub = publisher.subscribe("t", live()).unwrap();
-    let first = publisher.publish("t", 1);
+    let mut sub = publisher.subscribe_now("t", live()).unwrap();
+    let first = publisher.publish_now("t", 1);
     assert_eq!(drain(&mut sub), oks([first.get()]));
     drop(sub);
     assert_eq!(publisher.topic_count(), 0);
     for _ in 0..3 {
-        publisher.publish("t", 2); // nobody listens: these go nowhere
+        publisher.publish_now("t", 2); // nobody listens: these go nowhere
     }
     let mut sub = publisher
-        .subscribe("t", live().resume_after(first))
+        .subscribe_now("t", live().resume_after(first))
         .unwrap();
-    let third = publisher.publish("t", 3);
+    let third = publisher.publish_now("t", 3);
     assert!(third.get() > first.get() + 3, "ids never repeat on a topic");
     let Poll::Ready(Some(Err(gap))) = poll(&mut sub) else {
         panic!("events after the resume point were lost: that must show");
@@ -449,12 +467,12 @@ fn time_based_retention_forgets_old_events() {
     let publisher = MemoryPublisher::builder()
         .retain_for(Duration::from_secs(10), clock)
         .build();
-    publisher.publish("t", 1);
+    publisher.publish_now("t", 1);
     now.store(5_000, Ordering::Relaxed);
-    publisher.publish("t", 2);
+    publisher.publish_now("t", 2);
     now.store(10_000, Ordering::Relaxed);
     let mut sub = publisher
-        .subscribe("t", after(0).on_gap(GapPolicy::Skip))
+        .subscribe_now("t", after(0).on_gap(GapPolicy::Skip))
         .unwrap();
     assert_eq!(drain(&mut sub), [Err(GapKind::Expired), Ok(2)]);
     drop(sub);
@@ -477,9 +495,9 @@ fn time_based_retention_never_takes_what_a_live_buffer_covers() {
     let publisher = MemoryPublisher::builder()
         .retain_for(Duration::from_millis(1), clock)
         .build();
-    let mut sub = publisher.subscribe("t", live().buffer(3)).unwrap();
+    let mut sub = publisher.subscribe_now("t", live().buffer(3)).unwrap();
     for n in 1..=3 {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
         now.fetch_add(100, Ordering::Relaxed);
     }
     publisher.sweep();
@@ -490,11 +508,11 @@ fn time_based_retention_never_takes_what_a_live_buffer_covers() {
 fn subscriptions_drain_then_end_when_the_last_publisher_handle_drops() {
     let publisher = MemoryPublisher::new();
     let other = publisher.clone();
-    let mut sub = publisher.subscribe("t", live()).unwrap();
-    publisher.publish("t", 1);
+    let mut sub = publisher.subscribe_now("t", live()).unwrap();
+    publisher.publish_now("t", 1);
     drop(publisher);
     assert_eq!(drain(&mut sub), oks([1]), "a clone is still alive");
-    other.publish("t", 2);
+    other.publish_now("t", 2);
     drop(other);
     assert_eq!(drain(&mut sub), oks([2]));
     assert!(matches!(poll(&mut sub), Poll::Ready(None)));
@@ -504,11 +522,11 @@ fn subscriptions_drain_then_end_when_the_last_publisher_handle_drops() {
 fn a_waiting_subscriber_is_woken_by_a_publish_from_another_thread() {
     let publisher = MemoryPublisher::new();
     // A buffer for the whole run: this test is about waking, not about keeping up.
-    let sub = publisher.subscribe("t", live().buffer(10_000)).unwrap();
+    let sub = publisher.subscribe_now("t", live().buffer(10_000)).unwrap();
     let sender = publisher.clone();
     let thread = std::thread::spawn(move || {
         for n in 0..10_000u32 {
-            sender.publish("t", n);
+            sender.publish_now("t", n);
         }
     });
     let got: Vec<u32> = block_on(sub.take(10_000).map(|e| *e.unwrap()).collect());
@@ -528,7 +546,7 @@ impl std::task::Wake for CountingWaker {
 #[test]
 fn a_subscriber_polled_with_a_new_waker_is_woken_through_it() {
     let publisher = MemoryPublisher::new();
-    let mut sub = publisher.subscribe("t", live()).unwrap();
+    let mut sub = publisher.subscribe_now("t", live()).unwrap();
     let (first, second) = (
         Arc::new(CountingWaker(AtomicUsize::new(0))),
         Arc::new(CountingWaker(AtomicUsize::new(0))),
@@ -540,7 +558,7 @@ fn a_subscriber_polled_with_a_new_waker_is_woken_through_it() {
     assert!(poll_with(&mut sub, &first).is_pending());
     // The task moved (or a select! polled it): the new waker must replace the old one.
     assert!(poll_with(&mut sub, &second).is_pending());
-    publisher.publish("t", 1);
+    publisher.publish_now("t", 1);
     assert_eq!(first.0.load(Ordering::SeqCst), 0);
     assert_eq!(second.0.load(Ordering::SeqCst), 1);
     assert!(matches!(
@@ -548,7 +566,7 @@ fn a_subscriber_polled_with_a_new_waker_is_woken_through_it() {
         Poll::Ready(Some(Ok(_)))
     ));
     // Caught up by that read, it is parked already: the next publish wakes it.
-    publisher.publish("t", 2);
+    publisher.publish_now("t", 2);
     assert_eq!(second.0.load(Ordering::SeqCst), 2);
 }
 
@@ -561,7 +579,7 @@ fn every_subscriber_on_every_thread_receives_every_event_in_order() {
             let subs: Vec<_> = (0..8)
                 .map(|_| {
                     let options = live().buffer(EVENTS as usize);
-                    publisher.subscribe("t", options).unwrap()
+                    publisher.subscribe_now("t", options).unwrap()
                 })
                 .collect();
             std::thread::spawn(move || {
@@ -575,7 +593,7 @@ fn every_subscriber_on_every_thread_receives_every_event_in_order() {
         })
         .collect();
     for n in 0..EVENTS {
-        publisher.publish("t", n);
+        publisher.publish_now("t", n);
         if n % 64 == 0 {
             std::thread::yield_now(); // let readers catch up and park, to exercise waking
         }
@@ -606,7 +624,7 @@ fn racing_publish_during_subscribe_gives_no_gap_and_no_duplicate() {
             while !stop.load(Ordering::Acquire) {
                 if head.load(Ordering::Acquire) < seen.load(Ordering::Acquire) + AHEAD {
                     n += 1;
-                    let id = publisher.publish("t", n);
+                    let id = publisher.publish_now("t", n);
                     head.store(id.get(), Ordering::Release);
                 } else {
                     std::thread::yield_now();
@@ -621,7 +639,7 @@ fn racing_publish_during_subscribe_gives_no_gap_and_no_duplicate() {
         // Resume from what the client saw last, while publishes keep landing.
         let last = head.load(Ordering::Acquire);
         seen.store(last, Ordering::Release);
-        let mut sub = publisher.subscribe("t", after(last)).unwrap();
+        let mut sub = publisher.subscribe_now("t", after(last)).unwrap();
         let got = read_20(&mut sub);
         assert_eq!(
             got,
@@ -631,7 +649,7 @@ fn racing_publish_during_subscribe_gives_no_gap_and_no_duplicate() {
 
         // A live subscriber gets a contiguous run of events published after it came.
         let before = head.load(Ordering::Acquire);
-        let mut sub = publisher.subscribe("t", live()).unwrap();
+        let mut sub = publisher.subscribe_now("t", live()).unwrap();
         seen.store(head.load(Ordering::Acquire), Ordering::Release);
         let got = read_20(&mut sub);
         assert!(
@@ -665,7 +683,7 @@ fn resumes_racing_a_nonstop_publisher_replay_each_event_once() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Acquire) {
                 if head.load(Ordering::Acquire) < seen.load(Ordering::Acquire) + AHEAD {
-                    let id = publisher.publish("t", ());
+                    let id = publisher.publish_now("t", ());
                     head.store(id.get(), Ordering::Release);
                 } else {
                     std::thread::yield_now();
@@ -689,7 +707,7 @@ fn resumes_racing_a_nonstop_publisher_replay_each_event_once() {
             }
         }
         let last = head.load(Ordering::Acquire);
-        let mut sub = publisher.subscribe("t", after(last)).unwrap();
+        let mut sub = publisher.subscribe_now("t", after(last)).unwrap();
         // What is ready at once: the replay, then what went live since. A bounded look: the
         // producer may keep adding.
         let mut got = Vec::new();
@@ -721,9 +739,9 @@ fn fan_out_to_10000_subscribers_serializes_each_event_once() {
 
     let publisher = MemoryPublisher::new();
     let mut subs: Vec<_> = (0..10_000)
-        .map(|_| publisher.subscribe("t", live()).unwrap())
+        .map(|_| publisher.subscribe_now("t", live()).unwrap())
         .collect();
-    publisher.publish("t", Counted);
+    publisher.publish_now("t", Counted);
     for sub in &mut subs {
         let Poll::Ready(Some(Ok(event))) = poll(sub) else {
             panic!("every subscriber has the event");
@@ -739,8 +757,8 @@ fn fan_out_to_10000_subscribers_serializes_each_event_once() {
 #[test]
 fn published_events_become_tracked_events_with_their_id() {
     let publisher = MemoryPublisher::new();
-    let mut sub = publisher.subscribe("t", live()).unwrap();
-    let id = publisher.publish("t", String::from("hi"));
+    let mut sub = publisher.subscribe_now("t", live()).unwrap();
+    let id = publisher.publish_now("t", String::from("hi"));
     let Poll::Ready(Some(Ok(event))) = poll(&mut sub) else {
         panic!("expected the event");
     };

@@ -186,7 +186,10 @@ impl Model {
 
     fn publish(&mut self, topic: usize) {
         self.counter += 1;
-        let id = self.publisher.publish(TOPICS[topic], self.counter).get();
+        let id = self
+            .publisher
+            .publish_now(TOPICS[topic], self.counter)
+            .get();
         if let Some((previous, _)) = self.log[topic].last() {
             assert!(
                 id > *previous,
@@ -224,7 +227,7 @@ impl Model {
                     .resume_after(outer_core::EventId::new("not-an-id").unwrap());
                 let err = self
                     .publisher
-                    .subscribe(TOPICS[topic], options)
+                    .subscribe_now(TOPICS[topic], options)
                     .unwrap_err();
                 assert!(matches!(err, SubscribeError::MalformedId(_)));
                 let registered = self
@@ -248,7 +251,10 @@ impl Model {
         if let Some(last) = resumed_from {
             options = options.resume_after(SeqId::new(last));
         }
-        let stream = self.publisher.subscribe(TOPICS[topic], options).unwrap();
+        let stream = self
+            .publisher
+            .subscribe_now(TOPICS[topic], options)
+            .unwrap();
         let next = match resumed_from {
             Some(last) => log.partition_point(|(id, _)| *id <= last),
             None => log.len(),

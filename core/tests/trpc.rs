@@ -7,8 +7,8 @@ use futures::StreamExt;
 use outer_core::protocol::trpc::{decode_request, handle, merge_last_event_id, TrpcOptions};
 use outer_core::protocol::{Body, HttpResponse};
 use outer_core::{
-    event_iterator, mutation, query, subscription, tracked, App, ErrorCode, Event, EventId,
-    RequestHead, Router, RpcError,
+    event_iterator, procedure, tracked, App, ErrorCode, Event, EventId, RequestHead, Router,
+    RpcError,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -26,69 +26,76 @@ struct Range {
 }
 
 fn app() -> App<()> {
+    let os = procedure::<()>();
     Router::new()
         .route(
             "ping",
-            query(|req: outer_core::Request<(), Ping>| async move {
-                Ok::<_, RpcError>(json!({ "n": req.input.n }))
-            }),
+            os.input::<Ping>()
+                .query(|req| async move { Ok(json!({ "n": req.input.n })) }),
         )
         .route(
             "post.create",
-            mutation(
-                |req: outer_core::Request<(), serde_json::Value>| async move {
-                    Ok::<_, RpcError>(json!({"id": 1, "title": req.input["title"]}))
-                },
-            ),
+            os.input::<serde_json::Value>()
+                .mutation(|req| async move { Ok(json!({"id": 1, "title": req.input["title"]})) }),
         )
         .route(
             "counter",
-            subscription(|req: outer_core::Request<(), Range>| {
+            os.input::<Range>().subscription(|req| async move {
                 let start = req
                     .last_event_id
                     .and_then(|id| id.as_str().parse::<u64>().ok())
                     .map_or(req.input.from, |n| n.saturating_add(1));
                 let to = req.input.to;
-                event_iterator(move |mut emit| async move {
+                Ok(event_iterator(move |mut emit| async move {
                     for n in start..=to {
                         emit.send(tracked(n, json!({ "n": n }))?).await?;
                     }
-                    Ok::<_, RpcError>(json!({"done": true}))
-                })
+                    Ok(json!({"done": true}))
+                }))
             }),
         )
         .route(
             "mixed",
-            subscription(|_: outer_core::Request<(), ()>| {
-                event_iterator(|mut emit| async move {
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit| async move {
                     emit.send_value(json!(1)).await?;
                     emit.send(tracked("a", json!(2))?).await?;
                     emit.send(Event::new(json!(3))).await?;
-                    Ok::<_, RpcError>(())
-                })
+                    Ok(())
+                }))
             }),
         )
         .route(
             "failing5xx",
-            subscription(|_: outer_core::Request<(), ()>| {
-                event_iterator(|mut emit| async move {
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit| async move {
                     emit.send_value(json!({"n": 1})).await?;
                     Err::<(), _>(RpcError::new(ErrorCode::INTERNAL_SERVER_ERROR, "boom"))
-                })
+                }))
+            }),
+        )
+        .route(
+            "room",
+            // The setup refuses before any stream opens.
+            os.input::<String>().subscription(|req| async move {
+                if req.input != "lobby" {
+                    return Err(RpcError::new(ErrorCode::FORBIDDEN, "not your room"));
+                }
+                Ok(event_iterator(|mut emit| async move {
+                    emit.send_value(json!("hi")).await?;
+                    Ok(())
+                }))
             }),
         )
         .into()
 }
 
 fn head(method: &str, headers: &[(&str, &str)]) -> RequestHead {
-    RequestHead {
-        method: method.into(),
-        path: String::new(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-    }
+    headers
+        .iter()
+        .fold(RequestHead::new(method, ""), |head, (n, v)| {
+            head.with_header(*n, *v)
+        })
 }
 
 fn enc(json: &str) -> String {
@@ -117,7 +124,7 @@ fn call(
     };
     block_on(handle(
         &app(),
-        &head(method, headers),
+        head(method, headers),
         route,
         query,
         body,
@@ -451,7 +458,7 @@ fn an_untracked_value_after_an_id_restores_the_id() {
 }
 
 #[test]
-fn errors_before_and_during_a_subscription_travel_in_the_stream() {
+fn errors_during_a_subscription_and_a_post_to_one_travel_in_the_stream() {
     let r = call("GET", &[], "/failing5xx", "", b"");
     assert_eq!(
         text(r),
@@ -469,6 +476,12 @@ fn errors_before_and_during_a_subscription_travel_in_the_stream() {
     assert_eq!((r.status, r.header("allow")), (200, Some("GET")));
     assert!(text(r)
         .contains("Unsupported POST-request to subscription procedure at path \\\"counter\\\""));
+}
+
+#[test]
+fn a_subscription_refused_before_its_stream_answers_the_status_with_trpc_s_error_body() {
+    // Where tRPC's server answers 200 and a serialized-error, we answer the status: an
+    // EventSource gives up on a non-200 instead of reconnecting into the same refusal.
     let r = call(
         "GET",
         &[],
@@ -476,8 +489,44 @@ fn errors_before_and_during_a_subscription_travel_in_the_stream() {
         &format!("input={}", enc(r#"{"from":"x"}"#)),
         b"",
     );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_str(&text(r)).unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+    assert_eq!(
+        body["error"]["data"],
+        json!({"code": "BAD_REQUEST", "httpStatus": 400, "path": "counter"})
+    );
+    let issues: serde_json::Value =
+        serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(issues[0]["path"], json!(["from"]));
+
+    let r = call(
+        "GET",
+        &[],
+        "/room",
+        &format!("input={}", enc(r#""attic""#)),
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        text(r),
+        r#"{"error":{"message":"not your room","code":-32003,"data":{"code":"FORBIDDEN","httpStatus":403,"path":"room"}}}"#
+    );
+    let r = call(
+        "GET",
+        &[],
+        "/room",
+        &format!("input={}", enc(r#""lobby""#)),
+        b"",
+    );
     assert_eq!(r.status, 200);
-    assert!(text(r).contains("event: serialized-error"));
+    assert_eq!(
+        text(r),
+        "event: connected\ndata: {}\n\n\n\
+         data: \"hi\"\n\n\n\
+         event: return\ndata: \n\n\n"
+    );
 }
 
 #[test]
@@ -489,7 +538,7 @@ fn the_connected_event_carries_the_client_options() {
     };
     let r = block_on(handle(
         &app(),
-        &head("GET", &[]),
+        head("GET", &[]),
         "/counter",
         &format!("input={}", enc(r#"{"from":1,"to":0}"#)),
         b"",
@@ -514,18 +563,19 @@ fn a_batch_builds_its_context_once_and_every_call_shares_it() {
     use std::sync::Arc;
     let built = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&built);
-    let router: Router<usize> = Router::new().route(
+    let router = Router::new().route(
         "context",
-        query(|req: outer_core::Request<usize, ()>| async move { Ok::<_, RpcError>(req.ctx) }),
+        procedure::<usize>().query(|req| async move { Ok(req.ctx) }),
     );
-    let app = App::new(router.clone(), move |_: &RequestHead| {
-        Ok(counter.fetch_add(1, Ordering::SeqCst) + 1)
+    let app = App::new(router.clone(), move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok(n) }
     });
     let options = TrpcOptions::default();
     let batch = |app: &App<usize>, route: &str| {
         block_on(handle(
             app,
-            &head("GET", &[]),
+            head("GET", &[]),
             route,
             "batch=1",
             b"",
@@ -547,9 +597,9 @@ fn a_batch_builds_its_context_once_and_every_call_shares_it() {
     // A context that fails answers each call that reached a procedure with its error.
     let tries = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&tries);
-    let refusing = App::new(router, move |_: &RequestHead| {
+    let refusing = App::new(router, move |_| {
         counted.fetch_add(1, Ordering::SeqCst);
-        Err(RpcError::from_code(ErrorCode::UNAUTHORIZED))
+        async { Err(RpcError::from_code(ErrorCode::UNAUTHORIZED)) }
     });
     let r = batch(&refusing, "/context,context,context");
     assert_eq!(r.status, 401);

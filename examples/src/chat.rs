@@ -1,28 +1,36 @@
-//! The chat example's router: the same procedures as the oRPC and tRPC reference servers in
-//! `shared/reference`, served by Outer.
+//! The chat example: the procedures of the oRPC and tRPC reference servers in
+//! `shared/reference` (`ping`, `post.create`, `post.live`, `counter`, `failing`,
+//! `failing5xx`), and a signed-in part (`me`, `mentions.live`), in one router written once over
+//! any [`Publisher`]: in memory (the default) or on Redis (`chat --redis URL`).
 //!
-//! Posts live in a store and go out through a [`MemoryPublisher`]. A post's id is the
-//! publisher's sequence number (both are assigned under one lock), so `post.live` resumes after
-//! a client's `Last-Event-ID` from the publisher's retention, atomically with the subscribe: no
-//! post published during the resume is lost or sent twice. When the client is further behind
-//! than the retention, the store fills the gap first, a page at a time, each page read only once
-//! the client has taken the one before: a client that resumes from far back and does not read
-//! holds one page, not the store.
+//! A post's id is the id its publisher gave it: 1, 2, 3... in memory (a JSON number), the
+//! stream id on Redis (a string, `"1732000000000-0"`). `post.live` sends each post with that id
+//! as its SSE id, so a client that reconnects resumes after the `Last-Event-ID` it sends back,
+//! from the publisher's retention, atomically with the subscribe. A client further behind than
+//! that is caught up from the chat's archive a page at a time, each page read once the client
+//! has taken the one before: the memory chat archives every post; on Redis the stream is the
+//! record, and a client behind it meets the gap.
 //!
-//! A resume id newer than any post (the client saw posts of an earlier run, before a restart
-//! that lost them) is an explicit gap: the stream ends with `PRECONDITION_FAILED` (412), and
-//! the client starts over, as with the Redis chat.
+//! A gap nothing can fill ends the stream with 412 `PRECONDITION_FAILED`: so does a resume id
+//! the chat never gave out (`data.gap` is `"unknown"`: the client saw an earlier run, before a
+//! restart that lost its posts). The client starts over without an id.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::{ready, Future};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use outer_core::publisher::{GapKind, MemoryPublisher, Published, SeqId, SubscribeOptions};
+use futures::lock::Mutex;
+use futures::TryStreamExt;
+use outer_core::procedure::Issue;
+use outer_core::publisher::{
+    backfilled, with_ids, Backfilled, MemoryPublisher, Publisher, SeqId, SubscribeOptions,
+};
 use outer_core::rt::Timer;
 use outer_core::{
-    event_iterator, mutation, query, subscription, tracked, ErrorCode, Request, Router, RpcError,
+    event_iterator, procedure, tracked, App, ErrorCode, EventId, RequestHead, Router, RpcError,
 };
 use outer_http::{Page, ServerConfig};
+use outer_redis::RedisPublisher;
 use serde::{Deserialize, Serialize};
 
 /// The page at `/`: posts arrive over a browser EventSource on `/trpc/post.live`.
@@ -38,32 +46,67 @@ pub fn server_config(test_hooks: bool) -> ServerConfig {
     }
 }
 
-/// A chat post.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Post {
-    /// Its id: 1, 2, 3... in the order posted.
-    pub id: u64,
-    /// What was said.
-    pub title: String,
-}
-
-/// The topic posts are published on.
+/// The topic posts are published on (on Redis, the stream `outer:created`).
 const POSTS: &str = "created";
 
-/// How many posts the publisher keeps for resume; older ones come from the store.
+/// How many posts the memory publisher keeps for resume; older ones come from the archive.
 const RETAINED: usize = 1024;
 
-/// How many posts a catch-up reads from the store at a time.
-const CATCH_UP_PAGE: usize = 64;
+/// How many posts a catch-up reads from the archive at a time.
+pub const CATCH_UP_PAGE: usize = 64;
 
 /// The longest title a post may have, in bytes.
 pub const MAX_TITLE: usize = 1000;
 
-/// The chat's state: the posts and the publisher that announces them.
-#[derive(Clone, Debug)]
-pub struct Chat {
-    posts: Arc<Mutex<Vec<Post>>>,
-    publisher: MemoryPublisher<Post>,
+/// The longest name a caller may sign in with, in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// What the publisher carries for a post: its title. The id is the one the publisher gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostText {
+    /// What was said.
+    pub title: String,
+}
+
+/// A chat post as `post.create` answers it and `post.live` sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post<Id = SeqId> {
+    /// The id its publisher gave it: 1, 2, 3... in memory, a stream id on Redis. Ids grow in
+    /// the order posted.
+    pub id: Id,
+    /// What was said.
+    pub title: String,
+}
+
+/// The chat's state: the publisher posts go out through and, where the publisher forgets
+/// them, the archive that catches up a client further behind than it keeps.
+pub struct Chat<P: Publisher<PostText> = MemoryPublisher<PostText>> {
+    publisher: P,
+    archive: Archive<P::Id>,
+}
+
+/// The chat on Redis: every chat server on one Redis shares its posts.
+pub type RedisChat = Chat<RedisPublisher<PostText>>;
+
+impl Chat {
+    /// An empty chat in memory: a publisher that keeps the last 1024 posts for resume, and an
+    /// archive of every post for clients further behind.
+    pub fn new() -> Self {
+        Self::with_archive(MemoryPublisher::builder().retain_last(RETAINED).build())
+    }
+
+    /// [`create`](Self::create), for code that does not run on an executor (tests): a memory
+    /// publish never waits, so this waits at most while another create publishes.
+    pub fn create_now(&self, title: impl Into<String>) -> Post {
+        // Only a memory subscribe can fail (a malformed id), never a publish.
+        futures::executor::block_on(self.create(title.into()))
+            .expect("a memory publish never fails")
+    }
+
+    /// How many clients are subscribed to new posts now.
+    pub fn live_subscribers(&self) -> usize {
+        self.publisher.subscriber_count(POSTS)
+    }
 }
 
 impl Default for Chat {
@@ -72,47 +115,205 @@ impl Default for Chat {
     }
 }
 
-impl Chat {
-    /// An empty chat.
-    pub fn new() -> Self {
-        Self {
-            posts: Arc::default(),
-            publisher: MemoryPublisher::builder().retain_last(RETAINED).build(),
-        }
+impl RedisChat {
+    /// A chat on the Redis at `url`, running its background readers on `runtime`. Connects
+    /// lazily; see [`RedisChat::check`]. The stream is the record: the chat archives nothing,
+    /// and Redis keeps the last 10,000 posts.
+    ///
+    /// ```no_run
+    /// use outer_examples::chat::RedisChat;
+    /// use outer_redis::Runtime;
+    /// # async fn run() -> Result<(), outer_core::RpcError> {
+    /// let runtime = Runtime::new(|task| { tokio::spawn(task); }, outer_tokio::TokioTimer);
+    /// let chat = RedisChat::connect("redis://127.0.0.1:6379", runtime)?;
+    /// chat.check().await?;
+    /// let post = chat.create("hello".into()).await?;
+    /// assert!(post.id.to_string().contains('-'));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect(url: &str, runtime: outer_redis::Runtime) -> Result<Self, outer_redis::Error> {
+        Ok(Self::without_archive(
+            RedisPublisher::builder(url).build(runtime)?,
+        ))
     }
 
-    /// Stores and publishes a post; its id is the publisher's id for it.
-    pub fn create(&self, title: String) -> Post {
-        let mut posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
-        let post = Post {
-            id: posts.len() as u64 + 1,
-            title,
-        };
-        posts.push(post.clone());
-        // Under the store's lock, so publisher ids and post ids advance together.
-        let id = self.publisher.publish(POSTS, post.clone());
-        debug_assert_eq!(id.get(), post.id);
-        post
+    /// Fails if Redis does not answer.
+    pub async fn check(&self) -> Result<(), outer_redis::Error> {
+        self.publisher.ping().await
     }
 
-    /// At most `limit` posts after `id`, oldest first, from the store.
-    pub fn posts_after(&self, id: u64, limit: usize) -> Vec<Post> {
-        let posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
-        // Ids are positions plus one; an id past the end (or past usize) finds nothing.
-        let from = usize::try_from(id).unwrap_or(usize::MAX);
-        posts.iter().skip(from).take(limit).cloned().collect()
-    }
-
-    /// The newest post's id, 0 before the first.
-    pub fn newest(&self) -> u64 {
-        let posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
-        posts.last().map_or(0, |post| post.id)
-    }
-
-    /// How many clients are subscribed to new posts now.
+    /// How many clients of this server are subscribed to new posts now.
     pub fn live_subscribers(&self) -> usize {
         self.publisher.subscriber_count(POSTS)
     }
+}
+
+impl<P: Publisher<PostText> + Clone + 'static> Chat<P> {
+    /// A chat on `publisher` that also archives every post in this process, so that a client
+    /// further behind than the publisher keeps is caught up from the archive.
+    pub fn with_archive(publisher: P) -> Self {
+        Self {
+            publisher,
+            archive: Archive(Some(Arc::default())),
+        }
+    }
+
+    /// A chat on `publisher` alone: what it retains is all there is, and a client further
+    /// behind meets the gap (412).
+    pub fn without_archive(publisher: P) -> Self {
+        Self {
+            publisher,
+            archive: Archive(None),
+        }
+    }
+
+    /// The publisher posts go out through.
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
+    /// Publishes a post (and archives it, if the chat archives); its id is the publisher's.
+    pub fn create(
+        &self,
+        title: String,
+    ) -> impl Future<Output = Result<Post<P::Id>, RpcError>> + Send + 'static {
+        let (publisher, archive) = (self.publisher.clone(), self.archive.clone());
+        async move {
+            let text = PostText { title };
+            let id = match archive.0 {
+                None => publisher.publish(POSTS, text.clone()).await?,
+                Some(posts) => {
+                    // Publish and archive as one step: a later post is never archived before
+                    // an earlier one, so a page of the archive never skips a post.
+                    let mut posts = posts.lock().await;
+                    let id = publisher.publish(POSTS, text.clone()).await?;
+                    posts.push((id.clone(), text.clone()));
+                    id
+                }
+            };
+            Ok(Post {
+                id,
+                title: text.title,
+            })
+        }
+    }
+
+    /// The archive's next page after post `after`: at most [`CATCH_UP_PAGE`] posts, oldest
+    /// first. Empty past the newest post, and always without an archive.
+    pub fn archive_page(
+        &self,
+        after: P::Id,
+    ) -> impl Future<Output = Result<Vec<(P::Id, PostText)>, RpcError>> + Send + 'static {
+        let archive = self.archive.clone();
+        async move {
+            let Some(posts) = archive.0 else {
+                return Ok(Vec::new());
+            };
+            let posts = posts.lock().await;
+            // In id order: the page starts at the first post after `after`.
+            let from = posts.partition_point(|(id, _)| *id <= after);
+            Ok(posts[from..].iter().take(CATCH_UP_PAGE).cloned().collect())
+        }
+    }
+
+    /// Every post after `last_event_id` (without one: from now on), then each new one: from
+    /// the publisher, and where it no longer has them, from the archive a page at a time.
+    pub fn live(
+        &self,
+        last_event_id: Option<EventId>,
+    ) -> impl Future<Output = Result<Backfilled<PostText, P::Id>, RpcError>> + Send + 'static {
+        let options = SubscribeOptions {
+            last_event_id,
+            ..SubscribeOptions::new()
+        };
+        let chat = self.clone();
+        let pages = move |after| chat.archive_page(after);
+        backfilled(self.publisher.clone(), POSTS, options, pages)
+    }
+}
+
+impl<P: Publisher<PostText> + Clone> Clone for Chat<P> {
+    fn clone(&self) -> Self {
+        Self {
+            publisher: self.publisher.clone(),
+            archive: self.archive.clone(),
+        }
+    }
+}
+
+impl<P: Publisher<PostText> + std::fmt::Debug> std::fmt::Debug for Chat<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("publisher", &self.publisher)
+            .field("archives", &self.archive.0.is_some())
+            .finish()
+    }
+}
+
+/// Every post with its id, in id order; `None` where the publisher is the only record.
+struct Archive<Id>(Option<Arc<Posts<Id>>>);
+
+/// An async lock: [`Chat::create`] holds it across its publish, which on Redis waits.
+type Posts<Id> = Mutex<Vec<(Id, PostText)>>;
+
+impl<Id> Clone for Archive<Id> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+/// Who is calling: the name an `authorization: Bearer <name>` header signs in with, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatCtx {
+    /// The caller's name; `None` without an `authorization` header.
+    pub user: Option<String>,
+}
+
+/// A signed-in caller: the context of the procedures that need one, and what `me` answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// The name it signed in with.
+    pub name: String,
+}
+
+/// Builds each request's context from its head, once per HTTP request: the name of an
+/// `authorization: Bearer <name>` header (1 to [`MAX_NAME`] bytes, no control characters).
+/// Without the header the caller is anonymous; a header that is not such a name answers the
+/// request 401 `UNAUTHORIZED`, whatever its procedure (a bad credential is never taken for
+/// none).
+pub async fn context(head: RequestHead) -> Result<ChatCtx, RpcError> {
+    let user = head.header("authorization").map(bearer_name).transpose()?;
+    Ok(ChatCtx { user })
+}
+
+/// The name in an `authorization` header's value: `Bearer <name>`, the scheme in any case.
+fn bearer_name(value: &str) -> Result<String, RpcError> {
+    let refuse = |why: &str| {
+        RpcError::new(
+            ErrorCode::UNAUTHORIZED,
+            format!("{why}: send `authorization: Bearer <your name>`, or no authorization"),
+        )
+    };
+    let name = match value.split_once(' ') {
+        Some((scheme, name)) if scheme.eq_ignore_ascii_case("bearer") => name.trim(),
+        _ => return Err(refuse("the authorization header is not a bearer name")),
+    };
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(refuse(&format!("a name has 1 to {MAX_NAME} bytes")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(refuse("a name has no control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// The chat served: [`router`] with [`context`], which reads who is calling.
+pub fn app<P: Publisher<PostText> + Clone + 'static>(
+    chat: Chat<P>,
+    timer: Arc<dyn Timer>,
+) -> App<ChatCtx> {
+    App::new(router(chat, timer), context)
 }
 
 /// `n` comes back as the JSON number it was read as: an integer stays an integer (`1` answers
@@ -152,171 +353,137 @@ struct Finished {
     done: bool,
 }
 
-/// Parses a resume id this chat gave out: a post id, in decimal (`0`: before the first post).
-fn resume_point(last_event_id: Option<&outer_core::EventId>) -> Result<Option<u64>, RpcError> {
-    last_event_id
-        .map(|id| {
-            id.as_str().parse::<u64>().map_err(|_| {
-                RpcError::new(
-                    ErrorCode::BAD_REQUEST,
-                    format!("Last-Event-ID \"{id}\" is not a post id"),
-                )
-            })
-        })
-        .transpose()
-}
+/// The chat's procedures, over any publisher: the reference's `ping`, `post.create`,
+/// `post.live`, `counter`, `failing` and `failing5xx`, and for a signed-in caller `me` and
+/// `mentions.live`. `timer` paces `counter`.
+///
+/// Generic over the publisher, not `dyn Publisher`: the trait has async methods and associated
+/// types (its id, its subscription), so it is not dyn-compatible; and a generic router costs
+/// no boxing per event. It is written once, and erased into a [`Router`] as any other.
+pub fn router<P>(chat: Chat<P>, timer: Arc<dyn Timer>) -> Router<ChatCtx>
+where
+    P: Publisher<PostText> + Clone + 'static,
+{
+    let os = procedure::<ChatCtx>();
+    // Refuses an anonymous caller before anything runs: a subscription opens no stream.
+    let authed = os.refine(|ctx| async move {
+        let unauthorized = || {
+            RpcError::new(
+                ErrorCode::UNAUTHORIZED,
+                "sign in: send `authorization: Bearer <your name>`",
+            )
+        };
+        ctx.user.map(|name| User { name }).ok_or_else(unauthorized)
+    });
+    let (posts, live, mentions) = (chat.clone(), chat.clone(), chat);
 
-/// The gap a client meets when it resumes after a post this chat never made.
-fn never_posted(id: u64, newest: u64) -> RpcError {
-    RpcError::new(
-        ErrorCode::PRECONDITION_FAILED,
-        format!(
-            "Post {id} does not exist (the newest is {newest}): the chat restarted without \
-             its posts; start over without a Last-Event-ID"
-        ),
-    )
-    .with_data(serde_json::json!({ "gap": "unknown", "newest": newest }))
-}
-
-/// The reference router: `ping`, `post.create`, `post.live`, `counter`, `failing`,
-/// `failing5xx`. `timer` paces `counter`.
-pub fn router(chat: Chat, timer: Arc<dyn Timer>) -> Router<()> {
-    let for_create = chat.clone();
-    let posts = Router::new()
+    Router::new()
         .route(
-            "create",
-            mutation(move |req: Request<(), NewPost>| {
-                let chat = for_create.clone();
-                async move { Ok::<_, RpcError>(chat.create(req.input.title)) }
-            })
-            .validate_input(|p: &NewPost| check_title(&p.title)),
+            "ping",
+            os.input::<Ping>()
+                .query(|req| async move { Ok(Pong { n: req.input.n }) }),
+        )
+        .nest(
+            "post",
+            Router::new()
+                .route(
+                    "create",
+                    os.input::<NewPost>()
+                        .validate_input(|post| check_title(&post.title))
+                        .mutation(move |req| posts.create(req.input.title)),
+                )
+                .route(
+                    "live",
+                    os.subscription(move |req| {
+                        let posts = live.live(req.last_event_id);
+                        // Each post as `{"id", "title"}`, its JSON made once for all readers.
+                        async move { Ok(with_ids(posts.await?)) }
+                    }),
+                ),
         )
         .route(
-            "live",
-            subscription(move |req: Request<(), Option<serde_json::Value>>| {
-                let chat = chat.clone();
-                let start = resume_point(req.last_event_id.as_ref());
-                event_iterator(move |mut emit| async move {
-                    // Without a resume id, only posts from now on, as the reference does.
-                    let mut last = start?;
-                    loop {
-                        let options = match last {
-                            Some(id) => SubscribeOptions::new().resume_after(SeqId::new(id)),
-                            None => SubscribeOptions::new(),
-                        };
-                        let mut live = chat.publisher.subscribe(POSTS, options)?;
-                        loop {
-                            match live.next().await {
-                                Some(Ok(post)) => {
-                                    last = Some(post.id);
-                                    // Sent as published: serialized once for every subscriber.
-                                    emit.send(tracked(post.id, post)?).await?;
-                                }
-                                // An id this chat never gave out: nothing to resume from.
-                                Some(Err(gap)) if gap.kind() == GapKind::Unknown => {
-                                    let id = last.unwrap_or(0);
-                                    return Err(never_posted(id, chat.newest()));
-                                }
-                                // Further behind than the retention (or too slow a reader):
-                                // the store has the rest, after the last post this client had.
-                                Some(Err(gap)) => {
-                                    last = last.or(Some(gap.last_id().get()));
-                                    break;
-                                }
-                                // The publisher is gone: the server is shutting down.
-                                None => return Ok(()),
+            "counter",
+            os.input::<CounterInput>().subscription(move |req| {
+                let timer = Arc::clone(&timer);
+                let CounterInput { from, to, delay_ms } = req.input;
+                // Resume after the id the client saw last; after u64::MAX comes nothing.
+                let start = resume_point(req.last_event_id.as_ref())
+                    .map(|last| last.map_or(Some(from), |last| last.checked_add(1)));
+                async move {
+                    let start = start?;
+                    Ok(event_iterator(move |mut emit| async move {
+                        for n in start.into_iter().flat_map(|start| start..=to) {
+                            emit.send(tracked(n, Tick { n })?.with_retry(1000)).await?;
+                            // 0 is as fast as the client reads (a timer's 0 ms may wait a tick).
+                            if delay_ms > 0 {
+                                timer.sleep(Duration::from_millis(delay_ms)).await;
                             }
                         }
-                        // A page at a time, each read once the client took the last: memory
-                        // stays bounded by the page, however far behind the client is.
-                        loop {
-                            let page = chat.posts_after(last.unwrap_or(0), CATCH_UP_PAGE);
-                            if page.is_empty() {
-                                break;
-                            }
-                            for post in page {
-                                last = Some(post.id);
-                                let id = post.id;
-                                emit.send(tracked(id, Published::new(SeqId::new(id), post))?)
-                                    .await?;
-                            }
-                        }
-                    }
-                })
+                        Ok(Finished { done: true })
+                    }))
+                }
             }),
-        );
-    procedures(timer).nest("post", posts)
+        )
+        .route(
+            "failing",
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit| async move {
+                    emit.send_value(Tick { n: 1 }).await?;
+                    let why = serde_json::json!({"why": "x"});
+                    Err::<(), _>(RpcError::new(ErrorCode::BAD_REQUEST, "nope").with_data(why))
+                }))
+            }),
+        )
+        .route(
+            "failing5xx",
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit| async move {
+                    emit.send_value(Tick { n: 1 }).await?;
+                    Err::<(), _>(RpcError::new(ErrorCode::INTERNAL_SERVER_ERROR, "boom"))
+                }))
+            }),
+        )
+        .route("me", authed.query(|req| async move { Ok(req.ctx) }))
+        .nest(
+            "mentions",
+            Router::new().route(
+                "live",
+                authed.subscription(move |req| {
+                    // The posts that name the caller, live and resumable as `post.live`'s.
+                    let tag = format!("@{}", req.ctx.name);
+                    let posts = mentions.live(req.last_event_id);
+                    async move {
+                        let named = posts
+                            .await?
+                            .try_filter(move |post| ready(post.title.contains(&tag)));
+                        Ok(with_ids(named))
+                    }
+                }),
+            ),
+        )
 }
 
 /// A post's title as `post.create` checks it: not blank, at most [`MAX_TITLE`] bytes.
-pub(crate) fn check_title(title: &str) -> Result<(), outer_core::procedure::Issue> {
+fn check_title(title: &str) -> Result<(), Issue> {
     if title.trim().is_empty() {
-        Err(outer_core::procedure::Issue::new("a post needs a title").at("title"))
+        Err(Issue::new("a post needs a title").at("title"))
     } else if title.len() > MAX_TITLE {
-        Err(
-            outer_core::procedure::Issue::new(format!("a title has at most {MAX_TITLE} bytes"))
-                .at("title"),
-        )
+        Err(Issue::new(format!("a title has at most {MAX_TITLE} bytes")).at("title"))
     } else {
         Ok(())
     }
 }
 
-/// Every procedure but `post.*`, which depend on where posts live.
-pub(crate) fn procedures(timer: Arc<dyn Timer>) -> Router<()> {
-    let pace = timer;
-    Router::new()
-        .route(
-            "ping",
-            query(
-                |req: Request<(), Ping>| async move { Ok::<_, RpcError>(Pong { n: req.input.n }) },
-            ),
-        )
-        .route(
-            "counter",
-            subscription(move |req: Request<(), CounterInput>| {
-                let timer = Arc::clone(&pace);
-                let start = resume_point(req.last_event_id.as_ref());
-                let CounterInput { from, to, delay_ms } = req.input;
-                event_iterator(move |mut emit| async move {
-                    let start = match start? {
-                        None => from,
-                        // After the largest id there is nothing left to send.
-                        Some(last) => match last.checked_add(1) {
-                            Some(next) => next,
-                            None => return Ok(Finished { done: true }),
-                        },
-                    };
-                    for n in start..=to {
-                        emit.send(tracked(n, Tick { n })?.with_retry(1000)).await?;
-                        // 0 is as fast as the client reads (a timer's 0 ms may wait a tick).
-                        if delay_ms > 0 {
-                            timer.sleep(Duration::from_millis(delay_ms)).await;
-                        }
-                    }
-                    Ok::<_, RpcError>(Finished { done: true })
-                })
-            }),
-        )
-        .route(
-            "failing",
-            subscription(|_: Request<(), Option<serde_json::Value>>| {
-                event_iterator(|mut emit| async move {
-                    emit.send_value(Tick { n: 1 }).await?;
-                    Err::<(), _>(
-                        RpcError::new(ErrorCode::BAD_REQUEST, "nope")
-                            .with_data(serde_json::json!({"why": "x"})),
-                    )
-                })
-            }),
-        )
-        .route(
-            "failing5xx",
-            subscription(|_: Request<(), Option<serde_json::Value>>| {
-                event_iterator(|mut emit| async move {
-                    emit.send_value(Tick { n: 1 }).await?;
-                    Err::<(), _>(RpcError::new(ErrorCode::INTERNAL_SERVER_ERROR, "boom"))
-                })
-            }),
-        )
+/// The counter value a `counter` client resumes after: a decimal number, as `counter` sent it.
+fn resume_point(last_event_id: Option<&EventId>) -> Result<Option<u64>, RpcError> {
+    last_event_id
+        .map(|id| {
+            id.as_str().parse::<u64>().map_err(|_| {
+                RpcError::new(
+                    ErrorCode::BAD_REQUEST,
+                    format!("Last-Event-ID \"{id}\" is not a counter value"),
+                )
+            })
+        })
+        .transpose()
 }

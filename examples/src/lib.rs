@@ -1,4 +1,3 @@
 #![doc = include_str!("../../README.md")]
 
 pub mod chat;
-pub mod redis_chat;

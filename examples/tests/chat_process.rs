@@ -1,6 +1,7 @@
 //! The chat example as a real process, probed from outside with real sockets the way a careless
 //! client or an attacker would, on tokio and on smol: a resume id from an earlier run, streams
-//! read as fast as they are written, a restart that loses every post, SIGTERM meanwhile.
+//! read as fast as they are written, a restart that loses every post, signed-in procedures
+//! without and with a name, SIGTERM meanwhile.
 //!
 //! No timing assertions: deadlines only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -122,6 +123,69 @@ fn after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over(ru
     let text = fresh.read_until("new run").to_owned();
     assert!(text.contains("id: 1\n"), "{text}");
     assert!(second.terminate());
+}
+
+/// `GET /trpc/mentions.live` as a browser's EventSource opens it, with these extra headers.
+fn trpc_mentions(addr: SocketAddr, headers: &str) -> outer_harness::loopback::RawResponse {
+    let request = format!("GET /trpc/mentions.live HTTP/1.1\r\nhost: test\r\n{headers}\r\n");
+    send(addr, request.as_bytes())
+}
+
+fn signed_in_procedures_are_401_without_a_name_and_answer_with_one(runtime: &str) {
+    let first = start(runtime);
+    // oRPC: `me` without a name is a 401, with one the name.
+    let refused = post(first.addr, "/rpc/me", "{}");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["json"]["code"], "UNAUTHORIZED");
+    let me = send(
+        first.addr,
+        b"POST /rpc/me HTTP/1.1\r\nhost: test\r\nauthorization: Bearer ada\r\n\
+          content-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["json"]["name"], "ada");
+    // tRPC's subscription, as an EventSource opens it: no name, a real 401 and no stream (an
+    // EventSource gives up on it rather than reconnecting for ever).
+    let refused = trpc_mentions(first.addr, "");
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("content-type").unwrap().contains("json"));
+    assert_eq!(refused.json()["error"]["data"]["httpStatus"], 401);
+    // With a name: the posts that mention it, with their ids.
+    let mut mine = trpc_mentions(first.addr, "authorization: Bearer ada\r\n");
+    assert_eq!(mine.status, 200);
+    mine.read_until("connected");
+    first.create("not for her");
+    first.create("hello @ada");
+    let text = mine.read_until("hello @ada").to_owned();
+    assert!(text.contains("id: 2\n"), "{text}");
+    assert!(!text.contains("not for her"), "{text}");
+    assert!(first.terminate());
+
+    // A new run with none of the posts: resuming after the mention is a gap.
+    let second = start(runtime);
+    let mut resumed = trpc_mentions(
+        second.addr,
+        "authorization: Bearer ada\r\nlast-event-id: 2\r\n",
+    );
+    assert_eq!(resumed.status, 200);
+    resumed.read_until("event: serialized-error");
+    resumed.read_to_end();
+    assert!(
+        resumed.text.contains("\"httpStatus\":412"),
+        "{}",
+        resumed.text
+    );
+    assert!(second.terminate());
+}
+
+#[test]
+fn signed_in_procedures_are_401_without_a_name_and_answer_with_one_on_tokio() {
+    signed_in_procedures_are_401_without_a_name_and_answer_with_one("tokio");
+}
+
+#[test]
+fn signed_in_procedures_are_401_without_a_name_and_answer_with_one_on_smol() {
+    signed_in_procedures_are_401_without_a_name_and_answer_with_one("smol");
 }
 
 #[test]

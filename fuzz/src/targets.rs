@@ -20,8 +20,8 @@ use outer_core::publisher::SeqId;
 use outer_core::router::check_path;
 use outer_core::sse::{DecodeError, EventWriter, Limits, SseDecoder, SseEvent};
 use outer_core::{
-    event_iterator, mutation, query, subscription, tracked, App, ErrorCode, Event, EventId,
-    ProcedureKind, Request, RequestHead, Router, RpcError,
+    event_iterator, procedure, tracked, App, ErrorCode, Event, EventId, ProcedureKind, RequestHead,
+    Router, RpcError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -479,18 +479,16 @@ fn parse_http(data: &[u8]) -> HttpInput {
     let first = lines.next().unwrap_or_default();
     let (method, target) = first.split_once(' ').unwrap_or((first, ""));
     let (route, query) = target.split_once('?').unwrap_or((target, ""));
-    let headers = lines
+    let mut head = RequestHead::new(method, route);
+    head.query = query.into();
+    head.headers = lines
         .map(|line| match line.split_once(':') {
             Some((name, value)) => (name.into(), value.strip_prefix(' ').unwrap_or(value).into()),
             None => (line.into(), String::new()),
         })
         .collect();
     HttpInput {
-        head: RequestHead {
-            method: method.into(),
-            path: route.into(),
-            headers,
-        },
+        head,
         route: route.into(),
         query: query.into(),
         body: body.to_vec(),
@@ -627,17 +625,21 @@ fn percent_encoded(text: &str) -> String {
         .collect()
 }
 
+/// A copy of the head, for a second request (the handlers take theirs by value). The heads
+/// made here carry no extensions.
+fn copy_head(head: &RequestHead) -> RequestHead {
+    let mut copy = RequestHead::new(head.method.as_str(), head.path.as_str());
+    copy.query = head.query.clone();
+    copy.headers = head.headers.clone();
+    copy.peer = head.peer;
+    copy
+}
+
 /// The head without any header called `name` (in any case).
 fn without_header(head: &RequestHead, name: &str) -> RequestHead {
-    RequestHead {
-        headers: head
-            .headers
-            .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
-            .cloned()
-            .collect(),
-        ..head.clone()
-    }
+    let mut copy = copy_head(head);
+    copy.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    copy
 }
 
 /// The 400 an invalid resume id is answered with: `BAD_REQUEST`, saying which id.
@@ -1107,9 +1109,11 @@ fn percent_decoded(text: &str) -> String {
 /// bytes) followed by a script of events and connection ends for a `Resumer`.
 ///
 /// Properties:
-/// - `SeqId::parse` accepts exactly 16 lowercase hex digits, and then `format(parse(s)) == s`;
-///   anything else gets an error quoting (at most 64 characters of) the input and a reason;
-/// - `parse(format(n)) == n`, and the text forms of two ids compare as the ids do;
+/// - `SeqId::parse` accepts exactly the decimal numbers up to `u64::MAX` without a sign or a
+///   leading zero, and then `format(parse(s)) == s`; anything else gets an error quoting (at
+///   most 64 characters of) the input and a reason;
+/// - `parse(format(n)) == n`, the text form is `n` in decimal (and the same in JSON, as a
+///   number), and two ids compare as their text forms do, shorter first;
 /// - `EventId::new` accepts exactly the strings without CR, LF or NUL, unchanged;
 /// - a valid id written in an `id:` line is read back by the decoder byte for byte;
 /// - sent back to resume (`EventId::from_resume`, the oRPC `last-event-id` header, and tRPC's
@@ -1129,7 +1133,14 @@ pub fn last_event_id(data: &[u8]) {
         let a = u64::from_le_bytes(a.try_into().expect("8 bytes"));
         let b = u64::from_le_bytes(b.try_into().expect("8 bytes"));
         let (ta, tb) = (SeqId::new(a).to_string(), SeqId::new(b).to_string());
-        assert_eq!(ta.cmp(&tb), a.cmp(&b), "{ta} vs {tb}");
+        assert_eq!(ta, a.to_string());
+        assert_eq!(serde_json::to_string(&SeqId::new(a)).ok(), Some(ta.clone()));
+        // Decimal without leading zeros: a longer text is a larger id.
+        assert_eq!(
+            (ta.len(), &ta).cmp(&(tb.len(), &tb)),
+            a.cmp(&b),
+            "{ta} vs {tb}"
+        );
         assert_eq!(SeqId::parse(&ta), Ok(SeqId::new(a)));
         assert_eq!(ta.parse::<SeqId>().map(SeqId::get), Ok(a));
         assert_eq!(EventId::from(SeqId::new(b)).as_str(), tb);
@@ -1139,8 +1150,19 @@ pub fn last_event_id(data: &[u8]) {
 }
 
 fn check_seq_id_text(text: &str) {
-    let canonical =
-        text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    // Read digit by digit, not with `str::parse` (which takes a `+` sign): 1 to 20 ASCII
+    // digits, no leading zero unless the number is 0, and no more than u64::MAX.
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let no_leading_zero = text == "0" || !text.starts_with('0');
+    let fits = digits
+        && text.len() <= 20
+        && text
+            .bytes()
+            .try_fold(0u64, |n, b| {
+                n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+            })
+            .is_some();
+    let canonical = digits && no_leading_zero && fits;
     match SeqId::parse(text) {
         Ok(id) => {
             assert!(canonical, "accepted {text:?}");
@@ -1180,11 +1202,7 @@ fn check_event_id_text(text: &str) {
             // Sent back to resume: an empty id is no id, in both protocols and every place.
             let resume = (!text.is_empty()).then_some(id);
             assert_eq!(EventId::from_resume(text), Ok(resume.clone()));
-            let head = RequestHead {
-                method: "POST".into(),
-                headers: vec![("Last-Event-ID".into(), text.into())],
-                ..RequestHead::default()
-            };
+            let head = RequestHead::new("POST", "/rpc/ping").with_header("Last-Event-ID", text);
             let call = orpc::decode_request(&head, "/ping", b"").expect("a valid id is taken");
             assert_eq!(call.last_event_id, resume);
             for outcome in trpc_resume_ways(text) {
@@ -1206,11 +1224,7 @@ fn check_event_id_text(text: &str) {
                 .finish()
                 .is_err());
             assert!(wire.is_empty());
-            let head = RequestHead {
-                method: "POST".into(),
-                headers: vec![("last-event-id".into(), text.into())],
-                ..RequestHead::default()
-            };
+            let head = RequestHead::new("POST", "/rpc/ping").with_header("last-event-id", text);
             let error = orpc::decode_request(&head, "/ping", b"").expect_err("refused");
             assert_eq!(error.status(), 400);
         }
@@ -1221,10 +1235,10 @@ fn check_event_id_text(text: &str) {
 /// put it: the `Last-Event-ID` header, the query's `lastEventId` and `Last-Event-Id`, and the
 /// input's `lastEventId`.
 fn trpc_resume_ways(text: &str) -> Vec<Result<Option<EventId>, RpcError>> {
-    let get = |headers: Vec<(String, String)>| RequestHead {
-        method: "GET".into(),
-        headers,
-        ..RequestHead::default()
+    let get = |headers: Vec<(String, String)>| {
+        let mut head = RequestHead::new("GET", "/trpc/resume");
+        head.headers = headers;
+        head
     };
     let run = |head: RequestHead, query: String| {
         let decoded =
@@ -1428,85 +1442,84 @@ struct Range {
 /// that answers 4xx and two that fail with 5xx (their paths hold `boom`). The context builder
 /// refuses `authorization: deny` with 401.
 fn fuzz_app() -> App<Ctx> {
-    let live = subscription(|req: Request<Ctx, Range>| {
-        let start = req
-            .last_event_id
-            .and_then(|id| id.as_str().parse::<u64>().ok())
-            .map_or(req.input.from, |n| n.saturating_add(1));
-        let to = req.input.to;
-        event_iterator(move |mut emit| async move {
-            for n in start..=to {
-                emit.send(tracked(n, json!({ "n": n }))?).await?;
+    let os = procedure::<Ctx>();
+    let live = os
+        .input::<Range>()
+        .validate_input(|range| {
+            if range.from <= range.to && range.to - range.from < 8 {
+                Ok(())
+            } else {
+                Err(Issue::new("from..=to must hold at most 8 ids").at("to"))
             }
-            Ok::<_, RpcError>(json!({ "done": true }))
         })
-    })
-    .validate_input(|range: &Range| {
-        if range.from <= range.to && range.to - range.from < 8 {
-            Ok(())
-        } else {
-            Err(Issue::new("from..=to must hold at most 8 ids").at("to"))
-        }
-    });
+        .subscription(|req| async move {
+            let start = req
+                .last_event_id
+                .and_then(|id| id.as_str().parse::<u64>().ok())
+                .map_or(req.input.from, |n| n.saturating_add(1));
+            let to = req.input.to;
+            Ok(event_iterator(move |mut emit| async move {
+                for n in start..=to {
+                    emit.send(tracked(n, json!({ "n": n }))?).await?;
+                }
+                Ok(json!({ "done": true }))
+            }))
+        });
     // Echoes the resume id back as an event id, then an event without id.
-    let resume = subscription(|req: Request<Ctx, Value>| {
+    let resume = os.input::<Value>().subscription(|req| async move {
         let id = req.last_event_id;
-        event_iterator(move |mut emit| async move {
+        Ok(event_iterator(move |mut emit| async move {
             if let Some(id) = id {
                 emit.send(Event::new(json!("resumed")).with_id(id)?).await?;
             }
             emit.send(Event::new(json!("plain"))).await?;
-            Ok::<_, RpcError>(())
-        })
+            Ok(())
+        }))
     });
-    let boom_live = subscription(|_: Request<Ctx, Value>| {
-        event_iterator(|mut emit| async move {
+    let boom_live = os.input::<Value>().subscription(|_| async {
+        Ok(event_iterator(|mut emit| async move {
             emit.send_value(json!(1)).await?;
             Err::<(), _>(RpcError::internal("boom"))
-        })
+        }))
     });
     let router = Router::new()
         .route(
             "ping",
-            query(|req: Request<Ctx, Ping>| async move {
-                Ok::<_, RpcError>(json!({ "n": req.input.n, "user": req.ctx.user }))
-            }),
+            os.input::<Ping>()
+                .query(|req| async move { Ok(json!({ "n": req.input.n, "user": req.ctx.user })) }),
         )
-        .route(
-            "nothing",
-            query(|_: Request<Ctx, ()>| async { Ok::<_, RpcError>(()) }),
-        )
+        .route("nothing", os.query(|_| async { Ok(()) }))
         .route(
             "echo",
-            mutation(|req: Request<Ctx, Value>| async move { Ok::<_, RpcError>(req.input) }),
+            os.input::<Value>()
+                .mutation(|req| async move { Ok(req.input) }),
         )
         .route(
             "post.create",
-            mutation(|req: Request<Ctx, NewPost>| async move {
-                Ok::<_, RpcError>(json!({ "id": 1, "title": req.input.title }))
-            })
-            .validate_input(|post: &NewPost| {
-                if post.title.is_empty() {
-                    Err(Issue::new("empty title").at("title"))
-                } else {
-                    Ok(())
-                }
-            }),
+            os.input::<NewPost>()
+                .validate_input(|post| {
+                    if post.title.is_empty() {
+                        Err(Issue::new("empty title").at("title"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .mutation(|req| async move { Ok(json!({ "id": 1, "title": req.input.title })) }),
         )
         .route("post.live", live)
         .route("resume", resume)
         .route(
             "conflict",
-            query(|_: Request<Ctx, Value>| async {
-                Err::<(), _>(RpcError::new(ErrorCode::CONFLICT, "taken"))
-            }),
+            os.input::<Value>()
+                .query(|_| async { Err::<(), _>(RpcError::new(ErrorCode::CONFLICT, "taken")) }),
         )
         .route(
             "boom",
-            query(|_: Request<Ctx, Value>| async { Err::<(), _>(RpcError::internal("boom")) }),
+            os.input::<Value>()
+                .query(|_| async { Err::<(), _>(RpcError::internal("boom")) }),
         )
         .route("boom_live", boom_live);
-    App::new(router, |head: &RequestHead| {
+    App::new(router, |head: RequestHead| async move {
         match head.header("authorization") {
             Some("deny") => Err(RpcError::from_code(ErrorCode::UNAUTHORIZED)),
             user => Ok(Ctx {
@@ -1536,8 +1549,13 @@ fn fuzz_app() -> App<Ctx> {
 ///   input's `lastEventId`, also any non-string, on a subscription); a valid, non-empty one
 ///   reaches `resume` unchanged and comes back in the `id:` of its first event, and without
 ///   one that first event has no id;
-/// - tRPC: a subscription alone answers a stream unless its resume id is refused; a
-///   subscription inside a batch is refused with 400 `BAD_REQUEST` ("cannot be batched");
+/// - a context that refuses (`authorization: deny`) runs nothing: oRPC answers 401 for any
+///   procedure it reaches;
+/// - tRPC: a subscription alone answers a stream unless it is refused before the stream opens:
+///   its resume id (400), or, on a GET, its context (401) or its input (400, `post.live`'s
+///   range read by `setup_refusal`), each with that status and tRPC's error body naming the
+///   path (a POST streams its 405 as tRPC does); a subscription inside a batch is refused
+///   with 400 `BAD_REQUEST` ("cannot be batched");
 /// - `echo` answers exactly the input the request carried (in each call of a batch).
 pub fn rpc_handle(data: &[u8]) {
     let request = parse_http(data);
@@ -1552,18 +1570,18 @@ pub fn rpc_handle(data: &[u8]) {
     let options = OrpcOptions::default();
     let response = block_on(orpc::handle(
         &app,
-        &request.head,
+        copy_head(&request.head),
         route,
         &request.body,
         &options,
         None,
     ));
-    check_orpc_response(response, &request, route, may_fail);
+    check_orpc_response(&app, response, &request, route, may_fail);
 
     let options = TrpcOptions::default();
     let response = block_on(trpc::handle(
         &app,
-        &request.head,
+        copy_head(&request.head),
         route,
         &request.query,
         &request.body,
@@ -1600,8 +1618,19 @@ fn stream_text(response: HttpResponse) -> (Vec<String>, Vec<SseEvent>) {
     (chunks, events)
 }
 
-fn check_orpc_response(response: HttpResponse, request: &HttpInput, route: &str, may_fail: bool) {
+fn check_orpc_response(
+    app: &App<Ctx>,
+    response: HttpResponse,
+    request: &HttpInput,
+    route: &str,
+    may_fail: bool,
+) {
     check_status(response.status, may_fail);
+    // A call the context refuses runs nothing, a stream least of all.
+    let decoded = orpc::decode_request(&request.head, route, &request.body);
+    if denied(request) && decoded.is_ok_and(|call| app.router().get(&call.path).is_some()) {
+        assert_eq!(response.status, 401, "a denied context still ran the call");
+    }
     let sent = Resume::of(request.head.header("last-event-id"));
     // A request that is taken without its invalid id must be refused for it.
     let refused_id = sent == Resume::Invalid
@@ -1681,6 +1710,50 @@ fn check_orpc_response(response: HttpResponse, request: &HttpInput, route: &str,
     }
 }
 
+/// The request asks the context builder to refuse it (401).
+fn denied(request: &HttpInput) -> bool {
+    request.head.header("authorization") == Some("deny")
+}
+
+/// Why a lone tRPC subscription that got past its resume id is refused before its stream
+/// opens, as `(status, code)`: the context first (middleware and context run before the input
+/// is decoded), then the input. `input` is the call's, `lastEventId` taken out. A POST is not
+/// called at all (it streams its 405), so only a GET gets here.
+fn setup_refusal(
+    request: &HttpInput,
+    path: &str,
+    input: Option<&Value>,
+) -> Option<(u16, &'static str)> {
+    if denied(request) {
+        return Some((401, "UNAUTHORIZED"));
+    }
+    // `post.live` takes `{from, to}`, whole numbers from 0 with at most 8 ids between; the
+    // other subscriptions take any JSON.
+    let range = |key: &str| {
+        input
+            .and_then(|input| input.get(key))
+            .and_then(Value::as_u64)
+    };
+    let valid = match (range("from"), range("to")) {
+        (Some(from), Some(to)) => from <= to && to - from < 8,
+        _ => false,
+    };
+    (path == "post.live" && !valid).then_some((400, "BAD_REQUEST"))
+}
+
+/// A tRPC input as the handler sees it: `lastEventId` taken out of an object, and an object
+/// left empty by that is no input at all.
+fn without_last_event_id(input: Option<&Value>) -> Option<Value> {
+    match input {
+        Some(Value::Object(map)) => {
+            let mut map = map.clone();
+            map.remove("lastEventId");
+            (!map.is_empty()).then_some(Value::Object(map))
+        }
+        other => other.cloned(),
+    }
+}
+
 /// `echo` answers its input: none for no input or `null` (both protocols leave the value out
 /// for JavaScript's `undefined`), else the same JSON.
 fn check_echo(answer: Option<&Value>, input: Option<&Value>) {
@@ -1719,6 +1792,20 @@ fn check_trpc_response(
         (!decoded.batch && is_subscription(app, &call.path))
             .then(|| trpc_call_resume(&sent, call.input.as_ref()))
     });
+    // What refuses a lone subscription GET before its stream, once its resume id is taken.
+    let refusal = decoded.as_ref().ok().and_then(|decoded| {
+        let call = &decoded.calls[0];
+        let get = request.head.method.eq_ignore_ascii_case("GET");
+        let taken = subscription_resume
+            .as_ref()
+            .is_some_and(|resume| *resume != Resume::Invalid);
+        (taken && get)
+            .then(|| {
+                let input = without_last_event_id(call.input.as_ref());
+                setup_refusal(request, &call.path, input.as_ref())
+            })
+            .flatten()
+    });
     match &response.body {
         Body::Full(body) => {
             assert_eq!(response.header("content-type"), Some("application/json"));
@@ -1736,13 +1823,23 @@ fn check_trpc_response(
                 "the request's resume id"
             );
             if let Some(resume) = &subscription_resume {
-                assert_eq!(
-                    resume,
-                    &Resume::Invalid,
-                    "a subscription answered without a stream: {value}"
-                );
-                assert_eq!(response.status, 400);
-                check_resume_refusal_shape(&value["error"]);
+                if resume == &Resume::Invalid {
+                    assert_eq!(response.status, 400);
+                    check_resume_refusal_shape(&value["error"]);
+                } else {
+                    // Refused in its setup: that status, in tRPC's error body, not a stream.
+                    let Some((status, code)) = refusal else {
+                        panic!("a subscription answered without a stream: {value}");
+                    };
+                    assert_eq!(response.status, status, "{value}");
+                    let error = &value["error"];
+                    assert_eq!(error["data"]["code"], json!(code), "{value}");
+                    assert_eq!(
+                        error["data"]["path"],
+                        json!(decoded.calls[0].path),
+                        "{value}"
+                    );
+                }
             }
             let answers = if decoded.batch {
                 let items = value.as_array().expect("a batch answers an array");
@@ -1796,6 +1893,7 @@ fn check_trpc_response(
                 Resume::Invalid,
                 "a stream despite an invalid resume id"
             );
+            assert_eq!(refusal, None, "a stream despite a refused setup");
             let (_, events) = stream_text(response);
             let (first, rest) = events.split_first().expect("`connected` first");
             assert_eq!(first.event, "connected");

@@ -14,11 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outer_core::procedure::Issue;
-use outer_core::publisher::{MemoryPublisher, SeqId, SubscribeOptions};
+use outer_core::publisher::{MemoryPublisher, Publisher, SeqId, SubscribeOptions};
 use outer_core::rt::Timer;
-use outer_core::{
-    event_iterator, subscription, tracked, ErrorCode, Event, Request, Router, RpcError,
-};
+use outer_core::{event_iterator, procedure, tracked, ErrorCode, Event, Router, RpcError};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde::Deserialize;
@@ -70,30 +68,35 @@ pub fn feed(
     pace: Duration,
 ) -> Router<()> {
     let (publisher, live) = (publisher.clone(), live.clone());
+    let os = procedure::<()>();
     Router::new().route(
         "live",
-        subscription(move |req: Request<(), Option<Value>>| {
+        os.input::<Option<Value>>().subscription(move |req| {
             let (publisher, live, timer) = (publisher.clone(), live.clone(), timer.clone());
-            event_iterator(move |mut emit| async move {
-                let _guard = live.enter();
-                if let Some(timer) = &timer {
-                    timer.sleep(setup).await;
-                }
-                let options = SubscribeOptions {
-                    last_event_id: req.last_event_id.clone(),
-                    ..SubscribeOptions::new()
-                };
-                let mut events = publisher.subscribe(TOPIC, options)?;
-                while let Some(next) = futures::StreamExt::next(&mut events).await {
-                    let published = next?;
-                    emit.send(tracked(*published.id(), *published.data())?)
-                        .await?;
+            // The waits stay in the stream, not the setup: the in-memory session answers the
+            // setup at once, and cancellation is to strike in either wait.
+            async move {
+                Ok(event_iterator(move |mut emit| async move {
+                    let _guard = live.enter();
                     if let Some(timer) = &timer {
-                        timer.sleep(pace).await;
+                        timer.sleep(setup).await;
                     }
-                }
-                Ok::<(), RpcError>(())
-            })
+                    let options = SubscribeOptions {
+                        last_event_id: req.last_event_id.clone(),
+                        ..SubscribeOptions::new()
+                    };
+                    let mut events = publisher.subscribe(TOPIC, options).await?;
+                    while let Some(next) = futures::StreamExt::next(&mut events).await {
+                        let published = next?;
+                        emit.send(tracked(*published.id(), *published.data())?)
+                            .await?;
+                        if let Some(timer) = &timer {
+                            timer.sleep(pace).await;
+                        }
+                    }
+                    Ok(())
+                }))
+            }
         }),
     )
 }
@@ -175,33 +178,37 @@ pub fn counter(failure: Failure) -> Router<()> {
     let failed = Arc::new(AtomicBool::new(false));
     Router::new().route(
         "count",
-        subscription(move |req: Request<(), CounterInput>| {
-            let (failure, failed) = (failure.clone(), failed.clone());
-            let start = req
-                .last_event_id
-                .as_ref()
-                .and_then(|id| id.as_str().parse::<u64>().ok())
-                // Saturating: a resume id past COUNT, even u64::MAX, leaves nothing to send.
-                .map_or(1, |last| last.saturating_add(1));
-            event_iterator(move |mut emit| async move {
-                for n in start..=COUNT {
-                    if n == req.input.fail_at && !failed.swap(true, Ordering::SeqCst) {
-                        match failure {
-                            Failure::Handler(error) => return Err(error),
-                            Failure::InvalidOutput => {
-                                emit.send(tracked(n, json!({ "n": -1 }))?).await?;
+        procedure::<()>()
+            .input::<CounterInput>()
+            .subscription(move |req| {
+                let (failure, failed) = (failure.clone(), failed.clone());
+                let start = req
+                    .last_event_id
+                    .as_ref()
+                    .and_then(|id| id.as_str().parse::<u64>().ok())
+                    // Saturating: a resume id past COUNT, even u64::MAX, leaves nothing to send.
+                    .map_or(1, |last| last.saturating_add(1));
+                async move {
+                    Ok(event_iterator(move |mut emit| async move {
+                        for n in start..=COUNT {
+                            if n == req.input.fail_at && !failed.swap(true, Ordering::SeqCst) {
+                                match failure {
+                                    Failure::Handler(error) => return Err(error),
+                                    Failure::InvalidOutput => {
+                                        emit.send(tracked(n, json!({ "n": -1 }))?).await?;
+                                    }
+                                }
                             }
+                            emit.send(tracked(n, json!({ "n": n }))?).await?;
                         }
-                    }
-                    emit.send(tracked(n, json!({ "n": n }))?).await?;
+                        Ok(json!({ "done": true }))
+                    }))
                 }
-                Ok::<_, RpcError>(json!({ "done": true }))
             })
-        })
-        .validate_output(|value: &Value| match value["n"].as_i64() {
-            Some(n) if n > 0 => Ok(()),
-            _ => Err(Issue::new("n must be positive").at("n")),
-        }),
+            .validate_output(|value| match value["n"].as_i64() {
+                Some(n) if n > 0 => Ok(()),
+                _ => Err(Issue::new("n must be positive").at("n")),
+            }),
     )
 }
 

@@ -26,16 +26,16 @@ use crate::subscriber::{events, Seen, Subscriber};
 /// One subscription, across as many connections as it takes.
 ///
 /// ```
-/// use outer_core::{event_iterator, subscription, tracked, Request, Router, RpcError};
+/// use outer_core::{event_iterator, procedure, tracked, Router};
 /// use outer_harness::{Protocol, Session};
 ///
-/// let router = Router::new().route("count", subscription(|_: Request<(), ()>| {
-///     event_iterator(|mut emit| async move {
+/// let router = Router::new().route("count", procedure::<()>().subscription(|_| async {
+///     Ok(event_iterator(|mut emit| async move {
 ///         for n in 1..=3u64 {
 ///             emit.send(tracked(n, n)?).await?;
 ///         }
-///         Ok::<_, RpcError>("end")
-///     })
+///         Ok("end")
+///     }))
 /// }));
 /// for protocol in Protocol::ALL {
 ///     let mut session = Session::new(router.clone().into(), protocol, "count", None);
@@ -107,16 +107,15 @@ impl<Ctx: Clone + 'static> Session<Ctx> {
         self.cut();
         let protocol = self.client.protocol();
         let request = self.client.next_request();
-        let head = RequestHead {
-            method: request.method.into(),
-            path: format!("{}{}", protocol.default_prefix(), request.route),
-            headers: request.headers,
-        };
+        let path = format!("{}{}", protocol.default_prefix(), request.route);
+        let mut head = RequestHead::new(request.method, path);
+        head.query = request.query.clone();
+        head.headers = request.headers;
         let timer = self.timer.clone();
         let response = match protocol {
             Protocol::Orpc => block_on(orpc::handle(
                 &self.app,
-                &head,
+                head,
                 &request.route,
                 request.body.as_bytes(),
                 &OrpcOptions::default(),
@@ -124,7 +123,7 @@ impl<Ctx: Clone + 'static> Session<Ctx> {
             )),
             Protocol::Trpc => block_on(trpc::handle(
                 &self.app,
-                &head,
+                head,
                 &request.route,
                 &request.query,
                 request.body.as_bytes(),

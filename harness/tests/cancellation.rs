@@ -73,7 +73,7 @@ proptest! {
         for step in &steps {
             match step {
                 Step::Publish => {
-                    publisher.publish(TOPIC, 0);
+                    publisher.publish_now(TOPIC, 0);
                 }
                 Step::Deliver(bytes) => {
                     session.pump(*bytes);

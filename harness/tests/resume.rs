@@ -44,7 +44,7 @@ fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCase
         match step {
             Step::Publish => {
                 let n = published.len() as u64;
-                publisher.publish(TOPIC, n);
+                publisher.publish_now(TOPIC, n);
                 published.push(n);
             }
             Step::Deliver(bytes) => {
@@ -93,11 +93,11 @@ fn a_cut_in_the_middle_of_an_event_loses_nothing() {
         let publisher = MemoryPublisher::builder().retain_last(16).build();
         let mut session = Session::new(app(&publisher), protocol, "live", None);
         session.connect();
-        publisher.publish(TOPIC, 0);
+        publisher.publish_now(TOPIC, 0);
         session.pump_all();
         assert!(session.last_event_id().is_some(), "{protocol:?}");
         for n in 1..4u64 {
-            publisher.publish(TOPIC, n);
+            publisher.publish_now(TOPIC, n);
         }
         for bytes in 1..200 {
             session.pump(bytes % 7 + 1);
@@ -121,11 +121,11 @@ fn a_consumer_further_behind_than_retention_is_told_so() {
         let publisher = MemoryPublisher::builder().retain_last(2).build();
         let mut session = Session::new(app(&publisher), protocol, "live", None);
         session.connect();
-        publisher.publish(TOPIC, 0);
+        publisher.publish_now(TOPIC, 0);
         session.pump_all();
         session.cut();
         for n in 1..6u64 {
-            publisher.publish(TOPIC, n);
+            publisher.publish_now(TOPIC, n);
         }
         session.connect();
         session.pump_all();

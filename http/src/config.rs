@@ -35,8 +35,10 @@ pub struct ServerConfig {
     /// Default: 1 MiB.
     pub max_body_bytes: usize,
     /// The most event streams open at once. A stream request beyond it is answered 503
-    /// `SERVICE_UNAVAILABLE` (retryable: clients with retries come back later) and its handler
-    /// is dropped before it runs. Default: 10 000.
+    /// `SERVICE_UNAVAILABLE` (retryable: clients with retries come back later) and its stream
+    /// is dropped before its first poll. Its setup has run by then (whether a call streams is
+    /// known only once its setup answers), so a setup's own resources are dropped with it, as on
+    /// any refusal. Default: 10 000.
     pub max_streams: usize,
     /// How long a connection may take to send a request's headers before it is closed
     /// (hyper's `header_read_timeout`, run on the service's timer). `None`: no limit.

@@ -14,7 +14,7 @@
 //! use std::time::Duration;
 //! use http_body_util::{BodyExt, Full};
 //! use outer_core::rt::{Sleep, Timer};
-//! use outer_core::{query, Request, Router, RpcError};
+//! use outer_core::{procedure, Router};
 //! use outer_http::{OuterService, ServerConfig};
 //!
 //! // Each runtime adapter brings its timer; this one never fires.
@@ -29,7 +29,7 @@
 //!
 //! let router = Router::new().route(
 //!     "ping",
-//!     query(|req: Request<(), Ping>| async move { Ok::<_, RpcError>(req.input.n + 1) }),
+//!     procedure::<()>().input::<Ping>().query(|req| async move { Ok(req.input.n + 1) }),
 //! );
 //! let service = OuterService::new(router, ServerConfig::default(), Arc::new(NoTimer));
 //!
@@ -75,5 +75,5 @@ pub use config::{Page, ServerConfig};
 pub use outer_core::protocol::orpc::OrpcOptions;
 pub use outer_core::protocol::trpc::TrpcOptions;
 pub use outer_core::protocol::StreamTiming;
-pub use service::{OuterService, ResponseFuture};
+pub use service::{HttpHead, OuterService, PeerAddr, ResponseFuture};
 pub use shutdown::Shutdown;

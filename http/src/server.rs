@@ -9,6 +9,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -16,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 
-use crate::service::OuterService;
+use crate::service::{OuterService, PeerAddr};
 use crate::shutdown::{OpenCount, Shutdown, Signal};
 
 /// A connection's task, as handed to the executor.
@@ -29,9 +31,11 @@ pub type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// cleanly), and the connection closes.
 ///
 /// `io` is the connection, already wrapped for hyper (`hyper_util::rt::TokioIo`,
-/// `outer_smol::SmolIo`).
+/// `outer_smol::SmolIo`); `peer`, the client's address, goes into each request's extensions
+/// as a [`PeerAddr`], which context builders read as [`RequestHead::peer`](outer_core::RequestHead::peer).
 pub fn serve_connection<Ctx, I>(
     io: I,
+    peer: Option<SocketAddr>,
     service: OuterService<Ctx>,
 ) -> impl Future<Output = ()> + Send
 where
@@ -50,7 +54,7 @@ where
             builder.header_read_timeout(None);
         }
     }
-    let connection = builder.serve_connection(io, service);
+    let connection = builder.serve_connection(io, OnConnection { service, peer });
     async move {
         let mut connection = pin!(connection);
         let result = match select(connection.as_mut(), pin!(stop)).await {
@@ -64,6 +68,27 @@ where
             // A client that goes away mid-response is ordinary for event streams.
             tracing::debug!(error = %err, "connection ended with an error");
         }
+    }
+}
+
+/// The service as one connection serves it: each request learns the peer's address.
+struct OnConnection<Ctx> {
+    service: OuterService<Ctx>,
+    peer: Option<SocketAddr>,
+}
+
+impl<Ctx: Clone + Send + 'static> hyper::service::Service<http::Request<Incoming>>
+    for OnConnection<Ctx>
+{
+    type Response = http::Response<crate::OuterBody>;
+    type Error = std::convert::Infallible;
+    type Future = crate::ResponseFuture;
+
+    fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(PeerAddr(peer));
+        }
+        self.service.respond(request)
     }
 }
 
@@ -94,7 +119,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Builds a server from its runtime parts: `incoming` yields accepted connections (wrapped for
-/// hyper), `executor` spawns one task per connection. Spawn the returned [`AcceptLoop`]; keep
+/// hyper) with the peer's address when there is one, `executor` spawns one task per connection. Spawn the returned [`AcceptLoop`]; keep
 /// the [`ServerControl`] to watch and stop the server.
 pub fn accept_loop<Ctx, S, I, E>(
     service: OuterService<Ctx>,
@@ -103,7 +128,7 @@ pub fn accept_loop<Ctx, S, I, E>(
 ) -> (AcceptLoop, ServerControl)
 where
     Ctx: Clone + Send + 'static,
-    S: Stream<Item = io::Result<I>> + Unpin + Send + 'static,
+    S: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + Send + 'static,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     E: hyper::rt::Executor<ConnectionFuture> + Send + 'static,
 {
@@ -145,9 +170,9 @@ where
             };
             match next {
                 None => break,
-                Some(Ok(io)) => {
+                Some(Ok((io, peer))) => {
                     let open = connections.enter();
-                    let connection = serve_connection(io, service.clone());
+                    let connection = serve_connection(io, peer, service.clone());
                     let abort = Arc::clone(&abort).wait();
                     executor.execute(Box::pin(async move {
                         // Dropped with the task, however it ends, so shutdown sees it go.

@@ -38,13 +38,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 /// use std::sync::Arc;
 /// use outer_core::rt::{Sleep, Timer};
-/// use outer_core::{query, Request, Router, RpcError};
+/// use outer_core::{procedure, Router};
 /// use outer_http::{OuterService, ServerConfig};
 ///
 /// # #[derive(Debug)] struct MyTimer;
 /// # impl Timer for MyTimer { fn sleep(&self, _: std::time::Duration) -> Sleep { Box::pin(std::future::pending()) } }
 /// let router = Router::new()
-///     .route("ping", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input) }));
+///     .route("ping", procedure::<()>().input::<u32>().query(|req| async move { Ok(req.input) }));
 /// // The runtime adapters pass their timer (`outer_tokio::TokioTimer`, `outer_smol::SmolTimer`).
 /// let service = OuterService::new(router, ServerConfig::default(), Arc::new(MyTimer));
 /// assert_eq!(service.active_streams(), 0);
@@ -220,7 +220,8 @@ where
         );
         return closing(error_response(Protocol::Orpc, &error));
     }
-    let path = parts.uri.path();
+    let path = parts.uri.path().to_owned();
+    let path = path.as_str();
     let config = &shared.config;
     if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
         if let Some(page) = config.pages.iter().find(|page| page.path == path) {
@@ -312,30 +313,17 @@ where
             return closing(error_response(protocol, &error));
         }
     };
-    let head = RequestHead {
-        method: parts.method.as_str().into(),
-        path: path.into(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                (name.as_str().to_owned(), value)
-            })
-            .collect(),
-    };
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let head = request_head(parts);
     let timer = Some(Arc::clone(&shared.timer));
     let response = match protocol {
-        Protocol::Orpc => {
-            orpc::handle(&shared.app, &head, route, &bytes, &config.orpc, timer).await
-        }
+        Protocol::Orpc => orpc::handle(&shared.app, head, route, &bytes, &config.orpc, timer).await,
         Protocol::Trpc => {
-            let query = parts.uri.query().unwrap_or_default();
             trpc::handle(
                 &shared.app,
-                &head,
+                head,
                 route,
-                query,
+                &query,
                 &bytes,
                 &config.trpc,
                 timer,
@@ -344,6 +332,61 @@ where
         }
     };
     into_http(response, shared, protocol, span)
+}
+
+/// The head a context is built from: what the protocols read, the peer's address, and the
+/// request's extensions, moved in whole (what axum or a tower layer put there stays reachable,
+/// see [`HttpHead`](crate::HttpHead)).
+fn request_head(parts: http::request::Parts) -> RequestHead {
+    let mut head = RequestHead::new(parts.method.as_str(), parts.uri.path());
+    head.query = parts.uri.query().unwrap_or_default().to_owned();
+    head.headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    head.peer = parts.extensions.get::<PeerAddr>().map(|peer| peer.0);
+    head.extensions.insert(parts.extensions);
+    head
+}
+
+/// The address of the client at the other end of a request's connection: the servers of
+/// `outer-tokio` and `outer-smol` put it in each request's extensions, and it becomes
+/// [`RequestHead::peer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The request's extensions, from a context builder: `head.extension::<T>()` finds a `T` that
+/// the HTTP layer or a framework around it (axum's `Extension` layer, its `ConnectInfo`, a
+/// tower layer) put in the request.
+///
+/// ```
+/// use outer_core::RequestHead;
+/// use outer_http::HttpHead;
+///
+/// #[derive(Clone, Debug, PartialEq)] struct Session(u32);
+/// let mut extensions = http::Extensions::new();
+/// extensions.insert(Session(7));
+/// let mut head = RequestHead::new("GET", "/trpc/me");
+/// head.extensions.insert(extensions);
+/// assert_eq!(head.extension::<Session>(), Some(&Session(7)));
+/// ```
+pub trait HttpHead {
+    /// The value of type `T` in the request's extensions.
+    fn extension<T: Send + Sync + 'static>(&self) -> Option<&T>;
+}
+
+impl HttpHead for RequestHead {
+    fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions.get::<T>().or_else(|| {
+            self.extensions
+                .get::<http::Extensions>()
+                .and_then(|extensions| extensions.get::<T>())
+        })
+    }
 }
 
 /// The wire protocol a path is served with.
@@ -525,7 +568,7 @@ mod tests {
     use http_body_util::{BodyExt, Full};
     use outer_core::protocol::Framing;
     use outer_core::rt::Sleep;
-    use outer_core::{event_iterator, query, subscription, Request as Call, Router};
+    use outer_core::{event_iterator, procedure, Router};
     use serde_json::{json, Value};
     use std::time::Duration;
 
@@ -538,17 +581,19 @@ mod tests {
     }
 
     fn service(config: ServerConfig) -> OuterService<()> {
+        let os = procedure::<()>();
         let router = Router::new()
             .route(
                 "ping",
-                query(|req: Call<(), Value>| async move { Ok::<_, RpcError>(req.input) }),
+                os.input::<Value>()
+                    .query(|req| async move { Ok(req.input) }),
             )
             .route(
                 "forever",
-                subscription(|_: Call<(), ()>| {
-                    event_iterator(|_emit: outer_core::Emitter<u32>| {
+                os.subscription(|_| async {
+                    Ok(event_iterator(|_emit: outer_core::Emitter<u32>| {
                         std::future::pending::<Result<(), RpcError>>()
-                    })
+                    }))
                 }),
             );
         OuterService::new(router, config, Arc::new(NeverTimer))

@@ -55,8 +55,9 @@ impl From<MalformedStreamId> for Error {
     }
 }
 
-impl From<Error> for RpcError {
-    fn from(err: Error) -> Self {
+impl outer_core::IntoRpcError for Error {
+    fn into_rpc_error(self) -> RpcError {
+        let err = self;
         let code = match err {
             Error::MalformedId(_) => ErrorCode::BAD_REQUEST,
             Error::Unavailable(_) => ErrorCode::SERVICE_UNAVAILABLE,
@@ -130,14 +131,24 @@ impl fmt::Display for RecvError {
 
 impl std::error::Error for RecvError {}
 
+impl outer_core::publisher::AsGap<StreamId> for RecvError {
+    fn as_gap(&self) -> Option<&Gap> {
+        match self {
+            Self::Gap(gap) => Some(gap),
+            Self::Undecodable { .. } => None,
+        }
+    }
+}
+
 impl From<Gap> for RecvError {
     fn from(gap: Gap) -> Self {
         Self::Gap(gap)
     }
 }
 
-impl From<RecvError> for RpcError {
-    fn from(err: RecvError) -> Self {
+impl outer_core::IntoRpcError for RecvError {
+    fn into_rpc_error(self) -> RpcError {
+        let err = self;
         match err {
             RecvError::Gap(gap) => gap.into(),
             RecvError::Undecodable { id, .. } => {

@@ -88,6 +88,21 @@ impl fmt::Debug for StreamId {
     }
 }
 
+/// As its text form, a JSON string (`"1732000000000-0"`): the id a client sees in the data
+/// reads the same as the SSE id.
+impl serde::Serialize for StreamId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StreamId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for StreamId {
     type Err = MalformedStreamId;
     fn from_str(text: &str) -> Result<Self, MalformedStreamId> {

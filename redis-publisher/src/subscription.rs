@@ -290,6 +290,22 @@ impl CatchUp {
     }
 }
 
+/// A subscription is a subscription's stream as it is: each event goes out with its stream id
+/// as its SSE id, and its JSON made once for every subscriber in the process.
+impl<T> outer_core::IntoEventStream for Subscription<T>
+where
+    T: serde::Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    type Item = T;
+
+    fn into_frames(
+        self,
+        check: Option<outer_core::procedure::OutputCheck<T>>,
+    ) -> outer_core::procedure::FrameStream {
+        outer_core::events(self).into_frames(check)
+    }
+}
+
 impl<T> Stream for Subscription<T>
 where
     T: DeserializeOwned + Send + Sync + 'static,

@@ -2,18 +2,21 @@
 //! test), on tokio and on smol: replay then live with no gap or duplicate, however publishes
 //! race the subscribe; gaps said out loud; malformed ids refused; one reader per topic; drop
 //! unsubscribes; slow subscribers catch up; a Redis restart and a change of instance lose and
-//! repeat nothing.
+//! repeat nothing; a subscription is a procedure's stream as it is, its setup errors statuses;
+//! a trimmed gap filled from a store.
 //!
 //! No timing assertions: deadlines only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use outer_core::publisher::{GapKind, GapPolicy, Publisher, SubscribeOptions};
+use outer_core::procedure::{Call, Frame, FrameStream, Reply};
+use outer_core::publisher::{backfilled, GapKind, GapPolicy, Publisher, SubscribeOptions};
 use outer_core::rt::Timer;
-use outer_core::{EventId, RpcError};
+use outer_core::{procedure, EventId, Router, RpcError};
 use outer_redis::testing::RedisServer;
 use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
 
@@ -612,6 +615,103 @@ fn an_undecodable_entry_is_reported_and_the_stream_goes_on<R: Rt>() {
     });
 }
 
+/// The router a handler over this publisher makes: `live` is the topic's subscription as it
+/// is, resumed after the client's last event id.
+fn live_router(publisher: RedisPublisher<u32>) -> Router<()> {
+    Router::new().route(
+        "live",
+        procedure::<()>().subscription(move |req| {
+            let publisher = publisher.clone();
+            let mut options = SubscribeOptions::new();
+            options.last_event_id = req.last_event_id;
+            async move { Ok(publisher.subscribe("t", options).await?) }
+        }),
+    )
+}
+
+/// Calls `live` after `last`: the stream, or the status that refused it before any stream.
+async fn call_live(router: &Router<()>, last: Option<&str>) -> Result<FrameStream, u16> {
+    let call = Call::new((), None).with_last_event_id(last.map(|id| EventId::new(id).unwrap()));
+    match within("the call", router.call("live", call)).await {
+        Ok(Reply::Stream(frames)) => Ok(frames),
+        Ok(Reply::Value(_)) => panic!("live is a stream"),
+        Err(err) => Err(err.status()),
+    }
+}
+
+fn a_subscription_is_a_procedures_stream_and_its_setup_errors_are_statuses<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime.clone());
+        let router = live_router(publisher.clone());
+        let ids = publish_all(&publisher, "t", [10, 20]).await;
+        // Each event goes out with its stream id as its SSE id.
+        let mut frames = call_live(&router, Some(&ids[0].to_string())).await.unwrap();
+        match within("an event", frames.next()).await {
+            Some(Frame::Event(event)) => {
+                assert_eq!(event.id().unwrap().as_str(), ids[1].to_string());
+                assert_eq!(event.data().get(), "20");
+            }
+            other => panic!("expected an event, got {other:?}"),
+        }
+        // A stream id serializes as the string a client sends back.
+        assert_eq!(
+            serde_json::to_value(ids[1]).unwrap(),
+            serde_json::Value::String(ids[1].to_string())
+        );
+        // Refused before any stream, with the status: a malformed id, a Redis that is away.
+        assert_eq!(call_live(&router, Some("zzz")).await.unwrap_err(), 400);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let away = RedisPublisher::builder(format!("redis://127.0.0.1:{port}"))
+            .build(runtime)
+            .unwrap();
+        assert_eq!(call_live(&live_router(away), None).await.unwrap_err(), 503);
+    });
+}
+
+fn backfilled_fills_a_trimmed_gap_from_a_store_then_goes_live<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = RedisPublisher::<u32>::builder(redis.url())
+            .retain_last(1)
+            .build(runtime)
+            .unwrap();
+        // `MAXLEN ~` trims whole nodes of 100 entries: publish enough to trim some.
+        let values: Vec<u32> = (0..350).collect();
+        let ids = publish_all(&publisher, "kept", values.iter().copied()).await;
+        let store: Arc<Vec<(StreamId, u32)>> = Arc::new(ids.iter().copied().zip(values).collect());
+        let pages = move |after: StreamId| {
+            let page = store.iter().filter(|(id, _)| *id > after).take(64);
+            let page: Vec<_> = page.copied().collect();
+            async move { Ok(page) }
+        };
+        let mut feed = backfilled(publisher.clone(), "kept", resume(ids[0]), pages)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 349 {
+            match within("an event", feed.next()).await {
+                Some(Ok(event)) => got.push((*event.id(), *event)),
+                other => panic!("expected event {}, got {other:?}", got.len() + 1),
+            }
+        }
+        let expected: Vec<(StreamId, u32)> = ids[1..].iter().copied().zip(1..350).collect();
+        assert_eq!(
+            got, expected,
+            "every event after the resume point, once, in order"
+        );
+        let live = publisher.publish("kept", 1000).await.unwrap();
+        match within("the live event", feed.next()).await {
+            Some(Ok(event)) => assert_eq!((*event.id(), *event), (live, 1000)),
+            other => panic!("expected the live event, got {other:?}"),
+        }
+    });
+}
+
 macro_rules! on_both_runtimes {
     ($($test:ident),* $(,)?) => {
         mod on_tokio {
@@ -638,4 +738,6 @@ on_both_runtimes!(
     a_redis_restart_mid_stream_loses_and_repeats_nothing,
     another_instance_resumes_where_the_first_left_off,
     an_undecodable_entry_is_reported_and_the_stream_goes_on,
+    a_subscription_is_a_procedures_stream_and_its_setup_errors_are_statuses,
+    backfilled_fills_a_trimmed_gap_from_a_store_then_goes_live,
 );

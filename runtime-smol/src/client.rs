@@ -6,21 +6,22 @@
 //! reactor, so any executor (or `smol::block_on`) can poll it.
 //!
 //! ```
-//! use outer_core::{event_iterator, query, subscription, tracked, Request, Router, RpcError};
+//! use outer_core::{event_iterator, procedure, tracked, Router};
 //! use outer_smol::{serve, service, Client, ServerConfig};
 //! use smol::stream::StreamExt;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! smol::block_on(async {
+//!     let os = procedure::<()>();
 //!     let router = Router::new()
-//!         .route("double", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input * 2) }))
-//!         .route("count", subscription(|_: Request<(), ()>| {
-//!             event_iterator(|mut emit| async move {
+//!         .route("double", os.input::<u32>().query(|req| async move { Ok(req.input * 2) }))
+//!         .route("count", os.subscription(|_| async {
+//!             Ok(event_iterator(|mut emit| async move {
 //!                 for n in 1..=3u32 {
 //!                     emit.send(tracked(n, n)?).await?;
 //!                 }
-//!                 Ok::<_, RpcError>("finished")
-//!             })
+//!                 Ok("finished")
+//!             }))
 //!         }));
 //!     let listener = async_net::TcpListener::bind("127.0.0.1:0").await?;
 //!     let server = serve(listener, service(router, ServerConfig::default()))?;

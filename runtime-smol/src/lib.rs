@@ -3,13 +3,13 @@
 //! Outer on smol: serve a router over HTTP/1.1 with hyper, on async-io's reactor.
 //!
 //! ```no_run
-//! use outer_core::{query, Request, Router, RpcError};
+//! use outer_core::{procedure, Router};
 //! use outer_smol::{serve, service, ServerConfig};
 //!
 //! fn main() -> std::io::Result<()> {
 //!     smol::block_on(async {
 //!         let router = Router::new()
-//!             .route("ping", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input) }));
+//!             .route("ping", procedure::<()>().input::<u32>().query(|req| async move { Ok(req.input) }));
 //!         let listener = async_net::TcpListener::bind("127.0.0.1:3000").await?;
 //!         // `POST /rpc/ping` with `{"json":1}` answers `{"json":1}`.
 //!         let server = serve(listener, service(router, ServerConfig::default()))?;
@@ -163,16 +163,19 @@ impl Server {
     }
 }
 
+/// Accepted connections, each ready for hyper, with the peer's address.
+type Incoming = Pin<Box<dyn Stream<Item = io::Result<(SmolIo, Option<SocketAddr>)>> + Send>>;
+
 /// Accepted connections as a stream, each ready for hyper. It owns the listener, so the
 /// listener closes when the accept loop ends.
-fn incoming(listener: TcpListener) -> Pin<Box<dyn Stream<Item = io::Result<SmolIo>> + Send>> {
+fn incoming(listener: TcpListener) -> Incoming {
     Box::pin(smol::stream::unfold(listener, |listener| async move {
         let accepted = listener.accept().await.map(|(stream, peer)| {
             // Events are small writes that must leave at once, not wait for an ACK.
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
             }
-            SmolIo::new(stream)
+            (SmolIo::new(stream), Some(peer))
         });
         Some((accepted, listener))
     }))

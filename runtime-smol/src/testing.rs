@@ -23,7 +23,7 @@ impl Adapter for Smol {
     }
 
     /// On smol's global executor, which runs on threads of its own while the test blocks.
-    fn start(service: OuterService<()>) -> Running {
+    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
         Running(smol::block_on(async {
             let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             serve(listener, service).unwrap()

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use outer_core::rt::Timer;
-use outer_core::Router;
-use outer_examples::chat::{self, Chat};
+use outer_core::App;
+use outer_examples::chat::{self, Chat, ChatCtx};
 use outer_harness::client_suite::ClientRuntime;
 
 struct Smol;
@@ -19,8 +19,10 @@ impl ClientRuntime for Smol {
         smol::block_on(future)
     }
 
-    fn chat(timer: Arc<dyn Timer>) -> Router<()> {
-        chat::router(Chat::new(), timer)
+    type Ctx = ChatCtx;
+
+    fn chat(timer: Arc<dyn Timer>) -> App<ChatCtx> {
+        chat::app(Chat::new(), timer)
     }
 }
 

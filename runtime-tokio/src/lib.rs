@@ -3,13 +3,13 @@
 //! Outer on tokio: serve a router over HTTP/1.1 with hyper, or mount it in axum.
 //!
 //! ```no_run
-//! use outer_core::{query, Request, Router, RpcError};
+//! use outer_core::{procedure, Router};
 //! use outer_tokio::{serve, service, ServerConfig};
 //!
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let router = Router::new()
-//!         .route("ping", query(|req: Request<(), u32>| async move { Ok::<_, RpcError>(req.input) }));
+//!         .route("ping", procedure::<()>().input::<u32>().query(|req| async move { Ok(req.input) }));
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     // `POST /rpc/ping` with `{"json":1}` answers `{"json":1}`.
 //!     let server = serve(listener, service(router, ServerConfig::default()))?;
@@ -166,7 +166,7 @@ impl Drop for Server {
 struct Incoming(TcpListener);
 
 impl futures_core::Stream for Incoming {
-    type Item = io::Result<TokioIo<TcpStream>>;
+    type Item = io::Result<(TokioIo<TcpStream>, Option<SocketAddr>)>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.0.poll_accept(cx).map(|accepted| {
@@ -175,7 +175,7 @@ impl futures_core::Stream for Incoming {
                 if let Err(err) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
                 }
-                TokioIo::new(stream)
+                (TokioIo::new(stream), Some(peer))
             }))
         })
     }

@@ -26,7 +26,7 @@ impl Adapter for Tokio {
         Arc::new(TokioTimer)
     }
 
-    fn start(service: OuterService<()>) -> Running {
+    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -1,17 +1,22 @@
 //! Mounting Outer in axum through tower: the same service, routed by axum, over real loopback
-//! HTTP.
+//! HTTP; and what axum puts in a request (its layers' extensions, its `ConnectInfo`) reaching
+//! the context builder.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
+use outer_core::{procedure, App, Router};
+use outer_harness::conformance::context::{open_request, request};
 use outer_harness::conformance::{quiet_config, router, Probe};
-use outer_harness::loopback::{post, wait_until};
+use outer_harness::loopback::{post, read_response, wait_until};
+use outer_http::HttpHead;
 use outer_tokio::{service, ServerConfig};
+use serde_json::json;
 
-/// Serves `app` with `axum::serve` on a runtime of its own, so the blocking test client never
-/// stalls it.
-fn serve_axum(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+/// A runtime of its own, so the blocking test client never stalls the server, and a listener.
+fn runtime_and_listener() -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -20,19 +25,38 @@ fn serve_axum(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
+    (runtime, listener)
+}
+
+/// Serves `app` with `axum::serve`.
+fn serve_axum(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+    let (runtime, listener) = runtime_and_listener();
     let addr = listener.local_addr().unwrap();
     runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, runtime)
 }
 
+/// Serves `app` with `axum::serve`, each request carrying its peer as axum's `ConnectInfo`.
+fn serve_axum_with_connect_info(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+    let (runtime, listener) = runtime_and_listener();
+    let addr = listener.local_addr().unwrap();
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    runtime.spawn(async move { axum::serve(listener, make).await.unwrap() });
+    (addr, runtime)
+}
+
+/// An oRPC service at the root of an axum nest.
+fn nested_config() -> ServerConfig {
+    ServerConfig {
+        rpc_prefix: String::new(),
+        ..quiet_config()
+    }
+}
+
 #[test]
 fn nest_service_mounts_the_service_under_axum_with_an_empty_prefix() {
     let probe = Arc::new(Probe::default());
-    let config = ServerConfig {
-        rpc_prefix: String::new(),
-        ..quiet_config()
-    };
-    let outer = service(router(&probe), config);
+    let outer = service(router(&probe), nested_config());
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
         .nest_service("/rpc", outer.clone());
@@ -69,4 +93,84 @@ fn route_service_keeps_the_prefix_so_the_default_one_applies() {
     let mut ping = post(addr, "/rpc/ping", r#"{"json":"hi"}"#);
     assert_eq!(ping.status, 200);
     assert_eq!(ping.read_to_end().0, r#"{"json":"hi"}"#);
+}
+
+#[derive(Clone, Debug)]
+struct Region(&'static str);
+
+#[derive(Clone, Debug)]
+struct Tenant(String);
+
+/// What the context builder found in a request's extensions, answered by `whoami`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+struct Found {
+    region: Option<&'static str>,
+    tenant: Option<String>,
+    connect_info: Option<String>,
+    peer: Option<String>,
+}
+
+fn whoami() -> App<Found> {
+    let router = Router::new().route(
+        "whoami",
+        procedure::<Found>().query(|req| async move { Ok(req.ctx) }),
+    );
+    App::new(router, |head| async move {
+        Ok(Found {
+            region: head.extension::<Region>().map(|region| region.0),
+            tenant: head.extension::<Tenant>().map(|tenant| tenant.0.clone()),
+            connect_info: head
+                .extension::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.to_string()),
+            peer: head.peer.map(|peer| peer.to_string()),
+        })
+    })
+}
+
+/// An `Extension` layer and a `map_request` middleware (a tenant from a header, as an auth
+/// layer would put its user) each put a value in the request; the context builder finds both.
+#[test]
+fn the_context_builder_reaches_what_axum_layers_put_in_the_extensions() {
+    let app = axum::Router::new()
+        .nest_service("/rpc", service(whoami(), nested_config()))
+        .layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                let tenant = request.headers().get("x-tenant").cloned();
+                if let Some(tenant) = tenant.and_then(|t| t.to_str().ok().map(str::to_owned)) {
+                    request.extensions_mut().insert(Tenant(tenant));
+                }
+                request
+            },
+        ))
+        .layer(axum::Extension(Region("eu")));
+    let (addr, _runtime) = serve_axum(app);
+
+    let found = request(addr, "POST", "/rpc/whoami", &[("x-tenant", "acme")], "");
+    assert_eq!(found.status, 200);
+    assert_eq!(
+        found.json()["json"],
+        json!({"region": "eu", "tenant": "acme", "connect_info": null, "peer": null})
+    );
+    let found = post(addr, "/rpc/whoami", "");
+    assert_eq!(
+        found.json()["json"]["tenant"],
+        json!(null),
+        "no header, no tenant"
+    );
+}
+
+/// Served with `into_make_service_with_connect_info`, the client's address reaches the context
+/// builder as axum's `ConnectInfo`. axum owns the connection there, so `head.peer` (what
+/// Outer's own servers fill) stays empty.
+#[test]
+fn the_context_builder_reaches_axums_connect_info() {
+    let app = axum::Router::new().nest_service("/rpc", service(whoami(), nested_config()));
+    let (addr, _runtime) = serve_axum_with_connect_info(app);
+    let stream = open_request(addr, "POST", "/rpc/whoami", &[], "");
+    let client = stream.local_addr().unwrap().to_string();
+    let found = read_response(stream);
+    assert_eq!(found.status, 200);
+    let found = found.json();
+    assert_eq!(found["json"]["connect_info"], json!(client));
+    assert_eq!(found["json"]["peer"], json!(null));
 }

@@ -2,6 +2,8 @@
 // sees the post arrive live over a plain EventSource on /trpc/post.live; the server restarts;
 // the page reconnects by itself with Last-Event-ID and misses no post. Then the server restarts
 // with none of its posts: the page's Last-Event-ID meets a gap (412), and it starts over.
+// Last, an EventSource on /trpc/mentions.live without a token: the server refuses it with 401
+// before any stream, and the browser fails the connection and never reconnects.
 //
 //   node browser.mjs <page url>
 //
@@ -84,6 +86,39 @@ try {
   assert.deepEqual(await page.evaluate(() => window.receivedIds), [1], 'the new run\'s first post, once')
   assert.equal(await page.evaluate(() => window.restarts), 1, 'started over once, not in a loop')
   console.log('ok   after a restart without its posts the page meets the gap, starts over and shows new posts')
+  // The browser's EventSource sends no authorization: the server refuses the subscription in
+  // its setup with 401 and a JSON body. A non-200 answer fails the connection for good: one
+  // error event, readyState CLOSED at once, and no reconnect after the retry delay (3 s).
+  const refused = []
+  const mentions = (r) => new URL(r.url()).pathname === '/trpc/mentions.live'
+  page.on('request', (r) => mentions(r) && refused.push({ method: r.method(), status: null }))
+  page.on('response', (r) => {
+    if (mentions(r)) refused[refused.length - 1].status = r.status()
+  })
+  const failed = await page.evaluate(
+    (ms) =>
+      new Promise((resolve) => {
+        const es = new EventSource('/trpc/mentions.live')
+        window.refused = { es, errors: 0, opened: false }
+        es.onopen = () => (window.refused.opened = true)
+        es.onerror = () => {
+          window.refused.errors++
+          resolve({ readyState: es.readyState })
+        }
+        setTimeout(() => resolve({ timedOut: true }), ms)
+      }),
+    WAIT,
+  )
+  assert.deepEqual(failed, { readyState: 2 }, 'onerror with readyState CLOSED')
+  await new Promise((resolve) => setTimeout(resolve, 4000)) // past the retry delay
+  const after = await page.evaluate(() => ({
+    readyState: window.refused.es.readyState,
+    errors: window.refused.errors,
+    opened: window.refused.opened,
+  }))
+  assert.deepEqual(after, { readyState: 2, errors: 1, opened: false })
+  assert.deepEqual(refused, [{ method: 'GET', status: 401 }], 'one request, answered 401, and no reconnect')
+  console.log('ok   an EventSource on /trpc/mentions.live without a token gets 401: onerror, CLOSED at once, no reconnect in 4 s')
 } finally {
   await browser.close()
 }

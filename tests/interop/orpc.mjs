@@ -1,6 +1,7 @@
 // Interop check: the real @orpc/client (RPCLink + ClientRetryPlugin) against a server that speaks
 // oRPC's RPC protocol. Usage: node orpc.mjs <base>   e.g. node orpc.mjs http://127.0.0.1:3100/rpc
-// Optional env: DROP_URL, CLEANUP_URL (see README.md). Exits non-zero on the first failed check.
+// Optional env: DROP_URL, CLEANUP_URL, AUTH_PROCEDURES (see README.md). Exits non-zero on the first
+// failed check.
 import assert from 'node:assert/strict'
 import { createORPCClient, getEventMeta, ORPCError } from '@orpc/client'
 import { RPCLink } from '@orpc/client/fetch'
@@ -9,23 +10,31 @@ import { check, fail, poll, postDrop, settled, sleep, step, withTimeout } from '
 
 const base = process.argv[2]
 if (!base) fail('usage: node orpc.mjs <base url, e.g. http://127.0.0.1:3100/rpc>')
-const { DROP_URL, CLEANUP_URL } = process.env
+const { DROP_URL, CLEANUP_URL, AUTH_PROCEDURES } = process.env
 
 // Every request the link makes goes through this fetch, so checks can see what was sent.
 const requests = []
 const countingFetch = (request, init) => {
   const url = new URL(request.url)
-  requests.push({ path: url.pathname, method: request.method, lastEventId: request.headers.get('last-event-id') })
+  requests.push({
+    path: url.pathname,
+    method: request.method,
+    lastEventId: request.headers.get('last-event-id'),
+    authorization: request.headers.get('authorization'),
+  })
   return fetch(request, init)
 }
 const link = new RPCLink({
   url: base,
   fetch: countingFetch,
+  // a call's context.token becomes its bearer token (the auth steps); other calls send none
+  headers: ({ context }) => (context?.token ? { authorization: `Bearer ${context.token}` } : {}),
   // retry is opt-in per call (context.retry): a plain call must surface errors, not retry them
   plugins: [new ClientRetryPlugin({ default: { retry: 0 } })],
 })
 const client = createORPCClient(link)
 const liveRequests = () => requests.filter((r) => r.path.endsWith('/post/live'))
+const mentionRequests = () => requests.filter((r) => r.path.endsWith('/mentions/live'))
 
 // Read the next value of an event iterator, failing clearly instead of hanging.
 const next = (it, what, ms = 5000) => withTimeout(it.next(), ms, what)
@@ -143,6 +152,79 @@ if (DROP_URL) {
   })
 } else {
   console.log('skip drop/reconnect (DROP_URL not set)')
+}
+
+// AUTH_PROCEDURES: the server has Outer's chat procedures behind a bearer token (`me`,
+// `mentions.live`); the reference servers do not, so these steps run only when it is set.
+if (AUTH_PROCEDURES) {
+  // The call itself rejects: the 401 comes back as the HTTP status of the call, before any stream.
+  const unauthorized = async (context) => {
+    const before = mentionRequests().length
+    const err = await withTimeout(client.mentions.live(undefined, { context }), 15000, 'mentions.live call').then(
+      (it) => assert.fail(`expected the call to reject, it gave ${it?.constructor?.name}`),
+      (e) => e,
+    )
+    assert.ok(err instanceof ORPCError, `expected ORPCError, got ${err?.constructor?.name}: ${err}`)
+    assert.equal(err.code, 'UNAUTHORIZED')
+    assert.equal(err.status, 401)
+    assert.equal(err.defined, false)
+    assert.equal(typeof err.message, 'string')
+    const made = mentionRequests().slice(before)
+    assert.ok(made.every((r) => r.authorization === null), 'a token was sent')
+    return { err, requests: made.length }
+  }
+
+  await step('me: without a token ORPCError UNAUTHORIZED/401; with Bearer ann {name:"ann"}', async () => {
+    const err = await withTimeout(client.me(), 5000, 'me').then(
+      (r) => assert.fail(`expected an error, got ${JSON.stringify(r)}`),
+      (e) => e,
+    )
+    assert.ok(err instanceof ORPCError, `expected ORPCError, got ${err?.constructor?.name}: ${err}`)
+    assert.equal(err.code, 'UNAUTHORIZED')
+    assert.equal(err.status, 401)
+    assert.deepEqual(await withTimeout(client.me(undefined, { context: { token: 'ann' } }), 5000, 'me'), { name: 'ann' })
+  })
+
+  await step('mentions.live without a token: the call rejects with ORPCError UNAUTHORIZED/401, one request', async () => {
+    assert.equal((await unauthorized({})).requests, 1)
+  })
+
+  // The retry plugin retries whatever error the call throws unless shouldRetry says otherwise:
+  // with retry: 3 it makes 3 more requests for a 401, each refused the same way.
+  await step('mentions.live without a token, retry 3: ClientRetryPlugin retries the 401 (4 requests, each 401)', async () => {
+    const { requests: made } = await unauthorized({ retry: 3, retryDelay: 50 })
+    assert.equal(made, 4)
+  })
+
+  // The status is what lets a client tell "refused" from "failed": a shouldRetry that
+  // leaves 4xx alone gives up after one request.
+  await step('mentions.live without a token, retry 3 with shouldRetry sparing 4xx: one request, no retry', async () => {
+    const shouldRetry = ({ error }) => !(error instanceof ORPCError && error.status < 500)
+    const { requests: made } = await unauthorized({ retry: 3, retryDelay: 50, shouldRetry })
+    assert.equal(made, 1)
+  })
+
+  await step('mentions.live with authorization: Bearer ann receives a post titled "hi @ann", not one for @bob', async () => {
+    const ac = new AbortController()
+    const before = mentionRequests().length
+    const it = await withTimeout(
+      client.mentions.live(undefined, { signal: ac.signal, context: { token: 'ann' } }),
+      5000,
+      'mentions.live call',
+    )
+    assert.equal(mentionRequests()[before]?.authorization, 'Bearer ann')
+    await sleep(200) // let the server subscribe before publishing
+    await client.post.create({ title: 'hi @bob' })
+    const ann = await client.post.create({ title: 'hi @ann' })
+    const r = await next(it, 'the mention of @ann')
+    assert.equal(r.done, false)
+    assert.deepEqual(r.value, ann)
+    assert.equal(getEventMeta(r.value)?.id, String(ann.id))
+    ac.abort()
+    await it.return?.().catch(() => {})
+  })
+} else {
+  console.log('skip auth steps (AUTH_PROCEDURES not set)')
 }
 
 await step('abort: aborting a post.live call ends the client iterator', async () => {

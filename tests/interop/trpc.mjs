@@ -1,7 +1,8 @@
 // Interop check: the real @trpc/client (splitLink: httpBatchLink + httpSubscriptionLink over the
 // `eventsource` EventSource) against a server that speaks tRPC v11's HTTP + SSE protocol.
 // Usage: node trpc.mjs <base>   e.g. node trpc.mjs http://127.0.0.1:3200/trpc
-// Optional env: DROP_URL, CLEANUP_URL (see README.md). Exits non-zero on the first failed check.
+// Optional env: DROP_URL, CLEANUP_URL, AUTH_PROCEDURES (see README.md). Exits non-zero on the first
+// failed check.
 import assert from 'node:assert/strict'
 import {
   createTRPCClient,
@@ -10,12 +11,12 @@ import {
   splitLink,
   TRPCClientError,
 } from '@trpc/client'
-import { EventSource } from 'eventsource'
+import { EventSource as BaseEventSource } from 'eventsource'
 import { check, fail, poll, postDrop, settled, sleep, step, withTimeout } from './lib.mjs'
 
 const base = process.argv[2]
 if (!base) fail('usage: node trpc.mjs <base url, e.g. http://127.0.0.1:3200/trpc>')
-const { DROP_URL, CLEANUP_URL } = process.env
+const { DROP_URL, CLEANUP_URL, AUTH_PROCEDURES } = process.env
 const RECONNECT_MS = 3000 // the `eventsource` package's default reconnect delay (no `retry:` field is sent)
 
 // Every HTTP request either link makes goes through these, so checks can see what was sent.
@@ -33,8 +34,29 @@ const sseFetch = (url, init) => {
     path: decodeURIComponent(u.pathname),
     input: u.searchParams.has('input') ? JSON.parse(u.searchParams.get('input')) : undefined,
     lastEventIdHeader: headers.get('last-event-id'),
+    authorization: headers.get('authorization'),
   })
   return fetch(url, init)
+}
+// A subscription's context.token becomes its bearer token (the auth steps): the EventSource has
+// no headers option, so it goes through the EventSource's fetch.
+const eventSourceOptions = ({ op }) => ({
+  fetch: (url, init) => {
+    const token = op.context?.token
+    if (!token) return sseFetch(url, init)
+    const headers = new Headers(init?.headers)
+    headers.set('authorization', `Bearer ${token}`)
+    return sseFetch(url, { ...init, headers })
+  },
+})
+// The `eventsource` EventSource, remembering every instance: a subscription refused before it
+// started has no onStarted to hand its EventSource over.
+const eventSources = []
+class EventSource extends BaseEventSource {
+  constructor(...args) {
+    super(...args)
+    eventSources.push(this)
+  }
 }
 const sseRequests = (proc) => requests.filter((r) => r.kind === 'sse' && r.path.endsWith(`/${proc}`))
 
@@ -42,17 +64,26 @@ const client = createTRPCClient({
   links: [
     splitLink({
       condition: (op) => op.type === 'subscription',
-      true: httpSubscriptionLink({ url: base, EventSource, eventSourceOptions: () => ({ fetch: sseFetch }) }),
-      false: httpBatchLink({ url: base, fetch: batchFetch }),
+      true: httpSubscriptionLink({ url: base, EventSource, eventSourceOptions }),
+      false: httpBatchLink({
+        url: base,
+        fetch: batchFetch,
+        // the auth steps' token, as for subscriptions (their calls are not batched with others)
+        headers: ({ opList }) => {
+          const token = opList[0].context?.token
+          return token ? { authorization: `Bearer ${token}` } : {}
+        },
+      }),
     }),
   ],
 })
 
 // Records every callback of one subscription; waitFor() polls the record.
-function subscribe(proc, input) {
+function subscribe(proc, input, context) {
   const s = { started: 0, data: [], errors: [], completed: false, stopped: false, states: [], eventSource: null }
   const target = proc.split('.').reduce((o, k) => o[k], client)
   s.sub = target.subscribe(input, {
+    context,
     onStarted: ({ context }) => {
       s.started++
       s.eventSource = context?.eventSource ?? s.eventSource
@@ -200,6 +231,71 @@ if (DROP_URL) {
   })
 } else {
   console.log('skip drop/reconnect (DROP_URL not set)')
+}
+
+// AUTH_PROCEDURES: the server has Outer's chat procedures behind a bearer token (`me`,
+// `mentions.live`); the reference servers do not, so these steps run only when it is set.
+if (AUTH_PROCEDURES) {
+  // Outer refuses in the subscription's setup with the real status, 401 and a JSON error body,
+  // and opens no stream. The `eventsource` package fails the connection on any non-200 without
+  // reading the body (readyState CLOSED, no reconnect) and hands tRPC an ErrorEvent carrying
+  // only the status, as `code`; tRPC closes the subscription with onError(TRPCClientError) whose
+  // cause is that event. So the status reaches the caller; the body's code "UNAUTHORIZED" does not.
+  // A query's error body is read: the code name and the status both reach the caller.
+  await step('me: without a token TRPCClientError UNAUTHORIZED/401; with Bearer ann {name:"ann"}', async () => {
+    const err = await withTimeout(client.me.query(), 5000, 'me').then(
+      (r) => assert.fail(`expected an error, got ${JSON.stringify(r)}`),
+      (e) => e,
+    )
+    assert.ok(err instanceof TRPCClientError, `expected TRPCClientError, got ${err?.constructor?.name}`)
+    assert.equal(err.data?.code, 'UNAUTHORIZED')
+    assert.equal(err.data?.httpStatus, 401)
+    assert.equal(err.shape?.code, -32001)
+    assert.deepEqual(await withTimeout(client.me.query(undefined, { context: { token: 'ann' } }), 5000, 'me'), { name: 'ann' })
+  })
+
+  await step('mentions.live without a token: onError(TRPCClientError, cause ErrorEvent code 401), EventSource CLOSED, no reconnect', async () => {
+    const before = sseRequests('mentions.live').length
+    const sources = eventSources.length
+    const s = subscribe('mentions.live')
+    await s.waitFor((s) => s.errors.length || s.completed, 'onError')
+    const [err] = s.errors
+    assert.ok(err instanceof TRPCClientError, `expected TRPCClientError, got ${err?.constructor?.name}`)
+    assert.equal(err.cause?.type, 'error')
+    assert.equal(err.cause?.code, 401)
+    assert.equal(err.message, 'Non-200 status code (401)')
+    // What the JSON body said is not read: no tRPC error shape, no data.code.
+    assert.equal(err.data, undefined)
+    assert.equal(err.shape, undefined)
+    const es = eventSources[sources]
+    assert.ok(es, 'no EventSource was made')
+    assert.equal(es.readyState, EventSource.CLOSED, 'the EventSource was left open')
+    assert.equal(err.cause?.target, es)
+    assert.equal(s.started, 0)
+    assert.deepEqual(s.data, [])
+    await sleep(RECONNECT_MS + 500) // longer than the EventSource's reconnect delay
+    assert.equal(sseRequests('mentions.live').length - before, 1, 'the client reconnected after a 401')
+    assert.equal(eventSources.length - sources, 1, 'tRPC made another EventSource')
+    assert.equal(sseRequests('mentions.live')[before].authorization, null)
+    check(`401 observed: onError ${JSON.stringify(err.message)}, cause ${err.cause?.constructor?.name} code ${err.cause?.code}, readyState ${es.readyState}, states ${JSON.stringify(s.states)}`)
+  })
+
+  await step('mentions.live with authorization: Bearer ann receives the post titled "hi @ann", not one for @bob', async () => {
+    const before = sseRequests('mentions.live').length
+    const s = subscribe('mentions.live', undefined, { token: 'ann' })
+    await s.waitFor((s) => s.started || s.errors.length, 'onStarted')
+    assert.deepEqual(s.errors, [])
+    assert.equal(sseRequests('mentions.live')[before].authorization, 'Bearer ann')
+    await sleep(100) // let the server subscribe before publishing
+    await client.post.create.mutate({ title: 'hi @bob' })
+    const ann = await client.post.create.mutate({ title: 'hi @ann' })
+    await s.waitFor((s) => s.data.length >= 1, 'the mention of @ann')
+    await sleep(100) // a mention of @bob would show up here
+    s.sub.unsubscribe()
+    assert.deepEqual(s.data, [{ id: String(ann.id), data: ann }])
+  })
+} else {
+  console.log('skip auth steps (AUTH_PROCEDURES not set)')
 }
 
 await step('unsubscribe: closes the EventSource of a post.live subscription', async () => {

@@ -21,8 +21,8 @@ pub fn workspace() -> PathBuf {
 
 /// Serves the chat example on runtime `R` with `config`, on a fresh loopback port.
 pub fn start_chat<R: Adapter>(config: ServerConfig) -> R::Server {
-    let router = chat::router(Chat::new(), R::timer());
-    R::start(OuterService::new(router, config, R::timer()))
+    let app = chat::app(Chat::new(), R::timer());
+    R::start(OuterService::new(app, config, R::timer()))
 }
 
 /// Installs the interop scripts' npm packages from their lockfile, once per test run. Node and

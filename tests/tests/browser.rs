@@ -3,21 +3,23 @@
 //! the same port, a post is made while the page is away, and the page resumes by itself with
 //! Last-Event-ID and receives every post exactly once, in order. Then the server restarts with
 //! fresh state (its posts lost): the page's resume id meets a gap (412), and the page starts
-//! over and shows the posts of the new run. On tokio and on smol.
+//! over and shows the posts of the new run. Last, an EventSource on /trpc/mentions.live without
+//! a token meets 401: it fails for good (CLOSED at once) and does not reconnect. On tokio and on
+//! smol.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use outer_examples::chat::{self, Chat};
+use outer_examples::chat::{self, Chat, ChatCtx};
 use outer_http::OuterService;
 use outer_tests::npm_ci;
 
 /// Starts a server on `addr` and gives back what stops it (gracefully).
-type Start = fn(SocketAddr, OuterService<()>) -> Box<dyn FnOnce()>;
+type Start = fn(SocketAddr, OuterService<ChatCtx>) -> Box<dyn FnOnce()>;
 
-fn start_tokio(addr: SocketAddr, service: OuterService<()>) -> Box<dyn FnOnce()> {
+fn start_tokio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOnce()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -32,7 +34,7 @@ fn start_tokio(addr: SocketAddr, service: OuterService<()>) -> Box<dyn FnOnce()>
     })
 }
 
-fn start_smol(addr: SocketAddr, service: OuterService<()>) -> Box<dyn FnOnce()> {
+fn start_smol(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOnce()> {
     let server = smol::block_on(async {
         let listener = smol::net::TcpListener::bind(addr).await.unwrap();
         outer_smol::serve(listener, service).unwrap()
@@ -47,7 +49,7 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
     let mut chat = Chat::new();
     let service = |chat: &Chat| {
         OuterService::new(
-            chat::router(chat.clone(), Arc::clone(&timer)),
+            chat::app(chat.clone(), Arc::clone(&timer)),
             chat::server_config(false),
             Arc::clone(&timer),
         )
@@ -75,7 +77,7 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
         if line == "STOP" {
             stop();
             // Made while the page cannot reach the server, as through another instance.
-            chat.create("made while away".into());
+            chat.create_now("made while away");
             stop = start(addr, service(&chat));
             writeln!(to_node, "RESTARTED made while away").unwrap();
         } else if line == "STOP FRESH" {
@@ -90,6 +92,10 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
     stop();
     let transcript = transcript.join("\n");
     assert!(status.success(), "browser.mjs failed:\n{transcript}");
+    assert!(
+        transcript.contains("without a token gets 401"),
+        "{transcript}"
+    );
     assert!(
         transcript.contains("browser: all checks passed"),
         "{transcript}"

@@ -33,10 +33,10 @@ fn stalled_resumers_hold_a_page_each<R: Adapter>() {
     let chat = Chat::new();
     let title = "x".repeat(MAX_TITLE);
     for _ in 0..POSTS {
-        chat.create(title.clone());
+        chat.create_now(title.clone());
     }
     let server = R::start(OuterService::new(
-        chat::router(chat.clone(), R::timer()),
+        chat::app(chat.clone(), R::timer()),
         chat::server_config(false),
         R::timer(),
     ));

@@ -1,8 +1,10 @@
 //! The real `@orpc/client` and `@trpc/client` (pinned in tests/interop/package-lock.json)
 //! against the chat example on tokio and on smol: unary calls, errors with code, status,
 //! message and data intact, streams with ids and retry, the done value, resume after the server
-//! drops the connection, 5xx reconnects, no reconnect after a 4xx, and abort or unsubscribe
-//! observed as cleanup on the server (the scripts check all of it; see tests/interop/README.md).
+//! drops the connection, 5xx reconnects, no reconnect after a 4xx, abort or unsubscribe
+//! observed as cleanup on the server, and the chat's `mentions.live` refused with 401 without a
+//! bearer token (what each client makes of it) and streaming with one (the scripts check all of
+//! it; see tests/interop/README.md).
 
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_smol::testing::Smol;
@@ -18,6 +20,8 @@ fn run<R: Adapter>(script: &str, prefix: &str) {
         &[
             ("DROP_URL", format!("{root}/__test/drop")),
             ("CLEANUP_URL", format!("{root}/__test/streams")),
+            // The chat has `me` and `mentions.live` behind a bearer token.
+            ("AUTH_PROCEDURES", "1".to_string()),
         ],
     );
     // The optional steps must have run, not been skipped.

@@ -15,8 +15,9 @@ use serde_json::Value;
 use super::{Body, Framing, HttpResponse, SseBody, StreamTiming};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
-use crate::procedure::{Frame, Json, Response};
-use crate::router::{App, RequestHead};
+use crate::head::RequestHead;
+use crate::procedure::{Frame, Json, Reply};
+use crate::router::App;
 use crate::rt::Timer;
 use crate::sse::EventWriter;
 
@@ -64,7 +65,7 @@ fn malformed(reason: impl Into<String>) -> RpcError {
 /// ```
 /// use outer_core::protocol::orpc::decode_request;
 /// use outer_core::RequestHead;
-/// let head = RequestHead { method: "POST".into(), ..Default::default() };
+/// let head = RequestHead::new("POST", "/rpc/ping");
 /// let call = decode_request(&head, "/ping", br#"{"json":{"n":1}}"#).unwrap();
 /// assert_eq!(call.path, "ping");
 /// assert_eq!(call.input, Some(serde_json::json!({"n": 1})));
@@ -270,30 +271,32 @@ pub fn error_response(error: &RpcError) -> HttpResponse {
     HttpResponse::json(error.status(), error_body(error))
 }
 
-/// Answers one oRPC request: decodes it, calls the procedure, and encodes the answer. Unary
-/// calls are awaited; streams come back at once as an [`SseBody`] that the adapter writes.
+/// Answers one oRPC request: decodes it, builds the context, calls the procedure, and encodes
+/// the answer. Unary calls are awaited; a stream comes back once its setup is done, as an
+/// [`SseBody`] the adapter writes. Whatever refused the call before that (the context, a
+/// middleware, the input, the setup) answers with its own status and an error body.
 pub async fn handle<Ctx>(
     app: &App<Ctx>,
-    head: &RequestHead,
+    head: RequestHead,
     route: &str,
     body: &[u8],
     options: &OrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
-    let call = match decode_request(head, route, body) {
+    let call = match decode_request(&head, route, body) {
         Ok(call) => call,
         Err(error) => return error_response(&error),
     };
     if app.router().get(&call.path).is_none() {
         return error_response(&RpcError::from_code(ErrorCode::NOT_FOUND));
     }
-    match app.call(head, &call.path, call.input, call.last_event_id) {
+    match app
+        .call(head, &call.path, call.input, call.last_event_id)
+        .await
+    {
         Err(error) => error_response(&error),
-        Ok(Response::Unary(answer)) => match answer.await {
-            Ok(json) => HttpResponse::json(200, value_body(&json)),
-            Err(error) => error_response(&error),
-        },
-        Ok(Response::Stream(frames)) => HttpResponse {
+        Ok(Reply::Value(json)) => HttpResponse::json(200, value_body(&json)),
+        Ok(Reply::Stream(frames)) => HttpResponse {
             status: 200,
             headers: alloc::vec![
                 ("content-type", Cow::Borrowed("text/event-stream")),

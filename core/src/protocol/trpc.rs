@@ -17,8 +17,9 @@ use serde_json::Value;
 use super::{Body, Framing, HttpResponse, SseBody, StreamTiming};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
-use crate::procedure::{error_stream, Frame, Response};
-use crate::router::{App, RequestHead};
+use crate::head::RequestHead;
+use crate::procedure::{error_stream, Frame, Reply};
+use crate::router::App;
 use crate::rt::Timer;
 use crate::sse::EventWriter;
 use crate::ProcedureKind;
@@ -116,7 +117,7 @@ pub const MAX_BATCH: usize = 64;
 /// ```
 /// use outer_core::protocol::trpc::decode_request;
 /// use outer_core::RequestHead;
-/// let head = RequestHead { method: "GET".into(), ..Default::default() };
+/// let head = RequestHead::new("GET", "/trpc/ping,ping");
 /// let req = decode_request(&head, "/ping,ping", "batch=1&input=%7B%220%22%3A%7B%22n%22%3A1%7D%7D", b"").unwrap();
 /// assert!(req.batch);
 /// assert_eq!(req.calls[0].input, Some(serde_json::json!({"n": 1})));
@@ -355,19 +356,20 @@ enum Outcome {
 }
 
 /// Answers one tRPC request: decodes it, runs the calls, and encodes the answers. Unary calls
-/// are awaited; a subscription comes back at once as an [`SseBody`]. The context is built once
-/// per request, as tRPC's is: the calls of a batch share it (each gets a clone), and a
-/// context that fails answers every call of the batch that reached a procedure with its error.
+/// are awaited; a subscription comes back once its setup is done, as an [`SseBody`]. The
+/// context is built once per request, as tRPC's is: the calls of a batch share it (each gets a
+/// clone), and a context that fails answers every call of the batch that reached a procedure
+/// with its error.
 pub async fn handle<Ctx: Clone>(
     app: &App<Ctx>,
-    head: &RequestHead,
+    head: RequestHead,
     route: &str,
     query: &str,
     body: &[u8],
     options: &TrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
-    let request = match decode_request(head, route, query, body) {
+    let request = match decode_request(&head, route, query, body) {
         Ok(request) => request,
         Err(failure) => return error_response(&failure.error, failure.path.as_deref()),
     };
@@ -375,7 +377,7 @@ pub async fn handle<Ctx: Clone>(
         let call = &request.calls[0];
         if let Some(procedure) = app.router().get(&call.path) {
             if procedure.kind() == ProcedureKind::Subscription {
-                return subscribe(app, head, request, options, timer);
+                return subscribe(app, head, request, options, timer).await;
             }
         }
     }
@@ -383,6 +385,7 @@ pub async fn handle<Ctx: Clone>(
     let mut outcomes = Vec::with_capacity(request.calls.len());
     let mut allow = None;
     // Built at the first call that reaches a procedure, then shared.
+    let mut head = Some(head);
     let mut context: Option<Result<Ctx, RpcError>> = None;
     for call in request.calls {
         let outcome = match check_kind(app, &call.path, method) {
@@ -390,14 +393,11 @@ pub async fn handle<Ctx: Clone>(
                 allow = allowed;
                 Outcome::Error(error)
             }
-            Ok(()) => match call_once(app, head, &mut context, &call.path, call.input) {
+            Ok(()) => match call_once(app, &mut head, &mut context, &call.path, call.input).await {
                 Err(error) => Outcome::Error(error),
-                Ok(Response::Unary(answer)) => match answer.await {
-                    Ok(json) => Outcome::Data(json),
-                    Err(error) => Outcome::Error(error),
-                },
+                Ok(Reply::Value(json)) => Outcome::Data(json),
                 // check_kind refused subscriptions already.
-                Ok(Response::Stream(_)) => {
+                Ok(Reply::Stream(_)) => {
                     Outcome::Error(RpcError::internal("a subscription answered a unary call"))
                 }
             },
@@ -441,18 +441,26 @@ pub async fn handle<Ctx: Clone>(
 
 /// Calls the procedure at `path` in the request's context, built at the first call that reaches
 /// a procedure and shared by the rest. An unknown path is a 404 with no context built.
-fn call_once<Ctx: Clone>(
+async fn call_once<Ctx: Clone>(
     app: &App<Ctx>,
-    head: &RequestHead,
+    head: &mut Option<RequestHead>,
     context: &mut Option<Result<Ctx, RpcError>>,
     path: &str,
     input: Option<Value>,
-) -> Result<Response, RpcError> {
+) -> Result<Reply, RpcError> {
     if app.router().get(path).is_none() {
-        return app.call(head, path, input, None);
+        return Err(crate::router::not_found(path));
     }
-    let ctx = context.get_or_insert_with(|| app.context(head)).clone()?;
-    app.call_in(ctx, path, input, None)
+    if context.is_none() {
+        let head = head.take().unwrap_or_default();
+        *context = Some(app.context(head).await);
+    }
+    let ctx = match context {
+        Some(Ok(ctx)) => ctx.clone(),
+        Some(Err(error)) => return Err(error.clone()),
+        None => return Err(RpcError::internal("no context")),
+    };
+    app.call_in(ctx, path, input, None).await
 }
 
 /// 200 when every call succeeded, the shared status when all failed alike, else 207.
@@ -515,11 +523,15 @@ fn check_kind<Ctx>(
     ))
 }
 
-/// Answers a subscription as SSE. Errors found before the handler runs (method, input) still
-/// answer 200 and travel in the stream after `connected`, as tRPC does.
-fn subscribe<Ctx>(
+/// Answers a subscription as SSE, once its setup is done. A POST still answers 200 and
+/// carries its error in the stream after `connected`, as tRPC does. Whatever else refuses the
+/// call before the stream opens (the context, a middleware, the input, the setup) answers with
+/// its own status and tRPC's error body, where tRPC's server would answer 200 and put the
+/// error in the stream: a browser's `EventSource` fails at once on a non-200 and does not
+/// reconnect, where after a 200 it would reconnect for ever into the same refusal.
+async fn subscribe<Ctx>(
     app: &App<Ctx>,
-    head: &RequestHead,
+    head: RequestHead,
     mut request: TrpcRequest,
     options: &TrpcOptions,
     timer: Option<Arc<dyn Timer>>,
@@ -543,10 +555,10 @@ fn subscribe<Ctx>(
             format!("Unsupported POST-request to subscription procedure at path \"{path}\""),
         ))
     } else {
-        match app.call(head, &path, input, resume.clone()) {
-            Ok(Response::Stream(frames)) => frames,
-            Ok(Response::Unary(_)) => error_stream(RpcError::internal("not a subscription")),
-            Err(error) => error_stream(error),
+        match app.call(head, &path, input, resume.clone()).await {
+            Ok(Reply::Stream(frames)) => frames,
+            Ok(Reply::Value(_)) => error_stream(RpcError::internal("not a subscription")),
+            Err(error) => return error_response(&error, Some(&path)),
         }
     };
     let timing = StreamTiming {

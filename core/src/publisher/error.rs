@@ -31,9 +31,9 @@ impl From<MalformedId> for SubscribeError {
     }
 }
 
-impl From<SubscribeError> for RpcError {
-    fn from(err: SubscribeError) -> Self {
-        RpcError::new(ErrorCode::BAD_REQUEST, err.to_string())
+impl crate::error::IntoRpcError for SubscribeError {
+    fn into_rpc_error(self) -> RpcError {
+        RpcError::new(ErrorCode::BAD_REQUEST, self.to_string())
     }
 }
 
@@ -99,7 +99,7 @@ impl GapKind {
     }
 }
 
-impl<Id: Copy> Gap<Id> {
+impl<Id: Clone> Gap<Id> {
     /// A gap of `kind` after `last_id`, going on (if at all) at `next_id`, with `missed` events
     /// lost when known, and whether the subscription ends with it. For publishers.
     pub fn new(
@@ -126,13 +126,13 @@ impl<Id: Copy> Gap<Id> {
     /// The subscriber's position before the gap: its last event id, or the id of the last event
     /// it received before it fell behind.
     pub fn last_id(&self) -> Id {
-        self.last_id
+        self.last_id.clone()
     }
 
     /// The oldest id still retained, where the subscription goes on under `GapPolicy::Skip`,
     /// when the publisher knows it (the in-memory one always does).
     pub fn next_id(&self) -> Option<Id> {
-        self.next_id
+        self.next_id.clone()
     }
 
     /// How many events were lost, when the publisher knows. `None` for [`GapKind::Unknown`] and
@@ -177,8 +177,9 @@ impl<Id: fmt::Display> fmt::Display for Gap<Id> {
 
 impl<Id: fmt::Display + fmt::Debug> core::error::Error for Gap<Id> {}
 
-impl<Id: fmt::Display> From<Gap<Id>> for RpcError {
-    fn from(gap: Gap<Id>) -> Self {
+impl<Id: fmt::Display> crate::error::IntoRpcError for Gap<Id> {
+    fn into_rpc_error(self) -> RpcError {
+        let gap = self;
         let data = serde_json::json!({
             "gap": gap.kind.as_str(),
             "lastEventId": gap.last_id.to_string(),
@@ -217,6 +218,6 @@ mod tests {
         let data = rpc.data().unwrap();
         assert_eq!(data["gap"], "lagged");
         assert_eq!(data["missed"], 4);
-        assert_eq!(data["nextEventId"], "0000000000000009");
+        assert_eq!(data["nextEventId"], "9");
     }
 }

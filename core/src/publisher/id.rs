@@ -1,5 +1,5 @@
-//! The id the memory publisher gives each event: a per-topic sequence number with a text form
-//! that sorts like the number. Not a general id type: other publishers bring their own.
+//! The id the memory publisher gives each event: a per-topic sequence number, written as the
+//! number. Not a general id type: other publishers bring their own.
 
 use alloc::string::String;
 use core::fmt;
@@ -7,25 +7,27 @@ use core::str::FromStr;
 
 use crate::event::EventId;
 
-/// The number of hex digits in the text form of a [`SeqId`]: enough for every `u64`.
-const WIDTH: usize = 16;
+/// The most digits a `u64` has in decimal.
+const MAX_DIGITS: usize = 20;
 
 /// The id [`MemoryPublisher`](super::MemoryPublisher) assigns to a published event: a `u64`
 /// that only grows on a topic (the first event of a fresh publisher is 1).
 ///
 /// Its text form, the SSE `id:` a client sends back as `Last-Event-ID`, is the number in
-/// exactly 16 lowercase hex digits. Fixed width makes the strings sort in the same order as the
-/// numbers, so logs, caches and other stores can order them without parsing; hex keeps every
-/// `u64` in 16 characters. [`SeqId::parse`] accepts exactly that form and nothing else, so a
-/// foreign or mangled id is refused rather than read as some other position.
+/// decimal, as apps number their rows (a chat's post 7 goes out as `id: 7`), and it serializes
+/// as a JSON number, so the id an app puts in its data and the SSE id read the same.
+/// [`SeqId::parse`] accepts exactly that form (no sign, no leading zero, no space), so a
+/// foreign or mangled id is refused rather than read as some other position, and each id has
+/// one text.
 ///
 /// ```
 /// use outer_core::publisher::SeqId;
 /// let id = SeqId::new(42);
-/// assert_eq!(id.to_string(), "000000000000002a");
-/// assert_eq!(SeqId::parse("000000000000002a").unwrap(), id);
-/// assert!(SeqId::new(9).to_string() < SeqId::new(10).to_string());
-/// assert!(SeqId::parse("42").is_err());
+/// assert_eq!(id.to_string(), "42");
+/// assert_eq!(SeqId::parse("42").unwrap(), id);
+/// assert_eq!(serde_json::to_string(&id).unwrap(), "42");
+/// assert!(SeqId::parse("042").is_err());
+/// assert!(SeqId::parse("+42").is_err());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SeqId(u64);
@@ -41,38 +43,49 @@ impl SeqId {
         self.0
     }
 
-    /// Reads the text form: exactly 16 lowercase hex digits.
+    /// Reads the text form: the number in decimal, without sign or leading zero.
     pub fn parse(text: &str) -> Result<Self, MalformedId> {
         let malformed = |reason| MalformedId {
             text: excerpt(text),
             reason,
         };
-        if text.len() != WIDTH {
-            return Err(malformed("it must be exactly 16 characters long"));
+        if text.is_empty() || text.len() > MAX_DIGITS {
+            return Err(malformed("it must be 1 to 20 digits long"));
         }
-        let mut seq = 0u64;
-        for byte in text.bytes() {
-            let digit = match byte {
-                b'0'..=b'9' => byte - b'0',
-                b'a'..=b'f' => byte - b'a' + 10,
-                _ => return Err(malformed("it must hold only the digits 0-9 and a-f")),
-            };
-            // Sixteen hex digits fill a u64 exactly, so the shift never drops a set bit.
-            seq = (seq << 4) | u64::from(digit);
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(malformed("it must hold only the digits 0-9"));
         }
-        Ok(Self(seq))
+        if text.len() > 1 && text.starts_with('0') {
+            return Err(malformed("it must not start with 0"));
+        }
+        // Digits only, so the one way to fail is a number past u64::MAX.
+        text.parse::<u64>()
+            .map(Self)
+            .map_err(|_| malformed("it is larger than any id"))
     }
 }
 
 impl fmt::Display for SeqId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
 impl fmt::Debug for SeqId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SeqId({})", self.0)
+    }
+}
+
+impl serde::Serialize for SeqId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SeqId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u64::deserialize(deserializer).map(Self)
     }
 }
 
@@ -97,10 +110,8 @@ impl From<SeqId> for u64 {
 
 impl From<SeqId> for EventId {
     fn from(id: SeqId) -> Self {
-        use alloc::string::ToString;
-        // Hex digits are never CR, LF or NUL, so the check cannot fail; the fallback only spares
-        // a panic path and is never taken.
-        EventId::new(id.to_string()).unwrap_or_else(|_| EventId::from(id.0))
+        // The same text as an integer's id.
+        EventId::from(id.0)
     }
 }
 
@@ -133,7 +144,7 @@ impl fmt::Display for MalformedId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "malformed last event id {:?}: {} (expected 16 lowercase hex digits, as this server sent it)",
+            "malformed last event id {:?}: {} (expected a decimal number without leading zeros, as this server sent it)",
             self.text, self.reason
         )
     }
@@ -150,7 +161,6 @@ fn excerpt(text: &str) -> String {
 mod tests {
     use super::*;
     use alloc::string::ToString;
-    use alloc::vec::Vec;
 
     #[test]
     fn text_form_round_trips_at_the_edges() {
@@ -166,22 +176,9 @@ mod tests {
             u64::MAX,
         ] {
             let text = SeqId::new(seq).to_string();
-            assert_eq!(text.len(), 16);
+            assert_eq!(text, seq.to_string());
             assert_eq!(SeqId::parse(&text), Ok(SeqId::new(seq)), "{text}");
         }
-    }
-
-    #[test]
-    fn text_forms_sort_in_id_order() {
-        let mut seqs: Vec<u64> = [300, 2, 17, 16, u64::MAX, 0, 1 << 40, 15].into();
-        let mut texts: Vec<_> = seqs.iter().map(|s| SeqId::new(*s).to_string()).collect();
-        seqs.sort_unstable();
-        texts.sort();
-        let parsed: Vec<u64> = texts
-            .iter()
-            .map(|t| SeqId::parse(t).unwrap().get())
-            .collect();
-        assert_eq!(parsed, seqs);
     }
 
     #[test]
@@ -189,22 +186,24 @@ mod tests {
         for bad in [
             "",
             "2a",
-            "000000000000002A",
-            "00000000000000-1",
-            "0x00000000000002a",
-            " 000000000000002a",
-            "00000000000000é",
+            "042",
+            "-1",
+            "+1",
+            " 42",
+            "0x2a",
+            "18446744073709551616",
+            "4é",
         ] {
             let err = SeqId::parse(bad).unwrap_err();
             assert_eq!(err.text(), bad);
             assert!(err.to_string().contains("malformed last event id"), "{err}");
         }
-        let long = "f".repeat(1000);
+        let long = "9".repeat(1000);
         assert_eq!(SeqId::parse(&long).unwrap_err().text().len(), 64);
     }
 
     #[test]
     fn event_ids_carry_the_text_form() {
-        assert_eq!(EventId::from(SeqId::new(3)).as_str(), "0000000000000003");
+        assert_eq!(EventId::from(SeqId::new(3)).as_str(), "3");
     }
 }

@@ -54,9 +54,9 @@ const MAX_IDS_AFTER: u64 = u64::MAX >> 1;
 /// use outer_core::publisher::{GapKind, MemoryPublisher, SeqId, SubscribeOptions};
 ///
 /// let publisher = MemoryPublisher::builder().retain_last(2).build();
-/// let mut live = publisher.subscribe("scores", SubscribeOptions::new()).unwrap();
+/// let mut live = publisher.subscribe_now("scores", SubscribeOptions::new()).unwrap();
 /// for score in [10, 20, 30] {
-///     publisher.publish("scores", score);
+///     publisher.publish_now("scores", score);
 /// }
 /// assert_eq!(publisher.subscriber_count("scores"), 1);
 ///
@@ -68,7 +68,7 @@ const MAX_IDS_AFTER: u64 = u64::MAX >> 1;
 /// // With no subscriber's buffer to cover more, only the last two are kept: resuming from
 /// // the start is a gap, said out loud.
 /// let mut late = publisher
-///     .subscribe("scores", SubscribeOptions::new().resume_after(SeqId::new(0)))
+///     .subscribe_now("scores", SubscribeOptions::new().resume_after(SeqId::new(0)))
 ///     .unwrap();
 /// let gap = block_on(late.next()).unwrap().unwrap_err();
 /// assert_eq!((gap.kind(), gap.missed()), (GapKind::Expired, Some(1)));
@@ -214,7 +214,7 @@ impl<T> MemoryPublisher<T> {
 
     /// Publishes `data` on `topic` and returns its id. Never waits: a subscriber too slow to
     /// keep up finds out from a [`Gap`], not by slowing this down.
-    pub fn publish(&self, topic: &str, data: T) -> SeqId {
+    pub fn publish_now(&self, topic: &str, data: T) -> SeqId {
         let inner = &*self.inner;
         let now = inner.now();
         loop {
@@ -255,7 +255,7 @@ impl<T> MemoryPublisher<T> {
     ///
     /// Fails only if the last event id is not a [`SeqId`]; a well-formed one that cannot be
     /// resumed from shows up as a [`Gap`] in the stream.
-    pub fn subscribe(
+    pub fn subscribe_now(
         &self,
         topic: &str,
         options: SubscribeOptions,
@@ -468,7 +468,7 @@ impl<T> fmt::Debug for MemoryPublisher<T> {
     }
 }
 
-impl<T: Send + Sync + 'static> Publisher<T> for MemoryPublisher<T> {
+impl<T: serde::Serialize + Send + Sync + 'static> Publisher<T> for MemoryPublisher<T> {
     type Id = SeqId;
     /// Only subscribe fails, and only on a malformed last event id; publish never does.
     type Error = SubscribeError;
@@ -476,7 +476,7 @@ impl<T: Send + Sync + 'static> Publisher<T> for MemoryPublisher<T> {
     type Subscription = Subscription<T>;
 
     async fn publish(&self, topic: &str, data: T) -> Result<SeqId, SubscribeError> {
-        Ok(MemoryPublisher::publish(self, topic, data))
+        Ok(MemoryPublisher::publish_now(self, topic, data))
     }
 
     async fn subscribe(
@@ -484,7 +484,7 @@ impl<T: Send + Sync + 'static> Publisher<T> for MemoryPublisher<T> {
         topic: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription<T>, SubscribeError> {
-        MemoryPublisher::subscribe(self, topic, options)
+        MemoryPublisher::subscribe_now(self, topic, options)
     }
 }
 
@@ -500,12 +500,12 @@ impl<T: Send + Sync + 'static> Publisher<T> for MemoryPublisher<T> {
 /// use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
 ///
 /// let publisher = MemoryPublisher::new();
-/// let sub = publisher.subscribe("t", SubscribeOptions::new()).unwrap();
-/// publisher.publish("t", 'a');
-/// publisher.publish("t", 'b');
+/// let sub = publisher.subscribe_now("t", SubscribeOptions::new()).unwrap();
+/// publisher.publish_now("t", 'a');
+/// publisher.publish_now("t", 'b');
 /// drop(publisher);
 /// let ids: Vec<String> = block_on(sub.map(|e| e.unwrap().id().to_string()).collect());
-/// assert_eq!(ids, ["0000000000000001", "0000000000000002"]);
+/// assert_eq!(ids, ["1", "2"]);
 /// ```
 pub struct Subscription<T> {
     inner: Arc<Inner<T>>,

@@ -7,7 +7,7 @@
 //! The memory publisher's rules, in short (details on [`MemoryPublisher`]):
 //!
 //! - **Ids**: each publish gets a [`SeqId`], one more than the topic's previous id. Its text form
-//!   (16 lowercase hex digits) sorts like the number and parses back; any other last event id is
+//!   (the number in decimal, as apps number their rows) parses back; any other last event id is
 //!   refused as [`SubscribeError::MalformedId`] (`BAD_REQUEST`).
 //! - **Sharing**: an event is stored once per publish, in one `Arc`, however many subscribers
 //!   read it, and serialized to JSON at most once ([`Published`]).
@@ -33,24 +33,30 @@
 //!   last K; add `retain_for` and call [`sweep`](MemoryPublisher::sweep) from a timer to free
 //!   quiet topics.
 //!
+//! Both publishers, this one and `outer-redis`'s, answer the same calls with the same types:
+//! the [`Publisher`] trait's. A router written against it runs on either unchanged.
+//!
 //! ```
 //! use futures::{executor::block_on, StreamExt};
-//! use outer_core::publisher::{MemoryPublisher, SubscribeOptions};
+//! use outer_core::publisher::{MemoryPublisher, Publisher, SubscribeOptions};
 //!
-//! let publisher = MemoryPublisher::new();
-//! let first = publisher.publish("chat", "hello");
+//! block_on(async {
+//!     let publisher = MemoryPublisher::new();
+//!     let first = publisher.publish("chat", "hello").await?;
 //!
-//! // A client that saw `first` reconnects: it gets what came after, then live events.
-//! let mut sub = publisher
-//!     .subscribe("chat", SubscribeOptions::new().resume_after(first))
-//!     .unwrap();
-//! publisher.publish("chat", "world");
-//! let event = block_on(sub.next()).unwrap().unwrap();
-//! assert_eq!(*event, "world");
-//!
-//! // Ready to yield from a streaming handler, id included:
-//! let tracked = event.into_event();
-//! assert_eq!(tracked.id().unwrap().as_str(), "0000000000000002");
+//!     // A client that saw `first` reconnects: it gets what came after, then live events.
+//!     let mut sub = publisher
+//!         .subscribe("chat", SubscribeOptions::new().resume_after(first))
+//!         .await?;
+//!     publisher.publish("chat", "world").await?;
+//!     let event = sub.next().await.unwrap().unwrap();
+//!     assert_eq!(*event, "world");
+//!     assert_eq!(event.id().to_string(), "2");
+//!     // A subscription is a subscription's stream as it is: a handler returns it, and each
+//!     // event goes out with the publisher's id as its SSE id.
+//!     Ok::<_, outer_core::RpcError>(())
+//! })
+//! .unwrap();
 //! ```
 
 use core::fmt;
@@ -58,16 +64,20 @@ use core::future::Future;
 
 use futures_core::Stream;
 
-use crate::error::RpcError;
+use crate::error::IntoRpcError;
 use crate::event::EventId;
+use crate::procedure::IntoEventStream;
 
+mod backfill;
 mod clock;
 mod error;
 mod id;
 mod memory;
 mod published;
 mod topic;
+mod with_ids;
 
+pub use backfill::{backfilled, AsGap, Backfilled};
 pub use clock::Clock;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
@@ -75,6 +85,7 @@ pub use error::{Gap, GapKind, SubscribeError};
 pub use id::{MalformedId, SeqId};
 pub use memory::{MemoryPublisher, MemoryPublisherBuilder, Subscription};
 pub use published::Published;
+pub use with_ids::{with_ids, WithId, WithIds};
 
 /// How many events a subscriber may fall behind, at least, before it has a [`Gap`], unless
 /// the subscriber asks otherwise. oRPC's default buffer is the same size.
@@ -87,42 +98,55 @@ pub const DEFAULT_BUFFER: usize = 100;
 /// resume, and deliver to each subscription every event after its resume point, in order, or
 /// an explicit gap: never a silent skip.
 ///
+/// A router is written once over any publisher, generic over `P: Publisher<T>`: the same
+/// source serves the memory publisher in tests and `outer-redis`'s in production. Generic
+/// rather than `dyn`: the trait's methods are `async` and its types associated, so it is not
+/// object-safe, and a generic costs no box per event.
+///
 /// ```
-/// use futures::StreamExt;
-/// use outer_core::publisher::{Publisher, SubscribeOptions};
-/// use outer_core::RpcError;
+/// use outer_core::publisher::{MemoryPublisher, Publisher, SubscribeOptions};
+/// use outer_core::{procedure, Router};
 ///
-/// // A streaming handler written against any publisher.
-/// async fn live<P: Publisher<String>>(
-///     publisher: &P,
-///     last_event_id: Option<&str>,
-/// ) -> Result<(), RpcError> {
-///     let mut options = SubscribeOptions::new();
-///     options.last_event_id = last_event_id.map(|id| outer_core::EventId::new(id).unwrap());
-///     let mut events = publisher.subscribe("posts", options).await.map_err(Into::into)?;
-///     while let Some(event) = events.next().await {
-///         let event = event.map_err(Into::into)?.into_event();
-///         // emit.send(event).await ...
-///         # let _ = event; break;
-///     }
-///     Ok(())
+/// fn router<P: Publisher<String> + Clone + 'static>(publisher: P) -> Router<()> {
+///     let os = procedure::<()>();
+///     let (posts, live) = (publisher.clone(), publisher);
+///     Router::new()
+///         .route("post", os.input::<String>().mutation(move |req| {
+///             let posts = posts.clone();
+///             async move { Ok(posts.publish("posts", req.input).await?) }
+///         }))
+///         .route("live", os.subscription(move |req| {
+///             let live = live.clone();
+///             async move {
+///                 let options = SubscribeOptions { last_event_id: req.last_event_id, ..Default::default() };
+///                 // The subscription is the stream: each post goes out with its id.
+///                 Ok(live.subscribe("posts", options).await?)
+///             }
+///         }))
 /// }
-///
-/// let publisher = outer_core::publisher::MemoryPublisher::new();
-/// futures::executor::block_on(async {
-///     Publisher::publish(&publisher, "posts", "first".to_string()).await.unwrap();
-///     live(&publisher, Some("0000000000000000")).await.unwrap();
-/// });
+/// let router = router(MemoryPublisher::new());
+/// assert_eq!(router.paths().collect::<Vec<_>>(), ["live", "post"]);
 /// ```
 pub trait Publisher<T>: Send + Sync {
     /// The id assigned to each event (e.g. [`SeqId`]; a Redis stream's `1700000000000-0`).
-    type Id: Clone + Ord + fmt::Display + fmt::Debug + Into<EventId> + Send + Sync + 'static;
+    type Id: Clone
+        + Ord
+        + fmt::Display
+        + fmt::Debug
+        + Into<EventId>
+        + serde::Serialize
+        + Send
+        + Sync
+        + 'static;
     /// Why a publish or a subscribe failed (a malformed last event id, a network error).
-    type Error: Into<RpcError> + fmt::Debug + fmt::Display + Send + 'static;
+    type Error: IntoRpcError + fmt::Debug + fmt::Display + Send + 'static;
     /// What a subscription yields instead of events it cannot deliver (e.g. [`Gap`]).
-    type StreamError: Into<RpcError> + fmt::Debug + fmt::Display + Send + 'static;
+    type StreamError: IntoRpcError + AsGap<Self::Id> + fmt::Debug + fmt::Display + Send + 'static;
     /// The stream of events a subscription yields. Dropping it unsubscribes.
+    /// It is also a subscription's stream as it is ([`IntoEventStream`]): a handler returns
+    /// it, and each event goes out with the publisher's id as its SSE id.
     type Subscription: Stream<Item = Result<Published<T, Self::Id>, Self::StreamError>>
+        + IntoEventStream<Item = T>
         + Send
         + Unpin
         + 'static;
@@ -149,7 +173,7 @@ pub trait Publisher<T>: Send + Sync {
 ///
 /// ```
 /// use outer_core::publisher::{GapPolicy, SubscribeOptions};
-/// let last_event_id = Some(outer_core::EventId::new("000000000000002a").unwrap());
+/// let last_event_id = Some(outer_core::EventId::new("42").unwrap());
 /// let options = SubscribeOptions {
 ///     last_event_id,
 ///     ..SubscribeOptions::new().buffer(1000).on_gap(GapPolicy::Skip)

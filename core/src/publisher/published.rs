@@ -27,7 +27,7 @@ use crate::event::{Event, EventId};
 /// assert_eq!(copy.len(), 2);
 /// assert_eq!(serde_json::to_string(&event).unwrap(), "[1,2]");
 /// let tracked = copy.into_event();
-/// assert_eq!(tracked.id().unwrap().as_str(), "0000000000000007");
+/// assert_eq!(tracked.id().unwrap().as_str(), "7");
 /// ```
 pub struct Published<T, I = SeqId> {
     id: I,
@@ -39,6 +39,9 @@ struct Shared<T> {
     /// The JSON of `data`, made by the first serialization. An error is kept as its message so
     /// every subscriber sees the same outcome without serializing again.
     json: spin::Once<Result<Box<RawValue>, String>>,
+    /// The JSON of `data` with the id as its first field, made by the first [`WithIds`]
+    /// stream that sends it.
+    json_with_id: spin::Once<Result<Box<RawValue>, String>>,
 }
 
 impl<T, I> Published<T, I> {
@@ -49,6 +52,7 @@ impl<T, I> Published<T, I> {
             shared: Arc::new(Shared {
                 data,
                 json: spin::Once::new(),
+                json_with_id: spin::Once::new(),
             }),
         }
     }
@@ -76,6 +80,42 @@ impl<T, I> Published<T, I> {
         // An EventId is already checked, so setting it cannot fail.
         let _ = event.meta_mut().set_id(id);
         event
+    }
+}
+
+impl<T: Serialize, I> Published<T, I> {
+    /// The JSON of the data, made once for every clone.
+    fn data_json(&self) -> Result<&RawValue, &str> {
+        self.shared
+            .json
+            .call_once(|| {
+                serde_json::value::to_raw_value(&self.shared.data).map_err(|err| err.to_string())
+            })
+            .as_deref()
+            .map_err(String::as_str)
+    }
+
+    /// The JSON of the data with `"id"` as its first field (`{"id":7,"title":"hi"}`), made
+    /// once for every clone: what [`with_ids`](super::with_ids) sends. The data must serialize as an object.
+    pub fn json_with_id(&self) -> Result<&RawValue, &str>
+    where
+        I: Serialize,
+    {
+        self.shared
+            .json_with_id
+            .call_once(|| {
+                let data = self.data_json().map_err(String::from)?.get();
+                let body = data.strip_prefix('{').ok_or_else(|| {
+                    String::from("the data of an event with an id field must be an object")
+                })?;
+                let id = serde_json::to_string(&self.id).map_err(|err| err.to_string())?;
+                // serde_json writes no whitespace: `{}` is the one empty object.
+                let separator = if body == "}" { "" } else { "," };
+                let json = alloc::format!("{{\"id\":{id}{separator}{body}");
+                RawValue::from_string(json).map_err(|err| err.to_string())
+            })
+            .as_deref()
+            .map_err(String::as_str)
     }
 }
 
@@ -117,10 +157,7 @@ impl<T: Serialize, I> Serialize for Published<T, I> {
         if !writes_json::<S>() {
             return self.shared.data.serialize(serializer);
         }
-        let json = self.shared.json.call_once(|| {
-            serde_json::value::to_raw_value(&self.shared.data).map_err(|err| err.to_string())
-        });
-        match json {
+        match self.data_json() {
             Ok(raw) => raw.serialize(serializer),
             Err(message) => Err(serde::ser::Error::custom(message)),
         }
@@ -205,10 +242,48 @@ mod tests {
 
     struct Wrapper<S>(S);
 
+    struct CountedPost<'a>(&'a AtomicUsize);
+
+    impl Serialize for CountedPost<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            self.0.fetch_add(1, Ordering::Relaxed);
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry("title", "hi")?;
+            map.end()
+        }
+    }
+
+    #[test]
+    fn the_id_goes_first_into_the_data_once_for_every_clone() {
+        let calls = AtomicUsize::new(0);
+        let post = Published::new(SeqId::new(7), CountedPost(&calls));
+        for _ in 0..3 {
+            let copy = post.clone();
+            assert_eq!(
+                copy.json_with_id().unwrap().get(),
+                r#"{"id":7,"title":"hi"}"#
+            );
+            assert_eq!(serde_json::to_string(&copy).unwrap(), r#"{"title":"hi"}"#);
+        }
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "the data was serialized more than once"
+        );
+        let empty = Published::new(SeqId::new(1), serde_json::json!({}));
+        assert_eq!(empty.json_with_id().unwrap().get(), r#"{"id":1}"#);
+        let number = Published::new(SeqId::new(1), 5);
+        assert!(number
+            .json_with_id()
+            .unwrap_err()
+            .contains("must be an object"));
+    }
+
     #[test]
     fn into_event_sets_the_id() {
         let event = Published::new(SeqId::new(255), "x").into_event();
-        assert_eq!(event.id().unwrap().as_str(), "00000000000000ff");
+        assert_eq!(event.id().unwrap().as_str(), "255");
         assert_eq!(**event.data(), "x");
     }
 }

@@ -10,9 +10,12 @@
 //! clients resume elsewhere. `--test-hooks` adds `/__test/streams` and `/__test/drop` for
 //! failure tests (see `outer_http::ServerConfig::test_hooks`); never use it in production.
 //!
-//! `--redis redis://127.0.0.1:6379` keeps posts in Redis instead of in memory (see
-//! `outer_examples::redis_chat`): every chat server on that Redis shares them, and a client
-//! resumes on any of them. Post ids are then Redis stream ids (`"1732000000000-0"`).
+//! `--redis redis://127.0.0.1:6379` keeps posts in Redis instead of in memory, with the same
+//! router (see `outer_examples::chat`): every chat server on that Redis shares them, and a
+//! client resumes on any of them. Post ids are then Redis stream ids (`"1732000000000-0"`).
+//!
+//! A request with `authorization: Bearer <name>` is signed in as `<name>`: `me` and
+//! `mentions.live` need it.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,17 +23,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outer_core::rt::Timer;
-use outer_core::Router;
-use outer_examples::chat::{self, Chat};
-use outer_examples::redis_chat::{self, RedisChat};
+use outer_core::App;
+use outer_examples::chat::{self, Chat, ChatCtx, RedisChat};
 use outer_http::ServerConfig;
 
 const USAGE: &str =
     "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks] [--redis URL]";
 
 const HELP: &str = "\
-Serves the chat: oRPC at /rpc, tRPC at /trpc, the page at /. SIGINT or SIGTERM shuts it down
-gracefully.
+Serves the chat: oRPC at /rpc, tRPC at /trpc, the page at /. A request with
+`authorization: Bearer <name>` is signed in as <name> (`me`, `mentions.live`). SIGINT or SIGTERM
+shuts it down gracefully.
 
   --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
   --runtime NAME       tokio (default) or smol
@@ -96,21 +99,23 @@ fn config(args: &Args) -> ServerConfig {
     chat::server_config(args.test_hooks)
 }
 
-/// The chat's router: posts in memory, or in the Redis of `--redis` (checked to answer first).
-async fn chat_router(
+/// The chat: posts in memory, or in the Redis of `--redis` (checked to answer first). Both are
+/// the one router of `outer_examples::chat`, over either publisher; everything after is the
+/// same.
+async fn chat_app(
     args: &Args,
     spawn: impl outer_redis::runtime::Spawn,
     timer: Arc<dyn Timer>,
-) -> std::io::Result<Router<()>> {
+) -> std::io::Result<App<ChatCtx>> {
     let Some(url) = &args.redis else {
-        return Ok(chat::router(Chat::new(), timer));
+        return Ok(chat::app(Chat::new(), timer));
     };
     let runtime = outer_redis::Runtime::with_shared_timer(spawn, Arc::clone(&timer));
     let unreachable =
         |err: outer_redis::Error| std::io::Error::other(format!("--redis {url}: {err}"));
     let chat = RedisChat::connect(url, runtime).map_err(unreachable)?;
     chat.check().await.map_err(unreachable)?;
-    Ok(redis_chat::router(chat, timer))
+    Ok(chat::app(chat, timer))
 }
 
 fn main() -> ExitCode {
@@ -176,8 +181,8 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
         let spawn = |task| {
             tokio::spawn(task);
         };
-        let router = chat_router(args, spawn, Arc::new(outer_tokio::TokioTimer)).await?;
-        let server = outer_tokio::serve(listener, outer_tokio::service(router, config(args)))?;
+        let app = chat_app(args, spawn, Arc::new(outer_tokio::TokioTimer)).await?;
+        let server = outer_tokio::serve(listener, outer_tokio::service(app, config(args)))?;
         announce(server.local_addr(), "tokio");
         let _ = stop.await;
         server.shutdown().await;
@@ -196,8 +201,8 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
         let tasks = Arc::clone(&spawner);
         let spawn = move |task| tasks.spawn(task).detach();
-        let router = chat_router(args, spawn, Arc::new(outer_smol::SmolTimer)).await?;
-        let service = outer_smol::service(router, config(args));
+        let app = chat_app(args, spawn, Arc::new(outer_smol::SmolTimer)).await?;
+        let service = outer_smol::service(app, config(args));
         let server = outer_smol::serve_on(spawner, listener, service)?;
         announce(server.local_addr(), "smol");
         let _ = stop.await;

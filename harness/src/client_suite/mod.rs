@@ -24,7 +24,7 @@ use futures::future::{join, select, Either};
 use futures::StreamExt;
 use outer_core::client::RetryPolicy;
 use outer_core::rt::Timer;
-use outer_core::{Router, RpcError};
+use outer_core::{App, RpcError};
 use outer_http::client::{Client, ClientBuilder, Transport};
 use outer_http::{OuterService, ServerConfig};
 use serde::{Deserialize, Serialize};
@@ -46,8 +46,11 @@ pub trait ClientRuntime {
     type Transport: Transport + Default;
     /// Runs `future` to its end on this runtime, from blocking test code.
     fn block_on<F: Future>(future: F) -> F::Output;
-    /// The chat example's router (`outer_examples::chat::router`) with a fresh chat on `timer`.
-    fn chat(timer: Arc<dyn Timer>) -> Router<()>;
+    /// The context the chat example's procedures run in (`outer_examples::chat::ChatCtx`).
+    type Ctx: Clone + Send + 'static;
+    /// The chat example as it is served (`outer_examples::chat::app`: its router and the
+    /// context builder that reads who is calling), with a fresh chat on `timer`.
+    fn chat(timer: Arc<dyn Timer>) -> App<Self::Ctx>;
 }
 
 /// A chat post, as the chat example and the Node server send it.
@@ -70,7 +73,7 @@ pub struct Tick {
 pub struct Chat<R: ClientRuntime> {
     server: <R::Server as Adapter>::Server,
     /// The service, to cut streams and read counters.
-    pub service: OuterService<()>,
+    pub service: OuterService<R::Ctx>,
 }
 
 impl<R: ClientRuntime> std::fmt::Debug for Chat<R> {

@@ -18,9 +18,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use outer_core::protocol::orpc::OrpcFraming;
 use outer_core::protocol::Framing as _;
-use outer_core::publisher::{MemoryPublisher, SeqId, SubscribeOptions};
+use outer_core::publisher::{MemoryPublisher, Publisher, SeqId, SubscribeOptions};
 use outer_core::rt::Timer;
-use outer_core::{event_iterator, query, subscription, tracked, Request, Router, RpcError};
+use outer_core::{event_iterator, procedure, tracked, Router};
 use outer_http::{OuterService, ServerConfig, Shutdown};
 use serde_json::{json, Value};
 
@@ -28,6 +28,7 @@ use crate::loopback::{
     closed_by_server, open, post, read_response, send, wait_until, End, FlatOutReader, RawResponse,
 };
 
+pub mod context;
 pub mod properties;
 
 /// A runtime adapter, as the suite drives it: the few things only the adapter knows how to do.
@@ -40,7 +41,8 @@ pub trait Adapter {
     /// The adapter's timer, for the service's keep-alives and deadlines.
     fn timer() -> Arc<dyn Timer>;
     /// Serves `service` on a fresh loopback port (`127.0.0.1:0`) and returns once it listens.
-    fn start(service: OuterService<()>) -> Self::Server;
+    /// Any context: the scenarios of [`context`] build one from each request's head.
+    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Self::Server;
 }
 
 /// A server an [`Adapter`] started, driven from blocking test code.
@@ -93,79 +95,89 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
     let silent = Arc::clone(probe);
     let hang = Arc::clone(probe);
     let publisher = MemoryPublisher::<Value>::builder().build();
+    let os = procedure::<()>();
     Router::new()
         .route(
             "spin",
-            subscription(move |_: Request<(), ()>| {
+            os.subscription(move |_| {
                 let publisher = publisher.clone();
-                event_iterator(move |mut emit| async move {
-                    loop {
-                        let never_given = SeqId::new(5);
-                        let options = SubscribeOptions::new().resume_after(never_given);
-                        let mut live = publisher.subscribe("posts", options)?;
-                        if let Some(Ok(post)) = live.next().await {
-                            emit.send_value(post.data().clone()).await?;
+                async move {
+                    Ok(event_iterator(move |mut emit| async move {
+                        loop {
+                            let never_given = SeqId::new(5);
+                            let options = SubscribeOptions::new().resume_after(never_given);
+                            let mut live = publisher.subscribe("posts", options).await?;
+                            if let Some(Ok(post)) = live.next().await {
+                                emit.send_value(post.data().clone()).await?;
+                            }
                         }
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<_, RpcError>(())
-                })
+                        #[allow(unreachable_code)]
+                        Ok(())
+                    }))
+                }
             }),
         )
         .route(
             "flood",
-            subscription(|_: Request<(), ()>| {
-                event_iterator(|mut emit| async move {
+            os.subscription(|_| async {
+                Ok(event_iterator(|mut emit| async move {
                     for n in 0u64.. {
                         emit.send_value(n).await?;
                     }
-                    Ok::<_, RpcError>(())
-                })
+                    Ok(())
+                }))
             }),
         )
         .route(
             "ping",
-            query(|req: Request<(), Value>| async move { Ok::<_, RpcError>(req.input) }),
+            os.input::<Value>()
+                .query(|req| async move { Ok(req.input) }),
         )
         .route(
             "hang",
-            query(move |_: Request<(), ()>| {
+            os.query(move |_| {
                 let probe = Arc::clone(&hang);
                 let cleanup = Cleanup(Arc::clone(&probe));
                 async move {
                     let _cleanup = cleanup;
                     probe.started.fetch_add(1, Ordering::SeqCst);
                     std::future::pending::<()>().await;
-                    Ok::<_, RpcError>(())
+                    Ok(())
                 }
             }),
         )
         .route(
             "gated",
-            subscription(move |_: Request<(), ()>| {
+            os.subscription(move |_| {
                 let probe = Arc::clone(&gated);
                 let cleanup = Cleanup(Arc::clone(&probe));
-                event_iterator(move |mut emit| async move {
-                    let _cleanup = cleanup;
-                    probe.started.fetch_add(1, Ordering::SeqCst);
-                    emit.send(tracked(1, json!({"n": 1}))?).await?;
-                    probe.gate.wait().await;
-                    emit.send(tracked(2, json!({"n": 2}))?).await?;
-                    Ok::<_, RpcError>("end")
-                })
+                async move {
+                    Ok(event_iterator(move |mut emit| async move {
+                        let _cleanup = cleanup;
+                        probe.started.fetch_add(1, Ordering::SeqCst);
+                        emit.send(tracked(1, json!({"n": 1}))?).await?;
+                        probe.gate.wait().await;
+                        emit.send(tracked(2, json!({"n": 2}))?).await?;
+                        Ok("end")
+                    }))
+                }
             }),
         )
         .route(
             "silent",
-            subscription(move |_: Request<(), ()>| {
+            os.subscription(move |_| {
                 let probe = Arc::clone(&silent);
                 let cleanup = Cleanup(Arc::clone(&probe));
-                event_iterator(move |_emit: outer_core::Emitter<Value>| async move {
-                    let _cleanup = cleanup;
-                    probe.started.fetch_add(1, Ordering::SeqCst);
-                    std::future::pending::<()>().await;
-                    Ok::<_, RpcError>(())
-                })
+                async move {
+                    Ok(event_iterator(
+                        move |_emit: outer_core::Emitter<Value>| async move {
+                            let _cleanup = cleanup;
+                            probe.started.fetch_add(1, Ordering::SeqCst);
+                            std::future::pending::<()>().await;
+                            Ok(())
+                        },
+                    ))
+                }
             }),
         )
 }
@@ -196,6 +208,7 @@ pub fn interruption() -> String {
 /// names a test after each.
 #[allow(missing_docs)] // each scenario's name is its documentation
 pub mod suite {
+    use super::context::{self, ContextProbe};
     use super::*;
 
     pub fn unary_call_answers_its_output_as_json<R: Adapter>() {
@@ -557,6 +570,212 @@ pub mod suite {
         assert!(server.open_connections() <= 4);
     }
 
+    /// The context builder runs on the server with the request's head: the peer it sees is
+    /// the client's socket, and the query and headers are the request's, in both protocols.
+    pub fn the_context_builder_sees_the_peer_address_query_and_headers<R: Adapter>() {
+        let (server, _) = context::start::<R>();
+        let stream = context::open_request(
+            server.addr(),
+            "POST",
+            "/rpc/whoami?from=orpc",
+            &[("x-tag", "blue"), ("authorization", "Bearer a")],
+            r#"{"json":null}"#,
+        );
+        let client = stream.local_addr().unwrap().to_string();
+        let response = read_response(stream);
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.json()["json"],
+            json!({
+                "method": "POST",
+                "path": "/rpc/whoami",
+                "query": "from=orpc",
+                "peer": client,
+                "authorization": "Bearer a",
+                "tag": "blue",
+            })
+        );
+
+        let query = context::trpc_input(&json!({"a": 1}));
+        let stream = context::open_request(
+            server.addr(),
+            "GET",
+            &format!("/trpc/whoami?{query}"),
+            &[("X-Tag", "green")],
+            "",
+        );
+        let client = stream.local_addr().unwrap().to_string();
+        let response = read_response(stream);
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.json()["result"]["data"],
+            json!({
+                "method": "GET",
+                "path": "/trpc/whoami",
+                "query": query,
+                "peer": client,
+                "authorization": null,
+                "tag": "green",
+            })
+        );
+    }
+
+    /// A `refine` middleware refuses a subscription without an `authorization` header: the
+    /// answer is 401 with the protocol's JSON error body, not an event stream, and neither the
+    /// setup nor the stream runs. With the header, the same subscription streams.
+    pub fn a_subscription_refused_by_middleware_answers_401_and_never_streams<R: Adapter>() {
+        let (server, probe) = context::start::<R>();
+        let addr = server.addr();
+
+        let refused = post(addr, "/rpc/secret", "");
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.header("content-type"), Some("application/json"));
+        let body = refused.json();
+        assert_eq!(body["json"]["code"], "UNAUTHORIZED");
+        assert_eq!(body["json"]["status"], 401);
+        assert_eq!(body["json"]["message"], "Sign in first");
+
+        let refused = context::request(addr, "GET", "/trpc/secret", &[], "");
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.header("content-type"), Some("application/json"));
+        let body = refused.json();
+        assert_eq!(body["error"]["message"], "Sign in first");
+        assert_eq!(body["error"]["data"]["code"], "UNAUTHORIZED");
+        assert_eq!(body["error"]["data"]["httpStatus"], 401);
+        assert_eq!(body["error"]["data"]["path"], "secret");
+
+        // The one exception, as tRPC answers it: a POST to a subscription is 200 and its
+        // error in the stream; the middleware is never asked.
+        let mut posted = context::request(addr, "POST", "/trpc/secret", &[], "");
+        assert_eq!(posted.status, 200);
+        assert_eq!(posted.header("content-type"), Some("text/event-stream"));
+        let (text, end) = posted.read_to_end();
+        assert!(text.contains("event: serialized-error\n"), "{text:?}");
+        assert!(text.contains("METHOD_NOT_SUPPORTED"), "{text:?}");
+        assert_eq!(end, End::Clean);
+
+        assert_eq!(ContextProbe::count(&probe.setups), 0, "no setup ran");
+        assert_eq!(ContextProbe::count(&probe.streams), 0, "no stream ran");
+        assert_eq!(server.active_streams(), 0);
+
+        let bearer = [("authorization", "Bearer t")];
+        let mut orpc = context::request(addr, "POST", "/rpc/secret", &bearer, "");
+        assert_eq!(orpc.status, 200);
+        assert_eq!(orpc.header("content-type"), Some("text/event-stream"));
+        assert_eq!(
+            orpc.read_to_end(),
+            (
+                ": \n\n\
+                 event: message\nid: 1\ndata: {\"json\":{\"token\":\"Bearer t\"}}\n\n\
+                 event: done\ndata: {\"json\":\"end\"}\n\n",
+                End::Clean
+            )
+        );
+        let mut trpc = context::request(addr, "GET", "/trpc/secret", &bearer, "");
+        assert_eq!(trpc.status, 200);
+        assert_eq!(trpc.header("content-type"), Some("text/event-stream"));
+        // tRPC follows every event with an extra blank line.
+        assert_eq!(
+            trpc.read_to_end(),
+            (
+                "event: connected\ndata: {}\n\n\n\
+                 data: {\"token\":\"Bearer t\"}\nid: 1\n\n\n\
+                 event: return\ndata: \n\n\n",
+                End::Clean
+            )
+        );
+        assert_eq!(ContextProbe::count(&probe.setups), 2);
+        assert_eq!(ContextProbe::count(&probe.streams), 2);
+        wait_until("the streams to close", || server.active_streams() == 0);
+    }
+
+    /// A subscription's async setup (here, after a wait on the adapter's timer) refuses the
+    /// call: its status and error body are the answer, and its stream never runs.
+    pub fn a_subscription_refused_in_its_setup_answers_its_error_and_never_streams<R: Adapter>() {
+        let (server, probe) = context::start::<R>();
+        let addr = server.addr();
+
+        let refused = post(addr, "/rpc/room", r#"{"json":{"name":"attic"}}"#);
+        assert_eq!(refused.status, 403);
+        assert_eq!(refused.header("content-type"), Some("application/json"));
+        let body = refused.json();
+        assert_eq!(body["json"]["code"], "FORBIDDEN");
+        assert_eq!(body["json"]["message"], "The room attic is closed");
+
+        let query = context::trpc_input(&json!({"name": "attic"}));
+        let refused = context::request(addr, "GET", &format!("/trpc/room?{query}"), &[], "");
+        assert_eq!(refused.status, 403);
+        assert_eq!(refused.header("content-type"), Some("application/json"));
+        let body = refused.json();
+        assert_eq!(body["error"]["data"]["code"], "FORBIDDEN");
+        assert_eq!(body["error"]["data"]["httpStatus"], 403);
+        assert_eq!(body["error"]["message"], "The room attic is closed");
+
+        assert_eq!(ContextProbe::count(&probe.setups), 2, "both setups ran");
+        assert_eq!(ContextProbe::count(&probe.streams), 0, "no stream ran");
+        assert_eq!(server.active_streams(), 0);
+
+        let mut open = post(addr, "/rpc/room", r#"{"json":{"name":"open"}}"#);
+        assert_eq!(open.status, 200);
+        let (text, end) = open.read_to_end();
+        assert!(
+            text.contains("id: 1\ndata: {\"json\":\"open\"}\n\n"),
+            "{text:?}"
+        );
+        assert_eq!(end, End::Clean);
+        let query = context::trpc_input(&json!({"name": "open"}));
+        let mut open = context::request(addr, "GET", &format!("/trpc/room?{query}"), &[], "");
+        assert_eq!(open.status, 200);
+        let (text, end) = open.read_to_end();
+        assert!(text.contains("data: \"open\"\nid: 1\n"), "{text:?}");
+        assert_eq!(end, End::Clean);
+        assert_eq!(ContextProbe::count(&probe.streams), 2);
+    }
+
+    /// A `wrap` middleware runs once around each call of a stream, not per event; the context
+    /// it changes is the one the stream runs in; and it sees a call refused before its stream
+    /// opens (a bad input, decoded after the middleware) as an error.
+    pub fn middleware_wrap_runs_once_around_each_stream<R: Adapter>() {
+        let (server, probe) = context::start::<R>();
+        let addr = server.addr();
+        let tick = |n: u64| json!({"n": n, "tag": "wrapped"});
+
+        let mut orpc = post(addr, "/rpc/ticks", r#"{"json":{"count":3}}"#);
+        assert_eq!(orpc.status, 200);
+        let (text, end) = orpc.read_to_end();
+        for n in 1..=3 {
+            let event = format!("id: {n}\ndata: {}\n\n", json!({ "json": tick(n) }));
+            assert!(text.contains(&event), "{event:?} in {text:?}");
+        }
+        assert!(text.ends_with("event: done\ndata: {\"json\":\"end\"}\n\n"));
+        assert_eq!(end, End::Clean);
+        assert_eq!(ContextProbe::count(&probe.wrapped), 1);
+
+        let query = context::trpc_input(&json!({"count": 3}));
+        let mut trpc = context::request(addr, "GET", &format!("/trpc/ticks?{query}"), &[], "");
+        assert_eq!(trpc.status, 200);
+        let (text, end) = trpc.read_to_end();
+        for n in 1..=3 {
+            let event = format!("data: {}\nid: {n}\n\n", tick(n));
+            assert!(text.contains(&event), "{event:?} in {text:?}");
+        }
+        assert_eq!(end, End::Clean);
+        assert_eq!(ContextProbe::count(&probe.wrapped), 2);
+        assert_eq!(ContextProbe::count(&probe.wrapped_refused), 0);
+
+        let refused = post(addr, "/rpc/ticks", r#"{"json":{"count":"three"}}"#);
+        assert_eq!(refused.status, 400);
+        assert_eq!(refused.json()["json"]["code"], "BAD_REQUEST");
+        assert_eq!(ContextProbe::count(&probe.wrapped), 3);
+        assert_eq!(ContextProbe::count(&probe.wrapped_refused), 1);
+        assert_eq!(ContextProbe::count(&probe.streams), 2);
+        assert_eq!(
+            *probe.wrapped_calls.lock().unwrap(),
+            ["Subscription ticks"; 3]
+        );
+        wait_until("the streams to close", || server.active_streams() == 0);
+    }
+
     pub fn slow_headers_are_cut_off_after_the_header_read_timeout<R: Adapter>() {
         let config = ServerConfig {
             header_read_timeout: Some(Duration::from_millis(100)),
@@ -601,6 +820,10 @@ macro_rules! conformance_suite {
             always_ready_streams_do_not_starve_other_connections,
             a_body_that_never_arrives_is_answered_408_and_its_connection_closed,
             the_connection_limit_holds_and_later_clients_are_served,
+            the_context_builder_sees_the_peer_address_query_and_headers,
+            a_subscription_refused_by_middleware_answers_401_and_never_streams,
+            a_subscription_refused_in_its_setup_answers_its_error_and_never_streams,
+            middleware_wrap_runs_once_around_each_stream,
         );
         $crate::conformance_suite!(@properties $runtime;
             resume_over_loopback_misses_nothing,

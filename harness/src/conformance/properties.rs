@@ -162,7 +162,7 @@ pub fn resume_over_loopback_misses_nothing<R: Adapter>() {
                     Step::Publish(n) => {
                         for _ in 0..n {
                             let next = published.len() as u64;
-                            publisher.publish(TOPIC, next);
+                            publisher.publish_now(TOPIC, next);
                             published.push(next);
                         }
                     }
@@ -243,7 +243,7 @@ pub fn cancellation_over_loopback_leaves_nothing<R: Adapter>() {
                 match *step {
                     Step::Publish(n) => {
                         for _ in 0..n {
-                            publisher.publish(TOPIC, published as u64);
+                            publisher.publish_now(TOPIC, published as u64);
                             published += 1;
                         }
                     }

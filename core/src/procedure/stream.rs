@@ -1,0 +1,269 @@
+//! What a subscription's setup may resolve to: anything that becomes a stream of events.
+//!
+//! [`IntoEventStream`] is implemented by [`EventIterator`] (a handler written like a
+//! generator, with a return value), by the publishers' subscriptions (each event goes out
+//! with the publisher's id as its SSE id and its JSON made once for every subscriber), and by
+//! [`Events`], which [`events`] makes from any `Stream` of events.
+
+use alloc::sync::Arc;
+use core::fmt;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
+use serde::Serialize;
+
+use super::builder::failed_output;
+use super::{encode_output, Frame, FrameStream, Issue, Json};
+use crate::error::RpcError;
+use crate::event::{Event, EventId};
+use crate::iterator::EventIterator;
+use crate::publisher::Published;
+
+/// A check every output of a procedure passes before it is sent
+/// ([`TypedProcedure::validate_output`](super::TypedProcedure::validate_output)).
+pub struct OutputCheck<T: ?Sized>(Arc<CheckFn<T>>);
+
+type CheckFn<T> = dyn Fn(&T) -> Result<(), Issue> + Send + Sync;
+
+impl<T: ?Sized> OutputCheck<T> {
+    /// Wraps a check.
+    pub fn new(check: impl Fn(&T) -> Result<(), Issue> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(check))
+    }
+
+    /// Runs the check: a failure is 500 `Output validation failed`, with the issue.
+    pub fn check(&self, value: &T) -> Result<(), RpcError> {
+        (self.0)(value).map_err(failed_output)
+    }
+}
+
+impl<T: ?Sized> Clone for OutputCheck<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for OutputCheck<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OutputCheck")
+    }
+}
+
+/// What a subscription's setup resolves to: a stream of events, typed by the data of each.
+///
+/// The `Item` is the procedure's output type: a publisher subscription's is the published
+/// data, not the wrapper it travels in.
+pub trait IntoEventStream: Send + 'static {
+    /// The data of each event.
+    type Item;
+
+    /// The stream, erased into frames: each event's data serialized once and checked by
+    /// `check`, then one last frame (the return value, or the error that ended it).
+    fn into_frames(self, check: Option<OutputCheck<Self::Item>>) -> FrameStream;
+}
+
+/// One item of a stream a subscription sends: an event, or the error that ends the stream.
+///
+/// Implemented for [`Event<T>`], `Result<Event<T>, E>`, and the publishers' items
+/// ([`Published`], `Result<Published<T, Id>, E>`), which keep their publisher id as the SSE
+/// id and serialize once for every subscriber.
+pub trait StreamItem {
+    /// The data of the event.
+    type Data;
+
+    /// The event, ready for the wire, or the error that ends the stream.
+    fn into_frame(self, check: Option<&OutputCheck<Self::Data>>) -> Result<Event<Json>, RpcError>;
+}
+
+impl<T: Serialize> StreamItem for Event<T> {
+    type Data = T;
+
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+        if let Some(check) = check {
+            check.check(self.data())?;
+        }
+        let (data, meta) = self.into_parts();
+        Ok(Event::with_meta(encode_output(&data)?, meta))
+    }
+}
+
+impl<T: Serialize, E: Into<RpcError>> StreamItem for Result<Event<T>, E> {
+    type Data = T;
+
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+        self.map_err(Into::into)?.into_frame(check)
+    }
+}
+
+impl<T: Serialize, Id: Clone + Into<EventId>> StreamItem for Published<T, Id> {
+    type Data = T;
+
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+        if let Some(check) = check {
+            check.check(self.data())?;
+        }
+        // Serializing the `Published` reuses the JSON the first subscriber made.
+        let json = encode_output(&self)?;
+        let mut event = Event::new(json);
+        // An EventId is checked already, so setting it cannot fail.
+        let _ = event.meta_mut().set_id(self.id().clone().into());
+        Ok(event)
+    }
+}
+
+impl<T: Serialize, Id: Clone + Into<EventId>, E: Into<RpcError>> StreamItem
+    for Result<Published<T, Id>, E>
+{
+    type Data = T;
+
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+        self.map_err(Into::into)?.into_frame(check)
+    }
+}
+
+/// Makes any `Stream` of events a subscription's stream: items are [`Event`]s, `Result`s of
+/// them, or a publisher's items (see [`StreamItem`]). An `Err` item ends the stream with that
+/// error; the stream's end is a return value of `null`.
+///
+/// ```
+/// use outer_core::{events, procedure, Event};
+/// let ticks = procedure::<()>().subscription(|_| async {
+///     let ticks = futures::stream::iter((1..=3).map(Event::new));
+///     Ok(events(ticks))
+/// });
+/// # let _ = ticks;
+/// ```
+pub fn events<S>(stream: S) -> Events<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: StreamItem,
+{
+    Events(stream)
+}
+
+/// A `Stream` of events as a subscription's stream: see [`events`].
+#[derive(Debug)]
+pub struct Events<S>(S);
+
+impl<S> IntoEventStream for Events<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: StreamItem,
+    <S::Item as StreamItem>::Data: 'static,
+{
+    type Item = <S::Item as StreamItem>::Data;
+
+    fn into_frames(self, check: Option<OutputCheck<Self::Item>>) -> FrameStream {
+        FrameStream::new(ItemFrames {
+            items: Some(alloc::boxed::Box::pin(self.0)),
+            check,
+        })
+    }
+}
+
+/// Frames from a stream of [`StreamItem`]s.
+struct ItemFrames<S: Stream>
+where
+    S::Item: StreamItem,
+{
+    items: Option<Pin<alloc::boxed::Box<S>>>,
+    check: Option<OutputCheck<<S::Item as StreamItem>::Data>>,
+}
+
+impl<S: Stream> Unpin for ItemFrames<S> where S::Item: StreamItem {}
+
+impl<S: Stream> Stream for ItemFrames<S>
+where
+    S::Item: StreamItem,
+{
+    type Item = Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let this = &mut *self;
+        let Some(items) = this.items.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match items.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(item)) => match item.into_frame(this.check.as_ref()) {
+                Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
+                Err(error) => Frame::Error(error),
+            },
+            Poll::Ready(None) => Frame::Done(null()),
+        };
+        // Over: drop the source now, so its cleanup (an unsubscribe) runs before the last
+        // frame is even written.
+        this.items = None;
+        Poll::Ready(Some(frame))
+    }
+}
+
+fn null() -> Json {
+    // "null" is valid JSON, so this cannot fail; the fallback keeps the core free of unwraps.
+    serde_json::value::to_raw_value(&serde_json::Value::Null)
+        .unwrap_or_else(|_| alloc::boxed::Box::<serde_json::value::RawValue>::default())
+}
+
+impl<T, R> IntoEventStream for EventIterator<T, R>
+where
+    T: Serialize + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    type Item = T;
+
+    fn into_frames(self, check: Option<OutputCheck<T>>) -> FrameStream {
+        FrameStream::new(IteratorFrames {
+            events: Some(self),
+            check,
+        })
+    }
+}
+
+/// Turns a typed [`EventIterator`] into frames: each event's data serialized once, the return
+/// value as `Done`, a failure as `Error`; the handler is dropped as soon as the stream ends.
+struct IteratorFrames<T, R> {
+    events: Option<EventIterator<T, R>>,
+    check: Option<OutputCheck<T>>,
+}
+
+impl<T, R> Unpin for IteratorFrames<T, R> {}
+
+impl<T: Serialize, R: Serialize> Stream for IteratorFrames<T, R> {
+    type Item = Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let this = &mut *self;
+        let Some(events) = this.events.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match Pin::new(&mut *events).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(event))) => match event.into_frame(this.check.as_ref()) {
+                Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
+                Err(error) => Frame::Error(error),
+            },
+            Poll::Ready(Some(Err(error))) => Frame::Error(error),
+            Poll::Ready(None) => match events.take_return() {
+                Some(value) => match encode_output(&value) {
+                    Ok(json) => Frame::Done(json),
+                    Err(error) => Frame::Error(error),
+                },
+                // An iterator ends without a value only after an error it already yielded.
+                None => Frame::Error(RpcError::internal("the event stream ended twice")),
+            },
+        };
+        // The stream is over: drop the handler now so its cleanup runs before the last frame
+        // is even written.
+        this.events = None;
+        Poll::Ready(Some(frame))
+    }
+}
+
+impl<T: Serialize + Send + Sync + 'static> IntoEventStream for crate::publisher::Subscription<T> {
+    type Item = T;
+
+    fn into_frames(self, check: Option<OutputCheck<T>>) -> FrameStream {
+        events(self).into_frames(check)
+    }
+}

@@ -1,0 +1,163 @@
+//! Events whose data carries their id, as apps send rows: `{"id":7,"title":"hi"}` with SSE
+//! `id: 7`, the JSON made once per event however many subscribers send it.
+
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use super::Published;
+use crate::error::{ErrorCode, RpcError};
+use crate::event::{Event, EventId};
+use crate::procedure::{Frame, FrameStream, IntoEventStream, OutputCheck};
+
+/// Data with its id as a field: what a [`with_ids`] stream sends for each event. Serializes as
+/// the data's object with `"id"` first.
+///
+/// ```
+/// use outer_core::publisher::WithId;
+/// #[derive(serde::Serialize)] struct Post { title: &'static str }
+/// let post = WithId { id: 7, data: Post { title: "hi" } };
+/// assert_eq!(serde_json::to_string(&post).unwrap(), r#"{"id":7,"title":"hi"}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithId<T, Id> {
+    /// The publisher's id for the event.
+    pub id: Id,
+    /// What was published.
+    pub data: T,
+}
+
+impl<T: Serialize, Id: Serialize> Serialize for WithId<T, Id> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Through a JSON value: the data's fields are only known once it is serialized.
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(&self.data).map_err(S::Error::custom)?
+        else {
+            return Err(S::Error::custom(
+                "the data of an event with an id field must be an object",
+            ));
+        };
+        let mut map = serializer.serialize_map(Some(fields.len() + 1))?;
+        map.serialize_entry("id", &self.id)?;
+        for (key, value) in fields.iter().filter(|(key, _)| *key != "id") {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Sends a subscription's events (a publisher's, or [`backfilled`](super::backfilled)) with
+/// each one's id in its data as well as in its SSE id: `{"id":7,"title":"hi"}`, the shape an
+/// app's rows have. The data must serialize as an object. Like the events themselves, the JSON
+/// is made once per event, not once per subscriber.
+///
+/// ```
+/// use outer_core::publisher::{with_ids, MemoryPublisher, Publisher, SubscribeOptions};
+/// use outer_core::procedure;
+///
+/// #[derive(Clone, serde::Serialize)] struct Post { title: String }
+/// let publisher: MemoryPublisher<Post> = MemoryPublisher::new();
+/// let live = procedure::<()>().subscription(move |req| {
+///     let publisher = publisher.clone();
+///     async move {
+///         let options = SubscribeOptions { last_event_id: req.last_event_id, ..Default::default() };
+///         Ok(with_ids(publisher.subscribe("posts", options).await?))
+///     }
+/// });
+/// # let _ = live;
+/// ```
+pub fn with_ids<S, T, Id, E>(stream: S) -> WithIds<S>
+where
+    S: Stream<Item = Result<Published<T, Id>, E>> + Send + 'static,
+{
+    WithIds(stream)
+}
+
+/// A stream whose events carry their ids in their data: see [`with_ids`].
+#[derive(Debug)]
+pub struct WithIds<S>(S);
+
+impl<S, T, Id, E> IntoEventStream for WithIds<S>
+where
+    S: Stream<Item = Result<Published<T, Id>, E>> + Send + 'static,
+    T: Serialize + Clone + Send + Sync + 'static,
+    Id: Serialize + Clone + Into<EventId> + Send + Sync + 'static,
+    E: Into<RpcError>,
+{
+    type Item = WithId<T, Id>;
+
+    fn into_frames(self, check: Option<OutputCheck<WithId<T, Id>>>) -> FrameStream {
+        FrameStream::new(IdFrames {
+            items: Some(Box::pin(self.0)),
+            check,
+        })
+    }
+}
+
+struct IdFrames<S, T, Id> {
+    items: Option<Pin<Box<S>>>,
+    check: Option<OutputCheck<WithId<T, Id>>>,
+}
+
+impl<S, T, Id> Unpin for IdFrames<S, T, Id> {}
+
+impl<S, T, Id, E> Stream for IdFrames<S, T, Id>
+where
+    S: Stream<Item = Result<Published<T, Id>, E>>,
+    T: Serialize + Clone,
+    Id: Serialize + Clone + Into<EventId>,
+    E: Into<RpcError>,
+{
+    type Item = Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let this = &mut *self;
+        let Some(items) = this.items.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match items.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(published))) => match frame(&published, this.check.as_ref()) {
+                Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
+                Err(error) => Frame::Error(error),
+            },
+            Poll::Ready(Some(Err(error))) => Frame::Error(error.into()),
+            Poll::Ready(None) => match RawValue::from_string("null".into()) {
+                Ok(null) => Frame::Done(null),
+                Err(_) => Frame::Error(RpcError::internal("cannot write null")),
+            },
+        };
+        // Over: drop the subscription now, so it unsubscribes before the last frame is written.
+        this.items = None;
+        Poll::Ready(Some(frame))
+    }
+}
+
+fn frame<T, Id>(
+    published: &Published<T, Id>,
+    check: Option<&OutputCheck<WithId<T, Id>>>,
+) -> Result<Event<Box<RawValue>>, RpcError>
+where
+    T: Serialize + Clone,
+    Id: Serialize + Clone + Into<EventId>,
+{
+    if let Some(check) = check {
+        check.check(&WithId {
+            id: published.id().clone(),
+            data: published.data().clone(),
+        })?;
+    }
+    let json = published
+        .json_with_id()
+        .map_err(|message| RpcError::new(ErrorCode::INTERNAL_SERVER_ERROR, message))?;
+    let mut event = Event::new(json.to_owned());
+    // An EventId is checked already, so setting it cannot fail.
+    let _ = event.meta_mut().set_id(published.id().clone().into());
+    Ok(event)
+}
