@@ -83,10 +83,11 @@ where
     Fut: Future<Output = Result<Vec<(P::Id, T)>, RpcError>> + Send + 'static,
 {
     let options = options.on_gap(GapPolicy::End);
-    let first = publisher.subscribe(topic, options.clone()).await?;
+    // Used in place by the stream below (not moved into a second local), so the stream's
+    // state holds one subscription, not two: it is kept per subscriber.
+    let mut live = publisher.subscribe(topic, options.clone()).await?;
     let topic = String::from(topic);
     let events = event_iterator(move |mut emit| async move {
-        let mut live = first;
         loop {
             // Live (or replayed by the publisher) until a gap, or the publisher ends.
             let gap = loop {

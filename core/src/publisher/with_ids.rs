@@ -57,6 +57,9 @@ impl<T: Serialize, Id: Serialize> Serialize for WithId<T, Id> {
 /// app's rows have. The data must serialize as an object. Like the events themselves, the JSON
 /// is made once per event, not once per subscriber.
 ///
+/// The stream is `Unpin`, as subscriptions and [`Backfilled`](super::Backfilled) are, so it
+/// is held as it is, without a box per subscriber (`Box::pin` one that is not).
+///
 /// ```
 /// use outer_core::publisher::{with_ids, MemoryPublisher, Publisher, SubscribeOptions};
 /// use outer_core::procedure;
@@ -74,7 +77,7 @@ impl<T: Serialize, Id: Serialize> Serialize for WithId<T, Id> {
 /// ```
 pub fn with_ids<S, T, Id, E>(stream: S) -> WithIds<S>
 where
-    S: Stream<Item = Result<Published<T, Id>, E>> + Send + 'static,
+    S: Stream<Item = Result<Published<T, Id>, E>> + Unpin + Send + 'static,
 {
     WithIds(stream)
 }
@@ -85,7 +88,7 @@ pub struct WithIds<S>(S);
 
 impl<S, T, Id, E> IntoEventStream for WithIds<S>
 where
-    S: Stream<Item = Result<Published<T, Id>, E>> + Send + 'static,
+    S: Stream<Item = Result<Published<T, Id>, E>> + Unpin + Send + 'static,
     T: Serialize + Clone + Send + Sync + 'static,
     Id: Serialize + Clone + Into<EventId> + Send + Sync + 'static,
     E: Into<RpcError>,
@@ -94,22 +97,22 @@ where
 
     fn into_frames(self, check: Option<OutputCheck<WithId<T, Id>>>) -> FrameStream {
         FrameStream::new(IdFrames {
-            items: Some(Box::pin(self.0)),
+            items: Some(self.0),
             check,
         })
     }
 }
 
 struct IdFrames<S, T, Id> {
-    items: Option<Pin<Box<S>>>,
+    items: Option<S>,
     check: Option<OutputCheck<WithId<T, Id>>>,
 }
 
-impl<S, T, Id> Unpin for IdFrames<S, T, Id> {}
+impl<S: Unpin, T, Id> Unpin for IdFrames<S, T, Id> {}
 
 impl<S, T, Id, E> Stream for IdFrames<S, T, Id>
 where
-    S: Stream<Item = Result<Published<T, Id>, E>>,
+    S: Stream<Item = Result<Published<T, Id>, E>> + Unpin,
     T: Serialize + Clone,
     Id: Serialize + Clone + Into<EventId>,
     E: Into<RpcError>,
@@ -121,7 +124,7 @@ where
         let Some(items) = this.items.as_mut() else {
             return Poll::Ready(None);
         };
-        let frame = match items.as_mut().poll_next(cx) {
+        let frame = match Pin::new(items).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(published))) => match frame(&published, this.check.as_ref()) {
                 Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
