@@ -223,13 +223,11 @@ impl<P: Publisher<PostText> + Clone + 'static> Chat<P> {
         &self,
         last_event_id: Option<EventId>,
     ) -> impl Future<Output = Result<Backfilled<PostText, P::Id>, RpcError>> + Send + 'static {
-        let options = SubscribeOptions {
-            last_event_id,
-            ..SubscribeOptions::new()
-        };
+        let options = SubscribeOptions::new().last_event_id(last_event_id);
         let chat = self.clone();
-        let pages = move |after| chat.archive_page(after);
-        backfilled(self.publisher.clone(), POSTS, options, pages)
+        backfilled(self.publisher.clone(), POSTS, options, move |after| {
+            chat.archive_page(after)
+        })
     }
 }
 

@@ -118,7 +118,7 @@ pub const DEFAULT_BUFFER: usize = 100;
 ///         .route("live", os.subscription(move |req| {
 ///             let live = live.clone();
 ///             async move {
-///                 let options = SubscribeOptions { last_event_id: req.last_event_id, ..Default::default() };
+///                 let options = SubscribeOptions::new().last_event_id(req.last_event_id);
 ///                 // The subscription is the stream: each post goes out with its id.
 ///                 Ok(live.subscribe("posts", options).await?)
 ///             }
@@ -208,6 +208,21 @@ impl SubscribeOptions {
     /// id), or the client's `Last-Event-ID` as an [`EventId`].
     pub fn resume_after(mut self, last_event_id: impl Into<EventId>) -> Self {
         self.last_event_id = Some(last_event_id.into());
+        self
+    }
+
+    /// Resumes after `last_event_id` when there is one, as a handler receives it
+    /// ([`Request::last_event_id`](crate::Request::last_event_id)); with `None`, live events
+    /// only.
+    ///
+    /// ```
+    /// use outer_core::publisher::SubscribeOptions;
+    /// let client_sent = outer_core::EventId::new("7").ok();
+    /// let options = SubscribeOptions::new().last_event_id(client_sent);
+    /// assert_eq!(options.last_event_id.unwrap().as_str(), "7");
+    /// ```
+    pub fn last_event_id(mut self, last_event_id: Option<EventId>) -> Self {
+        self.last_event_id = last_event_id;
         self
     }
 

@@ -69,7 +69,7 @@ impl<T: Serialize, Id: Serialize> Serialize for WithId<T, Id> {
 /// let live = procedure::<()>().subscription(move |req| {
 ///     let publisher = publisher.clone();
 ///     async move {
-///         let options = SubscribeOptions { last_event_id: req.last_event_id, ..Default::default() };
+///         let options = SubscribeOptions::new().last_event_id(req.last_event_id);
 ///         Ok(with_ids(publisher.subscribe("posts", options).await?))
 ///     }
 /// });
