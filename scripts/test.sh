@@ -8,6 +8,8 @@
 #   server the client suite runs against (copied to target/reference-orpc), with `npm ci` from
 #   their lockfiles.
 # Node.js 20 or newer must be on the machine already: Debian's own is older.
+# After the Rust tests, typescript/check.sh checks the TypeScript clients' generated types (it
+# builds the chat with the `typescript` feature, which `cargo test --workspace` leaves off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,3 +58,5 @@ chmod u+w target/reference-orpc/*
 
 say "cargo test --workspace $*"
 cargo test --workspace "$@"
+
+bash typescript/check.sh

@@ -28,6 +28,8 @@ pub mod router;
 pub mod rt;
 pub mod sse;
 mod sync;
+#[cfg(feature = "typescript")]
+pub mod typescript;
 
 pub use error::{ErrorCode, IntoRpcError, RpcError};
 pub use event::{tracked, Event, EventId, EventMeta, IntoEventId, MetaError};

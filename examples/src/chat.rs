@@ -62,6 +62,7 @@ pub const MAX_TITLE: usize = 1000;
 pub const MAX_NAME: usize = 64;
 
 /// What the publisher carries for a post: its title. The id is the one the publisher gives it.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostText {
     /// What was said.
@@ -69,6 +70,7 @@ pub struct PostText {
 }
 
 /// A chat post as `post.create` answers it and `post.live` sends it.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Post<Id = SeqId> {
     /// The id its publisher gave it: 1, 2, 3... in memory, a stream id on Redis. Ids grow in
@@ -269,6 +271,7 @@ pub struct ChatCtx {
 }
 
 /// A signed-in caller: the context of the procedures that need one, and what `me` answers.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
     /// The name it signed in with.
@@ -318,21 +321,25 @@ pub fn app<P: Publisher<PostText> + Clone + 'static>(
 /// `1`, not `1.0`), and one with more digits than a double holds comes back as the nearest
 /// double (`123456789012345678901234567890` answers `1.2345678901234568e+29`), as the
 /// JavaScript reference servers answer and as the JavaScript clients would read it anyway.
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Deserialize)]
 struct Ping {
     n: serde_json::Number,
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Serialize)]
 struct Pong {
     n: serde_json::Number,
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Deserialize)]
 struct NewPost {
     title: String,
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CounterInput {
@@ -341,11 +348,13 @@ struct CounterInput {
     delay_ms: u64,
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Serialize)]
 struct Tick {
     n: u64,
 }
 
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[derive(Serialize)]
 struct Finished {
     done: bool,
@@ -418,7 +427,8 @@ where
                             }
                         }
                         Ok(Finished { done: true })
-                    }))
+                    })
+                    .tracked())
                 }
             }),
         )
@@ -484,4 +494,24 @@ fn resume_point(last_event_id: Option<&EventId>) -> Result<Option<u64>, RpcError
             })
         })
         .transpose()
+}
+
+/// The chat's TypeScript, for its clients: the oRPC contract module (`orpc.ts`, exporting
+/// `contract`) and the tRPC module (`trpc.ts`, exporting `type AppRouter`), from the router's
+/// own types. Post ids are the memory publisher's (`number`); on Redis they are strings.
+#[cfg(feature = "typescript")]
+pub fn typescript() -> Result<(String, String), outer_core::typescript::TypeScriptError> {
+    // The router only: its types do not depend on the state, and no timer is ever used.
+    #[derive(Debug)]
+    struct NoTimer;
+    impl Timer for NoTimer {
+        fn sleep(&self, _: Duration) -> outer_core::rt::Sleep {
+            Box::pin(std::future::pending())
+        }
+    }
+    let router = router(Chat::new(), Arc::new(NoTimer));
+    Ok((
+        outer_core::typescript::orpc_contract(&router)?,
+        outer_core::typescript::trpc_router(&router)?,
+    ))
 }

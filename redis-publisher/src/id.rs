@@ -96,6 +96,21 @@ impl serde::Serialize for StreamId {
     }
 }
 
+/// A string in TypeScript, as it serializes.
+#[cfg(feature = "typescript")]
+impl ts_rs::TS for StreamId {
+    type WithoutGenerics = Self;
+    type OptionInnerType = Self;
+
+    fn name(_: &ts_rs::Config) -> String {
+        String::from("string")
+    }
+
+    fn inline(cfg: &ts_rs::Config) -> String {
+        Self::name(cfg)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for StreamId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;

@@ -297,6 +297,8 @@ where
     T: serde::Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     type Item = T;
+    type Return = ();
+    const TRACKED: bool = true;
 
     fn into_frames(
         self,

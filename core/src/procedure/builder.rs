@@ -13,6 +13,7 @@ use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::shape::Shape;
 use super::stream::{IntoEventStream, OutputCheck};
 use super::{
     decode_input, encode_output, input_error, output_error, Call, CallFuture, CallInfo, Issue,
@@ -293,7 +294,8 @@ where
     /// ```
     pub fn query<O, F, Fut>(&self, handler: F) -> TypedProcedure<Base, O>
     where
-        O: Serialize + 'static,
+        I: Shape,
+        O: Serialize + Shape + 'static,
         F: Fn(Request<Ctx, I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
@@ -303,7 +305,8 @@ where
     /// A mutation: changes something, and answers once.
     pub fn mutation<O, F, Fut>(&self, handler: F) -> TypedProcedure<Base, O>
     where
-        O: Serialize + 'static,
+        I: Shape,
+        O: Serialize + Shape + 'static,
         F: Fn(Request<Ctx, I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
@@ -312,12 +315,13 @@ where
 
     fn unary<O, F, Fut>(&self, kind: ProcedureKind, handler: F) -> TypedProcedure<Base, O>
     where
-        O: Serialize + 'static,
+        I: Shape,
+        O: Serialize + Shape + 'static,
         F: Fn(Request<Ctx, I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
         let validate_input = self.validate_input.clone();
-        self.build(
+        let typed = self.build(
             kind,
             move |request, check: Option<OutputCheck<O>>| {
                 let answer = handler(request);
@@ -330,7 +334,10 @@ where
                 })
             },
             validate_input,
-        )
+        );
+        #[cfg(feature = "typescript")]
+        let typed = typed.with_signature(super::shape::Signature::unary::<I, O>());
+        typed
     }
 
     /// A subscription, in two steps: the handler's future is the setup, which may refuse the
@@ -361,12 +368,15 @@ where
     /// ```
     pub fn subscription<S, F, Fut>(&self, handler: F) -> TypedProcedure<Base, S::Item>
     where
+        I: Shape,
         S: IntoEventStream,
+        S::Item: Shape,
+        S::Return: Shape,
         F: Fn(Request<Ctx, I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<S, E>> + Send + 'static,
     {
         let validate_input = self.validate_input.clone();
-        self.build(
+        let typed = self.build(
             ProcedureKind::Subscription,
             move |request, check| {
                 let setup = handler(request);
@@ -376,7 +386,12 @@ where
                 })
             },
             validate_input,
-        )
+        );
+        #[cfg(feature = "typescript")]
+        let typed = typed.with_signature(super::shape::Signature::stream::<I, S::Item, S::Return>(
+            S::TRACKED,
+        ));
+        typed
     }
 
     /// The procedure for a handler that turns a decoded request into the call's future.
@@ -421,6 +436,8 @@ where
                 chain(ctx, CallInfo { path, kind }, rest)
             }),
             validate_output: None,
+            #[cfg(feature = "typescript")]
+            signature: None,
         }
     }
 }
@@ -445,6 +462,8 @@ pub struct TypedProcedure<Ctx, O> {
     kind: ProcedureKind,
     run: TypedRun<Ctx, O>,
     validate_output: Option<OutputCheck<O>>,
+    #[cfg(feature = "typescript")]
+    signature: Option<super::shape::Signature>,
 }
 
 impl<Ctx, O> fmt::Debug for TypedProcedure<Ctx, O> {
@@ -456,6 +475,12 @@ impl<Ctx, O> fmt::Debug for TypedProcedure<Ctx, O> {
 }
 
 impl<Ctx, O> TypedProcedure<Ctx, O> {
+    #[cfg(feature = "typescript")]
+    fn with_signature(mut self, signature: super::shape::Signature) -> Self {
+        self.signature = Some(signature);
+        self
+    }
+
     /// Query, mutation or subscription.
     pub fn kind(&self) -> ProcedureKind {
         self.kind
@@ -480,8 +505,13 @@ impl<Ctx: 'static, O: 'static> From<TypedProcedure<Ctx, O>> for Procedure<Ctx> {
             kind,
             run,
             validate_output,
+            #[cfg(feature = "typescript")]
+            signature,
         } = typed;
-        Procedure::from_fn(kind, move |call| run(call, validate_output.clone()))
+        let procedure = Procedure::from_fn(kind, move |call| run(call, validate_output.clone()));
+        #[cfg(feature = "typescript")]
+        let procedure = procedure.with_signature(signature);
+        procedure
     }
 }
 

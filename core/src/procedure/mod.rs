@@ -27,10 +27,14 @@ use crate::error::{ErrorCode, RpcError};
 use crate::event::{Event, EventId};
 
 mod builder;
+mod shape;
 mod stream;
 
 pub use builder::{procedure, Next, ProcedureBuilder, Request, TypedProcedure};
-pub use stream::{events, Events, IntoEventStream, OutputCheck, StreamItem};
+pub use shape::Shape;
+#[cfg(feature = "typescript")]
+pub use shape::Signature;
+pub use stream::{events, Events, IntoEventStream, OutputCheck, StreamItem, Tracked};
 
 /// A value serialized to JSON text, once, ready to be framed by a protocol.
 pub type Json = Box<RawValue>;
@@ -284,6 +288,8 @@ type ErasedHandler<Ctx> = Arc<dyn Fn(Call<Ctx>) -> CallFuture + Send + Sync>;
 pub struct Procedure<Ctx> {
     kind: ProcedureKind,
     handler: ErasedHandler<Ctx>,
+    #[cfg(feature = "typescript")]
+    signature: Option<Signature>,
 }
 
 impl<Ctx> Clone for Procedure<Ctx> {
@@ -291,6 +297,8 @@ impl<Ctx> Clone for Procedure<Ctx> {
         Self {
             kind: self.kind,
             handler: Arc::clone(&self.handler),
+            #[cfg(feature = "typescript")]
+            signature: self.signature,
         }
     }
 }
@@ -313,7 +321,22 @@ impl<Ctx> Procedure<Ctx> {
         Self {
             kind,
             handler: Arc::new(handler),
+            #[cfg(feature = "typescript")]
+            signature: None,
         }
+    }
+
+    /// The procedure's types, as the builder recorded them (`None` for one made with
+    /// [`from_fn`](Self::from_fn): its types are unknown to TypeScript).
+    #[cfg(feature = "typescript")]
+    pub fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
+    }
+
+    #[cfg(feature = "typescript")]
+    pub(crate) fn with_signature(mut self, signature: Option<Signature>) -> Self {
+        self.signature = signature;
+        self
     }
 
     /// Query, mutation or subscription.

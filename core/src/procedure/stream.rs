@@ -57,6 +57,12 @@ impl<T: ?Sized> fmt::Debug for OutputCheck<T> {
 pub trait IntoEventStream: Send + 'static {
     /// The data of each event.
     type Item;
+    /// What the stream returns when it ends: an [`EventIterator`]'s return value, `()` for a
+    /// stream that ends without one (sent as `null`).
+    type Return;
+    /// Whether every event carries an id (a publisher's streams do), so that clients may type
+    /// each as tracked; `false` when some may not (an [`EventIterator`], [`events`]).
+    const TRACKED: bool = false;
 
     /// The stream, erased into frames: each event's data serialized once and checked by
     /// `check`, then one last frame (the return value, or the error that ended it).
@@ -153,6 +159,7 @@ where
     <S::Item as StreamItem>::Data: 'static,
 {
     type Item = <S::Item as StreamItem>::Data;
+    type Return = ();
 
     fn into_frames(self, check: Option<OutputCheck<Self::Item>>) -> FrameStream {
         FrameStream::new(ItemFrames {
@@ -211,6 +218,7 @@ where
     R: Serialize + Send + 'static,
 {
     type Item = T;
+    type Return = R;
 
     fn into_frames(self, check: Option<OutputCheck<T>>) -> FrameStream {
         FrameStream::new(IteratorFrames {
@@ -262,8 +270,75 @@ impl<T: Serialize, R: Serialize> Stream for IteratorFrames<T, R> {
 
 impl<T: Serialize + Send + Sync + 'static> IntoEventStream for crate::publisher::Subscription<T> {
     type Item = T;
+    type Return = ();
+    const TRACKED: bool = true;
 
     fn into_frames(self, check: Option<OutputCheck<T>>) -> FrameStream {
         events(self).into_frames(check)
+    }
+}
+
+impl<T, R> EventIterator<T, R> {
+    /// Promises that every event this iterator sends has an id (made with
+    /// [`tracked`](crate::tracked)), so that clients' types may say so: tRPC's then receive
+    /// each event as `{ id, data }`. An event without one ends the stream with a 500 error,
+    /// rather than reach a client typed to expect an id.
+    ///
+    /// ```
+    /// use outer_core::{event_iterator, procedure, tracked};
+    /// let counter = procedure::<()>().subscription(|_| async {
+    ///     Ok(event_iterator(|mut emit| async move {
+    ///         for n in 1..=3u32 {
+    ///             emit.send(tracked(n, n)?).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .tracked())
+    /// });
+    /// # let _ = counter;
+    /// ```
+    pub fn tracked(self) -> Tracked<T, R> {
+        Tracked(self)
+    }
+}
+
+/// An [`EventIterator`] whose every event has an id: see [`EventIterator::tracked`].
+#[derive(Debug)]
+pub struct Tracked<T, R>(EventIterator<T, R>);
+
+impl<T, R> IntoEventStream for Tracked<T, R>
+where
+    T: Serialize + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    type Item = T;
+    type Return = R;
+    const TRACKED: bool = true;
+
+    fn into_frames(self, check: Option<OutputCheck<T>>) -> FrameStream {
+        FrameStream::new(IdsRequired(Some(self.0.into_frames(check))))
+    }
+}
+
+/// Frames that end with an error at the first event without an id.
+struct IdsRequired(Option<FrameStream>);
+
+impl Stream for IdsRequired {
+    type Item = Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let Some(frames) = self.0.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(frames).poll_next(cx) {
+            Poll::Ready(Some(Frame::Event(event))) if event.id().is_none() => {
+                // Drop the handler now, as any stream that ends does.
+                self.0 = None;
+                Poll::Ready(Some(Frame::Error(RpcError::internal(
+                    "an event of a tracked stream has no id",
+                ))))
+            }
+            other => other,
+        }
     }
 }

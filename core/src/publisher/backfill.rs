@@ -163,6 +163,8 @@ where
     Id: Clone + Into<EventId> + Send + Sync + 'static,
 {
     type Item = T;
+    type Return = ();
+    const TRACKED: bool = true;
 
     fn into_frames(self, check: Option<OutputCheck<T>>) -> FrameStream {
         events(self).into_frames(check)

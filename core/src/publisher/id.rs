@@ -83,6 +83,21 @@ impl serde::Serialize for SeqId {
     }
 }
 
+/// A JSON number in TypeScript, as it serializes.
+#[cfg(feature = "typescript")]
+impl ts_rs::TS for SeqId {
+    type WithoutGenerics = Self;
+    type OptionInnerType = Self;
+
+    fn name(_: &ts_rs::Config) -> String {
+        String::from("number")
+    }
+
+    fn inline(cfg: &ts_rs::Config) -> String {
+        Self::name(cfg)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for SeqId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         u64::deserialize(deserializer).map(Self)

@@ -135,6 +135,7 @@ pub trait Publisher<T>: Send + Sync {
         + fmt::Debug
         + Into<EventId>
         + serde::Serialize
+        + crate::procedure::Shape
         + Send
         + Sync
         + 'static;

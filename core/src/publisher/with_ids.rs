@@ -52,6 +52,29 @@ impl<T: Serialize, Id: Serialize> Serialize for WithId<T, Id> {
     }
 }
 
+/// The data's object with `id` first: `{ id: number } & Post` in TypeScript.
+#[cfg(feature = "typescript")]
+impl<T: ts_rs::TS, Id: ts_rs::TS> ts_rs::TS for WithId<T, Id> {
+    type WithoutGenerics = Self;
+    type OptionInnerType = Self;
+
+    fn name(cfg: &ts_rs::Config) -> alloc::string::String {
+        alloc::format!("{{ id: {} }} & {}", Id::name(cfg), T::name(cfg))
+    }
+
+    fn inline(cfg: &ts_rs::Config) -> alloc::string::String {
+        Self::name(cfg)
+    }
+
+    fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor)
+    where
+        Self: 'static,
+    {
+        v.visit::<T>();
+        v.visit::<Id>();
+    }
+}
+
 /// Sends a subscription's events (a publisher's, or [`backfilled`](super::backfilled)) with
 /// each one's id in its data as well as in its SSE id: `{"id":7,"title":"hi"}`, the shape an
 /// app's rows have. The data must serialize as an object. Like the events themselves, the JSON
@@ -94,6 +117,8 @@ where
     E: Into<RpcError>,
 {
     type Item = WithId<T, Id>;
+    type Return = ();
+    const TRACKED: bool = true;
 
     fn into_frames(self, check: Option<OutputCheck<WithId<T, Id>>>) -> FrameStream {
         FrameStream::new(IdFrames {

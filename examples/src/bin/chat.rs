@@ -28,7 +28,8 @@ use outer_examples::chat::{self, Chat, ChatCtx, RedisChat};
 use outer_http::ServerConfig;
 
 const USAGE: &str =
-    "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks] [--redis URL]";
+    "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks] [--redis URL]
+       chat --emit-typescript DIR";
 
 const HELP: &str = "\
 Serves the chat: oRPC at /rpc, tRPC at /trpc, the page at /. A request with
@@ -39,6 +40,9 @@ shuts it down gracefully.
   --runtime NAME       tokio (default) or smol
   --test-hooks         add /__test/streams and /__test/drop, for failure tests; never in production
   --redis URL          keep posts in this Redis (redis://HOST:PORT) instead of in memory
+  --emit-typescript DIR
+                       write DIR/orpc.ts (the oRPC contract) and DIR/trpc.ts (tRPC's AppRouter
+                       type) for TypeScript clients, and exit; needs the typescript feature
   -h, --help           print this and exit";
 
 #[derive(Debug)]
@@ -50,6 +54,8 @@ struct Args {
     redis: Option<String>,
     /// `--help`: print the usage and exit.
     help: bool,
+    /// `--emit-typescript DIR`: write the clients' types there and exit.
+    emit_typescript: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -66,6 +72,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         test_hooks: false,
         redis: None,
         help: false,
+        emit_typescript: None,
     };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -88,11 +95,47 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                         .ok_or("--redis needs a URL (redis://HOST:PORT)")?,
                 );
             }
+            "--emit-typescript" => {
+                let dir = args.next().ok_or("--emit-typescript needs a directory")?;
+                parsed.emit_typescript = Some(dir.into());
+            }
             "-h" | "--help" => parsed.help = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(parsed)
+}
+
+/// Writes `dir/orpc.ts` and `dir/trpc.ts`.
+#[cfg(feature = "typescript")]
+fn emit_typescript(dir: &std::path::Path) -> ExitCode {
+    let written = chat::typescript()
+        .map_err(|err| err.to_string())
+        .and_then(|(orpc, trpc)| {
+            let write = |name: &str, text: String| {
+                std::fs::write(dir.join(name), text)
+                    .map_err(|err| format!("{}: {err}", dir.join(name).display()))
+            };
+            std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+            write("orpc.ts", orpc)?;
+            write("trpc.ts", trpc)
+        });
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("chat: --emit-typescript: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "typescript"))]
+fn emit_typescript(_: &std::path::Path) -> ExitCode {
+    eprintln!(
+        "chat: --emit-typescript needs the typescript feature: \
+         cargo run -p outer-examples --features typescript --bin chat -- --emit-typescript DIR"
+    );
+    ExitCode::from(2)
 }
 
 fn config(args: &Args) -> ServerConfig {
@@ -124,6 +167,10 @@ fn main() -> ExitCode {
             println!("{USAGE}\n\n{HELP}");
             return ExitCode::SUCCESS;
         }
+        Ok(Args {
+            emit_typescript: Some(dir),
+            ..
+        }) => return emit_typescript(&dir),
         Ok(args) => args,
         Err(why) => {
             eprintln!("chat: {why}\n{USAGE}");

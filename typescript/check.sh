@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The TypeScript clients' types, checked end to end (issue 16):
+# 1. `chat --emit-typescript` writes exactly typescript/golden/{orpc,trpc}.ts: a change to the
+#    generated text is a diff here (regenerate with UPDATE_GOLDEN=1 and review it);
+# 2. those files and programs using them type-check (tsc --strict) against the pinned
+#    @orpc/client, @orpc/contract, @trpc/client and @trpc/server, and tRPC's own router for the
+#    same procedures types a client identically;
+# 3. each program in check/negative fails to type-check, at the line it marks;
+# 4. check/use.ts, compiled, calls every chat procedure through both clients against the chat
+#    server and gets the values its types promise.
+# Needs Node.js 20+ (npm ci installs the pinned packages from the lockfile).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "== typescript: $*"; }
+
+say "cargo build -p outer-examples --features typescript --bin chat"
+cargo build -q -p outer-examples --features typescript --bin chat
+chat=target/debug/chat
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+"$chat" --emit-typescript "$out"
+for file in orpc.ts trpc.ts; do
+  if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then
+    cp "$out/$file" "typescript/golden/$file"
+  elif ! diff -u "typescript/golden/$file" "$out/$file"; then
+    echo "typescript/check.sh: the generated $file differs from typescript/golden/$file (above);" >&2
+    echo "if the change is meant, regenerate with UPDATE_GOLDEN=1 typescript/check.sh" >&2
+    exit 1
+  fi
+done
+say "the generated files equal the golden ones"
+
+cd typescript
+say "npm packages (typescript/package-lock.json)"
+npm ci --no-audit --no-fund --loglevel=error
+say "type-checks"
+node check/run-positive.mjs
+say "programs that must not type-check"
+node check/run-negative.mjs
+say "a value serde wrote type-checks against the types generated for it"
+sample=check/serde.generated.ts
+trap 'rm -rf "$out" "$sample"' EXIT
+(cd .. && OUTER_TS_SAMPLE="$PWD/typescript/$sample" cargo test -q -p outer-core --features typescript \
+  --lib typescript::tests::a_serialized_value >/dev/null)
+npx tsc --noEmit --strict --exactOptionalPropertyTypes --target ES2022 --module ESNext \
+  --moduleResolution bundler --skipLibCheck --lib ES2022,DOM "$sample"
+say "a typed program against the chat"
+CHAT_BIN="../$chat" node check/run-use.mjs

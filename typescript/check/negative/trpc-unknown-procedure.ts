@@ -1,0 +1,4 @@
+// tRPC: a procedure the router does not have.
+import { trpc } from '../clients.js'
+
+await trpc.post.delete.mutate({ id: 1 }) // @error
