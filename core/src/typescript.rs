@@ -147,7 +147,7 @@ fn entries<Ctx>(router: &Router<Ctx>) -> Result<Vec<Entry<'_>>, TypeScriptError>
                 Some((kind, Some(signature))) => Ok(Entry {
                     segments: path.split('.').collect(),
                     kind,
-                    signature: *signature,
+                    signature: signature.clone(),
                 }),
                 _ => Err(TypeScriptError::Untyped(path.to_string())),
             }
@@ -164,6 +164,13 @@ fn declarations(entries: &[Entry<'_>]) -> Result<Declarations, TypeScriptError> 
         (signature.output.declare)(&mut decls);
         if let Some(returns) = &signature.returns {
             (returns.declare)(&mut decls);
+        }
+        for data in signature
+            .errors
+            .iter()
+            .filter_map(|error| error.data.as_ref())
+        {
+            (data.declare)(&mut decls);
         }
     }
     match decls.clash.take() {
@@ -212,8 +219,10 @@ fn input_name(signature: &Signature, cfg: &ts_rs::Config) -> Option<String> {
 }
 
 /// An oRPC contract module: the named types, then `export const contract`, built with `oc`
-/// from `@orpc/contract`, streams as `eventIterator(event, return)`. A client typed
-/// `ContractRouterClient<typeof contract>` then knows every procedure.
+/// from `@orpc/contract`, streams as `eventIterator(event, return)`, and each procedure's
+/// declared errors ([`ProcedureBuilder::declares`](crate::ProcedureBuilder::declares)) as
+/// `.errors({ CODE: { data } })`. A client typed `ContractRouterClient<typeof contract>` then
+/// knows every procedure, and narrows a declared error with `isDefinedError`.
 pub fn orpc_contract<Ctx>(router: &Router<Ctx>) -> Result<String, TypeScriptError> {
     let entries = entries(router)?;
     let decls = declarations(&entries)?;
@@ -229,7 +238,22 @@ pub fn orpc_contract<Ctx>(router: &Router<Ctx>) -> Result<String, TypeScriptErro
         // `void` rather than no `.input`: without one the input is `unknown`, and a client could
         // pass anything to a procedure that takes nothing.
         let input = input_name(signature, cfg).unwrap_or_else(|| String::from("void"));
-        let mut value = format!("oc.input(type<{input}>())");
+        let mut value = String::from("oc");
+        if !signature.errors.is_empty() {
+            // The errors it declares, with their data: what `isDefinedError` narrows to.
+            let errors: Vec<String> = signature
+                .errors
+                .iter()
+                .map(|error| match &error.data {
+                    Some(data) => {
+                        format!("{}: {{ data: type<{}>() }}", error.code, (data.name)(cfg))
+                    }
+                    None => format!("{}: {{}}", error.code),
+                })
+                .collect();
+            let _ = write!(value, ".errors({{ {} }})", errors.join(", "));
+        }
+        let _ = write!(value, ".input(type<{input}>())");
         let output = (signature.output.name)(cfg);
         match (&signature.returns, entry.kind) {
             (Some(returns), ProcedureKind::Subscription) => {

@@ -23,7 +23,7 @@ use futures::lock::Mutex;
 use futures::TryStreamExt;
 use outer_core::procedure::Issue;
 use outer_core::publisher::{
-    backfilled, with_ids, Backfilled, MemoryPublisher, Publisher, SeqId, SubscribeOptions,
+    backfilled, with_ids, Backfilled, GapData, MemoryPublisher, Publisher, SeqId, SubscribeOptions,
 };
 use outer_core::rt::Timer;
 use outer_core::{
@@ -373,15 +373,20 @@ where
 {
     let os = procedure::<ChatCtx>();
     // Refuses an anonymous caller before anything runs: a subscription opens no stream.
-    let authed = os.refine(|ctx| async move {
-        let unauthorized = || {
-            RpcError::new(
-                ErrorCode::UNAUTHORIZED,
-                "sign in: send `authorization: Bearer <your name>`",
-            )
-        };
-        ctx.user.map(|name| User { name }).ok_or_else(unauthorized)
-    });
+    // A feed that meets a gap it cannot fill (a resume id from before a restart) ends with a
+    // 412 whose data says why: declared, so oRPC clients get it typed and narrow on it.
+    let feed = os.declares::<GapData>(ErrorCode::PRECONDITION_FAILED);
+    let authed = os
+        .declares::<()>(ErrorCode::UNAUTHORIZED)
+        .refine(|ctx| async move {
+            let unauthorized = || {
+                RpcError::new(
+                    ErrorCode::UNAUTHORIZED,
+                    "sign in: send `authorization: Bearer <your name>`",
+                )
+            };
+            ctx.user.map(|name| User { name }).ok_or_else(unauthorized)
+        });
     let (posts, live, mentions) = (chat.clone(), chat.clone(), chat);
 
     Router::new()
@@ -401,7 +406,7 @@ where
                 )
                 .route(
                     "live",
-                    os.subscription(move |req| {
+                    feed.subscription(move |req| {
                         let posts = live.live(req.last_event_id);
                         // Each post as `{"id", "title"}`, its JSON made once for all readers.
                         async move { Ok(with_ids(posts.await?)) }
@@ -456,17 +461,19 @@ where
             "mentions",
             Router::new().route(
                 "live",
-                authed.subscription(move |req| {
-                    // The posts that name the caller, live and resumable as `post.live`'s.
-                    let tag = format!("@{}", req.ctx.name);
-                    let posts = mentions.live(req.last_event_id);
-                    async move {
-                        let named = posts
-                            .await?
-                            .try_filter(move |post| ready(post.title.contains(&tag)));
-                        Ok(with_ids(named))
-                    }
-                }),
+                authed
+                    .declares::<GapData>(ErrorCode::PRECONDITION_FAILED)
+                    .subscription(move |req| {
+                        // The posts that name the caller, live and resumable as `post.live`'s.
+                        let tag = format!("@{}", req.ctx.name);
+                        let posts = mentions.live(req.last_event_id);
+                        async move {
+                            let named = posts
+                                .await?
+                                .try_filter(move |post| ready(post.title.contains(&tag)));
+                            Ok(with_ids(named))
+                        }
+                    }),
             ),
         )
 }

@@ -65,10 +65,12 @@ fn assert_trpc_unauthorized(body: &Value, path: &str) {
     assert_eq!(error["data"]["path"], json!(path), "{body}");
 }
 
-/// oRPC's error body for UNAUTHORIZED: `{"json":{"defined":false,"code":…,"status":401,…}}`.
-fn assert_orpc_unauthorized(body: &Value) {
+/// oRPC's error body for UNAUTHORIZED: `{"json":{"defined":…,"code":…,"status":401,…}}`.
+/// `defined` is true where the procedure declares the code (its middleware refused), false
+/// where the context refused before any procedure ran.
+fn assert_orpc_unauthorized(body: &Value, defined: bool) {
     let error = &body["json"];
-    assert_eq!(error["defined"], json!(false), "{body}");
+    assert_eq!(error["defined"], json!(defined), "{body}");
     assert_eq!(error["code"], json!("UNAUTHORIZED"), "{body}");
     assert_eq!(error["status"], json!(401), "{body}");
     assert!(error["message"].is_string(), "{body}");
@@ -99,7 +101,7 @@ fn refused_without_a_token<R: Adapter>() {
         401,
         "oRPC POST mentions/live",
     );
-    assert_orpc_unauthorized(&body);
+    assert_orpc_unauthorized(&body, true);
     assert_eq!(server.active_streams(), 0, "a stream was opened");
 
     // A credential that is not a bearer name is refused as well, by the context, before the
@@ -121,14 +123,14 @@ fn refused_without_a_token<R: Adapter>() {
         401,
         "oRPC POST mentions/live with a Basic credential",
     );
-    assert_orpc_unauthorized(&body);
+    assert_orpc_unauthorized(&body, false);
     assert_eq!(server.active_streams(), 0, "a stream was opened");
 
     // The query behind the same middleware.
     let body = json_refusal(send(addr, &get("/trpc/me", &[])), 401, "tRPC GET me");
     assert_trpc_unauthorized(&body, "me");
     let body = json_refusal(send(addr, &post("/rpc/me", &[], "{}")), 401, "oRPC POST me");
-    assert_orpc_unauthorized(&body);
+    assert_orpc_unauthorized(&body, true);
 
     assert_eq!(server.active_streams(), 0);
     assert!(server.shutdown());

@@ -19,6 +19,26 @@ export type PostText = {
  */
 title: string, };
 
+export type GapData = { 
+/**
+ * Why the events cannot be delivered.
+ */
+gap: GapKind, 
+/**
+ * The subscriber's position before the gap, as its id's text.
+ */
+lastEventId: string, 
+/**
+ * Where the subscription goes on, if it does: the oldest id still retained.
+ */
+nextEventId: string | null, 
+/**
+ * How many events were lost, when the publisher knows.
+ */
+missed: number | null, };
+
+export type GapKind = "expired" | "unknown" | "lagged";
+
 export type Ping = { n: number, };
 
 export type Pong = { n: number, };
@@ -40,13 +60,13 @@ export const contract = {
   counter: oc.input(type<CounterInput>()).output(eventIterator(type<Tick>(), type<Finished>())),
   failing: oc.input(type<void>()).output(eventIterator(type<Tick>(), type<null>())),
   failing5xx: oc.input(type<void>()).output(eventIterator(type<Tick>(), type<null>())),
-  me: oc.input(type<void>()).output(type<User>()),
+  me: oc.errors({ UNAUTHORIZED: {} }).input(type<void>()).output(type<User>()),
   mentions: {
-    live: oc.input(type<void>()).output(eventIterator(type<{ id: number } & PostText>(), type<null>())),
+    live: oc.errors({ UNAUTHORIZED: {}, PRECONDITION_FAILED: { data: type<GapData>() } }).input(type<void>()).output(eventIterator(type<{ id: number } & PostText>(), type<null>())),
   },
   ping: oc.input(type<Ping>()).output(type<Pong>()),
   post: {
     create: oc.input(type<NewPost>()).output(type<Post<number>>()),
-    live: oc.input(type<void>()).output(eventIterator(type<{ id: number } & PostText>(), type<null>())),
+    live: oc.errors({ PRECONDITION_FAILED: { data: type<GapData>() } }).input(type<void>()).output(eventIterator(type<{ id: number } & PostText>(), type<null>())),
   },
 }

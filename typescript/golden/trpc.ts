@@ -25,6 +25,26 @@ export type PostText = {
  */
 title: string, };
 
+export type GapData = { 
+/**
+ * Why the events cannot be delivered.
+ */
+gap: GapKind, 
+/**
+ * The subscriber's position before the gap, as its id's text.
+ */
+lastEventId: string, 
+/**
+ * Where the subscription goes on, if it does: the oldest id still retained.
+ */
+nextEventId: string | null, 
+/**
+ * How many events were lost, when the publisher knows.
+ */
+missed: number | null, };
+
+export type GapKind = "expired" | "unknown" | "lagged";
+
 export type Ping = { n: number, };
 
 export type Pong = { n: number, };

@@ -13,13 +13,14 @@ use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::declared::{mark, DeclaredError, MarkDeclared};
 use super::shape::Shape;
 use super::stream::{IntoEventStream, OutputCheck};
 use super::{
-    decode_input, encode_output, input_error, output_error, Call, CallFuture, CallInfo, Issue,
-    Procedure, ProcedureKind, Reply, Validator,
+    decode_input, encode_output, input_error, output_error, Call, CallFuture, CallInfo,
+    FrameStream, Issue, Procedure, ProcedureKind, Reply, Validator,
 };
-use crate::error::RpcError;
+use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 
 /// What a handler receives.
@@ -109,6 +110,7 @@ pub fn procedure<Ctx: Send + 'static>() -> ProcedureBuilder<Ctx> {
     ProcedureBuilder {
         chain: Arc::new(|ctx, _info, rest| rest(ctx)),
         validate_input: None,
+        declared: Arc::from([]),
         types: PhantomData,
     }
 }
@@ -121,6 +123,7 @@ pub fn procedure<Ctx: Send + 'static>() -> ProcedureBuilder<Ctx> {
 pub struct ProcedureBuilder<Base, Ctx = Base, I = (), E = RpcError> {
     chain: Chain<Base, Ctx>,
     validate_input: Option<Validator<I>>,
+    declared: Arc<[DeclaredError]>,
     types: Types<Base, Ctx, I, E>,
 }
 
@@ -132,6 +135,7 @@ impl<Base, Ctx, I, E> Clone for ProcedureBuilder<Base, Ctx, I, E> {
         Self {
             chain: Arc::clone(&self.chain),
             validate_input: self.validate_input.clone(),
+            declared: Arc::clone(&self.declared),
             types: PhantomData,
         }
     }
@@ -161,6 +165,7 @@ where
         ProcedureBuilder {
             chain: Arc::clone(&self.chain),
             validate_input: None,
+            declared: Arc::clone(&self.declared),
             types: PhantomData,
         }
     }
@@ -174,6 +179,7 @@ where
         Self {
             chain: Arc::clone(&self.chain),
             validate_input: Some(Arc::new(check)),
+            declared: Arc::clone(&self.declared),
             types: PhantomData,
         }
     }
@@ -197,6 +203,7 @@ where
         ProcedureBuilder {
             chain: Arc::clone(&self.chain),
             validate_input: self.validate_input.clone(),
+            declared: Arc::clone(&self.declared),
             types: PhantomData,
         }
     }
@@ -236,6 +243,7 @@ where
                 prev(base, info, step)
             }),
             validate_input: self.validate_input.clone(),
+            declared: Arc::clone(&self.declared),
             types: PhantomData,
         }
     }
@@ -279,6 +287,49 @@ where
                 prev(base, info, step)
             }),
             validate_input: self.validate_input.clone(),
+            declared: Arc::clone(&self.declared),
+            types: PhantomData,
+        }
+    }
+
+    /// Declares an error the procedures built here may raise, with the type of its data (`()`
+    /// for none): oRPC's `.errors({ CODE: { data } })`. Such an error goes out marked
+    /// `defined`, as oRPC's server marks the errors a procedure declares, so that oRPC's
+    /// clients narrow on it (`isDefinedError(error)`, `safe(call)`), its data typed by the
+    /// contract `outer_core::typescript` writes (with the `typescript` feature). Raising it
+    /// stays the handler's (or a middleware's) business:
+    /// `Err(RpcError::from_code(code).with_data(..))`.
+    ///
+    /// tRPC's client types every error by the router's error shape alone, which carries the
+    /// code (`error.data.code`) but no data of the procedure's: the declaration does not reach
+    /// its types.
+    ///
+    /// ```
+    /// # use outer_core::{procedure, ErrorCode, RpcError};
+    /// #[derive(serde::Serialize)]
+    /// struct Taken { by: String }
+    /// let claim = procedure::<()>()
+    ///     .declares::<Taken>(ErrorCode::CONFLICT)
+    ///     .input::<String>()
+    ///     .mutation(|req| async move {
+    ///         let taken = serde_json::json!({ "by": "ann" });
+    ///         Err::<(), _>(RpcError::from_code(ErrorCode::CONFLICT).with_data(taken))
+    ///     });
+    /// # let _ = claim;
+    /// ```
+    pub fn declares<D: Shape + 'static>(&self, code: ErrorCode) -> Self {
+        let mut declared: alloc::vec::Vec<DeclaredError> = self.declared.iter().cloned().collect();
+        declared.retain(|d| d.code != code.name);
+        declared.push(DeclaredError {
+            code: code.name,
+            #[cfg(feature = "typescript")]
+            data: (core::any::TypeId::of::<D>() != core::any::TypeId::of::<()>())
+                .then(super::shape::TypeRef::of::<D>),
+        });
+        Self {
+            chain: Arc::clone(&self.chain),
+            validate_input: self.validate_input.clone(),
+            declared: declared.into(),
             types: PhantomData,
         }
     }
@@ -336,7 +387,9 @@ where
             validate_input,
         );
         #[cfg(feature = "typescript")]
-        let typed = typed.with_signature(super::shape::Signature::unary::<I, O>());
+        let typed = typed.with_signature(super::shape::Signature::unary::<I, O>(Arc::clone(
+            &self.declared,
+        )));
         typed
     }
 
@@ -390,6 +443,7 @@ where
         #[cfg(feature = "typescript")]
         let typed = typed.with_signature(super::shape::Signature::stream::<I, S::Item, S::Return>(
             S::TRACKED,
+            Arc::clone(&self.declared),
         ));
         typed
     }
@@ -406,6 +460,7 @@ where
         H: Fn(Request<Ctx, I>, Option<OutputCheck<O>>) -> CallFuture + Send + Sync + 'static,
     {
         let chain = Arc::clone(&self.chain);
+        let declared = Arc::clone(&self.declared);
         let handler = Arc::new(handler);
         TypedProcedure {
             kind,
@@ -433,7 +488,23 @@ where
                         Err(error) => Box::pin(core::future::ready(Err(error))),
                     }
                 });
-                chain(ctx, CallInfo { path, kind }, rest)
+                let answer = chain(ctx, CallInfo { path, kind }, rest);
+                if declared.is_empty() {
+                    return answer;
+                }
+                let declared = Arc::clone(&declared);
+                Box::pin(async move {
+                    match answer.await {
+                        Err(error) => Err(mark(&declared, error)),
+                        Ok(Reply::Stream(frames)) => {
+                            Ok(Reply::Stream(FrameStream::new(MarkDeclared {
+                                frames,
+                                declared,
+                            })))
+                        }
+                        value => value,
+                    }
+                })
             }),
             validate_output: None,
             #[cfg(feature = "typescript")]

@@ -27,6 +27,7 @@ use crate::error::{ErrorCode, RpcError};
 use crate::event::{Event, EventId};
 
 mod builder;
+mod declared;
 mod shape;
 mod stream;
 
@@ -298,7 +299,7 @@ impl<Ctx> Clone for Procedure<Ctx> {
             kind: self.kind,
             handler: Arc::clone(&self.handler),
             #[cfg(feature = "typescript")]
-            signature: self.signature,
+            signature: self.signature.clone(),
         }
     }
 }

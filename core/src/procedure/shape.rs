@@ -25,7 +25,7 @@ impl<T: ts_rs::TS + 'static + ?Sized> Shape for T {}
 
 /// The types of one procedure, as TypeScript knows them: recorded by the builder.
 #[cfg(feature = "typescript")]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Signature {
     pub(crate) input: TypeRef,
     /// A query's or mutation's answer; a subscription's events.
@@ -34,25 +34,34 @@ pub struct Signature {
     pub(crate) returns: Option<TypeRef>,
     /// Whether every event of a subscription carries an id.
     pub(crate) tracked: bool,
+    /// The errors it declares ([`ProcedureBuilder::declares`](super::ProcedureBuilder::declares)).
+    pub(crate) errors: alloc::sync::Arc<[super::declared::DeclaredError]>,
 }
 
 #[cfg(feature = "typescript")]
 impl Signature {
-    pub(crate) fn unary<I: Shape, O: Shape>() -> Self {
+    pub(crate) fn unary<I: Shape, O: Shape>(
+        errors: alloc::sync::Arc<[super::declared::DeclaredError]>,
+    ) -> Self {
         Self {
             input: TypeRef::of::<I>(),
             output: TypeRef::of::<O>(),
             returns: None,
             tracked: false,
+            errors,
         }
     }
 
-    pub(crate) fn stream<I: Shape, T: Shape, R: Shape>(tracked: bool) -> Self {
+    pub(crate) fn stream<I: Shape, T: Shape, R: Shape>(
+        tracked: bool,
+        errors: alloc::sync::Arc<[super::declared::DeclaredError]>,
+    ) -> Self {
         Self {
             input: TypeRef::of::<I>(),
             output: TypeRef::of::<T>(),
             returns: Some(TypeRef::of::<R>()),
             tracked,
+            errors,
         }
     }
 }
@@ -71,7 +80,7 @@ pub(crate) struct TypeRef {
 
 #[cfg(feature = "typescript")]
 impl TypeRef {
-    fn of<T: Shape>() -> Self {
+    pub(crate) fn of<T: Shape>() -> Self {
         Self {
             name: T::name,
             inline: T::inline,

@@ -2,6 +2,9 @@
 //! ([`SubscribeError`]) and events a subscription can no longer deliver ([`Gap`]).
 
 use alloc::string::ToString;
+// What ts-rs's derive expands to names the std prelude's items, which this no_std crate lacks.
+#[cfg(feature = "typescript")]
+use alloc::{format, string::String};
 use core::fmt;
 
 use super::{MalformedId, SeqId};
@@ -69,7 +72,9 @@ pub struct Gap<Id = SeqId> {
 }
 
 /// Why a [`Gap`] happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum GapKind {
     /// The resume point is older than what the topic retains.
@@ -177,16 +182,38 @@ impl<Id: fmt::Display> fmt::Display for Gap<Id> {
 
 impl<Id: fmt::Display + fmt::Debug> core::error::Error for Gap<Id> {}
 
+/// The `data` of the error a [`Gap`] becomes (412 `PRECONDITION_FAILED`): what a client reads
+/// to decide how to start over. A procedure that may end with a gap declares it
+/// (`.declares::<GapData>(ErrorCode::PRECONDITION_FAILED)`), and its oRPC clients get it typed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct GapData {
+    /// Why the events cannot be delivered.
+    pub gap: GapKind,
+    /// The subscriber's position before the gap, as its id's text.
+    pub last_event_id: alloc::string::String,
+    /// Where the subscription goes on, if it does: the oldest id still retained.
+    pub next_event_id: Option<alloc::string::String>,
+    /// How many events were lost, when the publisher knows.
+    pub missed: Option<u64>,
+}
+
 impl<Id: fmt::Display> crate::error::IntoRpcError for Gap<Id> {
     fn into_rpc_error(self) -> RpcError {
-        let gap = self;
-        let data = serde_json::json!({
-            "gap": gap.kind.as_str(),
-            "lastEventId": gap.last_id.to_string(),
-            "nextEventId": gap.next_id.as_ref().map(ToString::to_string),
-            "missed": gap.missed,
-        });
-        RpcError::new(ErrorCode::PRECONDITION_FAILED, gap.to_string()).with_data(data)
+        let data = GapData {
+            gap: self.kind,
+            last_event_id: self.last_id.to_string(),
+            next_event_id: self.next_id.as_ref().map(ToString::to_string),
+            missed: self.missed,
+        };
+        let message = self.to_string();
+        let error = RpcError::new(ErrorCode::PRECONDITION_FAILED, message);
+        match serde_json::to_value(&data) {
+            Ok(data) => error.with_data(data),
+            // Strings, numbers and null always serialize.
+            Err(_) => error,
+        }
     }
 }
 

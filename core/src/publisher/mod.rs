@@ -81,7 +81,7 @@ pub use backfill::{backfilled, AsGap, Backfilled};
 pub use clock::Clock;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
-pub use error::{Gap, GapKind, SubscribeError};
+pub use error::{Gap, GapData, GapKind, SubscribeError};
 pub use id::{MalformedId, SeqId};
 pub use memory::{MemoryPublisher, MemoryPublisherBuilder, Subscription};
 pub use published::Published;
