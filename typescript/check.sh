@@ -6,7 +6,8 @@
 #    @orpc/client, @orpc/contract, @trpc/client and @trpc/server, and tRPC's own router for the
 #    same procedures types a client identically;
 # 3. each program in check/negative fails to type-check, at the line it marks;
-# 4. check/use.ts, compiled, calls every chat procedure through both clients against the chat
+# 4. the chat page's bundle, served by the chat, is typescript/web/chat.ts's;
+# 5. check/use.ts, compiled, calls every chat procedure through both clients against the chat
 #    server and gets the values its types promise.
 # Needs Node.js 20+ (npm ci installs the pinned packages from the lockfile).
 set -euo pipefail
@@ -36,6 +37,16 @@ say "npm packages (typescript/package-lock.json)"
 npm ci --no-audit --no-fund --loglevel=error
 say "type-checks"
 node check/run-positive.mjs
+say "the chat page's bundle (examples/src/chat.js) is typescript/web/chat.ts's"
+npx esbuild web/chat.ts --bundle --format=esm --target=es2020 --legal-comments=none \
+  --log-level=warning --outfile="$out/chat.js"
+if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then
+  cp "$out/chat.js" ../examples/src/chat.js
+elif ! cmp -s "$out/chat.js" ../examples/src/chat.js; then
+  echo "typescript/check.sh: examples/src/chat.js is not the bundle of typescript/web/chat.ts;" >&2
+  echo "rebuild it with UPDATE_GOLDEN=1 typescript/check.sh" >&2
+  exit 1
+fi
 say "programs that must not type-check"
 node check/run-negative.mjs
 say "a value serde wrote type-checks against the types generated for it"

@@ -36,11 +36,18 @@ use serde::{Deserialize, Serialize};
 /// The page at `/`: posts arrive over a browser EventSource on `/trpc/post.live`.
 pub const PAGE: &str = include_str!("chat.html");
 
+/// The page's code at `/chat.js`: `typescript/web/chat.ts`, written against the chat's generated
+/// types, bundled by esbuild (`typescript/check.sh` checks this bundle is that file's).
+pub const SCRIPT: &str = include_str!("chat.js");
+
 /// The chat server's configuration: the defaults, the page at `/`, and with `test_hooks`, the
 /// failure-test hooks at `/__test` (see [`ServerConfig::test_hooks`]).
 pub fn server_config(test_hooks: bool) -> ServerConfig {
     ServerConfig {
-        pages: vec![Page::new("/", "text/html; charset=utf-8", PAGE)],
+        pages: vec![
+            Page::new("/", "text/html; charset=utf-8", PAGE),
+            Page::new("/chat.js", "text/javascript; charset=utf-8", SCRIPT),
+        ],
         test_hooks: test_hooks.then(|| "/__test".to_string()),
         ..ServerConfig::default()
     }
