@@ -3,6 +3,12 @@
 //! return type as serde puts them on the wire (through `ts_rs`, which reads serde's
 //! attributes). Needs the `typescript` feature.
 //!
+//! The shapes come from `ts_rs::TS`, derived beside serde's derives. ts-rs rather than specta:
+//! ts-rs is stable (12.x) and reads serde's attributes (renames, `rename_all`, `skip`,
+//! `skip_serializing_if` with `default`, `flatten`, every enum representation), while specta's
+//! 2.0 is still a release candidate; and ts-rs lets the exporter choose how 64-bit integers
+//! read, below.
+//!
 //! 64-bit integers (`u64`, `i64`, and what serializes through them, such as
 //! [`SeqId`](crate::publisher::SeqId)) are typed `number`: serde writes them as JSON numbers
 //! and `JSON.parse` reads those as doubles, exact up to 2^53. A value that may pass it should
