@@ -19,7 +19,10 @@
 //!   losing events; only if the stream trimmed them first does it get a gap.
 //! - **Reconnect.** When Redis drops, readers and catch-ups reconnect with backoff and go on
 //!   from the last id they delivered, so nothing published meanwhile is lost (Redis must keep
-//!   its data across a restart: AOF or RDB persistence).
+//!   its data across a restart: AOF or RDB persistence). A publish, a subscribe or a catch-up
+//!   read that finds its connection broken (Redis restarted since) reconnects in place and runs
+//!   again, waiting for Redis up to [`reconnect_wait`](RedisPublisherBuilder::reconnect_wait),
+//!   rather than failing with `Unavailable` (503) on the first try.
 //! - **Runtimes.** Tokio or smol: pass a [`Runtime`] (a spawner and a timer).
 //!
 //! ```no_run
@@ -133,6 +136,8 @@ pub(crate) struct Config {
     pub(crate) response_timeout: Duration,
     /// Reconnect backoff: first and longest wait.
     pub(crate) backoff: (Duration, Duration),
+    /// How long a command waits for Redis to come back before it fails.
+    pub(crate) reconnect_wait: Duration,
 }
 
 pub(crate) struct Inner<T> {
@@ -174,6 +179,15 @@ impl<T> RedisPublisherBuilder<T> {
     /// after each failure). Default 50 ms and 2 s.
     pub fn reconnect_backoff(mut self, first: Duration, longest: Duration) -> Self {
         self.config.backoff = (first, longest.max(first));
+        self
+    }
+
+    /// How long a publish, a subscribe or a catch-up read waits for its connection to Redis to
+    /// be opened again when it finds it broken (a Redis restart, a failover) before it fails
+    /// with [`Error::Unavailable`] (default 2 s). It reconnects at once, then with the
+    /// [`reconnect_backoff`](Self::reconnect_backoff) waits in between.
+    pub fn reconnect_wait(mut self, wait: Duration) -> Self {
+        self.config.reconnect_wait = wait;
         self
     }
 
@@ -225,6 +239,7 @@ impl<T> RedisPublisher<T> {
                 block: Duration::from_secs(5),
                 response_timeout: Duration::from_secs(5),
                 backoff: (Duration::from_millis(50), Duration::from_secs(2)),
+                reconnect_wait: Duration::from_secs(2),
             },
             data: PhantomData,
         }
@@ -279,17 +294,14 @@ where
     pub async fn publish(&self, topic: &str, data: T) -> Result<StreamId, Error> {
         let json = serde_json::to_vec(&data).map_err(|err| Error::Encode(err.to_string()))?;
         let key = self.inner.key(topic);
-        let mut conn = self
-            .inner
-            .command_connection()
-            .await
-            .map_err(|err| Error::unavailable(&err))?;
-        stream::add(&mut conn, &key, self.inner.config.retain, &json)
-            .await
-            .map_err(|err| {
-                self.inner.command_failed(&err);
-                Error::unavailable(&err)
+        let retain = self.inner.config.retain;
+        self.inner
+            .command(|mut conn| {
+                let (key, json) = (&key, &json);
+                async move { stream::add(&mut conn, key, retain, json).await }
             })
+            .await
+            .map_err(|err| Error::unavailable(&err))
     }
 
     /// Subscribes to `topic`. With `options.last_event_id`, the subscription first yields every
@@ -337,6 +349,43 @@ impl<T> Inner<T> {
         let conn = stream::connect(&self.client, self.config.response_timeout).await?;
         // Two callers may have connected at once: keep the first, drop the other.
         Ok(lock(&self.commands).get_or_insert(conn).clone())
+    }
+
+    /// Runs a command on the command connection. When the connection turns out broken before
+    /// Redis answered (the usual sign: Redis restarted, or failed over, since it was opened),
+    /// it opens a new one and runs the command again, at once and then with backoff, for up
+    /// to `reconnect_wait`; a caller sees an error only if Redis stays away that long.
+    ///
+    /// A timeout is not retried: Redis may have run the command, and a publish run twice would
+    /// be two posts.
+    pub(crate) async fn command<R, F, Fut>(&self, mut run: F) -> redis::RedisResult<R>
+    where
+        F: FnMut(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<R>>,
+    {
+        let mut waited = Duration::ZERO;
+        let mut pause = Duration::ZERO;
+        loop {
+            let attempt = match self.command_connection().await {
+                Ok(conn) => run(conn).await,
+                Err(err) => Err(err),
+            };
+            let err = match attempt {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            self.command_failed(&err);
+            let retry = stream::broken(&err) && !err.is_timeout();
+            if !retry || waited >= self.config.reconnect_wait {
+                return Err(err);
+            }
+            if !pause.is_zero() {
+                let nap = pause.min(self.config.reconnect_wait - waited);
+                self.runtime.timer.sleep(nap).await;
+                waited += nap;
+            }
+            pause = (pause * 2).clamp(self.config.backoff.0, self.config.backoff.1);
+        }
     }
 
     /// Forgets the command connection after an error that broke it; the next call reconnects.
@@ -388,14 +437,13 @@ where
             }
             // The reader starts after the stream's last id now: everything later is live.
             let key = self.key(name);
-            let start = async {
-                let mut conn = self.command_connection().await?;
-                stream::last_id(&mut conn, &key).await.inspect_err(|err| {
-                    self.command_failed(err);
+            let start = self
+                .command(|mut conn| {
+                    let key = &key;
+                    async move { stream::last_id(&mut conn, key).await }
                 })
-            }
-            .await
-            .map_err(|err| Error::unavailable(&err))?;
+                .await
+                .map_err(|err| Error::unavailable(&err))?;
             let mut topics = lock(&self.topics);
             if topics.contains_key(name) {
                 // Another subscriber made it meanwhile: join theirs.

@@ -262,12 +262,14 @@ impl CatchUp {
                     let key = Arc::clone(key);
                     let (from, upto, count) = (self.from, self.upto, inner.config.page);
                     self.fetch.insert(Box::pin(async move {
-                        let mut conn = inner.command_connection().await?;
-                        let page = stream::read(&mut conn, &key, from, Some(upto), count).await;
-                        if let Err(err) = &page {
-                            inner.command_failed(err);
-                        }
-                        page
+                        inner
+                            .command(|mut conn| {
+                                let key = &key;
+                                async move {
+                                    stream::read(&mut conn, key, from, Some(upto), count).await
+                                }
+                            })
+                            .await
                     }))
                 }
             };

@@ -712,6 +712,56 @@ fn backfilled_fills_a_trimmed_gap_from_a_store_then_goes_live<R: Rt>() {
     });
 }
 
+fn the_first_calls_after_a_redis_restart_reconnect_in_place<R: Rt>() {
+    let mut redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        // Opens the command connection, which the restart then breaks.
+        let first = publisher.publish("t", 1).await.unwrap();
+        redis.restart().unwrap();
+        // Not a 503 for the first caller after the restart: the publish reconnects in place.
+        let second = publisher.publish("t", 2).await.unwrap();
+        assert!(second > first);
+        redis.restart().unwrap();
+        // Nor for a topic's first subscriber, whose setup asks Redis for the stream's last id.
+        let mut live = publisher
+            .subscribe("u", SubscribeOptions::new())
+            .await
+            .unwrap();
+        let id = publisher.publish("u", 3).await.unwrap();
+        assert_eq!(take(&mut live, 1).await, [(id, 3)]);
+        redis.restart().unwrap();
+        // Nor for a catch-up read of a resumed subscription.
+        let mut resumed = publisher.subscribe("t", resume(first)).await.unwrap();
+        assert_eq!(take(&mut resumed, 1).await, [(second, 2)]);
+    });
+}
+
+fn a_redis_that_stays_away_fails_the_call_after_the_reconnect_wait<R: Rt>() {
+    let mut redis = redis();
+    R::run(|runtime| async move {
+        let publisher: RedisPublisher<u32> = RedisPublisher::builder(redis.url())
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(100))
+            .reconnect_wait(Duration::from_millis(300))
+            .build(runtime)
+            .unwrap();
+        publisher.publish("t", 1).await.unwrap();
+        redis.kill();
+        let started = Instant::now();
+        match within("the publish to fail", publisher.publish("t", 2)).await {
+            Err(Error::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        // It waited for Redis (the wait is bounded), and no longer than asked, give or take.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250),
+            "gave up after {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    });
+}
+
 macro_rules! on_both_runtimes {
     ($($test:ident),* $(,)?) => {
         mod on_tokio {
@@ -740,4 +790,6 @@ on_both_runtimes!(
     an_undecodable_entry_is_reported_and_the_stream_goes_on,
     a_subscription_is_a_procedures_stream_and_its_setup_errors_are_statuses,
     backfilled_fills_a_trimmed_gap_from_a_store_then_goes_live,
+    the_first_calls_after_a_redis_restart_reconnect_in_place,
+    a_redis_that_stays_away_fails_the_call_after_the_reconnect_wait,
 );
