@@ -35,6 +35,7 @@ pub use builder::{procedure, Next, ProcedureBuilder, Request, TypedProcedure};
 pub use shape::Shape;
 #[cfg(feature = "typescript")]
 pub use shape::Signature;
+pub(crate) use stream::item_frames;
 pub use stream::{events, Events, IntoEventStream, OutputCheck, StreamItem, Tracked};
 
 /// A value serialized to JSON text, once, ready to be framed by a protocol.

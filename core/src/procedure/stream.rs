@@ -162,28 +162,43 @@ where
     type Return = ();
 
     fn into_frames(self, check: Option<OutputCheck<Self::Item>>) -> FrameStream {
-        FrameStream::new(ItemFrames {
-            items: Some(alloc::boxed::Box::pin(self.0)),
+        item_frames(
+            alloc::boxed::Box::pin(self.0),
             check,
-        })
+            StreamItem::into_frame,
+        )
     }
 }
 
-/// Frames from a stream of [`StreamItem`]s.
-struct ItemFrames<S: Stream>
+/// How one item of a stream becomes the event it sends, given the procedure's output check.
+pub(crate) type ToFrame<I, D> = fn(I, Option<&OutputCheck<D>>) -> Result<Event<Json>, RpcError>;
+
+/// The frames of a stream of items: each item made an event by `to_frame` (an `Err` ends the
+/// stream with it), and `null` as the return value when the items end. One shape for
+/// [`events`] and the publishers' `with_ids`, which differ only in how an item is written.
+pub(crate) fn item_frames<S, D>(
+    items: S,
+    check: Option<OutputCheck<D>>,
+    to_frame: ToFrame<S::Item, D>,
+) -> FrameStream
 where
-    S::Item: StreamItem,
+    S: Stream + Unpin + Send + 'static,
+    D: 'static,
 {
-    items: Option<Pin<alloc::boxed::Box<S>>>,
-    check: Option<OutputCheck<<S::Item as StreamItem>::Data>>,
+    FrameStream::new(ItemFrames {
+        items: Some(items),
+        check,
+        to_frame,
+    })
 }
 
-impl<S: Stream> Unpin for ItemFrames<S> where S::Item: StreamItem {}
+struct ItemFrames<S: Stream, D> {
+    items: Option<S>,
+    check: Option<OutputCheck<D>>,
+    to_frame: ToFrame<S::Item, D>,
+}
 
-impl<S: Stream> Stream for ItemFrames<S>
-where
-    S::Item: StreamItem,
-{
+impl<S: Stream + Unpin, D> Stream for ItemFrames<S, D> {
     type Item = Frame;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
@@ -191,9 +206,9 @@ where
         let Some(items) = this.items.as_mut() else {
             return Poll::Ready(None);
         };
-        let frame = match items.as_mut().poll_next(cx) {
+        let frame = match Pin::new(items).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(item)) => match item.into_frame(this.check.as_ref()) {
+            Poll::Ready(Some(item)) => match (this.to_frame)(item, this.check.as_ref()) {
                 Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
                 Err(error) => Frame::Error(error),
             },

@@ -3,8 +3,6 @@
 
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use futures_core::Stream;
 use serde::ser::{Error as _, SerializeMap};
@@ -14,7 +12,7 @@ use serde_json::value::RawValue;
 use super::Published;
 use crate::error::{ErrorCode, RpcError};
 use crate::event::{Event, EventId};
-use crate::procedure::{Frame, FrameStream, IntoEventStream, OutputCheck};
+use crate::procedure::{item_frames, FrameStream, IntoEventStream, OutputCheck};
 
 /// Data with its id as a field: what a [`with_ids`] stream sends for each event. Serializes as
 /// the data's object with `"id"` first.
@@ -121,60 +119,23 @@ where
     const TRACKED: bool = true;
 
     fn into_frames(self, check: Option<OutputCheck<WithId<T, Id>>>) -> FrameStream {
-        FrameStream::new(IdFrames {
-            items: Some(self.0),
-            check,
-        })
+        // Held as it is (it is `Unpin`): no box per subscriber.
+        item_frames(self.0, check, frame)
     }
 }
 
-struct IdFrames<S, T, Id> {
-    items: Option<S>,
-    check: Option<OutputCheck<WithId<T, Id>>>,
-}
-
-impl<S: Unpin, T, Id> Unpin for IdFrames<S, T, Id> {}
-
-impl<S, T, Id, E> Stream for IdFrames<S, T, Id>
-where
-    S: Stream<Item = Result<Published<T, Id>, E>> + Unpin,
-    T: Serialize + Clone,
-    Id: Serialize + Clone + Into<EventId>,
-    E: Into<RpcError>,
-{
-    type Item = Frame;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        let this = &mut *self;
-        let Some(items) = this.items.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let frame = match Pin::new(items).poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(published))) => match frame(&published, this.check.as_ref()) {
-                Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
-                Err(error) => Frame::Error(error),
-            },
-            Poll::Ready(Some(Err(error))) => Frame::Error(error.into()),
-            Poll::Ready(None) => match RawValue::from_string("null".into()) {
-                Ok(null) => Frame::Done(null),
-                Err(_) => Frame::Error(RpcError::internal("cannot write null")),
-            },
-        };
-        // Over: drop the subscription now, so it unsubscribes before the last frame is written.
-        this.items = None;
-        Poll::Ready(Some(frame))
-    }
-}
-
-fn frame<T, Id>(
-    published: &Published<T, Id>,
+/// The event for one item: the data's JSON with its id first (made once per event), and the
+/// publisher's id as the SSE id.
+fn frame<T, Id, E>(
+    item: Result<Published<T, Id>, E>,
     check: Option<&OutputCheck<WithId<T, Id>>>,
 ) -> Result<Event<Box<RawValue>>, RpcError>
 where
     T: Serialize + Clone,
     Id: Serialize + Clone + Into<EventId>,
+    E: Into<RpcError>,
 {
+    let published = item.map_err(Into::into)?;
     if let Some(check) = check {
         check.check(&WithId {
             id: published.id().clone(),
