@@ -220,8 +220,10 @@ where
         );
         return closing(error_response(Protocol::Orpc, &error));
     }
-    let path = parts.uri.path().to_owned();
-    let path = path.as_str();
+    // The head moves into the call below; a clone of the URI (its bytes are shared, not
+    // copied) keeps the path and the query at hand for routing.
+    let uri = parts.uri.clone();
+    let path = uri.path();
     let config = &shared.config;
     if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
         if let Some(page) = config.pages.iter().find(|page| page.path == path) {
@@ -313,22 +315,13 @@ where
             return closing(error_response(protocol, &error));
         }
     };
-    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let query = uri.query().unwrap_or_default();
     let head = request_head(parts);
     let timer = Some(Arc::clone(&shared.timer));
     let response = match protocol {
         Protocol::Orpc => orpc::handle(&shared.app, head, route, &bytes, &config.orpc, timer).await,
         Protocol::Trpc => {
-            trpc::handle(
-                &shared.app,
-                head,
-                route,
-                &query,
-                &bytes,
-                &config.trpc,
-                timer,
-            )
-            .await
+            trpc::handle(&shared.app, head, route, query, &bytes, &config.trpc, timer).await
         }
     };
     into_http(response, shared, protocol, span)
