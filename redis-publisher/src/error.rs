@@ -73,8 +73,11 @@ impl outer_core::IntoRpcError for Error {
 ///
 /// - [`GapKind::Expired`](outer_core::publisher::GapKind): the resume point is older than what
 ///   the stream retains (its `MAXLEN` trimmed events after it).
-/// - `GapKind::Unknown`: the resume point is newer than any id the stream ever gave out: it
-///   comes from another stream (the key was deleted, or Redis lost its data in a restart).
+/// - `GapKind::Unknown`: the stream never gave out the resume point: it is newer than any id
+///   the stream gave out, or names no entry between the ones it holds, or names one of another
+///   [`Epoch`](crate::Epoch): it comes from another history of the stream (the key was deleted,
+///   Redis lost its data in a restart) or another deployment, or was made up. A live
+///   subscription gets it too when Redis lost the stream under it.
 /// - `GapKind::Lagged`: the subscriber fell so far behind that the stream trimmed its next
 ///   events before it read them.
 ///

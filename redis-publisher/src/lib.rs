@@ -2,10 +2,10 @@
 //! resumes on any of them.
 //!
 //! Each topic is a Redis stream (`outer:<topic>` by default). [`publish`](RedisPublisher::publish)
-//! is `XADD ... MAXLEN ~ n`, and the event's id is the stream id Redis gives it
-//! (`1700000000000-0`), the same on every instance. A client that was subscribed through
-//! instance A and reconnects to instance B with its `Last-Event-ID` gets everything after it,
-//! then live events, with no gap and no duplicate.
+//! is `XADD ... MAXLEN ~ n`, and the event's id is the stream id Redis gives it with the
+//! stream's [`Epoch`] (`1700000000000-0@3fa9c2d1`), the same on every instance. A client that
+//! was subscribed through instance A and reconnects to instance B with its `Last-Event-ID` gets
+//! everything after it, then live events, with no gap and no duplicate.
 //!
 //! - **One read per topic and instance.** Subscribers of a topic on one instance share one
 //!   background reader (one Redis connection doing a blocking `XREAD`), which fans each entry out
@@ -13,8 +13,10 @@
 //!   subscribers.
 //! - **Resume.** A subscriber that resumes reads what it missed from Redis (`XRANGE`, page by
 //!   page), up to where it joined the reader, then takes live events: no gap, no overlap.
-//! - **Gaps.** A resume point older than what the stream retains yields a [`Gap`] (412 from a
-//!   handler), as does one the stream never gave out. A malformed one is a 400.
+//! - **Gaps, never silent.** A resume point older than what the stream retains yields a [`Gap`]
+//!   (412 from a handler), as does one the stream never gave out: after its last id, between
+//!   two of its entries, or from another history of it (Redis lost the stream, or another
+//!   deployment), which its [`Epoch`] tells apart. A malformed one is a 400.
 //! - **Slow subscribers.** One that falls behind its buffer catches up from Redis rather than
 //!   losing events; only if the stream trimmed them first does it get a gap.
 //! - **Reconnect.** When Redis drops, readers and catch-ups reconnect with backoff and go on
@@ -77,7 +79,7 @@ mod topic;
 pub mod testing;
 
 pub use error::{Error, Gap, RecvError};
-pub use id::{MalformedStreamId, StreamId};
+pub use id::{Epoch, MalformedStreamId, StreamId};
 pub use runtime::Runtime;
 pub use subscription::Subscription;
 

@@ -5,6 +5,11 @@
 //! and the stream's bookkeeping from one instant, so judging whether events after `from` were
 //! trimmed cannot race a concurrent `XADD ... MAXLEN`. The range starts *at* `from`, inclusive:
 //! if `from` itself is still there, nothing after it was trimmed (trimming eats from the front).
+//!
+//! Each entry also keeps its stream's epoch (see [`Epoch`]): a publish is a script that copies
+//! the epoch of the stream's last entry, or starts a new one when the stream holds none, then
+//! adds the entry, in one step. A resume point names an entry *and* its epoch, so one from a
+//! history Redis lost, or from another deployment, is told apart from this stream's.
 
 use std::time::Duration;
 
@@ -12,13 +17,33 @@ use outer_core::publisher::GapKind;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, RedisResult, Value};
 
-use crate::id::StreamId;
+use crate::id::{Epoch, StreamId};
 
 /// The field each entry keeps its JSON in. One short field: Redis stores field names per entry
 /// unless they repeat, so this costs nothing after the first entry of a node.
 const FIELD: &str = "d";
 
-/// One entry as read: its id and its JSON, or why it has none.
+/// The field each entry keeps its stream's epoch in (8 hex digits).
+const EPOCH_FIELD: &str = "e";
+
+/// Adds an entry with the stream's epoch. KEYS[1]: the stream; ARGV: retention, JSON, and the
+/// epoch to start if the stream holds no entry with one (new, emptied, or written before
+/// epochs). A script, so that no other publish comes between reading the epoch and adding.
+const ADD_SCRIPT: &str = r"
+local epoch = ARGV[3]
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last then
+  local fields = last[2]
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'e' then epoch = fields[i + 1] end
+  end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2], 'e', epoch)
+return {id, epoch}
+";
+
+/// One entry as read: its id (with the epoch it was written in) and its JSON, or why it has
+/// none.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) id: StreamId,
@@ -32,6 +57,8 @@ pub(crate) struct Info {
     pub(crate) last_generated: StreamId,
     /// The oldest entry still held.
     pub(crate) first: Option<StreamId>,
+    /// The newest entry still held.
+    pub(crate) last: Option<StreamId>,
     /// Entries held now.
     pub(crate) length: u64,
     /// Entries ever added (Redis 7+).
@@ -66,29 +93,36 @@ pub(crate) async fn connect(
         .await
 }
 
-/// `XADD key MAXLEN ~ retain * d <json>`: appends an entry and returns the id Redis gave it.
+/// Appends an entry with the stream's epoch (see [`ADD_SCRIPT`]) and returns the id Redis
+/// gave it: `XADD key MAXLEN ~ retain * d <json> e <epoch>`.
 pub(crate) async fn add(
     conn: &mut MultiplexedConnection,
     key: &str,
     retain: usize,
     json: &[u8],
 ) -> RedisResult<StreamId> {
-    let reply: Value = redis::cmd("XADD")
-        .arg(key)
-        .arg("MAXLEN")
-        .arg("~")
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(ADD_SCRIPT));
+    let reply: Value = SCRIPT
+        .key(key)
         .arg(retain)
-        .arg("*")
-        .arg(FIELD)
         .arg(json)
-        .query_async(conn)
+        .arg(Epoch::fresh().to_string())
+        .invoke_async(conn)
         .await?;
-    text(&reply)
-        .and_then(|id| StreamId::parse(id).ok())
-        .ok_or_else(|| unexpected("XADD", &reply))
+    let parsed = match &reply {
+        Value::Array(parts) if parts.len() == 2 => text(&parts[0])
+            .and_then(|id| StreamId::parse(id).ok())
+            .zip(text(&parts[1]).and_then(|epoch| Epoch::parse(epoch).ok())),
+        _ => None,
+    };
+    parsed
+        .map(|(id, epoch)| id.with_epoch(epoch))
+        .ok_or_else(|| unexpected("the publish script", &reply))
 }
 
-/// The last id the stream gave out, `0-0` when there is no stream: where a reader starts.
+/// Where a reader starts: the last id the stream gave out, with the epoch of its last entry;
+/// `0-0` when there is no stream.
 pub(crate) async fn last_id(conn: &mut MultiplexedConnection, key: &str) -> RedisResult<StreamId> {
     let reply: Value = redis::cmd("XINFO")
         .arg("STREAM")
@@ -96,7 +130,12 @@ pub(crate) async fn last_id(conn: &mut MultiplexedConnection, key: &str) -> Redi
         .query_async(conn)
         .await
         .or_else(|err| no_such_key(&err).then_some(Value::Nil).ok_or(err))?;
-    Ok(parse_info(&reply)?.map_or(StreamId::ZERO, |info| info.last_generated))
+    Ok(parse_info(&reply)?.map_or(StreamId::ZERO, |info| {
+        match info.last.and_then(StreamId::epoch) {
+            Some(epoch) => info.last_generated.with_epoch(epoch),
+            None => info.last_generated,
+        }
+    }))
 }
 
 /// `XREAD COUNT 1 BLOCK ms STREAMS key from`: waits until the stream has an entry after `from`,
@@ -116,7 +155,7 @@ pub(crate) async fn wait(
         .arg(millis)
         .arg("STREAMS")
         .arg(key)
-        .arg(from.to_string())
+        .arg(from.redis())
         .query_async(conn)
         .await?;
     Ok(())
@@ -134,7 +173,7 @@ pub(crate) async fn read(
     let end = match to {
         // `to` may be below `from` (a client resuming after what this instance has read): the
         // range is then just `from`, read only to learn whether it is still there.
-        Some(to) => to.max(from).to_string(),
+        Some(to) => to.max(from).redis(),
         None => "+".to_string(),
     };
     let asked = count.saturating_add(1);
@@ -142,7 +181,7 @@ pub(crate) async fn read(
     pipe.atomic().ignore_errors();
     pipe.cmd("XRANGE")
         .arg(key)
-        .arg(from.to_string())
+        .arg(from.redis())
         .arg(end)
         .arg("COUNT")
         .arg(asked);
@@ -172,60 +211,97 @@ pub(crate) async fn read(
         entries.push(parse_entry(item)?);
     }
     let complete = raw.len() < asked;
-    let present = entries.first().is_some_and(|e| e.id == from);
-    if present {
-        entries.remove(0);
-    }
+    let held = match entries.first() {
+        Some(entry) if entry.id.position() == from.position() => Some(entries.remove(0).id),
+        _ => None,
+    };
     if let Some(to) = to {
-        entries.retain(|e| e.id <= to);
+        entries.retain(|e| e.id.position() <= to.position());
     }
     let next = entries.first().map(|e| e.id);
     Ok(Page {
-        gap: judge(from, present, info.as_ref(), next),
+        gap: judge(from, held, info.as_ref(), next),
         entries,
         info,
         complete,
     })
 }
 
-/// Whether events after `from` are lost, given whether `from` is still in the stream, what the
-/// stream says about itself, and the first entry read after `from` (if any).
+/// Whether events after `from` are lost, given the entry at `from` if the stream still holds
+/// it, what the stream says about itself, and the first entry read after `from` (if any).
 ///
-/// - No stream at all: only `0-0` is a position in it; any other is from another life.
-/// - `from` after the last id ever given out: from another life of the stream (deleted, or
-///   Redis restarted without its data): unknown.
-/// - An entry removed by `XDEL` between `from` and the next one read: lost.
-/// - `from` still there: trimming, which eats from the front, took nothing after it.
-/// - Nothing ever removed (Redis 7 counts additions): nothing lost.
-/// - `from` gone and before the oldest entry held (before the last id, if none is held): events
-///   after it may have been trimmed. Redis does not record which ids it trimmed, so this is
-///   reported even when the trimmed one was `from` alone: a gap is never silent, at the cost
-///   of a rare false one at the very edge of the retention.
+/// `0-0` is before everything: events after it are lost only if the stream removed some.
+/// Any other `from`:
+/// - no stream at all, or `from` after the last id the stream ever gave out: from another life
+///   of the stream (deleted, or Redis lost it) or another deployment: unknown;
+/// - `from` held with another epoch: the same position in another history: unknown;
+/// - `from` held: trimming, which eats from the front, took nothing after it; only an entry
+///   removed by `XDEL` between `from` and the next one read is lost;
+/// - `from` not held:
+///   - it is the last id given out (the entry was deleted since): nothing came after it;
+///   - the stream never removed anything (Redis 7 counts additions): it never gave `from` out:
+///     unknown;
+///   - before the oldest entry held: trimmed away, so events after it may be lost: expired if
+///     the oldest entry is of `from`'s epoch, unknown if not (the history was replaced, or the
+///     entries of `from`'s epoch were all trimmed: either way a client cannot tell what it
+///     missed); Redis does not record which ids it trimmed, so this is reported even when the
+///     trimmed one was `from` alone: a gap is never silent, at the cost of a rare false one at
+///     the very edge of the retention;
+///   - nothing held at all (emptied by hand): expired;
+///   - between entries held: removed by `XDEL` if the highest deleted id is `from` (nothing
+///     after it lost) or later (lost); otherwise never given out: unknown.
 pub(crate) fn judge(
     from: StreamId,
-    present: bool,
+    held: Option<StreamId>,
     info: Option<&Info>,
     next: Option<StreamId>,
 ) -> Option<GapKind> {
-    let Some(info) = info else {
-        return (from != StreamId::ZERO).then_some(GapKind::Unknown);
+    let deleted_before_next = |info: &Info| {
+        info.max_deleted.is_some_and(|deleted| {
+            deleted.position() > from.position()
+                && next.is_none_or(|next| deleted.position() < next.position())
+        })
     };
-    if from > info.last_generated {
-        return Some(GapKind::Unknown);
-    }
-    if let Some(deleted) = info.max_deleted {
-        if deleted > from && next.is_none_or(|next| deleted < next) {
+    let Some(info) = info else {
+        return (!from.is_start()).then_some(GapKind::Unknown);
+    };
+    let nothing_removed = info.entries_added == Some(info.length);
+    if from.is_start() {
+        if deleted_before_next(info) {
             return Some(GapKind::Expired);
         }
+        return (!nothing_removed).then_some(GapKind::Expired);
     }
-    if present {
+    if from.position() > info.last_generated.position() {
+        return Some(GapKind::Unknown);
+    }
+    if let Some(held) = held {
+        if held.epoch() != from.epoch() {
+            return Some(GapKind::Unknown);
+        }
+        return deleted_before_next(info).then_some(GapKind::Expired);
+    }
+    if from.position() == info.last_generated.position() {
         return None;
     }
-    if info.entries_added == Some(info.length) {
-        return None;
+    if nothing_removed {
+        return Some(GapKind::Unknown);
     }
-    let oldest = info.first.unwrap_or(info.last_generated);
-    (from < oldest).then_some(GapKind::Expired)
+    let Some(oldest) = info.first else {
+        return Some(GapKind::Expired);
+    };
+    if from.position() < oldest.position() {
+        return Some(if oldest.epoch() == from.epoch() {
+            GapKind::Expired
+        } else {
+            GapKind::Unknown
+        });
+    }
+    match info.max_deleted.map(StreamId::position) {
+        Some(deleted) if deleted == from.position() => None,
+        Some(deleted) if deleted > from.position() => Some(GapKind::Expired),
+        _ => Some(GapKind::Unknown),
+    }
 }
 
 /// One `XRANGE` item: `[id, [field, value, ...]]`.
@@ -242,14 +318,21 @@ fn parse_entry(item: &Value) -> RedisResult<Entry> {
         Some(Value::Array(fields)) => fields.as_slice(),
         _ => &[],
     };
-    let json = fields
-        .chunks(2)
-        .find(|pair| pair.first().and_then(text) == Some(FIELD))
-        .and_then(|pair| match pair.get(1) {
-            Some(Value::BulkString(bytes)) => Some(bytes.clone()),
-            _ => None,
-        })
-        .ok_or_else(|| format!("it has no {FIELD:?} field holding JSON"));
+    let field = |name: &str| {
+        fields
+            .chunks(2)
+            .find(|pair| pair.first().and_then(text) == Some(name))
+            .and_then(|pair| pair.get(1))
+    };
+    let json = match field(FIELD) {
+        Some(Value::BulkString(bytes)) => Ok(bytes.clone()),
+        _ => Err(format!("it has no {FIELD:?} field holding JSON")),
+    };
+    // An entry written before epochs, or by another program, has none: its id has none either.
+    let id = match field(EPOCH_FIELD).and_then(text).map(Epoch::parse) {
+        Some(Ok(epoch)) => id.with_epoch(epoch),
+        _ => id,
+    };
     Ok(Entry { id, json })
 }
 
@@ -281,6 +364,12 @@ fn parse_info(reply: &Value) -> RedisResult<Option<Info>> {
             Some("entries-added") => info.entries_added = integer(value),
             Some("first-entry") => {
                 info.first = match value {
+                    Value::Nil => None,
+                    entry => Some(parse_entry(entry)?.id),
+                };
+            }
+            Some("last-entry") => {
+                info.last = match value {
                     Value::Nil => None,
                     entry => Some(parse_entry(entry)?.id),
                 };
@@ -343,14 +432,19 @@ pub(crate) fn broken(err: &RedisError) -> bool {
 mod tests {
     use super::*;
 
+    const A: Epoch = Epoch::new(0xa);
+    const B: Epoch = Epoch::new(0xb);
+
+    /// Millisecond `millis` of epoch `A`.
     fn id(millis: u64) -> StreamId {
-        StreamId::new(millis, 0)
+        StreamId::new(millis, 0).with_epoch(A)
     }
 
     fn info(first: Option<u64>, last: u64, length: u64, added: u64) -> Info {
         Info {
-            last_generated: id(last),
+            last_generated: StreamId::new(last, 0),
             first: first.map(id),
+            last: first.map(|_| id(last)),
             length,
             entries_added: Some(added),
             max_deleted: Some(StreamId::ZERO),
@@ -359,61 +453,119 @@ mod tests {
 
     #[test]
     fn without_a_stream_only_the_start_is_a_position() {
-        assert_eq!(judge(StreamId::ZERO, false, None, None), None);
-        assert_eq!(judge(id(5), false, None, None), Some(GapKind::Unknown));
+        assert_eq!(judge(StreamId::ZERO, None, None, None), None);
+        assert_eq!(judge(id(5), None, None, None), Some(GapKind::Unknown));
     }
 
     #[test]
-    fn an_id_the_stream_never_gave_out_is_unknown() {
+    fn an_id_after_the_last_one_given_out_is_unknown() {
         let stream = info(Some(1), 10, 10, 10);
         assert_eq!(
-            judge(id(11), false, Some(&stream), None),
+            judge(id(11), None, Some(&stream), None),
             Some(GapKind::Unknown)
         );
-        assert_eq!(judge(id(10), true, Some(&stream), None), None);
+        assert_eq!(judge(id(10), Some(id(10)), Some(&stream), None), None);
+    }
+
+    #[test]
+    fn an_id_inside_the_range_that_was_never_given_out_is_unknown() {
+        // Never trimmed: every id given out is held, so one that is not was made up.
+        let whole = info(Some(1), 10, 10, 10);
+        let made_up = StreamId::new(5, 7).with_epoch(A);
+        assert_eq!(
+            judge(made_up, None, Some(&whole), Some(id(6))),
+            Some(GapKind::Unknown)
+        );
+        // Trimmed at the front: one between entries held was not given out either.
+        let trimmed = info(Some(5), 10, 6, 10);
+        assert_eq!(
+            judge(made_up, None, Some(&trimmed), Some(id(6))),
+            Some(GapKind::Unknown)
+        );
+    }
+
+    #[test]
+    fn the_same_position_in_another_history_is_unknown() {
+        let stream = info(Some(1), 10, 10, 10);
+        let other = StreamId::new(5, 0).with_epoch(B);
+        assert_eq!(
+            judge(other, Some(id(5)), Some(&stream), Some(id(6))),
+            Some(GapKind::Unknown)
+        );
+        // An id without an epoch names an entry written before epochs; not this one.
+        assert_eq!(
+            judge(StreamId::new(5, 0), Some(id(5)), Some(&stream), Some(id(6))),
+            Some(GapKind::Unknown)
+        );
+        // And one written before epochs resumes from its own entry.
+        let legacy = StreamId::new(5, 0);
+        assert_eq!(
+            judge(legacy, Some(legacy), Some(&stream), Some(id(6))),
+            None
+        );
     }
 
     #[test]
     fn a_position_still_held_or_a_stream_never_trimmed_loses_nothing() {
         let trimmed = info(Some(5), 10, 6, 10);
-        assert_eq!(judge(id(5), true, Some(&trimmed), Some(id(6))), None);
+        assert_eq!(judge(id(5), Some(id(5)), Some(&trimmed), Some(id(6))), None);
         let whole = info(Some(1), 10, 10, 10);
-        assert_eq!(
-            judge(StreamId::ZERO, false, Some(&whole), Some(id(1))),
-            None
-        );
-        assert_eq!(judge(id(3), false, Some(&whole), Some(id(4))), None);
+        assert_eq!(judge(StreamId::ZERO, None, Some(&whole), Some(id(1))), None);
+        assert_eq!(judge(id(3), Some(id(3)), Some(&whole), Some(id(4))), None);
     }
 
     #[test]
-    fn a_position_trimmed_away_is_an_expired_gap() {
+    fn a_position_trimmed_away_is_an_expired_gap_in_its_history_and_unknown_in_another() {
         let trimmed = info(Some(5), 10, 6, 10);
         assert_eq!(
-            judge(id(2), false, Some(&trimmed), Some(id(5))),
+            judge(id(2), None, Some(&trimmed), Some(id(5))),
             Some(GapKind::Expired)
         );
         assert_eq!(
-            judge(StreamId::ZERO, false, Some(&trimmed), Some(id(5))),
+            judge(StreamId::ZERO, None, Some(&trimmed), Some(id(5))),
             Some(GapKind::Expired)
+        );
+        // Redis restarted without its data, then new posts in a new epoch: older than them all.
+        let reborn = Info {
+            first: Some(StreamId::new(5, 0).with_epoch(B)),
+            ..info(Some(5), 10, 6, 6)
+        };
+        let lost = StreamId::new(2, 0).with_epoch(A);
+        assert_eq!(
+            judge(lost, None, Some(&reborn), Some(id(5))),
+            Some(GapKind::Unknown)
         );
         // Emptied (XTRIM MAXLEN 0): lost unless the position was the very last id.
-        let empty = info(None, 10, 0, 10);
+        let empty = Info {
+            first: None,
+            last: None,
+            ..info(None, 10, 0, 10)
+        };
         assert_eq!(
-            judge(id(9), false, Some(&empty), None),
+            judge(id(9), None, Some(&empty), None),
             Some(GapKind::Expired)
         );
-        assert_eq!(judge(id(10), false, Some(&empty), None), None);
+        assert_eq!(judge(id(10), None, Some(&empty), None), None);
     }
 
     #[test]
-    fn an_entry_deleted_right_after_the_position_is_lost() {
+    fn entries_deleted_after_the_position_are_lost_and_the_position_itself_is_not() {
         let mut stream = info(Some(1), 10, 9, 10);
-        stream.max_deleted = Some(id(6));
+        stream.max_deleted = Some(StreamId::new(6, 0));
         assert_eq!(
-            judge(id(5), true, Some(&stream), Some(id(7))),
+            judge(id(5), Some(id(5)), Some(&stream), Some(id(7))),
             Some(GapKind::Expired)
         );
-        assert_eq!(judge(id(6), false, Some(&stream), Some(id(7))), None);
-        assert_eq!(judge(id(7), true, Some(&stream), Some(id(8))), None);
+        assert_eq!(judge(id(6), None, Some(&stream), Some(id(7))), None);
+        assert_eq!(judge(id(7), Some(id(7)), Some(&stream), Some(id(8))), None);
+        // Before the highest deleted id and not held: perhaps deleted, and others after it.
+        stream.max_deleted = Some(StreamId::new(8, 0));
+        assert_eq!(
+            judge(id(6), None, Some(&stream), Some(id(7))),
+            Some(GapKind::Expired)
+        );
+        // The last id given out, deleted since: nothing came after it.
+        stream.max_deleted = Some(StreamId::new(10, 0));
+        assert_eq!(judge(id(10), None, Some(&stream), None), None);
     }
 }

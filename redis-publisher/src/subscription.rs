@@ -140,14 +140,14 @@ where
     fn accept(&mut self, item: Item<T>) -> Option<Result<Published<T, StreamId>, RecvError>> {
         match item {
             Item::Event(event) => {
-                if *event.id() <= self.cursor {
+                if event.id().position() <= self.cursor.position() {
                     return None;
                 }
                 self.cursor = *event.id();
                 Some(Ok(event))
             }
             Item::Undecodable { id, reason } => {
-                if id <= self.cursor {
+                if id.position() <= self.cursor.position() {
                     return None;
                 }
                 self.cursor = id;
@@ -161,7 +161,9 @@ where
             } => {
                 // The reader's gap may lie wholly before this subscriber's position (it resumed
                 // after events this instance had not read yet): then nothing was lost to it.
-                if kind != GapKind::Unknown && until.is_some_and(|until| until <= self.cursor) {
+                if kind != GapKind::Unknown
+                    && until.is_some_and(|until| until.position() <= self.cursor.position())
+                {
                     return None;
                 }
                 let ends = self.on_gap == GapPolicy::End;
@@ -255,7 +257,7 @@ impl CatchUp {
             let fetch = match self.fetch.as_mut() {
                 Some(fetch) => fetch,
                 None => {
-                    if self.from >= self.upto && !self.judge {
+                    if self.from.position() >= self.upto.position() && !self.judge {
                         return Poll::Ready(None);
                     }
                     let inner = Arc::clone(inner);

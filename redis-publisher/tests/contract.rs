@@ -18,7 +18,7 @@ use outer_core::publisher::{backfilled, GapKind, GapPolicy, Publisher, Subscribe
 use outer_core::rt::Timer;
 use outer_core::{procedure, EventId, Router, RpcError};
 use outer_redis::testing::RedisServer;
-use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
+use outer_redis::{Epoch, Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
 
 /// How long any one wait may take before the test fails as hung.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -125,6 +125,23 @@ async fn publish_retrying(publisher: &RedisPublisher<u32>, topic: &str, value: u
     }
 }
 
+/// The entries `key` holds, as `XRANGE key - +` returns them: each id with its epoch field,
+/// and its fields.
+fn held(redis: &RedisServer, key: &str) -> Vec<(StreamId, Vec<(String, String)>)> {
+    let raw: Vec<(String, Vec<(String, String)>)> = redis
+        .query(redis::cmd("XRANGE").arg(key).arg("-").arg("+"))
+        .unwrap();
+    raw.into_iter()
+        .map(|(id, fields)| {
+            let mut id = StreamId::parse(&id).unwrap();
+            if let Some((_, epoch)) = fields.iter().find(|(name, _)| name == "e") {
+                id = id.with_epoch(Epoch::parse(epoch).unwrap());
+            }
+            (id, fields)
+        })
+        .collect()
+}
+
 fn resume(id: StreamId) -> SubscribeOptions {
     SubscribeOptions::new().resume_after(id)
 }
@@ -148,22 +165,18 @@ fn publish_is_xadd_with_approximate_retention_and_stream_ids<R: Rt>() {
             .build(runtime)
             .unwrap();
         let ids = publish_all(&publisher, "kept", 0..400).await;
-        // The ids returned are the stream's own, in order, with each entry's JSON.
-        let held: Vec<(String, Vec<(String, String)>)> = redis
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(publisher.key("kept"))
-                    .arg("-")
-                    .arg("+"),
-            )
-            .unwrap();
-        let held_ids: Vec<StreamId> = held
-            .iter()
-            .map(|(id, _)| StreamId::parse(id).unwrap())
-            .collect();
+        // The ids returned are the stream's own, in order, with each entry's JSON and the
+        // stream's epoch, one for the whole history.
+        let held = held(&redis, &publisher.key("kept"));
+        let held_ids: Vec<StreamId> = held.iter().map(|(id, _)| *id).collect();
         assert_eq!(held_ids, ids[ids.len() - held.len()..]);
+        let epoch = ids[0].epoch().expect("an epoch");
+        assert!(ids.iter().all(|id| id.epoch() == Some(epoch)), "{ids:?}");
         let (_, fields) = held.last().unwrap();
-        assert_eq!(fields, &[("d".to_string(), "399".to_string())]);
+        assert_eq!(
+            fields,
+            &[("d".into(), "399".into()), ("e".into(), epoch.to_string())]
+        );
         // `MAXLEN ~ 50`: at least 50 kept, and trimmed by whole nodes (100 entries), so well
         // under the 400 published.
         let length: usize = redis
@@ -275,17 +288,7 @@ fn a_resume_point_trimmed_away_is_an_expired_gap<R: Rt>() {
             .unwrap();
         // `MAXLEN ~` trims whole nodes of 100 entries: publish enough to trim some.
         let ids = publish_all(&publisher, "old", 0..350).await;
-        let oldest: Vec<(String, Vec<(String, String)>)> = redis
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(publisher.key("old"))
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(1),
-            )
-            .unwrap();
-        let oldest = StreamId::parse(&oldest[0].0).unwrap();
+        let oldest = held(&redis, &publisher.key("old"))[0].0;
         assert!(oldest > ids[0], "the stream was not trimmed");
 
         let mut ended = publisher.subscribe("old", resume(ids[0])).await.unwrap();
@@ -322,14 +325,35 @@ fn an_id_the_stream_never_gave_out_is_an_unknown_gap<R: Rt>() {
     let redis = redis();
     R::run(|runtime| async move {
         let publisher = publisher(&redis, runtime);
-        let ids = publish_all(&publisher, "t", [1]).await;
-        let future = StreamId::new(ids[0].millis() + 1_000_000, 0);
-        let mut sub = publisher.subscribe("t", resume(future)).await.unwrap();
-        match within("the gap", sub.next()).await {
-            Some(Err(RecvError::Gap(gap))) => assert_eq!(gap.kind(), GapKind::Unknown),
-            other => panic!("expected a gap, got {other:?}"),
+        let ids = publish_all(&publisher, "t", [1, 2, 3]).await;
+        let epoch = ids[0].epoch().unwrap();
+        let other = Epoch::new(epoch.get().wrapping_add(1));
+        let never_given_out = [
+            // After the last one.
+            StreamId::new(ids[2].millis() + 1_000_000, 0).with_epoch(epoch),
+            // Inside the range: a position between two entries, with the right epoch.
+            StreamId::new(ids[1].millis(), ids[1].seq() + 5).with_epoch(epoch),
+            // Before the first, in a stream never trimmed.
+            StreamId::new(ids[0].millis() - 1, 0).with_epoch(epoch),
+            // An entry held, in another history.
+            ids[1].with_epoch(other),
+            // An entry held, as if written before epochs.
+            StreamId::new(ids[1].millis(), ids[1].seq()),
+        ];
+        for id in never_given_out {
+            let mut sub = publisher.subscribe("t", resume(id)).await.unwrap();
+            match within("the gap", sub.next()).await {
+                Some(Err(RecvError::Gap(gap))) => {
+                    assert_eq!(gap.kind(), GapKind::Unknown, "{id}");
+                    assert_eq!(gap.last_id(), id);
+                }
+                other => panic!("expected a gap after {id}, got {other:?}"),
+            }
+            assert!(within("the end", sub.next()).await.is_none());
         }
-        assert!(within("the end", sub.next()).await.is_none());
+        // The ids given out still resume exactly.
+        let mut sub = publisher.subscribe("t", resume(ids[0])).await.unwrap();
+        assert_eq!(take(&mut sub, 2).await, [(ids[1], 2), (ids[2], 3)]);
         // A topic that never existed knows no id but the start.
         let mut none = publisher.subscribe("never", resume(ids[0])).await.unwrap();
         assert!(
@@ -615,6 +639,131 @@ fn an_undecodable_entry_is_reported_and_the_stream_goes_on<R: Rt>() {
     });
 }
 
+fn a_redis_that_lost_its_data_is_an_unknown_gap_never_a_silent_one<R: Rt>() {
+    let mut redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        let mut live = publisher
+            .subscribe("t", SubscribeOptions::new().on_gap(GapPolicy::Skip))
+            .await
+            .unwrap();
+        let before = publish_all(&publisher, "t", 0..3).await;
+        assert_eq!(take(&mut live, 3).await.last().unwrap().0, before[2]);
+
+        // Redis comes back without persistence: the history is gone. One new post.
+        redis.restart_empty().unwrap();
+        let after = publish_retrying(&publisher, "t", 3).await;
+        assert_ne!(
+            after.epoch(),
+            before[0].epoch(),
+            "a new history, a new epoch"
+        );
+        assert!(after > before[2]);
+
+        // Resuming from any id of the lost history: a gap, not the new post alone.
+        for id in &before {
+            let mut sub = publisher.subscribe("t", resume(*id)).await.unwrap();
+            match within("the gap", sub.next()).await {
+                Some(Err(RecvError::Gap(gap))) => {
+                    assert_eq!((gap.kind(), gap.last_id()), (GapKind::Unknown, *id));
+                    assert!(RpcError::from(RecvError::Gap(gap)).status() == 412);
+                }
+                other => panic!("expected a gap after {id}, got {other:?}"),
+            }
+            assert!(within("the end", sub.next()).await.is_none());
+        }
+        // A subscriber that skips gaps reads the new history from its start.
+        let mut skips = publisher
+            .subscribe("t", resume(before[1]).on_gap(GapPolicy::Skip))
+            .await
+            .unwrap();
+        assert!(matches!(
+            within("the gap", skips.next()).await,
+            Some(Err(RecvError::Gap(gap))) if gap.kind() == GapKind::Unknown
+        ));
+        assert_eq!(take(&mut skips, 1).await, [(after, 3)]);
+        // The live subscriber is told too, then goes on with the new history.
+        match within("the live gap", live.next()).await {
+            Some(Err(RecvError::Gap(gap))) => assert_eq!(gap.kind(), GapKind::Unknown),
+            other => panic!("expected a gap, got {other:?}"),
+        }
+        assert_eq!(take(&mut live, 1).await, [(after, 3)]);
+        // And the new history's ids resume exactly.
+        let next = publisher.publish("t", 4).await.unwrap();
+        let mut sub = publisher.subscribe("t", resume(after)).await.unwrap();
+        assert_eq!(take(&mut sub, 1).await, [(next, 4)]);
+    });
+}
+
+fn an_id_from_another_deployment_is_an_unknown_gap<R: Rt>() {
+    let (here, there) = (redis(), redis());
+    R::run(|runtime| async move {
+        let ours = publisher(&here, runtime.clone());
+        let theirs = publisher(&there, runtime);
+        let mine = publish_all(&ours, "t", 0..3).await;
+        // The other deployment holds an entry at the very same position, in its own history.
+        let foreign = theirs.publish("t", 7).await.unwrap();
+        let _: String = here
+            .query(
+                redis::cmd("XADD")
+                    .arg(ours.key("t"))
+                    .arg(foreign.millis().max(mine[2].millis() + 1).to_string() + "-0")
+                    .arg("d")
+                    .arg("8")
+                    .arg("e")
+                    .arg(mine[0].epoch().unwrap().to_string()),
+            )
+            .unwrap();
+        let same_position = StreamId::new(foreign.millis().max(mine[2].millis() + 1), 0)
+            .with_epoch(foreign.epoch().unwrap());
+        for id in [foreign, same_position] {
+            let mut sub = ours.subscribe("t", resume(id)).await.unwrap();
+            match within("the gap", sub.next()).await {
+                Some(Err(RecvError::Gap(gap))) => assert_eq!(gap.kind(), GapKind::Unknown),
+                other => panic!("expected a gap after {id}, got {other:?}"),
+            }
+        }
+    });
+}
+
+fn ids_written_before_epochs_still_resume_from_their_entries<R: Rt>() {
+    let redis = redis();
+    R::run(|runtime| async move {
+        let publisher = publisher(&redis, runtime);
+        // Entries as outer-redis 0.1 wrote them: JSON only, no epoch; their ids have none.
+        let mut legacy = Vec::new();
+        for value in 0..3u32 {
+            let id: String = redis
+                .query(
+                    redis::cmd("XADD")
+                        .arg(publisher.key("t"))
+                        .arg("*")
+                        .arg("d")
+                        .arg(value.to_string()),
+                )
+                .unwrap();
+            legacy.push(StreamId::parse(&id).unwrap());
+        }
+        // The first publish since starts the stream's first epoch.
+        let new = publish_all(&publisher, "t", 3..5).await;
+        assert!(new[0].epoch().is_some());
+        let mut sub = publisher.subscribe("t", resume(legacy[0])).await.unwrap();
+        let got = take(&mut sub, 4).await;
+        let expected: Vec<(StreamId, u32)> = [legacy[1], legacy[2], new[0], new[1]]
+            .into_iter()
+            .zip(1..)
+            .collect();
+        assert_eq!(got, expected);
+        // A made-up id without an epoch is refused like any other.
+        let made_up = StreamId::new(legacy[1].millis(), legacy[1].seq() + 9);
+        let mut sub = publisher.subscribe("t", resume(made_up)).await.unwrap();
+        assert!(matches!(
+            within("the gap", sub.next()).await,
+            Some(Err(RecvError::Gap(gap))) if gap.kind() == GapKind::Unknown
+        ));
+    });
+}
+
 /// The router a handler over this publisher makes: `live` is the topic's subscription as it
 /// is, resumed after the client's last event id.
 fn live_router(publisher: RedisPublisher<u32>) -> Router<()> {
@@ -788,6 +937,9 @@ on_both_runtimes!(
     a_redis_restart_mid_stream_loses_and_repeats_nothing,
     another_instance_resumes_where_the_first_left_off,
     an_undecodable_entry_is_reported_and_the_stream_goes_on,
+    a_redis_that_lost_its_data_is_an_unknown_gap_never_a_silent_one,
+    an_id_from_another_deployment_is_an_unknown_gap,
+    ids_written_before_epochs_still_resume_from_their_entries,
     a_subscription_is_a_procedures_stream_and_its_setup_errors_are_statuses,
     backfilled_fills_a_trimmed_gap_from_a_store_then_goes_live,
     the_first_calls_after_a_redis_restart_reconnect_in_place,

@@ -12,7 +12,7 @@
 //!
 //! `--redis redis://127.0.0.1:6379` keeps posts in Redis instead of in memory, with the same
 //! router (see `outer_examples::chat`): every chat server on that Redis shares them, and a
-//! client resumes on any of them. Post ids are then Redis stream ids (`"1732000000000-0"`).
+//! client resumes on any of them. Post ids are then Redis stream ids (`"1732000000000-0@3fa9c2d1"`).
 //!
 //! A request with `authorization: Bearer <name>` is signed in as `<name>`: `me` and
 //! `mentions.live` need it.

@@ -75,6 +75,25 @@ impl RedisServer {
     /// answers. Kills the running one first, if any.
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill();
+        self.spawn()
+    }
+
+    /// Kills the server and starts it again on the same port with no data, as a Redis without
+    /// persistence comes back after a crash: every stream and its history are gone.
+    pub fn restart_empty(&mut self) -> io::Result<()> {
+        self.kill();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else if path.file_name().is_some_and(|name| name != "redis.log") {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
         let log = self.dir.join("redis.log");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
