@@ -10,7 +10,7 @@
 //! oRPC, tRPC and a browser's EventSource.
 
 use outer_core::publisher::MemoryPublisher;
-use outer_core::App;
+use outer_core::{App, EventId};
 use outer_harness::properties::{check_resume, feed, Live, TOPIC};
 use outer_harness::strategies::{schedule, Step};
 use outer_harness::{cases, Protocol, Session};
@@ -33,7 +33,7 @@ fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCase
     let mut session = Session::new(app(&publisher), protocol, "live", None);
     let mut published = Vec::new();
     let mut start = 0;
-    let mut connect = |session: &mut Session<()>, published: &Vec<u64>| {
+    let mut connect = |session: &mut Session<()>, published: &Vec<(EventId, u64)>| {
         if session.last_event_id().is_none() && session.finished().is_none() {
             start = published.len();
         }
@@ -44,8 +44,8 @@ fn run(protocol: Protocol, retain: usize, steps: &[Step]) -> Result<(), TestCase
         match step {
             Step::Publish => {
                 let n = published.len() as u64;
-                publisher.publish_now(TOPIC, n);
-                published.push(n);
+                let id = publisher.publish_now(TOPIC, n);
+                published.push((id.into(), n));
             }
             Step::Deliver(bytes) => {
                 session.pump(*bytes);
@@ -137,4 +137,22 @@ fn a_consumer_further_behind_than_retention_is_told_so() {
         }
         assert_eq!(publisher.subscriber_count(TOPIC), 0);
     }
+}
+
+#[test]
+fn each_event_must_carry_the_id_its_publish_returned() {
+    let publisher = MemoryPublisher::builder().retain_last(8).build();
+    let mut session = Session::new(app(&publisher), Protocol::Orpc, "live", None);
+    session.connect();
+    let published: Vec<(EventId, u64)> = (0..3u64)
+        .map(|n| (publisher.publish_now(TOPIC, n).into(), n))
+        .collect();
+    session.pump_all();
+    assert!(check_resume(&published, 0, session.seen(), session.finished()).is_ok());
+    // The same values under other ids, as a handler that renumbered them would send, fail.
+    let renumbered: Vec<(EventId, u64)> = published
+        .iter()
+        .map(|(_, n)| (EventId::from(n + 100), *n))
+        .collect();
+    assert!(check_resume(&renumbered, 0, session.seen(), session.finished()).is_err());
 }

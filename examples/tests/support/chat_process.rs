@@ -3,7 +3,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use outer_harness::loopback::post;
@@ -40,7 +42,14 @@ impl ChatProcess {
         Self { child, addr }
     }
 
+    /// `http://ADDR`: where the real clients find it (oRPC under `/rpc`, tRPC under `/trpc`).
+    #[allow(dead_code)] // only the tests that run the npm clients need it
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// `post.create` over tRPC, retried while it answers 503 (a Redis away); the new post.
+    #[allow(dead_code)] // not every test file creates posts from Rust
     pub fn create(&self, title: &str) -> Value {
         let start = Instant::now();
         loop {
@@ -85,4 +94,26 @@ impl Drop for ChatProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `tests/interop`, where the real npm clients' scripts are, with its packages installed from
+/// the lockfile (`npm ci`, once per test run, when `node_modules` is missing). Node and npm must
+/// be installed: without them the tests that need them fail (they cannot pass by skipping).
+/// A copy of `outer_tests::npm_ci`: `outer-tests` depends on this crate, so depending on it
+/// here would make a cycle.
+#[allow(dead_code)] // only the tests that run the npm clients need it
+pub fn interop_dir() -> PathBuf {
+    static DONE: Mutex<bool> = Mutex::new(false);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if !*done && !dir.join("node_modules/.package-lock.json").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is needed to run the npm clients (install Node.js 20+)");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    *done = true;
+    dir
 }
