@@ -33,6 +33,13 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn unavailable(err: &redis::RedisError) -> Self {
+        if err.redirect_node().is_some() {
+            // A redirect reaches a caller only from a single-server connection to a cluster.
+            return Self::Unavailable(format!(
+                "{err}: this Redis is a node of a Redis Cluster; connect with a cluster URL, \
+                 redis+cluster://host1:port1,host2:port2"
+            ));
+        }
         Self::Unavailable(err.to_string())
     }
 }

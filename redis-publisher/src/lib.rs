@@ -25,6 +25,12 @@
 //!   read that finds its connection broken (Redis restarted since) reconnects in place and runs
 //!   again, waiting for Redis up to [`reconnect_wait`](RedisPublisherBuilder::reconnect_wait),
 //!   rather than failing with `Unavailable` (503) on the first try.
+//! - **Redis Cluster.** With a `redis+cluster://host1:port1,host2:port2` URL, topics spread
+//!   over the cluster's shards by their keys' slots. Publishes and catch-ups go through one
+//!   cluster connection, which follows `MOVED` and `ASK`; each topic's reader connects to its
+//!   slot's master and finds it again after a failover or when the slot moves. Resume and gaps
+//!   are the same as on one server: a shard that failed over keeps what reached its replica,
+//!   and a shard that lost its data starts a new epoch, so resuming there is a gap.
 //! - **Runtimes.** Tokio or smol: pass a [`Runtime`] (a spawner and a timer).
 //!
 //! ```no_run
@@ -63,11 +69,10 @@ use std::time::Duration;
 
 use outer_core::publisher::{Publisher, SubscribeOptions};
 use outer_core::EventId;
-use redis::aio::MultiplexedConnection;
-use redis::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod backend;
 mod error;
 mod id;
 pub mod runtime;
@@ -83,6 +88,7 @@ pub use id::{Epoch, MalformedStreamId, StreamId};
 pub use runtime::Runtime;
 pub use subscription::Subscription;
 
+use backend::{Backend, Connection, Timeouts};
 use topic::{lock, Registration, Topic};
 
 /// A [`Publisher`] whose topics are Redis streams shared by every instance that uses the same
@@ -142,12 +148,21 @@ pub(crate) struct Config {
     pub(crate) reconnect_wait: Duration,
 }
 
+impl Config {
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            response: self.response_timeout,
+            backoff: self.backoff,
+        }
+    }
+}
+
 pub(crate) struct Inner<T> {
-    pub(crate) client: Client,
+    pub(crate) backend: Backend,
     pub(crate) runtime: Runtime,
     pub(crate) config: Config,
     /// The connection for publishes and catch-ups (multiplexed: shared by all of them).
-    commands: Mutex<Option<MultiplexedConnection>>,
+    commands: Mutex<Option<Connection>>,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic<T>>>>,
     /// Readers running now.
     pub(crate) readers: Arc<AtomicUsize>,
@@ -202,11 +217,11 @@ impl<T> RedisPublisherBuilder<T> {
     /// Builds the publisher. It connects lazily, on the first publish or subscribe; fails only
     /// if the URL is not a Redis URL.
     pub fn build(self, runtime: Runtime) -> Result<RedisPublisher<T>, Error> {
-        let client = Client::open(self.url.as_str())
+        let backend = Backend::open(&self.url, self.config.timeouts())
             .map_err(|err| Error::Unavailable(format!("invalid Redis URL: {err}")))?;
         Ok(RedisPublisher {
             inner: Arc::new(Inner {
-                client,
+                backend,
                 runtime,
                 config: self.config,
                 commands: Mutex::new(None),
@@ -228,8 +243,11 @@ impl<T> fmt::Debug for RedisPublisherBuilder<T> {
 }
 
 impl<T> RedisPublisher<T> {
-    /// Configures a publisher on the Redis at `url` (`redis://host:port/db`, see the redis
-    /// crate for the rest).
+    /// Configures a publisher on the Redis at `url`: one server with `redis://host:port/db` (or
+    /// `rediss://`, `valkey://`, `redis+unix://`: see the redis crate), a Redis Cluster (or a
+    /// Valkey one) with `redis+cluster://[user:password@]host1:port1,host2:port2[/db]`, any of
+    /// its nodes as seeds (`rediss+cluster://` for TLS). A single-server URL that reaches a
+    /// cluster node fails its calls with an error that says to use the cluster URL.
     pub fn builder(url: impl Into<String>) -> RedisPublisherBuilder<T> {
         RedisPublisherBuilder {
             url: url.into(),
@@ -343,12 +361,15 @@ impl<T> Inner<T> {
     }
 
     /// The shared command connection, opened if there is none.
-    pub(crate) async fn command_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+    pub(crate) async fn command_connection(&self) -> redis::RedisResult<Connection> {
         let cached = lock(&self.commands).clone();
         if let Some(conn) = cached {
             return Ok(conn);
         }
-        let conn = stream::connect(&self.client, self.config.response_timeout).await?;
+        let conn = self
+            .backend
+            .command_connection(self.config.timeouts())
+            .await?;
         // Two callers may have connected at once: keep the first, drop the other.
         Ok(lock(&self.commands).get_or_insert(conn).clone())
     }
@@ -362,7 +383,7 @@ impl<T> Inner<T> {
     /// be two posts.
     pub(crate) async fn command<R, F, Fut>(&self, mut run: F) -> redis::RedisResult<R>
     where
-        F: FnMut(MultiplexedConnection) -> Fut,
+        F: FnMut(Connection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<R>>,
     {
         let mut waited = Duration::ZERO;
@@ -488,7 +509,7 @@ impl<T> Drop for RedisPublisher<T> {
 impl<T> fmt::Debug for RedisPublisher<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisPublisher")
-            .field("redis", &self.inner.client.get_connection_info().addr())
+            .field("redis", &self.inner.backend)
             .field("config", &self.inner.config)
             .field("readers", &self.reader_count())
             .finish()

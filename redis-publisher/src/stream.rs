@@ -1,9 +1,11 @@
 //! A topic's stream in Redis: the few commands the publisher sends, what their replies mean, and
 //! when a read has lost events. No state and no fan-out here; `topic` and `subscription` do that.
 //!
-//! Every read is `MULTI; XRANGE key <from> <to> COUNT n; XINFO STREAM key; EXEC`: the entries
-//! and the stream's bookkeeping from one instant, so judging whether events after `from` were
-//! trimmed cannot race a concurrent `XADD ... MAXLEN`. The range starts *at* `from`, inclusive:
+//! Every read is one script running `XRANGE key <from> <to> COUNT n` and `XINFO STREAM key`:
+//! the entries and the stream's bookkeeping from one instant, so judging whether events after
+//! `from` were trimmed cannot race a concurrent `XADD ... MAXLEN`. (A script rather than
+//! `MULTI`/`EXEC`: on a Redis Cluster, a redirect inside a transaction aborts it, while a
+//! script is one command that the cluster connection routes and redirects like any other.) The range starts *at* `from`, inclusive:
 //! if `from` itself is still there, nothing after it was trimmed (trimming eats from the front).
 //!
 //! Each entry also keeps its stream's epoch (see [`Epoch`]): a publish is a script that copies
@@ -11,11 +13,12 @@
 //! adds the entry, in one step. A resume point names an entry *and* its epoch, so one from a
 //! history Redis lost, or from another deployment, is told apart from this stream's.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use outer_core::publisher::GapKind;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, RedisResult, Value};
+use redis::aio::ConnectionLike;
+use redis::{Cmd, ErrorKind, RedisError, RedisResult, Value};
 
 use crate::id::{Epoch, StreamId};
 
@@ -29,7 +32,9 @@ const EPOCH_FIELD: &str = "e";
 /// Adds an entry with the stream's epoch. KEYS[1]: the stream; ARGV: retention, JSON, and the
 /// epoch to start if the stream holds no entry with one (new, emptied, or written before
 /// epochs). A script, so that no other publish comes between reading the epoch and adding.
-const ADD_SCRIPT: &str = r"
+static ADD_SCRIPT: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 local epoch = ARGV[3]
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 if last then
@@ -40,7 +45,74 @@ if last then
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2], 'e', epoch)
 return {id, epoch}
-";
+",
+    )
+});
+
+/// Reads entries and the stream's bookkeeping at one instant. KEYS[1]: the stream; ARGV: the
+/// range's start and end, and the most entries. No `XINFO` reply (nil) when there is no stream.
+static READ_SCRIPT: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+local range = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+local info = false
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  info = redis.call('XINFO', 'STREAM', KEYS[1])
+end
+return {range, info}
+",
+    )
+});
+
+/// A Lua script, sent by its hash (`EVALSHA`) and, where the server does not have it yet
+/// (`NOSCRIPT`: a restarted server, a promoted replica), by its text (`EVAL`, which also caches
+/// it there). Not `redis::Script`: it answers `NOSCRIPT` by loading the script on every node of
+/// a cluster, which fails while any node is down; `EVAL` goes to the key's node alone.
+pub(crate) struct Lua {
+    source: &'static str,
+    hash: String,
+}
+
+impl Lua {
+    fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            hash: redis::Script::new(source).get_hash().to_owned(),
+        }
+    }
+
+    /// Loads the script on the node at the other end of `conn` (a plain connection), so that
+    /// running it there never needs a second try.
+    async fn load<C: ConnectionLike>(&self, conn: &mut C) -> RedisResult<()> {
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(self.source)
+            .query_async::<Value>(conn)
+            .await
+            .map(drop)
+    }
+
+    /// Runs the script on `key`, with the arguments `args` adds.
+    async fn run<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        key: &str,
+        args: impl Fn(&mut Cmd),
+    ) -> RedisResult<Value> {
+        let mut by_hash = redis::cmd("EVALSHA");
+        by_hash.arg(&self.hash).arg(1).arg(key);
+        args(&mut by_hash);
+        match by_hash.query_async(conn).await {
+            Err(err) if err.kind() == ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let mut by_text = redis::cmd("EVAL");
+                by_text.arg(self.source).arg(1).arg(key);
+                args(&mut by_text);
+                by_text.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+}
 
 /// One entry as read: its id (with the epoch it was written in) and its JSON, or why it has
 /// none.
@@ -79,36 +151,26 @@ pub(crate) struct Page {
     pub(crate) complete: bool,
 }
 
-/// Opens a connection with these timeouts. Redis picks tokio's or async-io's sockets by the
-/// caller's context (see `runtime`).
-pub(crate) async fn connect(
-    client: &Client,
-    response_timeout: Duration,
-) -> RedisResult<MultiplexedConnection> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(response_timeout));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+/// Readies a reader's own connection for [`read`]: on a node that must be told `ASKING` before
+/// each command on the key (its slot is moving there), the second try after `NOSCRIPT` would
+/// come without it.
+pub(crate) async fn prepare_reader<C: ConnectionLike>(conn: &mut C) -> RedisResult<()> {
+    READ_SCRIPT.load(conn).await
 }
 
 /// Appends an entry with the stream's epoch (see [`ADD_SCRIPT`]) and returns the id Redis
 /// gave it: `XADD key MAXLEN ~ retain * d <json> e <epoch>`.
-pub(crate) async fn add(
-    conn: &mut MultiplexedConnection,
+pub(crate) async fn add<C: ConnectionLike>(
+    conn: &mut C,
     key: &str,
     retain: usize,
     json: &[u8],
 ) -> RedisResult<StreamId> {
-    static SCRIPT: std::sync::LazyLock<redis::Script> =
-        std::sync::LazyLock::new(|| redis::Script::new(ADD_SCRIPT));
-    let reply: Value = SCRIPT
-        .key(key)
-        .arg(retain)
-        .arg(json)
-        .arg(Epoch::fresh().to_string())
-        .invoke_async(conn)
+    let fresh = Epoch::fresh().to_string();
+    let reply = ADD_SCRIPT
+        .run(conn, key, |cmd| {
+            cmd.arg(retain).arg(json).arg(&fresh);
+        })
         .await?;
     let parsed = match &reply {
         Value::Array(parts) if parts.len() == 2 => text(&parts[0])
@@ -123,7 +185,7 @@ pub(crate) async fn add(
 
 /// Where a reader starts: the last id the stream gave out, with the epoch of its last entry;
 /// `0-0` when there is no stream.
-pub(crate) async fn last_id(conn: &mut MultiplexedConnection, key: &str) -> RedisResult<StreamId> {
+pub(crate) async fn last_id<C: ConnectionLike>(conn: &mut C, key: &str) -> RedisResult<StreamId> {
     let reply: Value = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(key)
@@ -141,8 +203,8 @@ pub(crate) async fn last_id(conn: &mut MultiplexedConnection, key: &str) -> Redi
 /// `XREAD COUNT 1 BLOCK ms STREAMS key from`: waits until the stream has an entry after `from`,
 /// or `block` passes. Only a wake-up: the entries are then read with [`read`], which can tell
 /// whether any were trimmed first.
-pub(crate) async fn wait(
-    conn: &mut MultiplexedConnection,
+pub(crate) async fn wait<C: ConnectionLike>(
+    conn: &mut C,
     key: &str,
     from: StreamId,
     block: Duration,
@@ -163,8 +225,8 @@ pub(crate) async fn wait(
 
 /// Reads up to `count` entries after `from` and up to `to` (to the end with `None`), and judges
 /// whether events between `from` and them were lost. See the module doc.
-pub(crate) async fn read(
-    conn: &mut MultiplexedConnection,
+pub(crate) async fn read<C: ConnectionLike>(
+    conn: &mut C,
     key: &str,
     from: StreamId,
     to: Option<StreamId>,
@@ -177,30 +239,16 @@ pub(crate) async fn read(
         None => "+".to_string(),
     };
     let asked = count.saturating_add(1);
-    let mut pipe = redis::pipe();
-    pipe.atomic().ignore_errors();
-    pipe.cmd("XRANGE")
-        .arg(key)
-        .arg(from.redis())
-        .arg(end)
-        .arg("COUNT")
-        .arg(asked);
-    pipe.cmd("XINFO").arg("STREAM").arg(key);
-    let reply: Value = pipe.query_async(conn).await?;
+    let reply = READ_SCRIPT
+        .run(conn, key, |cmd| {
+            cmd.arg(from.redis()).arg(&end).arg(asked);
+        })
+        .await?;
     let (range, info) = match &reply {
         Value::Array(parts) if parts.len() == 2 => (&parts[0], &parts[1]),
-        other => return Err(unexpected("MULTI/EXEC", other)),
+        other => return Err(unexpected("the read script", other)),
     };
-    let info = match info {
-        Value::ServerError(err) => {
-            let err = RedisError::from(err.clone());
-            if !no_such_key(&err) {
-                return Err(err);
-            }
-            None
-        }
-        other => parse_info(other)?,
-    };
+    let info = parse_info(info)?;
     let raw = match range {
         Value::ServerError(err) => return Err(RedisError::from(err.clone())),
         Value::Array(raw) => raw,

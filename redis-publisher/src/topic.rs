@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use outer_core::publisher::{GapKind, Published};
-use redis::aio::MultiplexedConnection;
 use serde::de::DeserializeOwned;
 
+use crate::backend::ReaderConnection;
 use crate::id::StreamId;
 use crate::stream::{self, Page};
 use crate::Inner;
@@ -309,18 +309,20 @@ where
     T: DeserializeOwned + Send + Sync + 'static,
 {
     let config = &inner.config;
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<ReaderConnection> = None;
     let mut backoff = config.backoff.0;
     loop {
         let result = async {
             let conn = match &mut conn {
                 Some(conn) => conn,
-                None => conn.insert(reader_connection(&inner, &topic.name).await?),
+                None => conn.insert(reader_connection(&inner, &topic.name, &topic.key).await?),
             };
             let from = topic.position();
-            let page = stream::read(conn, &topic.key, from, None, config.page).await?;
+            conn.ask().await?;
+            let page = stream::read(&mut conn.conn, &topic.key, from, None, config.page).await?;
             if page.entries.is_empty() && page.gap.is_none() {
-                stream::wait(conn, &topic.key, from, config.block).await?;
+                conn.ask().await?;
+                stream::wait(&mut conn.conn, &topic.key, from, config.block).await?;
             } else {
                 let (items, position) = Item::from_page(from, page, true);
                 topic.deliver(&items, position);
@@ -341,15 +343,18 @@ where
     }
 }
 
-/// The reader's own connection (a blocking read would hold up anything else sent on it),
-/// named after the topic so that `CLIENT LIST` shows one per topic and instance.
+/// The reader's own connection (a blocking read would hold up anything else sent on it), to
+/// the server or to the master of the topic's slot, named after the topic so that `CLIENT
+/// LIST` shows one per topic and instance.
 async fn reader_connection<T>(
     inner: &Inner<T>,
     topic: &str,
-) -> redis::RedisResult<MultiplexedConnection> {
+    key: &str,
+) -> redis::RedisResult<ReaderConnection> {
     // Allow for the blocking read on top of the usual reply time.
     let timeout = inner.config.block + inner.config.response_timeout;
-    let mut conn = stream::connect(&inner.client, timeout).await?;
+    let mut reader = inner.backend.reader_connection(key, timeout).await?;
+    stream::prepare_reader(&mut reader.conn).await?;
     let name: String = format!("outer-reader:{topic}")
         .chars()
         .map(|c| if c.is_ascii_graphic() { c } else { '_' })
@@ -358,7 +363,7 @@ async fn reader_connection<T>(
     let named: redis::RedisResult<redis::Value> = redis::cmd("CLIENT")
         .arg("SETNAME")
         .arg(name)
-        .query_async(&mut conn)
+        .query_async(&mut reader.conn)
         .await;
     match named {
         // The name is only for people reading `CLIENT LIST`: a server that refuses it (an ACL
@@ -369,5 +374,5 @@ async fn reader_connection<T>(
         Err(err) => return Err(err),
         Ok(_) => {}
     }
-    Ok(conn)
+    Ok(reader)
 }

@@ -39,7 +39,8 @@ shuts it down gracefully.
   --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
   --runtime NAME       tokio (default) or smol
   --test-hooks         add /__test/streams and /__test/drop, for failure tests; never in production
-  --redis URL          keep posts in this Redis (redis://HOST:PORT) instead of in memory
+  --redis URL          keep posts in this Redis (redis://HOST:PORT, or a cluster:
+                       redis+cluster://HOST:PORT,HOST:PORT) instead of in memory
   --emit-typescript DIR
                        write DIR/orpc.ts (the oRPC contract) and DIR/trpc.ts (tRPC's AppRouter
                        type) for TypeScript clients, and exit; needs the typescript feature

@@ -5,6 +5,9 @@
 //! Needs Debian's `redis-server` (`apt-get install redis-server`) on the `PATH`; without it,
 //! [`RedisServer::start`] fails with an error that says so.
 
+mod cluster;
+pub use cluster::RedisCluster;
+
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
