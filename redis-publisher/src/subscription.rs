@@ -44,8 +44,9 @@ type Fetch = Pin<Box<dyn Future<Output = redis::RedisResult<Page>> + Send>>;
 /// # async fn run() -> Result<(), outer_redis::Error> {
 /// let runtime = Runtime::new(|task| { tokio::spawn(task); }, outer_tokio::TokioTimer);
 /// let publisher = RedisPublisher::<String>::builder("redis://127.0.0.1:6379").build(runtime)?;
+/// let last = StreamId::parse("1700000000000-0@3fa9c2d1")?; // a client's Last-Event-ID
 /// let mut sub = publisher
-///     .subscribe("chat", SubscribeOptions::new().resume_after(StreamId::new(1700000000000, 0)))
+///     .subscribe("chat", SubscribeOptions::new().resume_after(last))
 ///     .await?;
 /// while let Some(event) = sub.next().await {
 ///     match event {
