@@ -15,12 +15,15 @@
 //! Run: `cargo bench -p outer-redis --bench deliveries`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use outer_core::publisher::{MemoryPublisher, Publisher, SubscribeOptions};
 use outer_redis::testing::RedisServer;
-use outer_redis::{RedisPublisher, Runtime};
+use outer_redis::RedisPublisher;
 
 /// (subscribers, events per run).
 const SIZES: [(usize, usize); 3] = [(1, 5_000), (10, 2_000), (100, 500)];
@@ -90,22 +93,11 @@ fn median(mut times: Vec<Duration>) -> Duration {
 fn main() {
     // `cargo test --benches` runs benches with `--bench` absent: do one tiny pass only.
     let quick = !std::env::args().any(|arg| arg == "--bench");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, runtime) = support::tokio_runtime(2);
     let redis = RedisServer::start().expect("start redis-server");
     redis
         .query::<()>(redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("no"))
         .unwrap();
-    let handle = rt.handle().clone();
-    let runtime = Runtime::new(
-        move |task| {
-            handle.spawn(task);
-        },
-        outer_tokio::TokioTimer,
-    );
     println!(
         "{:<10} {:<12} {:>12} {:>16} {:>16} {:>7}",
         "mode", "N x E", "publisher", "median", "deliveries/s", "ratio"

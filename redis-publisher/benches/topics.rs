@@ -14,12 +14,15 @@
 //! Run: `cargo bench -p outer-redis --bench topics`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use outer_core::publisher::SubscribeOptions;
 use outer_redis::testing::{RedisCluster, RedisServer};
-use outer_redis::{RedisPublisher, Runtime};
+use outer_redis::RedisPublisher;
 
 const TOPICS: [usize; 3] = [1, 10, 100];
 const SUBSCRIBERS_PER_TOPIC: usize = 10;
@@ -80,18 +83,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 fn main() {
     // `cargo test --benches` runs benches with `--bench` absent: do one tiny pass only.
     let quick = !std::env::args().any(|arg| arg == "--bench");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = rt.handle().clone();
-    let runtime = Runtime::new(
-        move |task| {
-            handle.spawn(task);
-        },
-        outer_tokio::TokioTimer,
-    );
+    let (rt, runtime) = support::tokio_runtime(2);
     let no_aof = ["--appendonly", "no"];
     let single = RedisServer::start().expect("start redis-server");
     single

@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,44 +17,13 @@ use futures::StreamExt;
 use outer_core::publisher::{GapKind, GapPolicy, SubscribeOptions};
 use outer_core::rt::Timer;
 use outer_redis::testing::RedisCluster;
-use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
-
-const DEADLINE: Duration = Duration::from_secs(60);
+use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId};
 
 /// One cluster at a time: six processes each, and failovers that wait on timeouts.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-trait Rt {
-    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F);
-}
-
-struct OnTokio;
-struct OnSmol;
-
-impl Rt for OnTokio {
-    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt.handle().clone();
-        let runtime = Runtime::new(
-            move |task| {
-                handle.spawn(task);
-            },
-            outer_tokio::TokioTimer,
-        );
-        rt.block_on(test(runtime));
-    }
-}
-
-impl Rt for OnSmol {
-    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
-        let runtime = Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer);
-        smol::block_on(test(runtime));
-    }
-}
+mod support;
+use support::{take, until, within, OnSmol, OnTokio, Rt, DEADLINE};
 
 /// A cluster whose other shards keep serving while one is down.
 fn cluster() -> RedisCluster {
@@ -85,25 +53,6 @@ fn topic_per_master(
         }
     }
     unreachable!()
-}
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    let sleep = outer_smol::SmolTimer.sleep(DEADLINE);
-    match futures::future::select(std::pin::pin!(future), sleep).await {
-        futures::future::Either::Left((out, _)) => out,
-        futures::future::Either::Right(_) => panic!("still waiting for {what}"),
-    }
-}
-
-async fn take(sub: &mut Subscription<u32>, n: usize) -> Vec<(StreamId, u32)> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        match within("an event", sub.next()).await {
-            Some(Ok(event)) => got.push((*event.id(), *event)),
-            other => panic!("expected event {} of {n}, got {other:?}", got.len() + 1),
-        }
-    }
-    got
 }
 
 /// Publishes, retrying while the topic's shard is failing over (as a client retries a 503).
@@ -152,20 +101,26 @@ fn readers_on(cluster: &RedisCluster, port: u16) -> Vec<String> {
     names
 }
 
-/// Waits until every write so far on the node on `port` reached its replica.
-fn replicated(cluster: &RedisCluster, port: u16) {
-    let acked: i64 = cluster
-        .query(port, redis::cmd("WAIT").arg(1).arg(10_000))
+/// Waits until every write so far to `key`'s shard, whose master is on `port`, reached the
+/// replica. `WAIT` waits only for the writes of the connection it is sent on, so it follows a
+/// write of this connection's own to the same slot (the `{key}` hash tag): replication keeps
+/// order, so once the replica has that write it has every earlier one.
+fn replicated(port: u16, key: &str) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    let (acked,): (i64,) = redis::pipe()
+        .cmd("SET")
+        .arg(format!("{{{key}}}:synced"))
+        .arg(1)
+        .ignore()
+        .cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut conn)
         .unwrap();
     assert_eq!(acked, 1, "the replica of port {port} did not acknowledge");
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
-        outer_smol::SmolTimer.sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn a_single_server_url_to_a_cluster_node_says_to_use_a_cluster_url<R: Rt>() {
@@ -239,7 +194,7 @@ fn a_failover_loses_nothing_that_reached_the_replica<R: Rt>() {
         let before = publish_all(&publisher, topic, 0..10).await;
         assert_eq!(take(&mut live, 4).await.last().unwrap().0, before[3]);
         let mut resumed = publisher.subscribe(topic, resume(before[1])).await.unwrap();
-        replicated(&cluster, master);
+        replicated(master, &publisher.key(topic));
 
         let promoted = cluster.kill_master_for_key(&publisher.key(topic)).unwrap();
         assert_ne!(promoted, master);

@@ -8,7 +8,6 @@
 //! No timing assertions: deadlines only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,44 +17,10 @@ use outer_core::publisher::{backfilled, GapKind, GapPolicy, Publisher, Subscribe
 use outer_core::rt::Timer;
 use outer_core::{procedure, EventId, Router, RpcError};
 use outer_redis::testing::RedisServer;
-use outer_redis::{Epoch, Error, RecvError, RedisPublisher, Runtime, StreamId, Subscription};
+use outer_redis::{Epoch, Error, RecvError, RedisPublisher, Runtime, StreamId};
 
-/// How long any one wait may take before the test fails as hung.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A runtime the tests run on.
-trait Rt {
-    /// Runs `test` to completion with a publisher runtime (spawner and timer) on this runtime.
-    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F);
-}
-
-struct OnTokio;
-struct OnSmol;
-
-impl Rt for OnTokio {
-    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt.handle().clone();
-        let runtime = Runtime::new(
-            move |task| {
-                handle.spawn(task);
-            },
-            outer_tokio::TokioTimer,
-        );
-        rt.block_on(test(runtime));
-    }
-}
-
-impl Rt for OnSmol {
-    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
-        let runtime = Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer);
-        smol::block_on(test(runtime));
-    }
-}
+mod support;
+use support::{take, until, within, OnSmol, OnTokio, Rt, DEADLINE};
 
 fn redis() -> RedisServer {
     RedisServer::start().expect("start redis-server")
@@ -66,36 +31,6 @@ fn publisher(redis: &RedisServer, runtime: Runtime) -> RedisPublisher<u32> {
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .build(runtime)
         .unwrap()
-}
-
-/// `future`, or a failure naming `what` after [`DEADLINE`].
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    let sleep = outer_smol::SmolTimer.sleep(DEADLINE);
-    match futures::future::select(std::pin::pin!(future), sleep).await {
-        futures::future::Either::Left((out, _)) => out,
-        futures::future::Either::Right(_) => panic!("still waiting for {what}"),
-    }
-}
-
-/// Polls `done` until it holds, failing after [`DEADLINE`].
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
-        outer_smol::SmolTimer.sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The next `n` events, failing on anything else.
-async fn take(sub: &mut Subscription<u32>, n: usize) -> Vec<(StreamId, u32)> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        match within("an event", sub.next()).await {
-            Some(Ok(event)) => got.push((*event.id(), *event)),
-            other => panic!("expected event {} of {n}, got {other:?}", got.len() + 1),
-        }
-    }
-    got
 }
 
 async fn publish_all(

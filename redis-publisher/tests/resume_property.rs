@@ -24,6 +24,8 @@ use outer_redis::{RedisPublisher, Runtime};
 use outer_smol::testing::Smol;
 use outer_tokio::testing::Tokio;
 
+mod support;
+
 /// Cases per runtime unless `OUTER_LOOPBACK_CASES` says otherwise. About one case in seven
 /// meets a gap and one in five resumes in full (measured over 500 cases on each runtime), so at
 /// 150 a run without both is a one-in-a-billion chance; far fewer cases can fail the
@@ -71,18 +73,7 @@ fn resume_property<A: Adapter>(redis: &RedisServer, runtime: Runtime) -> ResumeT
 fn resume_over_loopback_on_redis_is_exact_or_an_explicit_gap_on_tokio() {
     let redis = RedisServer::start().expect("start redis-server");
     // The publishers' readers run here; each case's server runs on a runtime of its own.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = rt.handle().clone();
-    let runtime = Runtime::new(
-        move |task| {
-            handle.spawn(task);
-        },
-        outer_tokio::TokioTimer,
-    );
+    let (_rt, runtime) = support::tokio_runtime(1);
     let tally = resume_property::<Tokio>(&redis, runtime);
     eprintln!("tokio: {tally:?}");
 }
@@ -90,7 +81,6 @@ fn resume_over_loopback_on_redis_is_exact_or_an_explicit_gap_on_tokio() {
 #[test]
 fn resume_over_loopback_on_redis_is_exact_or_an_explicit_gap_on_smol() {
     let redis = RedisServer::start().expect("start redis-server");
-    let runtime = Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer);
-    let tally = resume_property::<Smol>(&redis, runtime);
+    let tally = resume_property::<Smol>(&redis, support::smol_runtime());
     eprintln!("smol: {tally:?}");
 }

@@ -1,0 +1,89 @@
+//! What the Redis tests and benches share: running a test on tokio or on smol with a publisher
+//! runtime for it, and the waits that turn a hang into a failure.
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use outer_core::rt::Timer;
+use outer_redis::{Runtime, StreamId, Subscription};
+
+/// How long any one wait may take before the test fails as hung.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A runtime the tests run on.
+pub trait Rt {
+    /// Runs `test` to completion with a publisher runtime (spawner and timer) on this runtime.
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F);
+}
+
+pub struct OnTokio;
+pub struct OnSmol;
+
+impl Rt for OnTokio {
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
+        let (rt, runtime) = tokio_runtime(2);
+        rt.block_on(test(runtime));
+    }
+}
+
+impl Rt for OnSmol {
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
+        smol::block_on(test(smol_runtime()));
+    }
+}
+
+/// A multi-threaded tokio runtime with `workers` threads, and a publisher runtime that spawns
+/// on it.
+pub fn tokio_runtime(workers: usize) -> (tokio::runtime::Runtime, Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let runtime = Runtime::new(
+        move |task| {
+            handle.spawn(task);
+        },
+        outer_tokio::TokioTimer,
+    );
+    (rt, runtime)
+}
+
+/// A publisher runtime on smol's global executor.
+pub fn smol_runtime() -> Runtime {
+    Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer)
+}
+
+/// `future`, or a failure naming `what` after [`DEADLINE`].
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    let sleep = outer_smol::SmolTimer.sleep(DEADLINE);
+    match futures::future::select(std::pin::pin!(future), sleep).await {
+        futures::future::Either::Left((out, _)) => out,
+        futures::future::Either::Right(_) => panic!("still waiting for {what}"),
+    }
+}
+
+/// Polls `done` until it holds, failing after [`DEADLINE`].
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
+        outer_smol::SmolTimer.sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next `n` events, failing on anything else.
+pub async fn take(sub: &mut Subscription<u32>, n: usize) -> Vec<(StreamId, u32)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match within("an event", sub.next()).await {
+            Some(Ok(event)) => got.push((*event.id(), *event)),
+            other => panic!("expected event {} of {n}, got {other:?}", got.len() + 1),
+        }
+    }
+    got
+}
