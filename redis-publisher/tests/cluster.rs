@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use outer_core::publisher::{GapKind, GapPolicy, SubscribeOptions};
-use outer_core::rt::Timer;
 use outer_redis::testing::RedisCluster;
 use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId};
 
@@ -23,7 +22,7 @@ use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 mod support;
-use support::{take, until, within, OnSmol, OnTokio, Rt, DEADLINE};
+use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt};
 
 /// A cluster whose other shards keep serving while one is down.
 fn cluster() -> RedisCluster {
@@ -55,21 +54,6 @@ fn topic_per_master(
     unreachable!()
 }
 
-/// Publishes, retrying while the topic's shard is failing over (as a client retries a 503).
-async fn publish(publisher: &RedisPublisher<u32>, topic: &str, value: u32) -> StreamId {
-    let start = Instant::now();
-    loop {
-        match publisher.publish(topic, value).await {
-            Ok(id) => return id,
-            Err(Error::Unavailable(why)) => {
-                assert!(start.elapsed() < DEADLINE, "the shard stayed away: {why}");
-                outer_smol::SmolTimer.sleep(Duration::from_millis(50)).await;
-            }
-            Err(other) => panic!("{other}"),
-        }
-    }
-}
-
 async fn publish_all(
     publisher: &RedisPublisher<u32>,
     topic: &str,
@@ -77,7 +61,7 @@ async fn publish_all(
 ) -> Vec<StreamId> {
     let mut ids = Vec::new();
     for value in values {
-        ids.push(publish(publisher, topic, value).await);
+        ids.push(publish_retrying(publisher, topic, value).await);
     }
     ids
 }
@@ -99,28 +83,6 @@ fn readers_on(cluster: &RedisCluster, port: u16) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Waits until every write so far to `key`'s shard, whose master is on `port`, reached the
-/// replica. `WAIT` waits only for the writes of the connection it is sent on, so it follows a
-/// write of this connection's own to the same slot (the `{key}` hash tag): replication keeps
-/// order, so once the replica has that write it has every earlier one.
-fn replicated(port: u16, key: &str) {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-    let mut conn = client
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .unwrap();
-    let (acked,): (i64,) = redis::pipe()
-        .cmd("SET")
-        .arg(format!("{{{key}}}:synced"))
-        .arg(1)
-        .ignore()
-        .cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(acked, 1, "the replica of port {port} did not acknowledge");
 }
 
 fn a_single_server_url_to_a_cluster_node_says_to_use_a_cluster_url<R: Rt>() {
@@ -194,7 +156,7 @@ fn a_failover_loses_nothing_that_reached_the_replica<R: Rt>() {
         let before = publish_all(&publisher, topic, 0..10).await;
         assert_eq!(take(&mut live, 4).await.last().unwrap().0, before[3]);
         let mut resumed = publisher.subscribe(topic, resume(before[1])).await.unwrap();
-        replicated(master, &publisher.key(topic));
+        cluster.wait_replicated(&publisher.key(topic)).unwrap();
 
         let promoted = cluster.kill_master_for_key(&publisher.key(topic)).unwrap();
         assert_ne!(promoted, master);
@@ -246,7 +208,7 @@ fn a_shard_lost_with_its_data_is_an_unknown_gap_there_and_nowhere_else<R: Rt>() 
             .unwrap();
         cluster.restart_node_empty(master).unwrap();
         cluster.restart_node_empty(replica).unwrap();
-        let new = publish(&publisher, lost, 3).await;
+        let new = publish_retrying(&publisher, lost, 3).await;
         assert_ne!(
             new.epoch(),
             lost_ids[0].epoch(),
@@ -370,17 +332,6 @@ fn a_topic_whose_slot_moves_to_another_shard_goes_on_without_a_gap<R: Rt>() {
         .await;
         assert!(readers_on(&cluster, source).is_empty());
     });
-}
-
-macro_rules! on_both_runtimes {
-    ($($test:ident),* $(,)?) => {
-        mod on_tokio {
-            $(#[test] fn $test() { super::$test::<super::OnTokio>() })*
-        }
-        mod on_smol {
-            $(#[test] fn $test() { super::$test::<super::OnSmol>() })*
-        }
-    };
 }
 
 on_both_runtimes!(

@@ -20,7 +20,7 @@ use outer_redis::testing::RedisServer;
 use outer_redis::{Epoch, Error, RecvError, RedisPublisher, Runtime, StreamId};
 
 mod support;
-use support::{take, until, within, OnSmol, OnTokio, Rt, DEADLINE};
+use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt};
 
 fn redis() -> RedisServer {
     RedisServer::start().expect("start redis-server")
@@ -43,21 +43,6 @@ async fn publish_all(
         ids.push(publisher.publish(topic, value).await.unwrap());
     }
     ids
-}
-
-/// Publishes, retrying while Redis is away (as a client retries a 503).
-async fn publish_retrying(publisher: &RedisPublisher<u32>, topic: &str, value: u32) -> StreamId {
-    let start = Instant::now();
-    loop {
-        match publisher.publish(topic, value).await {
-            Ok(id) => return id,
-            Err(Error::Unavailable(why)) => {
-                assert!(start.elapsed() < DEADLINE, "Redis stayed away: {why}");
-                outer_smol::SmolTimer.sleep(Duration::from_millis(20)).await;
-            }
-            Err(other) => panic!("{other}"),
-        }
-    }
 }
 
 /// The entries `key` holds, as `XRANGE key - +` returns them: each id with its epoch field,
@@ -844,17 +829,6 @@ fn a_redis_that_stays_away_fails_the_call_after_the_reconnect_wait<R: Rt>() {
         );
         assert!(waited < Duration::from_secs(3), "waited {waited:?}");
     });
-}
-
-macro_rules! on_both_runtimes {
-    ($($test:ident),* $(,)?) => {
-        mod on_tokio {
-            $(#[test] fn $test() { super::$test::<super::OnTokio>() })*
-        }
-        mod on_smol {
-            $(#[test] fn $test() { super::$test::<super::OnSmol>() })*
-        }
-    };
 }
 
 on_both_runtimes!(

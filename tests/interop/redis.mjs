@@ -1,13 +1,18 @@
 // Interop check of the Redis chat's resume guarantees (`chat --redis`), as the real clients see
 // them: @orpc/client (RPCLink) and @trpc/client (httpSubscriptionLink, the resume id as tRPC
-// tracks it, in `input.lastEventId`) against two chat instances sharing one Redis.
+// tracks it, in `input.lastEventId`) against two chat instances sharing one Redis, or one Redis
+// Cluster (`--cluster`: the instances run with `--redis redis+cluster://...`).
 //
-// Usage: node redis.mjs <case> <instance A> <instance B>
+// Usage: node redis.mjs <case> <instance A> <instance B> [--cluster]
 //   e.g. node redis.mjs resume http://127.0.0.1:3001 http://127.0.0.1:3002
-// Cases: resume, lost-history, made-up-id, redis-restart (see README.md). Where a case needs
-// Redis restarted it prints `need redis restart` (kill it, start it again with its data) or
-// `need redis restart-empty` (start it again without its data) and waits for a line `done` on
-// stdin: the Rust test answers it, a person can too. Exits non-zero on the first failed check.
+// Cases (see README.md): on one Redis resume, lost-history, made-up-id, redis-restart; on a
+// cluster resume, failover, lost-history. Where a case needs something done to Redis it prints
+// `need redis <action> (<how>)` and waits for a line `done` on stdin: the Rust test does it, a
+// person can too. Actions: on one Redis `restart` (kill it, start it again with its data) and
+// `restart-empty` (start it again without its data); on a cluster `failover` (WAIT 1 on the
+// master of the posts' stream, kill that master, wait for its replica to take over) and
+// `lose-shard` (kill the master and the replica of the posts' stream, start both again without
+// their data). Exits non-zero on the first failed check.
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
 import { createORPCClient, getEventMeta, ORPCError } from '@orpc/client'
@@ -17,16 +22,20 @@ import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, TRPCC
 import { EventSource as BaseEventSource } from 'eventsource'
 import { check, fail, sleep, step, withTimeout } from './lib.mjs'
 
-const CASES = ['resume', 'lost-history', 'made-up-id', 'redis-restart']
-const [name, A, B] = process.argv.slice(2)
+const argv = process.argv.slice(2)
+const onCluster = argv.includes('--cluster')
+const CASES = onCluster ? ['resume', 'failover', 'lost-history'] : ['resume', 'lost-history', 'made-up-id', 'redis-restart']
+const [name, A, B] = argv.filter((arg) => arg !== '--cluster')
 if (!CASES.includes(name) || !A || !B) {
-  fail(`usage: node redis.mjs <${CASES.join('|')}> <instance A> <instance B>  (e.g. http://127.0.0.1:3000)`)
+  fail(
+    `usage: node redis.mjs <${CASES.join('|')}> <instance A> <instance B>${onCluster ? ' --cluster' : ' [--cluster]'}  (e.g. http://127.0.0.1:3000)`,
+  )
 }
 // Generous: Redis reconnects and a busy machine take a while. Deadlines, never expectations.
 const WAIT_MS = 30000
 const RECONNECT_MS = 3000 // the `eventsource` package's default reconnect delay
 
-// ---- Redis, restarted by whoever runs the script -------------------------------------------
+// ---- Redis, restarted (or failed over) by whoever runs the script ---------------------------
 
 const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 async function redis(action, hint) {
@@ -298,14 +307,19 @@ async function resume() {
   })
 }
 
-// b. Redis restarted without its data, then one new post: an id from before meets the unknown
-// gap on either instance; neither client gets the new post in its place, nor reconnects.
+// b. Redis restarted without its data (on a cluster: the shard of the posts' stream, master and
+// replica), then one new post: an id from before meets the unknown gap on either instance;
+// neither client gets the new post in its place, nor reconnects.
 async function lostHistory() {
   const old = []
   await step('lost history: 3 posts created on A before Redis loses its data', async () => {
     for (let n = 1; n <= 3; n++) old.push(await (n % 2 ? oa : ta).create(`old ${n}`))
   })
-  await redis('restart-empty', 'kill redis-server and start it again on the same port without its data')
+  if (onCluster) {
+    await redis('lose-shard', "kill the master and the replica of the posts' stream, start both again without their data")
+  } else {
+    await redis('restart-empty', 'kill redis-server and start it again on the same port without its data')
+  }
   let fresh
   await step('lost history: one new post after the restart, in a new history (another epoch)', async () => {
     // Set-up, not the check: retried while an instance still answers 503 for the Redis it lost.
@@ -470,6 +484,84 @@ async function redisRestart() {
   })
 }
 
-await { resume, 'lost-history': lostHistory, 'made-up-id': madeUpId, 'redis-restart': redisRestart }[name]()
+// e. (cluster) The master holding the posts' stream killed once the posts reached its replica,
+// which takes over: live subscribers on A (oRPC) and B (tRPC), connected throughout, get every
+// post once, in order, and no 412; clients resuming from ids made before the failover get
+// exactly the rest. Each check ends on a post made last (a sentinel): a repeat or a lost post
+// shows in the list it closes.
+async function failover() {
+  const posts = []
+  let readA, sB
+  const ac = new AbortController()
+  await step('failover: live subscribers on A (oRPC) and B (tRPC) get 4 posts made on both instances', async () => {
+    // Resuming from a first post, as in redis-restart: nothing here waits for the servers to
+    // have subscribed.
+    const start = await oa.create('failover start')
+    readA = collect(await oa.client.post.live(undefined, { lastEventId: start.id, signal: ac.signal }))
+    sB = tb.live(start.id)
+    for (const c of [oa, tb, ob, ta]) posts.push(await c.create(`before the failover (${c.name})`))
+    await readA.waitFor((r) => r.values.length >= posts.length, 'the posts before (oRPC)')
+    await sB.waitFor((s) => s.data.length >= posts.length || s.errors.length, 'the posts before (tRPC)')
+    assert.deepEqual(sB.errors, [])
+  })
+  await redis('failover', "WAIT 1 on the master of the posts' stream, kill that master, wait for its replica to take over")
+
+  // Observed on tokio and smol: the first post.create each instance gets after the failover is
+  // one request and succeeds (the chat's cluster connection finds the promoted replica itself),
+  // never a 503; so this is checked as after a Redis restart, with no retry.
+  await step('failover: the first post.create on each instance afterwards (oRPC on A, then tRPC on B) is one request and succeeds; ids grow in the same history', async () => {
+    for (const c of [oa, tb]) {
+      const sent = c.creates().length
+      const post = await c.create(`after the failover (${c.name})`).catch((err) => {
+        throw new Error(`${c.name}: the first post.create after the failover failed: ${err?.message}, status ${err?.status ?? err?.data?.httpStatus}`)
+      })
+      assert.equal(c.creates().length - sent, 1, `${c.name}: one request`)
+      posts.push(post)
+    }
+    for (const c of [ob, ta]) posts.push(await c.create(`after the failover (${c.name})`))
+    const parsed = posts.map((p) => parseId(p.id))
+    parsed.reduce((x, y) => (assert.ok(before(x, y), 'ids grow'), y))
+    assert.ok(parsed.every((p) => p.epoch === parsed[0].epoch), 'the replica kept the history: one epoch')
+  })
+
+  await step('failover: oRPC on B resuming from post 2 and tRPC on A from post 3 (made before the failover) get exactly the rest, in order, then a new post', async () => {
+    const resumed = new AbortController()
+    const readB = collect(await ob.client.post.live(undefined, { lastEventId: posts[1].id, signal: resumed.signal }))
+    const sA = ta.live(posts[2].id)
+    const sentinel = await ob.create('failover resume sentinel')
+    posts.push(sentinel)
+    await readB.waitFor((r) => r.values.some((v) => v.id === sentinel.id), 'the sentinel (oRPC)')
+    await sA.waitFor((s) => s.data.some((d) => d.id === sentinel.id) || s.errors.length, 'the sentinel (tRPC)')
+    resumed.abort()
+    sA.sub.unsubscribe()
+    assert.deepEqual(readB.values.map((v) => v.value), posts.slice(2))
+    assert.deepEqual(readB.values.map((v) => v.id), ids(posts.slice(2)), 'each event id is its post id')
+    assert.equal(ob.lives().length, 1, 'one oRPC request')
+    assert.equal(ob.lives()[0].lastEventId, posts[1].id)
+    assert.deepEqual(sA.errors, [])
+    assert.deepEqual(sA.data, tracked(posts.slice(3)))
+    assert.equal(sA.started, 1)
+    assert.equal(ta.lives().length, 1, 'one EventSource request')
+    assert.equal(ta.lives()[0].input?.lastEventId, posts[2].id)
+  })
+
+  await step('failover: the live subscribers, connected throughout, got every post once, in order, no 412, over the one connection each', async () => {
+    const sentinel = await tb.create('failover sentinel')
+    posts.push(sentinel)
+    await readA.waitFor((r) => r.values.some((v) => v.id === sentinel.id), 'the sentinel (oRPC)')
+    await sB.waitFor((s) => s.data.some((d) => d.id === sentinel.id) || s.errors.length, 'the sentinel (tRPC)')
+    ac.abort()
+    sB.sub.unsubscribe()
+    assert.deepEqual(readA.values.map((v) => v.value), posts)
+    assert.deepEqual(readA.values.map((v) => v.id), ids(posts))
+    assert.equal(oa.lives().length, 1, 'the oRPC subscriber reconnected')
+    assert.deepEqual(sB.errors, [])
+    assert.deepEqual(sB.data, tracked(posts))
+    assert.equal(sB.started, 1, 'the tRPC subscriber restarted')
+    assert.equal(tb.lives().length, 1, 'the tRPC subscriber reconnected')
+  })
+}
+
+await { resume, failover, 'lost-history': lostHistory, 'made-up-id': madeUpId, 'redis-restart': redisRestart }[name]()
 console.log(`redis ${name}: all checks passed`)
 process.exit(0)

@@ -30,7 +30,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,6 +188,34 @@ impl RedisCluster {
         Err(io::Error::other(format!(
             "no running master serves slot {slot} of key {key:?}"
         )))
+    }
+
+    /// Waits until every write so far to `key`'s shard reached its replica, so that a failover
+    /// then loses none of it. `WAIT` counts only the writes of the connection it is sent on, so
+    /// it follows a write of its own to the same slot (the `{key}` hash tag) on one connection:
+    /// replication keeps order, so once the replica has that write it has every earlier one.
+    pub fn wait_replicated(&self, key: &str) -> io::Result<()> {
+        let port = self.master_for_key(key)?;
+        let client = redis::Client::open(url(port)).map_err(io::Error::other)?;
+        let mut conn = client
+            .get_connection_with_timeout(COMMAND_TIMEOUT)
+            .map_err(io::Error::other)?;
+        let (acked,): (i64,) = redis::pipe()
+            .cmd("SET")
+            .arg(format!("{{{key}}}:replicated"))
+            .arg(1)
+            .ignore()
+            .cmd("WAIT")
+            .arg(1)
+            .arg(10_000)
+            .query(&mut conn)
+            .map_err(|err| io::Error::other(format!("redis-server on port {port}: {err}")))?;
+        if acked < 1 {
+            return Err(io::Error::other(format!(
+                "the replica of port {port} did not acknowledge within 10 s"
+            )));
+        }
+        Ok(())
     }
 
     /// Kills the master of `key`'s slot at once (SIGKILL), waits until its replica has taken
@@ -864,16 +892,5 @@ fn free_ports(count: usize) -> io::Result<Vec<u16>> {
 
 /// Whether a node answers `PING` on `port` (it does before it has joined a cluster).
 fn answers(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 7];
-    // While loading its data, Redis answers -LOADING: not ready yet.
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    super::ready(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
 }

@@ -176,7 +176,7 @@ impl RedisServer {
 }
 
 /// Whether Redis answers `PING` on `addr`.
-fn ready(addr: SocketAddr) -> bool {
+pub(crate) fn ready(addr: SocketAddr) -> bool {
     use std::io::{Read, Write};
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use outer_core::rt::Timer;
-use outer_redis::{Runtime, StreamId, Subscription};
+use outer_redis::{Error, RedisPublisher, Runtime, StreamId, Subscription};
 
 /// How long any one wait may take before the test fails as hung.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -86,4 +86,36 @@ pub async fn take(sub: &mut Subscription<u32>, n: usize) -> Vec<(StreamId, u32)>
         }
     }
     got
+}
+
+/// Publishes, retrying while Redis (or the topic's shard) is away, as a client retries a 503.
+pub async fn publish_retrying(
+    publisher: &RedisPublisher<u32>,
+    topic: &str,
+    value: u32,
+) -> StreamId {
+    let start = Instant::now();
+    loop {
+        match publisher.publish(topic, value).await {
+            Ok(id) => return id,
+            Err(Error::Unavailable(why)) => {
+                assert!(start.elapsed() < DEADLINE, "Redis stayed away: {why}");
+                outer_smol::SmolTimer.sleep(Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
+
+/// Runs each test on tokio and on smol: `mod on_tokio` and `mod on_smol` with a `#[test]` each.
+#[macro_export]
+macro_rules! on_both_runtimes {
+    ($($test:ident),* $(,)?) => {
+        mod on_tokio {
+            $(#[test] fn $test() { super::$test::<super::OnTokio>() })*
+        }
+        mod on_smol {
+            $(#[test] fn $test() { super::$test::<super::OnSmol>() })*
+        }
+    };
 }
