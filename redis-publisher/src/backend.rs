@@ -289,6 +289,16 @@ pub(crate) enum Connection {
     Cluster(ClusterConnection),
 }
 
+impl Connection {
+    /// How a read is made atomic on it (see `stream::Atomic`).
+    pub(crate) fn atomic(&self) -> crate::stream::Atomic {
+        match self {
+            Connection::Single(_) => crate::stream::Atomic::Transaction,
+            Connection::Cluster(_) => crate::stream::Atomic::Script,
+        }
+    }
+}
+
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -1,11 +1,9 @@
 //! A topic's stream in Redis: the few commands the publisher sends, what their replies mean, and
 //! when a read has lost events. No state and no fan-out here; `topic` and `subscription` do that.
 //!
-//! Every read is one script running `XRANGE key <from> <to> COUNT n` and `XINFO STREAM key`:
-//! the entries and the stream's bookkeeping from one instant, so judging whether events after
-//! `from` were trimmed cannot race a concurrent `XADD ... MAXLEN`. (A script rather than
-//! `MULTI`/`EXEC`: on a Redis Cluster, a redirect inside a transaction aborts it, while a
-//! script is one command that the cluster connection routes and redirects like any other.) The range starts *at* `from`, inclusive:
+//! Every read is `XRANGE key <from> <to> COUNT n` and `XINFO STREAM key` at one instant (see
+//! [`Atomic`]): the entries and the stream's bookkeeping together, so judging whether events
+//! after `from` were trimmed cannot race a concurrent `XADD ... MAXLEN`. The range starts *at* `from`, inclusive:
 //! if `from` itself is still there, nothing after it was trimmed (trimming eats from the front).
 //!
 //! Each entry also keeps its stream's epoch (see [`Epoch`]): a publish is a script that copies
@@ -48,6 +46,18 @@ return {id, epoch}
 ",
     )
 });
+
+/// How a read's two commands are made one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Atomic {
+    /// `MULTI`/`EXEC`: the cheaper (a script costs the server several times a plain command),
+    /// for a connection to the one node that serves the key.
+    Transaction,
+    /// One script: for the cluster connection, which follows a redirect for a command but not
+    /// inside a transaction (redis 1.8 returns the aborted `EXEC`), and for a reader that must
+    /// send `ASKING` before each command (a transaction would take it for `MULTI` alone).
+    Script,
+}
 
 /// Reads entries and the stream's bookkeeping at one instant. KEYS[1]: the stream; ARGV: the
 /// range's start and end, and the most entries. No `XINFO` reply (nil) when there is no stream.
@@ -227,6 +237,7 @@ pub(crate) async fn wait<C: ConnectionLike>(
 /// whether events between `from` and them were lost. See the module doc.
 pub(crate) async fn read<C: ConnectionLike>(
     conn: &mut C,
+    atomic: Atomic,
     key: &str,
     from: StreamId,
     to: Option<StreamId>,
@@ -239,11 +250,43 @@ pub(crate) async fn read<C: ConnectionLike>(
         None => "+".to_string(),
     };
     let asked = count.saturating_add(1);
-    let reply = READ_SCRIPT
-        .run(conn, key, |cmd| {
-            cmd.arg(from.redis()).arg(&end).arg(asked);
-        })
-        .await?;
+    let reply = match atomic {
+        Atomic::Script => {
+            READ_SCRIPT
+                .run(conn, key, |cmd| {
+                    cmd.arg(from.redis()).arg(&end).arg(asked);
+                })
+                .await?
+        }
+        Atomic::Transaction => {
+            let mut pipe = redis::pipe();
+            // Errors in place of replies: `XINFO` fails on a key that does not exist.
+            pipe.atomic().ignore_errors();
+            pipe.cmd("XRANGE")
+                .arg(key)
+                .arg(from.redis())
+                .arg(&end)
+                .arg("COUNT")
+                .arg(asked);
+            pipe.cmd("XINFO").arg("STREAM").arg(key);
+            match pipe.query_async::<Value>(conn).await? {
+                Value::Array(mut parts) if parts.len() == 2 => {
+                    if let Value::ServerError(err) = &parts[1] {
+                        let err = RedisError::from(err.clone());
+                        if !no_such_key(&err) {
+                            return Err(err);
+                        }
+                        parts[1] = Value::Nil;
+                    }
+                    if let Value::ServerError(err) = &parts[0] {
+                        return Err(RedisError::from(err.clone()));
+                    }
+                    Value::Array(parts)
+                }
+                other => return Err(unexpected("MULTI/EXEC", &other)),
+            }
+        }
+    };
     let (range, info) = match &reply {
         Value::Array(parts) if parts.len() == 2 => (&parts[0], &parts[1]),
         other => return Err(unexpected("the read script", other)),

@@ -269,7 +269,9 @@ impl CatchUp {
                             .command(|mut conn| {
                                 let key = &key;
                                 async move {
-                                    stream::read(&mut conn, key, from, Some(upto), count).await
+                                    let atomic = conn.atomic();
+                                    stream::read(&mut conn, atomic, key, from, Some(upto), count)
+                                        .await
                                 }
                             })
                             .await

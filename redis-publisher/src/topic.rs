@@ -319,7 +319,14 @@ where
             };
             let from = topic.position();
             conn.ask().await?;
-            let page = stream::read(&mut conn.conn, &topic.key, from, None, config.page).await?;
+            // A transaction unless the slot is moving here (see `stream::Atomic`).
+            let atomic = if conn.asking {
+                stream::Atomic::Script
+            } else {
+                stream::Atomic::Transaction
+            };
+            let page =
+                stream::read(&mut conn.conn, atomic, &topic.key, from, None, config.page).await?;
             if page.entries.is_empty() && page.gap.is_none() {
                 conn.ask().await?;
                 stream::wait(&mut conn.conn, &topic.key, from, config.block).await?;
