@@ -33,8 +33,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn unavailable(err: &redis::RedisError) -> Self {
-        if err.redirect_node().is_some() {
-            // A redirect reaches a caller only from a single-server connection to a cluster.
+        // A redirect reaches a caller only from a single-server connection to a cluster: alone,
+        // or inside a transaction it aborted.
+        let redirected = err.clone().into_server_errors().is_some_and(|errors| {
+            errors.iter().any(|(_, err)| {
+                matches!(
+                    err.kind(),
+                    Some(redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask)
+                )
+            })
+        });
+        if redirected {
             return Self::Unavailable(format!(
                 "{err}: this Redis is a node of a Redis Cluster; connect with a cluster URL, \
                  redis+cluster://host1:port1,host2:port2"

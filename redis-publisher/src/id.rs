@@ -9,15 +9,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use outer_core::event::{IntoEventId, MetaError};
 use outer_core::EventId;
 
-/// Which life of a topic's stream an event belongs to: a random tag the stream's first entry
-/// gets, which every later entry copies, stored with each entry and written after `@` in its
-/// [`StreamId`].
+/// Which life of a topic's stream an event belongs to: a random tag set when the stream gets
+/// its first entry, kept in a key beside it (`{<stream key>}:epoch`, one Redis Cluster slot
+/// with the stream), and written after `@` in every [`StreamId`] read from it.
 ///
-/// A stream that Redis lost (a restart without persistence, a deleted key, a failover to a
-/// replica that never got it) starts again with a new epoch, and so does one in another Redis
-/// deployment. An id that names an entry the stream holds but carries another epoch is from
-/// another history: resuming from it is a [`GapKind::Unknown`](outer_core::publisher::GapKind)
-/// gap, never a silent jump to whatever the new stream holds at that position.
+/// The stream and its epoch key are written in one step and lost together, so a stream that
+/// Redis lost (a restart without persistence, a failover to a replica that never got it, a
+/// flush) starts again with a new epoch, and so does the same topic in another Redis
+/// deployment. An id of another epoch is from another history: resuming from it is a
+/// [`GapKind::Unknown`](outer_core::publisher::GapKind) gap, never a silent jump to whatever
+/// the new stream holds at that position.
 ///
 /// ```
 /// use outer_redis::Epoch;
@@ -42,7 +43,7 @@ impl Epoch {
 
     /// A fresh epoch for a stream that starts a new history. Random, so that two histories of
     /// one topic (or two deployments) share an epoch with a chance of one in four billion; and
-    /// even then an id resumes only if the entry it names is held too.
+    /// even then an id resumes only if the stream holds the entry it names.
     pub(crate) fn fresh() -> Self {
         // std's hasher keys are random per process and per `RandomState`: enough randomness for
         // a tag that only tells histories apart, without a crate for it.
@@ -91,8 +92,8 @@ impl fmt::Debug for Epoch {
 /// text form is the SSE `id:` a client sends back as `Last-Event-ID`; [`StreamId::parse`]
 /// reads exactly that form (two decimal numbers without leading zeros, joined by `-`, then `@`
 /// and the epoch) and nothing else, so a foreign or mangled id is refused rather than read as
-/// some other position. Without `@epoch`, it is the id of an entry written before epochs
-/// (outer-redis 0.1): such an id resumes only from an entry written then, still held.
+/// some other position. Without `@epoch` (as outer-redis 0.1 wrote ids), an id is judged by
+/// its position alone: it resumes from an entry the stream still holds.
 ///
 /// Ids of one stream order by position; the epoch only breaks ties between histories.
 ///

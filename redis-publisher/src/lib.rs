@@ -27,7 +27,8 @@
 //!   rather than failing with `Unavailable` (503) on the first try.
 //! - **Redis Cluster.** With a `redis+cluster://host1:port1,host2:port2` URL, topics spread
 //!   over the cluster's shards by their keys' slots. Publishes and catch-ups go through one
-//!   cluster connection, which follows `MOVED` and `ASK`; each topic's reader connects to its
+//!   cluster connection, which follows `MOVED` and `ASK` (as scripts there: a redirect would
+//!   abort a transaction); each topic's reader connects to its
 //!   slot's master and finds it again after a failover or when the slot moves. Resume and gaps
 //!   are the same as on one server: a shard that failed over keeps what reached its replica,
 //!   and a shard that lost its data starts a new epoch, so resuming there is a gap.
@@ -318,7 +319,10 @@ where
         self.inner
             .command(|mut conn| {
                 let (key, json) = (&key, &json);
-                async move { stream::add(&mut conn, key, retain, json).await }
+                async move {
+                    let atomic = conn.atomic();
+                    stream::add(&mut conn, atomic, key, retain, json).await
+                }
             })
             .await
             .map_err(|err| Error::unavailable(&err))
@@ -463,7 +467,10 @@ where
             let start = self
                 .command(|mut conn| {
                     let key = &key;
-                    async move { stream::last_id(&mut conn, key).await }
+                    async move {
+                        let atomic = conn.atomic();
+                        stream::last_id(&mut conn, atomic, key).await
+                    }
                 })
                 .await
                 .map_err(|err| Error::unavailable(&err))?;

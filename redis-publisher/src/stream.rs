@@ -6,10 +6,12 @@
 //! after `from` were trimmed cannot race a concurrent `XADD ... MAXLEN`. The range starts *at* `from`, inclusive:
 //! if `from` itself is still there, nothing after it was trimmed (trimming eats from the front).
 //!
-//! Each entry also keeps its stream's epoch (see [`Epoch`]): a publish is a script that copies
-//! the epoch of the stream's last entry, or starts a new one when the stream holds none, then
-//! adds the entry, in one step. A resume point names an entry *and* its epoch, so one from a
-//! history Redis lost, or from another deployment, is told apart from this stream's.
+//! Each stream has an epoch (see [`Epoch`]) in a key beside it, `{<key>}:epoch` (the hash tag
+//! puts both keys in one slot of a Redis Cluster): a publish sets it if it is not there and
+//! adds the entry in one step, and a read returns it with the entries. Both keys live and die
+//! together (a restart without persistence, a failover, a flush lose both), so a stream Redis
+//! lost comes back with a new epoch, and a resume point from the lost history, or from another
+//! deployment, is told apart from this stream's.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -24,30 +26,23 @@ use crate::id::{Epoch, StreamId};
 /// unless they repeat, so this costs nothing after the first entry of a node.
 const FIELD: &str = "d";
 
-/// The field each entry keeps its stream's epoch in (8 hex digits).
-const EPOCH_FIELD: &str = "e";
-
-/// Adds an entry with the stream's epoch. KEYS[1]: the stream; ARGV: retention, JSON, and the
-/// epoch to start if the stream holds no entry with one (new, emptied, or written before
-/// epochs). A script, so that no other publish comes between reading the epoch and adding.
+/// Adds an entry and returns its id and the stream's epoch, setting the epoch first if the
+/// stream has none (new, lost, or written before epochs). KEYS: the stream, its epoch key;
+/// ARGV: retention, JSON, and the epoch to start.
 static ADD_SCRIPT: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local epoch = ARGV[3]
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if last then
-  local fields = last[2]
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == 'e' then epoch = fields[i + 1] end
-  end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[2], epoch)
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2], 'e', epoch)
-return {id, epoch}
+return {redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2]), epoch}
 ",
     )
 });
 
-/// How a read's two commands are made one.
+/// How a read's (or a publish's) commands are made one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Atomic {
     /// `MULTI`/`EXEC`: the cheaper (a script costs the server several times a plain command),
@@ -59,8 +54,9 @@ pub(crate) enum Atomic {
     Script,
 }
 
-/// Reads entries and the stream's bookkeeping at one instant. KEYS[1]: the stream; ARGV: the
-/// range's start and end, and the most entries. No `XINFO` reply (nil) when there is no stream.
+/// Reads entries, the stream's bookkeeping and its epoch at one instant. KEYS: the stream, its
+/// epoch key; ARGV: the range's start and end, and the most entries. No `XINFO` reply (nil)
+/// when there is no stream.
 static READ_SCRIPT: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
@@ -69,7 +65,7 @@ local info = false
 if redis.call('EXISTS', KEYS[1]) == 1 then
   info = redis.call('XINFO', 'STREAM', KEYS[1])
 end
-return {range, info}
+return {range, info, redis.call('GET', KEYS[2])}
 ",
     )
 });
@@ -102,20 +98,21 @@ impl Lua {
             .map(drop)
     }
 
-    /// Runs the script on `key`, with the arguments `args` adds.
+    /// Runs the script on a stream's `key` and its epoch key, with the arguments `args` adds.
     async fn run<C: ConnectionLike>(
         &self,
         conn: &mut C,
         key: &str,
         args: impl Fn(&mut Cmd),
     ) -> RedisResult<Value> {
+        let epoch = epoch_key(key);
         let mut by_hash = redis::cmd("EVALSHA");
-        by_hash.arg(&self.hash).arg(1).arg(key);
+        by_hash.arg(&self.hash).arg(2).arg(key).arg(&epoch);
         args(&mut by_hash);
         match by_hash.query_async(conn).await {
             Err(err) if err.kind() == ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 let mut by_text = redis::cmd("EVAL");
-                by_text.arg(self.source).arg(1).arg(key);
+                by_text.arg(self.source).arg(2).arg(key).arg(&epoch);
                 args(&mut by_text);
                 by_text.query_async(conn).await
             }
@@ -124,7 +121,7 @@ impl Lua {
     }
 }
 
-/// One entry as read: its id (with the epoch it was written in) and its JSON, or why it has
+/// One entry as read: its id (with the stream's epoch, once read) and its JSON, or why it has
 /// none.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -139,8 +136,8 @@ pub(crate) struct Info {
     pub(crate) last_generated: StreamId,
     /// The oldest entry still held.
     pub(crate) first: Option<StreamId>,
-    /// The newest entry still held.
-    pub(crate) last: Option<StreamId>,
+    /// The stream's epoch; `None` for a stream written before epochs and not published to since.
+    pub(crate) epoch: Option<Epoch>,
     /// Entries held now.
     pub(crate) length: u64,
     /// Entries ever added (Redis 7+).
@@ -161,6 +158,22 @@ pub(crate) struct Page {
     pub(crate) complete: bool,
 }
 
+/// The key that keeps the epoch of the stream at `key`, in the same Redis Cluster slot: the
+/// key with its hash tag, if it has one (Redis hashes only what is between the first `{` and
+/// the next `}`), or the whole key as the tag. (A key with a `}` and no tag before it cannot be
+/// made a tag: in a cluster its publishes fail with `CROSSSLOT`; one server takes it.)
+pub(crate) fn epoch_key(key: &str) -> String {
+    let tagged = key
+        .find('{')
+        .and_then(|open| key[open + 1..].find('}'))
+        .is_some_and(|len| len > 0);
+    if tagged {
+        format!("{key}:epoch")
+    } else {
+        format!("{{{key}}}:epoch")
+    }
+}
+
 /// Readies a reader's own connection for [`read`]: on a node that must be told `ASKING` before
 /// each command on the key (its slot is moving there), the second try after `NOSCRIPT` would
 /// come without it.
@@ -168,20 +181,41 @@ pub(crate) async fn prepare_reader<C: ConnectionLike>(conn: &mut C) -> RedisResu
     READ_SCRIPT.load(conn).await
 }
 
-/// Appends an entry with the stream's epoch (see [`ADD_SCRIPT`]) and returns the id Redis
-/// gave it: `XADD key MAXLEN ~ retain * d <json> e <epoch>`.
+/// Appends an entry, `XADD key MAXLEN ~ retain * d <json>`, and returns the id Redis gave it
+/// with the stream's epoch, which it sets first if there is none (see [`ADD_SCRIPT`]).
 pub(crate) async fn add<C: ConnectionLike>(
     conn: &mut C,
+    atomic: Atomic,
     key: &str,
     retain: usize,
     json: &[u8],
 ) -> RedisResult<StreamId> {
     let fresh = Epoch::fresh().to_string();
-    let reply = ADD_SCRIPT
-        .run(conn, key, |cmd| {
-            cmd.arg(retain).arg(json).arg(&fresh);
-        })
-        .await?;
+    let reply = match atomic {
+        Atomic::Script => {
+            ADD_SCRIPT
+                .run(conn, key, |cmd| {
+                    cmd.arg(retain).arg(json).arg(&fresh);
+                })
+                .await?
+        }
+        Atomic::Transaction => {
+            let epoch = epoch_key(key);
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.cmd("SET").arg(&epoch).arg(&fresh).arg("NX").ignore();
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(retain)
+                .arg("*")
+                .arg(FIELD)
+                .arg(json);
+            pipe.cmd("GET").arg(&epoch);
+            pipe.query_async(conn).await?
+        }
+    };
     let parsed = match &reply {
         Value::Array(parts) if parts.len() == 2 => text(&parts[0])
             .and_then(|id| StreamId::parse(id).ok())
@@ -190,24 +224,19 @@ pub(crate) async fn add<C: ConnectionLike>(
     };
     parsed
         .map(|(id, epoch)| id.with_epoch(epoch))
-        .ok_or_else(|| unexpected("the publish script", &reply))
+        .ok_or_else(|| unexpected("a publish", &reply))
 }
 
-/// Where a reader starts: the last id the stream gave out, with the epoch of its last entry;
-/// `0-0` when there is no stream.
-pub(crate) async fn last_id<C: ConnectionLike>(conn: &mut C, key: &str) -> RedisResult<StreamId> {
-    let reply: Value = redis::cmd("XINFO")
-        .arg("STREAM")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .or_else(|err| no_such_key(&err).then_some(Value::Nil).ok_or(err))?;
-    Ok(parse_info(&reply)?.map_or(StreamId::ZERO, |info| {
-        match info.last.and_then(StreamId::epoch) {
-            Some(epoch) => info.last_generated.with_epoch(epoch),
-            None => info.last_generated,
-        }
-    }))
+/// Where a reader starts: the last id the stream gave out, with its epoch; `0-0` when there is
+/// no stream.
+pub(crate) async fn last_id<C: ConnectionLike>(
+    conn: &mut C,
+    atomic: Atomic,
+    key: &str,
+) -> RedisResult<StreamId> {
+    // A read of nothing (the range 0-0 to 0-0) for the stream's bookkeeping alone.
+    let page = read(conn, atomic, key, StreamId::ZERO, Some(StreamId::ZERO), 0).await?;
+    Ok(page.info.map_or(StreamId::ZERO, |info| info.last_generated))
 }
 
 /// `XREAD COUNT 1 BLOCK ms STREAMS key from`: waits until the stream has an entry after `from`,
@@ -269,8 +298,9 @@ pub(crate) async fn read<C: ConnectionLike>(
                 .arg("COUNT")
                 .arg(asked);
             pipe.cmd("XINFO").arg("STREAM").arg(key);
+            pipe.cmd("GET").arg(epoch_key(key));
             match pipe.query_async::<Value>(conn).await? {
-                Value::Array(mut parts) if parts.len() == 2 => {
+                Value::Array(mut parts) if parts.len() == 3 => {
                     if let Value::ServerError(err) = &parts[1] {
                         let err = RedisError::from(err.clone());
                         if !no_such_key(&err) {
@@ -278,7 +308,10 @@ pub(crate) async fn read<C: ConnectionLike>(
                         }
                         parts[1] = Value::Nil;
                     }
-                    if let Value::ServerError(err) = &parts[0] {
+                    if let Some(Value::ServerError(err)) = parts
+                        .iter()
+                        .find(|part| matches!(part, Value::ServerError(_)))
+                    {
                         return Err(RedisError::from(err.clone()));
                     }
                     Value::Array(parts)
@@ -287,24 +320,43 @@ pub(crate) async fn read<C: ConnectionLike>(
             }
         }
     };
-    let (range, info) = match &reply {
-        Value::Array(parts) if parts.len() == 2 => (&parts[0], &parts[1]),
-        other => return Err(unexpected("the read script", other)),
+    let (range, info, epoch) = match &reply {
+        Value::Array(parts) if parts.len() == 3 => (&parts[0], &parts[1], &parts[2]),
+        other => return Err(unexpected("a read", other)),
     };
-    let info = parse_info(info)?;
+    let epoch = match epoch {
+        Value::Nil => None,
+        other => Some(
+            text(other)
+                .and_then(|epoch| Epoch::parse(epoch).ok())
+                .ok_or_else(|| unexpected("the stream's epoch", other))?,
+        ),
+    };
+    // Every entry held belongs to the stream's history: it carries the stream's epoch.
+    let stamp = |id: StreamId| epoch.map_or(id, |epoch| id.with_epoch(epoch));
+    let info = parse_info(info)?.map(|info| Info {
+        epoch,
+        first: info.first.map(stamp),
+        last_generated: stamp(info.last_generated),
+        ..info
+    });
     let raw = match range {
-        Value::ServerError(err) => return Err(RedisError::from(err.clone())),
         Value::Array(raw) => raw,
         other => return Err(unexpected("XRANGE", other)),
     };
     let mut entries = Vec::with_capacity(raw.len());
     for item in raw {
-        entries.push(parse_entry(item)?);
+        let mut entry = parse_entry(item)?;
+        entry.id = stamp(entry.id);
+        entries.push(entry);
     }
     let complete = raw.len() < asked;
     let held = match entries.first() {
-        Some(entry) if entry.id.position() == from.position() => Some(entries.remove(0).id),
-        _ => None,
+        Some(entry) if entry.id.position() == from.position() => {
+            entries.remove(0);
+            true
+        }
+        _ => false,
     };
     if let Some(to) = to {
         entries.retain(|e| e.id.position() <= to.position());
@@ -318,32 +370,32 @@ pub(crate) async fn read<C: ConnectionLike>(
     })
 }
 
-/// Whether events after `from` are lost, given the entry at `from` if the stream still holds
-/// it, what the stream says about itself, and the first entry read after `from` (if any).
+/// Whether events after `from` are lost, given whether the stream still holds the entry at
+/// `from`, what the stream says about itself (its epoch too), and the first entry read after
+/// `from` (if any).
 ///
 /// `0-0` is before everything: events after it are lost only if the stream removed some.
 /// Any other `from`:
-/// - no stream at all, or `from` after the last id the stream ever gave out: from another life
-///   of the stream (deleted, or Redis lost it) or another deployment: unknown;
-/// - `from` held with another epoch: the same position in another history: unknown;
+/// - no stream at all, or `from` after the last id the stream ever gave out, or `from` of
+///   another epoch than the stream's: from another life of the stream (deleted, or Redis lost
+///   it) or another deployment: unknown (an id without an epoch, from before epochs, is judged
+///   by its position alone);
 /// - `from` held: trimming, which eats from the front, took nothing after it; only an entry
 ///   removed by `XDEL` between `from` and the next one read is lost;
 /// - `from` not held:
 ///   - it is the last id given out (the entry was deleted since): nothing came after it;
 ///   - the stream never removed anything (Redis 7 counts additions): it never gave `from` out:
 ///     unknown;
-///   - before the oldest entry held: trimmed away, so events after it may be lost: expired if
-///     the oldest entry is of `from`'s epoch, unknown if not (the history was replaced, or the
-///     entries of `from`'s epoch were all trimmed: either way a client cannot tell what it
-///     missed); Redis does not record which ids it trimmed, so this is reported even when the
-///     trimmed one was `from` alone: a gap is never silent, at the cost of a rare false one at
-///     the very edge of the retention;
+///   - before the oldest entry held: trimmed away, so events after it may be lost: expired.
+///     Redis does not record which ids it trimmed, so this is reported even when the trimmed
+///     one was `from` alone: a gap is never silent, at the cost of a rare false one at the very
+///     edge of the retention;
 ///   - nothing held at all (emptied by hand): expired;
 ///   - between entries held: removed by `XDEL` if the highest deleted id is `from` (nothing
 ///     after it lost) or later (lost); otherwise never given out: unknown.
 pub(crate) fn judge(
     from: StreamId,
-    held: Option<StreamId>,
+    held: bool,
     info: Option<&Info>,
     next: Option<StreamId>,
 ) -> Option<GapKind> {
@@ -363,13 +415,11 @@ pub(crate) fn judge(
         }
         return (!nothing_removed).then_some(GapKind::Expired);
     }
-    if from.position() > info.last_generated.position() {
+    let other_history = from.epoch().is_some() && from.epoch() != info.epoch;
+    if other_history || from.position() > info.last_generated.position() {
         return Some(GapKind::Unknown);
     }
-    if let Some(held) = held {
-        if held.epoch() != from.epoch() {
-            return Some(GapKind::Unknown);
-        }
+    if held {
         return deleted_before_next(info).then_some(GapKind::Expired);
     }
     if from.position() == info.last_generated.position() {
@@ -382,11 +432,7 @@ pub(crate) fn judge(
         return Some(GapKind::Expired);
     };
     if from.position() < oldest.position() {
-        return Some(if oldest.epoch() == from.epoch() {
-            GapKind::Expired
-        } else {
-            GapKind::Unknown
-        });
+        return Some(GapKind::Expired);
     }
     match info.max_deleted.map(StreamId::position) {
         Some(deleted) if deleted == from.position() => None,
@@ -409,21 +455,14 @@ fn parse_entry(item: &Value) -> RedisResult<Entry> {
         Some(Value::Array(fields)) => fields.as_slice(),
         _ => &[],
     };
-    let field = |name: &str| {
-        fields
-            .chunks(2)
-            .find(|pair| pair.first().and_then(text) == Some(name))
-            .and_then(|pair| pair.get(1))
-    };
-    let json = match field(FIELD) {
-        Some(Value::BulkString(bytes)) => Ok(bytes.clone()),
-        _ => Err(format!("it has no {FIELD:?} field holding JSON")),
-    };
-    // An entry written before epochs, or by another program, has none: its id has none either.
-    let id = match field(EPOCH_FIELD).and_then(text).map(Epoch::parse) {
-        Some(Ok(epoch)) => id.with_epoch(epoch),
-        _ => id,
-    };
+    let json = fields
+        .chunks(2)
+        .find(|pair| pair.first().and_then(text) == Some(FIELD))
+        .and_then(|pair| match pair.get(1) {
+            Some(Value::BulkString(bytes)) => Some(bytes.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| format!("it has no {FIELD:?} field holding JSON"));
     Ok(Entry { id, json })
 }
 
@@ -455,12 +494,6 @@ fn parse_info(reply: &Value) -> RedisResult<Option<Info>> {
             Some("entries-added") => info.entries_added = integer(value),
             Some("first-entry") => {
                 info.first = match value {
-                    Value::Nil => None,
-                    entry => Some(parse_entry(entry)?.id),
-                };
-            }
-            Some("last-entry") => {
-                info.last = match value {
                     Value::Nil => None,
                     entry => Some(parse_entry(entry)?.id),
                 };
@@ -531,11 +564,12 @@ mod tests {
         StreamId::new(millis, 0).with_epoch(A)
     }
 
+    /// A stream of epoch `A`.
     fn info(first: Option<u64>, last: u64, length: u64, added: u64) -> Info {
         Info {
-            last_generated: StreamId::new(last, 0),
+            last_generated: id(last),
             first: first.map(id),
-            last: first.map(|_| id(last)),
+            epoch: Some(A),
             length,
             entries_added: Some(added),
             max_deleted: Some(StreamId::ZERO),
@@ -543,19 +577,27 @@ mod tests {
     }
 
     #[test]
+    fn the_epoch_key_shares_the_streams_cluster_slot() {
+        assert_eq!(epoch_key("outer:chat"), "{outer:chat}:epoch");
+        assert_eq!(epoch_key("outer:{room}:chat"), "outer:{room}:chat:epoch");
+        // No tag (a `{` with no `}` after it): the whole key is hashed, so it becomes the tag.
+        assert_eq!(epoch_key("a{b"), "{a{b}:epoch");
+    }
+
+    #[test]
     fn without_a_stream_only_the_start_is_a_position() {
-        assert_eq!(judge(StreamId::ZERO, None, None, None), None);
-        assert_eq!(judge(id(5), None, None, None), Some(GapKind::Unknown));
+        assert_eq!(judge(StreamId::ZERO, false, None, None), None);
+        assert_eq!(judge(id(5), false, None, None), Some(GapKind::Unknown));
     }
 
     #[test]
     fn an_id_after_the_last_one_given_out_is_unknown() {
         let stream = info(Some(1), 10, 10, 10);
         assert_eq!(
-            judge(id(11), None, Some(&stream), None),
+            judge(id(11), false, Some(&stream), None),
             Some(GapKind::Unknown)
         );
-        assert_eq!(judge(id(10), Some(id(10)), Some(&stream), None), None);
+        assert_eq!(judge(id(10), true, Some(&stream), None), None);
     }
 
     #[test]
@@ -564,79 +606,87 @@ mod tests {
         let whole = info(Some(1), 10, 10, 10);
         let made_up = StreamId::new(5, 7).with_epoch(A);
         assert_eq!(
-            judge(made_up, None, Some(&whole), Some(id(6))),
+            judge(made_up, false, Some(&whole), Some(id(6))),
             Some(GapKind::Unknown)
         );
         // Trimmed at the front: one between entries held was not given out either.
         let trimmed = info(Some(5), 10, 6, 10);
         assert_eq!(
-            judge(made_up, None, Some(&trimmed), Some(id(6))),
+            judge(made_up, false, Some(&trimmed), Some(id(6))),
             Some(GapKind::Unknown)
         );
     }
 
     #[test]
-    fn the_same_position_in_another_history_is_unknown() {
-        let stream = info(Some(1), 10, 10, 10);
-        let other = StreamId::new(5, 0).with_epoch(B);
+    fn an_id_of_another_epoch_is_unknown_wherever_it_points() {
+        let stream = info(Some(5), 10, 6, 10);
+        for (millis, held) in [(5, true), (7, true), (2, false), (10, true)] {
+            let other = StreamId::new(millis, 0).with_epoch(B);
+            assert_eq!(
+                judge(other, held, Some(&stream), Some(id(millis + 1))),
+                Some(GapKind::Unknown),
+                "{other}"
+            );
+        }
+        // A stream written before epochs (no epoch yet) knows none of them.
+        let legacy = Info {
+            epoch: None,
+            ..stream
+        };
         assert_eq!(
-            judge(other, Some(id(5)), Some(&stream), Some(id(6))),
+            judge(id(7), true, Some(&legacy), Some(id(8))),
             Some(GapKind::Unknown)
         );
-        // An id without an epoch names an entry written before epochs; not this one.
+    }
+
+    #[test]
+    fn an_id_from_before_epochs_is_judged_by_its_position() {
+        let stream = info(Some(5), 10, 6, 10);
+        let old = StreamId::new(7, 0);
+        assert_eq!(judge(old, true, Some(&stream), Some(id(8))), None);
         assert_eq!(
-            judge(StreamId::new(5, 0), Some(id(5)), Some(&stream), Some(id(6))),
+            judge(StreamId::new(7, 1), false, Some(&stream), Some(id(8))),
             Some(GapKind::Unknown)
         );
-        // And one written before epochs resumes from its own entry.
-        let legacy = StreamId::new(5, 0);
         assert_eq!(
-            judge(legacy, Some(legacy), Some(&stream), Some(id(6))),
-            None
+            judge(StreamId::new(2, 0), false, Some(&stream), Some(id(5))),
+            Some(GapKind::Expired)
         );
     }
 
     #[test]
     fn a_position_still_held_or_a_stream_never_trimmed_loses_nothing() {
         let trimmed = info(Some(5), 10, 6, 10);
-        assert_eq!(judge(id(5), Some(id(5)), Some(&trimmed), Some(id(6))), None);
+        assert_eq!(judge(id(5), true, Some(&trimmed), Some(id(6))), None);
         let whole = info(Some(1), 10, 10, 10);
-        assert_eq!(judge(StreamId::ZERO, None, Some(&whole), Some(id(1))), None);
-        assert_eq!(judge(id(3), Some(id(3)), Some(&whole), Some(id(4))), None);
+        assert_eq!(
+            judge(StreamId::ZERO, false, Some(&whole), Some(id(1))),
+            None
+        );
+        assert_eq!(judge(id(3), true, Some(&whole), Some(id(4))), None);
     }
 
     #[test]
-    fn a_position_trimmed_away_is_an_expired_gap_in_its_history_and_unknown_in_another() {
+    fn a_position_trimmed_away_is_an_expired_gap() {
         let trimmed = info(Some(5), 10, 6, 10);
         assert_eq!(
-            judge(id(2), None, Some(&trimmed), Some(id(5))),
+            judge(id(2), false, Some(&trimmed), Some(id(5))),
             Some(GapKind::Expired)
         );
         assert_eq!(
-            judge(StreamId::ZERO, None, Some(&trimmed), Some(id(5))),
+            judge(StreamId::ZERO, false, Some(&trimmed), Some(id(5))),
             Some(GapKind::Expired)
-        );
-        // Redis restarted without its data, then new posts in a new epoch: older than them all.
-        let reborn = Info {
-            first: Some(StreamId::new(5, 0).with_epoch(B)),
-            ..info(Some(5), 10, 6, 6)
-        };
-        let lost = StreamId::new(2, 0).with_epoch(A);
-        assert_eq!(
-            judge(lost, None, Some(&reborn), Some(id(5))),
-            Some(GapKind::Unknown)
         );
         // Emptied (XTRIM MAXLEN 0): lost unless the position was the very last id.
         let empty = Info {
             first: None,
-            last: None,
             ..info(None, 10, 0, 10)
         };
         assert_eq!(
-            judge(id(9), None, Some(&empty), None),
+            judge(id(9), false, Some(&empty), None),
             Some(GapKind::Expired)
         );
-        assert_eq!(judge(id(10), None, Some(&empty), None), None);
+        assert_eq!(judge(id(10), false, Some(&empty), None), None);
     }
 
     #[test]
@@ -644,19 +694,19 @@ mod tests {
         let mut stream = info(Some(1), 10, 9, 10);
         stream.max_deleted = Some(StreamId::new(6, 0));
         assert_eq!(
-            judge(id(5), Some(id(5)), Some(&stream), Some(id(7))),
+            judge(id(5), true, Some(&stream), Some(id(7))),
             Some(GapKind::Expired)
         );
-        assert_eq!(judge(id(6), None, Some(&stream), Some(id(7))), None);
-        assert_eq!(judge(id(7), Some(id(7)), Some(&stream), Some(id(8))), None);
+        assert_eq!(judge(id(6), false, Some(&stream), Some(id(7))), None);
+        assert_eq!(judge(id(7), true, Some(&stream), Some(id(8))), None);
         // Before the highest deleted id and not held: perhaps deleted, and others after it.
         stream.max_deleted = Some(StreamId::new(8, 0));
         assert_eq!(
-            judge(id(6), None, Some(&stream), Some(id(7))),
+            judge(id(6), false, Some(&stream), Some(id(7))),
             Some(GapKind::Expired)
         );
         // The last id given out, deleted since: nothing came after it.
         stream.max_deleted = Some(StreamId::new(10, 0));
-        assert_eq!(judge(id(10), None, Some(&stream), None), None);
+        assert_eq!(judge(id(10), false, Some(&stream), None), None);
     }
 }

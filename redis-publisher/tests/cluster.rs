@@ -290,15 +290,28 @@ fn a_topic_whose_slot_moves_to_another_shard_goes_on_without_a_gap<R: Rt>() {
             source,
             &["SETSLOT", &slot, "MIGRATING", &target_id],
         );
+        // Every key of the slot, as `reshard` moves them: the stream and its epoch key.
+        let keys: Vec<String> = cluster
+            .query(
+                source,
+                redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(&slot)
+                    .arg(100),
+            )
+            .unwrap();
+        assert!(keys.contains(&key), "{keys:?}");
         let _: redis::Value = cluster
             .query(
                 source,
                 redis::cmd("MIGRATE")
                     .arg("127.0.0.1")
                     .arg(target)
-                    .arg(&key)
+                    .arg("")
                     .arg(0)
-                    .arg(5_000),
+                    .arg(5_000)
+                    .arg("KEYS")
+                    .arg(&keys),
             )
             .unwrap();
         ids.extend(publish_all(&publisher, topic, 5..10).await);
