@@ -200,10 +200,9 @@ pub(crate) async fn add<C: ConnectionLike>(
                 .await?
         }
         Atomic::Transaction => {
-            let epoch = epoch_key(key);
+            // `SET .. NX GET` (Redis 7): the epoch there, or nil when it set the fresh one.
             let mut pipe = redis::pipe();
             pipe.atomic();
-            pipe.cmd("SET").arg(&epoch).arg(&fresh).arg("NX").ignore();
             pipe.cmd("XADD")
                 .arg(key)
                 .arg("MAXLEN")
@@ -212,8 +211,18 @@ pub(crate) async fn add<C: ConnectionLike>(
                 .arg("*")
                 .arg(FIELD)
                 .arg(json);
-            pipe.cmd("GET").arg(&epoch);
-            pipe.query_async(conn).await?
+            pipe.cmd("SET")
+                .arg(epoch_key(key))
+                .arg(&fresh)
+                .arg("NX")
+                .arg("GET");
+            match pipe.query_async(conn).await? {
+                Value::Array(mut parts) if parts.len() == 2 && parts[1] == Value::Nil => {
+                    parts[1] = Value::BulkString(fresh.clone().into_bytes());
+                    Value::Array(parts)
+                }
+                other => other,
+            }
         }
     };
     let parsed = match &reply {
