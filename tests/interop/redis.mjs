@@ -38,6 +38,7 @@ const RECONNECT_MS = 3000 // the `eventsource` package's default reconnect delay
 // ---- Redis, restarted (or failed over) by whoever runs the script ---------------------------
 
 const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
+
 async function redis(action, hint) {
   console.log(`need redis ${action} (${hint}; then type done)`)
   const line = await withTimeout(stdin.next(), 120000, `the answer to "need redis ${action}"`)
@@ -428,6 +429,24 @@ async function madeUpId() {
   })
 }
 
+// Ends a case whose subscribers (oRPC `readA` on A, tRPC `sB` on B) stayed connected while Redis
+// was restarted or failed over: `sentinel`, the last post, reached both, and each got every post
+// once, in order, with no error, over the one connection it opened.
+async function liveThroughout(sentinel, { posts, readA, sB, ac, oa, tb }) {
+  posts.push(sentinel)
+  await readA.waitFor((r) => r.values.some((v) => v.id === sentinel.id), 'the sentinel (oRPC)')
+  await sB.waitFor((s) => s.data.some((d) => d.id === sentinel.id) || s.errors.length, 'the sentinel (tRPC)')
+  ac.abort()
+  sB.sub.unsubscribe()
+  assert.deepEqual(readA.values.map((v) => v.value), posts)
+  assert.deepEqual(readA.values.map((v) => v.id), ids(posts))
+  assert.equal(oa.lives().length, 1, 'the oRPC subscriber reconnected')
+  assert.deepEqual(sB.errors, [])
+  assert.deepEqual(sB.data, tracked(posts))
+  assert.equal(sB.started, 1, 'the tRPC subscriber restarted')
+  assert.equal(tb.lives().length, 1, 'the tRPC subscriber reconnected')
+}
+
 // d. Redis killed and restarted with its data, twice: the first post.create each instance gets
 // afterwards is one request, and succeeds; live subscribers (oRPC on A, tRPC on B, connected
 // throughout) get every post once, in order.
@@ -468,19 +487,7 @@ async function redisRestart() {
 
   await step('redis restart: the subscribers, connected throughout, got every post once, in order', async () => {
     posts.push(await ob.create('after 1'), await ta.create('after 2'))
-    const sentinel = await oa.create('restart sentinel')
-    posts.push(sentinel)
-    await readA.waitFor((r) => r.values.some((v) => v.id === sentinel.id), 'the sentinel (oRPC)')
-    await sB.waitFor((s) => s.data.some((d) => d.id === sentinel.id) || s.errors.length, 'the sentinel (tRPC)')
-    ac.abort()
-    sB.sub.unsubscribe()
-    assert.deepEqual(readA.values.map((v) => v.value), posts)
-    assert.deepEqual(readA.values.map((v) => v.id), ids(posts))
-    assert.equal(oa.lives().length, 1, 'the oRPC subscriber reconnected')
-    assert.deepEqual(sB.errors, [])
-    assert.deepEqual(sB.data, tracked(posts))
-    assert.equal(sB.started, 1, 'the tRPC subscriber restarted')
-    assert.equal(tb.lives().length, 1, 'the tRPC subscriber reconnected')
+    await liveThroughout(await oa.create('restart sentinel'), { posts, readA, sB, ac, oa, tb })
   })
 }
 
@@ -546,19 +553,7 @@ async function failover() {
   })
 
   await step('failover: the live subscribers, connected throughout, got every post once, in order, no 412, over the one connection each', async () => {
-    const sentinel = await tb.create('failover sentinel')
-    posts.push(sentinel)
-    await readA.waitFor((r) => r.values.some((v) => v.id === sentinel.id), 'the sentinel (oRPC)')
-    await sB.waitFor((s) => s.data.some((d) => d.id === sentinel.id) || s.errors.length, 'the sentinel (tRPC)')
-    ac.abort()
-    sB.sub.unsubscribe()
-    assert.deepEqual(readA.values.map((v) => v.value), posts)
-    assert.deepEqual(readA.values.map((v) => v.id), ids(posts))
-    assert.equal(oa.lives().length, 1, 'the oRPC subscriber reconnected')
-    assert.deepEqual(sB.errors, [])
-    assert.deepEqual(sB.data, tracked(posts))
-    assert.equal(sB.started, 1, 'the tRPC subscriber restarted')
-    assert.equal(tb.lives().length, 1, 'the tRPC subscriber reconnected')
+    await liveThroughout(await tb.create('failover sentinel'), { posts, readA, sB, ac, oa, tb })
   })
 }
 
