@@ -269,6 +269,16 @@ pub(crate) struct ReaderConnection {
 }
 
 impl ReaderConnection {
+    /// How a read is made atomic on it: a transaction, unless the slot is moving here and each
+    /// command needs its `ASKING` (see `stream::Atomic`).
+    pub(crate) fn atomic(&self) -> crate::stream::Atomic {
+        if self.asking {
+            crate::stream::Atomic::Script
+        } else {
+            crate::stream::Atomic::Transaction
+        }
+    }
+
     /// Sends `ASKING` if the next command needs it. Nothing else is sent on this connection
     /// meanwhile: it is the reader's alone, and the reader sends one command at a time.
     pub(crate) async fn ask(&mut self) -> RedisResult<()> {

@@ -319,12 +319,7 @@ where
             };
             let from = topic.position();
             conn.ask().await?;
-            // A transaction unless the slot is moving here (see `stream::Atomic`).
-            let atomic = if conn.asking {
-                stream::Atomic::Script
-            } else {
-                stream::Atomic::Transaction
-            };
+            let atomic = conn.atomic();
             let page =
                 stream::read(&mut conn.conn, atomic, &topic.key, from, None, config.page).await?;
             if page.entries.is_empty() && page.gap.is_none() {
