@@ -22,6 +22,38 @@ export async function step(name, fn) {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+// Polls `pred` every 10 ms until it holds; after `ms`, fails saying what it waited for and what
+// `seen()` shows.
+export async function until(pred, what, seen, ms) {
+  const deadline = Date.now() + ms
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; saw ${seen()}`)
+    await sleep(10)
+  }
+}
+
+// Records every callback of one tRPC subscription of `procedure` (a client's procedure, e.g.
+// `client.post.live`); `waitFor(pred, what, ms)` polls the record, `ms` defaulting to `waitMs`.
+export function recordSubscription(procedure, input, { context, waitMs = 5000 } = {}) {
+  const s = { started: 0, data: [], errors: [], completed: false, stopped: false, states: [], eventSource: null }
+  s.sub = procedure.subscribe(input, {
+    context,
+    onStarted: ({ context }) => {
+      s.started++
+      s.eventSource = context?.eventSource ?? s.eventSource
+    },
+    onData: (d) => s.data.push(d),
+    onError: (e) => s.errors.push(e),
+    onComplete: () => (s.completed = true),
+    onStopped: () => (s.stopped = true),
+    onConnectionStateChange: (st) => s.states.push(st.state),
+  })
+  const describe = () =>
+    JSON.stringify({ started: s.started, data: s.data, errors: s.errors.map((e) => e.message), completed: s.completed, states: s.states })
+  s.waitFor = (pred, what, ms = waitMs) => until(() => pred(s), what, describe, ms)
+  return s
+}
+
 export function withTimeout(promise, ms, what) {
   let timer
   const timeout = new Promise((_, reject) => {

@@ -20,7 +20,7 @@ import { RPCLink } from '@orpc/client/fetch'
 import { ClientRetryPlugin } from '@orpc/client/plugins'
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client'
 import { EventSource as BaseEventSource } from 'eventsource'
-import { check, fail, sleep, step, withTimeout } from './lib.mjs'
+import { check, fail, recordSubscription, sleep, step, until, withTimeout } from './lib.mjs'
 
 const argv = process.argv.slice(2)
 const onCluster = argv.includes('--cluster')
@@ -132,22 +132,7 @@ function trpc(instance) {
 }
 
 // Records every callback of one tRPC subscription to post.live.
-function subscribe(client, input) {
-  const s = { started: 0, data: [], errors: [], completed: false, eventSource: null }
-  s.sub = client.post.live.subscribe(input, {
-    onStarted: ({ context }) => {
-      s.started++
-      s.eventSource = context?.eventSource ?? s.eventSource
-    },
-    onData: (d) => s.data.push(d),
-    onError: (e) => s.errors.push(e),
-    onComplete: () => (s.completed = true),
-  })
-  s.waitFor = (pred, what) => until(() => pred(s), what, () => describe(s))
-  return s
-}
-const describe = (s) =>
-  JSON.stringify({ started: s.started, data: s.data.map((d) => d.id), errors: s.errors.map((e) => e.message), completed: s.completed })
+const subscribe = (client, input) => recordSubscription(client.post.live, input, { waitMs: WAIT_MS })
 
 // Reads an oRPC event iterator in the background into `values` until it ends or throws.
 function collect(it) {
@@ -165,20 +150,13 @@ function collect(it) {
     r.done = true
   })()
   r.waitFor = (pred, what) =>
-    until(() => pred(r) || r.done, what, () => JSON.stringify(r.values.map((v) => v.id))).then(() => {
+    until(() => pred(r) || r.done, what, () => JSON.stringify(r.values.map((v) => v.id)), WAIT_MS).then(() => {
       if (r.error) throw new Error(`the stream failed while waiting for ${what}: ${r.error?.message ?? r.error}`)
       if (!pred(r)) throw new Error(`the stream ended while waiting for ${what}; saw ${JSON.stringify(r.values.map((v) => v.id))}`)
     })
   return r
 }
 
-async function until(pred, what, seen) {
-  const deadline = Date.now() + WAIT_MS
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}; saw ${seen()}`)
-    await sleep(10)
-  }
-}
 
 const tracked = (posts) => posts.map((p) => ({ id: p.id, data: p }))
 const ids = (posts) => posts.map((p) => p.id)

@@ -12,7 +12,7 @@ import {
   TRPCClientError,
 } from '@trpc/client'
 import { EventSource as BaseEventSource } from 'eventsource'
-import { check, fail, poll, postDrop, settled, sleep, step, withTimeout } from './lib.mjs'
+import { check, fail, poll, postDrop, recordSubscription, settled, sleep, step, withTimeout } from './lib.mjs'
 
 const base = process.argv[2]
 if (!base) fail('usage: node trpc.mjs <base url, e.g. http://127.0.0.1:3200/trpc>')
@@ -78,35 +78,13 @@ const client = createTRPCClient({
   ],
 })
 
-// Records every callback of one subscription; waitFor() polls the record.
-function subscribe(proc, input, context) {
-  const s = { started: 0, data: [], errors: [], completed: false, stopped: false, states: [], eventSource: null }
-  const target = proc.split('.').reduce((o, k) => o[k], client)
-  s.sub = target.subscribe(input, {
-    context,
-    onStarted: ({ context }) => {
-      s.started++
-      s.eventSource = context?.eventSource ?? s.eventSource
-    },
-    onData: (d) => s.data.push(d),
-    onError: (e) => s.errors.push(e),
-    onComplete: () => (s.completed = true),
-    onStopped: () => (s.stopped = true),
-    onConnectionStateChange: (st) => s.states.push(st.state),
-  })
-  s.waitFor = async (pred, what, ms = 5000) => {
-    const deadline = Date.now() + ms
-    while (!pred(s)) {
-      if (Date.now() > deadline) {
-        throw new Error(`timed out after ${ms} ms waiting for ${what}; saw ${describe(s)}`)
-      }
-      await sleep(10)
-    }
-  }
-  return s
-}
-const describe = (s) =>
-  JSON.stringify({ started: s.started, data: s.data, errors: s.errors.map((e) => e.message), completed: s.completed, states: s.states })
+// Records every callback of one subscription of `proc` ('post.live'); waitFor() polls it.
+const subscribe = (proc, input, context) =>
+  recordSubscription(
+    proc.split('.').reduce((o, k) => o[k], client),
+    input,
+    { context },
+  )
 
 await step('query ping {n:1} returns {n:1}', async () => {
   assert.deepEqual(await withTimeout(client.ping.query({ n: 1 }), 5000, 'ping'), { n: 1 })
