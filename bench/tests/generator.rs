@@ -95,12 +95,14 @@ fn scripted(script: Script) -> axum::Router {
     use tokio::sync::broadcast;
 
     struct State {
-        ids: AtomicU64,
+        /// The last id given out. Held while its frame is sent, so that posts made at once
+        /// reach the streams in id order, as a real server's do.
+        ids: std::sync::Mutex<u64>,
         load_posts: AtomicU64,
         frames: broadcast::Sender<Bytes>,
     }
     let state = Arc::new(State {
-        ids: AtomicU64::new(0),
+        ids: std::sync::Mutex::new(0),
         load_posts: AtomicU64::new(0),
         frames: broadcast::channel(4096).0,
     });
@@ -109,7 +111,9 @@ fn scripted(script: Script) -> axum::Router {
         move |body: Bytes| async move {
             let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let title = value["json"]["title"].as_str().unwrap().to_owned();
-            let id = state.ids.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut ids = state.ids.lock().unwrap();
+            *ids += 1;
+            let id = *ids;
             let json = serde_json::json!({ "id": id, "title": title }).to_string();
             let frame = Bytes::from(format!(
                 "event: message\nid: {id}\ndata: {{\"json\":{json}}}\n\n"
@@ -129,6 +133,7 @@ fn scripted(script: Script) -> axum::Router {
             for _ in 0..copies {
                 let _ = state.frames.send(frame.clone());
             }
+            drop(ids);
             format!("{{\"json\":{json}}}")
         }
     };
