@@ -4,16 +4,22 @@
 # - Debian's redis-server (the Redis publisher's tests and the failover tests start their own
 #   servers on free loopback ports) and chromium (the browser test; set CHROMIUM to use another
 #   binary), with apt-get, as root or through sudo;
+# - Debian's Rust 1.96 with its sources, lld and qemu-system-arm (scripts/cross-toolchain.sh):
+#   the embedded example's test cross-builds it for a Cortex-M3 and runs it under QEMU;
 # - the npm packages of the interop and browser tests (tests/interop) and of the oRPC reference
 #   server the client suite runs against (copied to target/reference-orpc), with `npm ci` from
 #   their lockfiles.
 # Node.js 20 or newer must be on the machine already: Debian's own is older.
-# After the Rust tests, typescript/check.sh checks the TypeScript clients' generated types (it
-# builds the chat with the `typescript` feature, which `cargo test --workspace` leaves off).
+# Then outer-core's own tests again without std, and typescript/check.sh, which checks the
+# TypeScript clients' generated types (it builds the chat with the `typescript` feature, which
+# `cargo test --workspace` leaves off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { echo "== $*"; }
+
+source scripts/apt.sh
+source scripts/cross-toolchain.sh
 
 apt_install() {
   local missing=()
@@ -21,18 +27,7 @@ apt_install() {
   if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
     missing+=(chromium)
   fi
-  [ ${#missing[@]} -eq 0 ] && return
-  say "installing ${missing[*]} (apt-get)"
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || {
-      echo "scripts/test.sh: ${missing[*]} missing, and neither root nor sudo to install them" >&2
-      exit 1
-    }
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_get_install "${missing[@]}"
 }
 
 check_node() {
@@ -45,6 +40,7 @@ check_node() {
 }
 
 apt_install
+cross_toolchain_install
 check_node
 say "redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/'), node $(node --version), $("${CHROMIUM:-chromium}" --version 2>/dev/null | tail -1)"
 
@@ -58,5 +54,13 @@ chmod u+w target/reference-orpc/*
 
 say "cargo test --workspace $*"
 cargo test --workspace "$@"
+
+# The workspace builds the core with std (its servers need it). Its own tests again without:
+# locks are then critical sections (critical-section's std implementation on the host) and
+# `Published`'s cell once_cell's, as on a microcontroller. One thread: without std the
+# cooperative budget is one global, which parallel tests would share.
+say "outer-core's tests without std"
+cargo test -p outer-core --no-default-features --features orpc,trpc,publisher,client --tests \
+  -- --test-threads=1
 
 bash typescript/check.sh

@@ -7,7 +7,6 @@
 //! This module does not encode anything for the wire; the protocols do.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -16,7 +15,7 @@ use futures_core::{FusedStream, Stream};
 
 use crate::error::{ErrorCode, RpcError};
 use crate::event::Event;
-use crate::sync::Mutex;
+use crate::sync::{Arc, Mutex};
 
 type BoxedHandler<R> = Pin<Box<dyn Future<Output = Result<R, RpcError>> + Send>>;
 
@@ -336,66 +335,69 @@ impl<T> Slot<T> {
     }
 
     fn offer(&self, event: Event<T>, waker: &Waker) -> Offer<T> {
-        let consumer = {
-            let mut state = self.state.lock();
+        let placed = self.state.with(|state| {
             if state.closed {
-                return Offer::Closed;
+                return Err(Offer::Closed);
             }
             if state.event.is_some() {
                 // A send dropped after placing its event: this one waits for that take.
                 store_waker(&mut state.sender, waker);
-                return Offer::Busy(event);
+                return Err(Offer::Busy(event));
             }
             // The emitter is not Clone and `send` borrows it mutably, so this is the only
             // send in flight: a `taken` left over belongs to a dropped send and is stale.
             state.taken = false;
             state.event = Some(event);
             store_waker(&mut state.sender, waker);
-            state.consumer.take()
-        };
-        if let Some(consumer) = consumer {
-            // The consumer polled while the slot was empty and is waiting: an emitter in
-            // another task must wake it. Inline, this is the same task and costs one re-poll.
-            if !consumer.will_wake(waker) {
-                consumer.wake();
+            Ok(state.consumer.take())
+        });
+        match placed {
+            Err(refused) => refused,
+            Ok(consumer) => {
+                if let Some(consumer) = consumer {
+                    // The consumer polled while the slot was empty and is waiting: an emitter
+                    // in another task must wake it. Inline, this is the same task and costs one
+                    // re-poll.
+                    if !consumer.will_wake(waker) {
+                        consumer.wake();
+                    }
+                }
+                Offer::Placed
             }
         }
-        Offer::Placed
     }
 
     fn poll_taken(&self, waker: &Waker) -> Poll<Result<(), Closed>> {
-        let mut state = self.state.lock();
-        if state.taken {
-            state.taken = false;
-            return Poll::Ready(Ok(()));
-        }
-        if state.event.is_none() {
-            // Neither placed nor taken: the slot was closed and cleared.
-            return Poll::Ready(Err(Closed));
-        }
-        if state.closed {
-            // The iterator is gone with the event still in the slot: it was never delivered.
-            state.event = None;
-            return Poll::Ready(Err(Closed));
-        }
-        store_waker(&mut state.sender, waker);
-        Poll::Pending
+        self.state.with(|state| {
+            if state.taken {
+                state.taken = false;
+                return Poll::Ready(Ok(()));
+            }
+            if state.event.is_none() {
+                // Neither placed nor taken: the slot was closed and cleared.
+                return Poll::Ready(Err(Closed));
+            }
+            if state.closed {
+                // The iterator is gone with the event still in the slot: it was never delivered.
+                state.event = None;
+                return Poll::Ready(Err(Closed));
+            }
+            store_waker(&mut state.sender, waker);
+            Poll::Pending
+        })
     }
 
     fn take(&self, waker: &Waker) -> Option<Event<T>> {
-        let (event, sender) = {
-            let mut state = self.state.lock();
-            match state.event.take() {
-                Some(event) => {
-                    state.taken = true;
-                    (event, state.sender.take())
-                }
-                None => {
-                    store_waker(&mut state.consumer, waker);
-                    return None;
-                }
+        let (event, sender) = self.state.with(|state| match state.event.take() {
+            Some(event) => {
+                state.taken = true;
+                Some((event, state.sender.take()))
             }
-        };
+            None => {
+                store_waker(&mut state.consumer, waker);
+                None
+            }
+        })?;
         if let Some(sender) = sender {
             if !sender.will_wake(waker) {
                 sender.wake();
@@ -405,19 +407,18 @@ impl<T> Slot<T> {
     }
 
     fn close(&self) {
-        let sender = {
-            let mut state = self.state.lock();
+        let sender = self.state.with(|state| {
             state.closed = true;
             state.consumer = None;
             state.sender.take()
-        };
+        });
         if let Some(sender) = sender {
             sender.wake();
         }
     }
 
     fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.state.with(|state| state.closed)
     }
 }
 

@@ -4,11 +4,11 @@
 //! Paths are protocol-neutral: oRPC turns `post.live` into `/rpc/post/live`, tRPC keeps
 //! `/trpc/post.live`. Mapping URLs to paths is the protocols' job, not this module's.
 
+use crate::sync::{arc_dyn, Arc};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -193,10 +193,12 @@ impl core::error::Error for RouteError {}
 /// The future a context builder returns.
 pub type ContextFuture<Ctx> = Pin<Box<dyn Future<Output = Result<Ctx, RpcError>> + Send>>;
 
+type BuildFn<Ctx> = dyn Fn(RequestHead) -> ContextFuture<Ctx> + Send + Sync;
+
 enum ContextBuilder<Ctx> {
     /// Every request gets the same kind of value, made without waiting (`Ctx::default()`).
     Make(fn() -> Ctx),
-    Build(Arc<dyn Fn(RequestHead) -> ContextFuture<Ctx> + Send + Sync>),
+    Build(Arc<BuildFn<Ctx>>),
 }
 
 impl<Ctx> Clone for ContextBuilder<Ctx> {
@@ -262,7 +264,9 @@ impl<Ctx> App<Ctx> {
     {
         Self {
             router,
-            context: ContextBuilder::Build(Arc::new(move |head| Box::pin(context(head)))),
+            context: ContextBuilder::Build(arc_dyn!(
+                move |head| -> ContextFuture<Ctx> { Box::pin(context(head)) } => BuildFn<Ctx>
+            )),
         }
     }
 

@@ -4,8 +4,8 @@
 //! The builder is what keeps handlers free of type annotations: the context, the input and
 //! the error type are the builder's, so a closure's argument and its `Ok(..)` need none.
 
+use crate::sync::{arc_dyn, Arc};
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
 use core::marker::PhantomData;
@@ -18,7 +18,7 @@ use super::shape::Shape;
 use super::stream::{IntoEventStream, OutputCheck};
 use super::{
     decode_input, encode_output, input_error, output_error, Call, CallFuture, CallInfo,
-    FrameStream, Issue, Procedure, ProcedureKind, Reply, Validator,
+    FrameStream, Issue, Procedure, ProcedureKind, Reply, ValidateFn, Validator,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
@@ -79,7 +79,8 @@ type Continue<Ctx> = Box<dyn FnOnce(Ctx) -> CallFuture + Send>;
 
 /// A builder's middleware, erased: it turns the app's context into the builder's and runs the
 /// rest of the call in it.
-type Chain<Base, Ctx> = Arc<dyn Fn(Base, CallInfo, Continue<Ctx>) -> CallFuture + Send + Sync>;
+type Chain<Base, Ctx> = Arc<ChainFn<Base, Ctx>>;
+type ChainFn<Base, Ctx> = dyn Fn(Base, CallInfo, Continue<Ctx>) -> CallFuture + Send + Sync;
 
 /// Starts declaring procedures for a router whose requests carry a `Ctx`: like oRPC's `os`
 /// and tRPC's `t.procedure`. Keep the builder, add middleware to it, and build many
@@ -108,7 +109,7 @@ type Chain<Base, Ctx> = Arc<dyn Fn(Base, CallInfo, Continue<Ctx>) -> CallFuture 
 /// ```
 pub fn procedure<Ctx: Send + 'static>() -> ProcedureBuilder<Ctx> {
     ProcedureBuilder {
-        chain: Arc::new(|ctx, _info, rest| rest(ctx)),
+        chain: arc_dyn!(|ctx, _info, rest: Continue<Ctx>| rest(ctx) => ChainFn<Ctx, Ctx>),
         validate_input: None,
         declared: Arc::from([]),
         types: PhantomData,
@@ -178,7 +179,7 @@ where
     ) -> Self {
         Self {
             chain: Arc::clone(&self.chain),
-            validate_input: Some(Arc::new(check)),
+            validate_input: Some(arc_dyn!(check => ValidateFn<I>)),
             declared: Arc::clone(&self.declared),
             types: PhantomData,
         }
@@ -231,7 +232,7 @@ where
         let refine = Arc::new(refine);
         let prev = Arc::clone(&self.chain);
         ProcedureBuilder {
-            chain: Arc::new(move |base, info, rest: Continue<C2>| {
+            chain: arc_dyn!(move |base, info, rest: Continue<C2>| {
                 let refine = Arc::clone(&refine);
                 let step: Continue<Ctx> = Box::new(move |ctx| {
                     let refined = refine(ctx);
@@ -241,7 +242,7 @@ where
                     })
                 });
                 prev(base, info, step)
-            }),
+            } => ChainFn<Base, C2>),
             validate_input: self.validate_input.clone(),
             declared: Arc::clone(&self.declared),
             types: PhantomData,
@@ -274,7 +275,7 @@ where
         let wrap = Arc::new(wrap);
         let prev = Arc::clone(&self.chain);
         Self {
-            chain: Arc::new(move |base, info: CallInfo, rest: Continue<Ctx>| {
+            chain: arc_dyn!(move |base, info: CallInfo, rest: Continue<Ctx>| {
                 let wrap = Arc::clone(&wrap);
                 let inner = info.clone();
                 let step: Continue<Ctx> = Box::new(move |ctx| {
@@ -285,7 +286,7 @@ where
                     }))
                 });
                 prev(base, info, step)
-            }),
+            } => ChainFn<Base, Ctx>),
             validate_input: self.validate_input.clone(),
             declared: Arc::clone(&self.declared),
             types: PhantomData,
@@ -464,7 +465,7 @@ where
         let handler = Arc::new(handler);
         TypedProcedure {
             kind,
-            run: Arc::new(move |call: Call<Base>, check: Option<OutputCheck<O>>| {
+            run: arc_dyn!(move |call: Call<Base>, check: Option<OutputCheck<O>>| {
                 let Call {
                     ctx,
                     input,
@@ -505,7 +506,7 @@ where
                         value => value,
                     }
                 })
-            }),
+            } => TypedRunFn<Base, O>),
             validate_output: None,
             #[cfg(feature = "typescript")]
             signature: None,
@@ -524,8 +525,8 @@ fn decode_and_check<I: DeserializeOwned>(
     Ok(input)
 }
 
-type TypedRun<Base, O> =
-    Arc<dyn Fn(Call<Base>, Option<OutputCheck<O>>) -> CallFuture + Send + Sync>;
+type TypedRun<Base, O> = Arc<TypedRunFn<Base, O>>;
+type TypedRunFn<Base, O> = dyn Fn(Call<Base>, Option<OutputCheck<O>>) -> CallFuture + Send + Sync;
 
 /// A procedure as its builder made it, output type known: add an output check, then give it
 /// to [`Router::route`](crate::Router::route), which erases it into a [`Procedure`].

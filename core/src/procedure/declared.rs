@@ -2,7 +2,7 @@
 //! can narrow on them (`isDefinedError`, `safe`), and typed, with their data, in the contract
 //! [`crate::typescript`] writes.
 
-use alloc::sync::Arc;
+use crate::sync::Arc;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 

@@ -8,9 +8,9 @@
 //! JSON, validated, and every output serialized once to JSON text; every failure on the way
 //! becomes an [`RpcError`]. Wire formats are not this module's business.
 
+use crate::sync::{arc_dyn, Arc};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -35,6 +35,7 @@ pub use builder::{procedure, Next, ProcedureBuilder, Request, TypedProcedure};
 pub use shape::Shape;
 #[cfg(feature = "typescript")]
 pub use shape::Signature;
+#[cfg(feature = "publisher")]
 pub(crate) use stream::item_frames;
 pub use stream::{events, Events, IntoEventStream, OutputCheck, StreamItem, Tracked};
 
@@ -283,8 +284,10 @@ impl<Ctx> Call<Ctx> {
     }
 }
 
-pub(crate) type Validator<V> = Arc<dyn Fn(&V) -> Result<(), Issue> + Send + Sync>;
-type ErasedHandler<Ctx> = Arc<dyn Fn(Call<Ctx>) -> CallFuture + Send + Sync>;
+pub(crate) type Validator<V> = Arc<ValidateFn<V>>;
+pub(crate) type ValidateFn<V> = dyn Fn(&V) -> Result<(), Issue> + Send + Sync;
+type ErasedHandler<Ctx> = Arc<HandlerFn<Ctx>>;
+type HandlerFn<Ctx> = dyn Fn(Call<Ctx>) -> CallFuture + Send + Sync;
 
 /// A type-erased procedure, as the router stores it. Build one with [`procedure`].
 pub struct Procedure<Ctx> {
@@ -322,7 +325,7 @@ impl<Ctx> Procedure<Ctx> {
     ) -> Self {
         Self {
             kind,
-            handler: Arc::new(handler),
+            handler: arc_dyn!(handler => HandlerFn<Ctx>),
             #[cfg(feature = "typescript")]
             signature: None,
         }

@@ -35,13 +35,13 @@ pub struct Signature {
     /// Whether every event of a subscription carries an id.
     pub(crate) tracked: bool,
     /// The errors it declares ([`ProcedureBuilder::declares`](super::ProcedureBuilder::declares)).
-    pub(crate) errors: alloc::sync::Arc<[super::declared::DeclaredError]>,
+    pub(crate) errors: crate::sync::Arc<[super::declared::DeclaredError]>,
 }
 
 #[cfg(feature = "typescript")]
 impl Signature {
     pub(crate) fn unary<I: Shape, O: Shape>(
-        errors: alloc::sync::Arc<[super::declared::DeclaredError]>,
+        errors: crate::sync::Arc<[super::declared::DeclaredError]>,
     ) -> Self {
         Self {
             input: TypeRef::of::<I>(),
@@ -54,7 +54,7 @@ impl Signature {
 
     pub(crate) fn stream<I: Shape, T: Shape, R: Shape>(
         tracked: bool,
-        errors: alloc::sync::Arc<[super::declared::DeclaredError]>,
+        errors: crate::sync::Arc<[super::declared::DeclaredError]>,
     ) -> Self {
         Self {
             input: TypeRef::of::<I>(),

@@ -5,7 +5,7 @@
 //! with the publisher's id as its SSE id and its JSON made once for every subscriber), and by
 //! [`Events`], which [`events`] makes from any `Stream` of events.
 
-use alloc::sync::Arc;
+use crate::sync::{arc_dyn, Arc};
 use core::fmt;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -16,8 +16,11 @@ use serde::Serialize;
 use super::builder::failed_output;
 use super::{encode_output, Frame, FrameStream, Issue, Json};
 use crate::error::RpcError;
-use crate::event::{Event, EventId};
+use crate::event::Event;
+#[cfg(feature = "publisher")]
+use crate::event::EventId;
 use crate::iterator::EventIterator;
+#[cfg(feature = "publisher")]
 use crate::publisher::Published;
 
 /// A check every output of a procedure passes before it is sent
@@ -29,7 +32,7 @@ type CheckFn<T> = dyn Fn(&T) -> Result<(), Issue> + Send + Sync;
 impl<T: ?Sized> OutputCheck<T> {
     /// Wraps a check.
     pub fn new(check: impl Fn(&T) -> Result<(), Issue> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(check))
+        Self(arc_dyn!(check => CheckFn<T>))
     }
 
     /// Runs the check: a failure is 500 `Output validation failed`, with the issue.
@@ -102,6 +105,7 @@ impl<T: Serialize, E: Into<RpcError>> StreamItem for Result<Event<T>, E> {
     }
 }
 
+#[cfg(feature = "publisher")]
 impl<T: Serialize, Id: Clone + Into<EventId>> StreamItem for Published<T, Id> {
     type Data = T;
 
@@ -118,6 +122,7 @@ impl<T: Serialize, Id: Clone + Into<EventId>> StreamItem for Published<T, Id> {
     }
 }
 
+#[cfg(feature = "publisher")]
 impl<T: Serialize, Id: Clone + Into<EventId>, E: Into<RpcError>> StreamItem
     for Result<Published<T, Id>, E>
 {
@@ -283,6 +288,7 @@ impl<T: Serialize, R: Serialize> Stream for IteratorFrames<T, R> {
     }
 }
 
+#[cfg(feature = "publisher")]
 impl<T: Serialize + Send + Sync + 'static> IntoEventStream for crate::publisher::Subscription<T> {
     type Item = T;
     type Return = ();

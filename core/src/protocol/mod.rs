@@ -9,21 +9,21 @@
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::sync::Arc;
-use alloc::task::Wake;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use futures_core::Stream;
 
 use crate::procedure::{Frame, FrameStream};
 use crate::rt::{Sleep, Timer};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Wake};
 
+#[cfg(feature = "orpc")]
 pub mod orpc;
+#[cfg(feature = "trpc")]
 pub mod trpc;
 
 /// An HTTP response, before an adapter writes it.
@@ -156,32 +156,51 @@ pub struct SseBody {
 #[derive(Debug)]
 struct FramesWake {
     woken: AtomicBool,
-    task: crate::sync::Mutex<Option<Waker>>,
+    task: Mutex<Option<Waker>>,
 }
 
 impl FramesWake {
     /// Makes `waker` the one to wake, unless the one held already wakes the same task.
     fn register(&self, waker: &Waker) {
-        let mut task = self.task.lock();
-        if !task.as_ref().is_some_and(|held| held.will_wake(waker)) {
-            *task = Some(waker.clone());
+        self.task.with(|task| {
+            if !task.as_ref().is_some_and(|held| held.will_wake(waker)) {
+                *task = Some(waker.clone());
+            }
+        });
+    }
+
+    fn wake_task(&self) {
+        // The flag first: the task this wakes must find it set.
+        self.woken.store(true, Ordering::Release);
+        // Woken outside the lock: a waker may run code that wakes this one again.
+        let task = self.task.with(|task| task.clone());
+        if let Some(task) = task {
+            task.wake();
         }
     }
 }
 
+// `alloc`'s `Wake` takes `self: Arc<Self>`; `portable-atomic-util`'s takes `this` (its `Arc`
+// cannot be a receiver on stable).
+#[cfg(target_has_atomic = "ptr")]
 impl Wake for FramesWake {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        self.wake_task();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // The flag first: the task this wakes must find it set.
-        self.woken.store(true, Ordering::Release);
-        // Woken outside the lock: a waker may run code that wakes this one again.
-        let task = self.task.lock().clone();
-        if let Some(task) = task {
-            task.wake();
-        }
+        self.wake_task();
+    }
+}
+
+#[cfg(not(target_has_atomic = "ptr"))]
+impl Wake for FramesWake {
+    fn wake(this: Arc<Self>) {
+        this.wake_task();
+    }
+
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.wake_task();
     }
 }
 
@@ -210,7 +229,7 @@ impl SseBody {
         // Woken to begin with: the first poll must look at the frames.
         let frames_wake = Arc::new(FramesWake {
             woken: AtomicBool::new(true),
-            task: crate::sync::Mutex::new(None),
+            task: Mutex::new(None),
         });
         Self {
             frames: Some(frames),

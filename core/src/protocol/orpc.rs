@@ -5,10 +5,10 @@
 //! code, status, message, data}}` for errors, and for streams an SSE body of `message`, `done`
 //! and `error` events. The byte layout is in `shared/protocols/orpc.md`; this module does no I/O.
 
+use crate::sync::Arc;
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
 use core::time::Duration;
 use serde_json::Value;
 

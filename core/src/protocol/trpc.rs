@@ -5,10 +5,10 @@
 //! subscriptions `GET {base}/post.live?input=..` answered as SSE (`connected`, data with `id:`,
 //! `ping`, `return`, `serialized-error`). Byte layout: `shared/protocols/trpc.md`. No I/O here.
 
+use crate::sync::Arc;
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 use serde::Serialize;

@@ -2,12 +2,10 @@
 //! subscribers read with a cursor. Not shared between processes; see the `Publisher` trait.
 
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -18,7 +16,7 @@ use super::{
     Clock, Gap, GapKind, GapPolicy, Published, Publisher, SeqId, SubscribeError, SubscribeOptions,
 };
 use crate::event::EventId;
-use crate::sync::Mutex;
+use crate::sync::{arc_dyn, Arc, AtomicUsize, Mutex, Ordering};
 
 /// Events a subscription copies out per lock: enough to make the lock cheap per event, few enough
 /// that a subscriber holds little the ring has already let go of.
@@ -131,7 +129,7 @@ impl<T> MemoryPublisherBuilder<T> {
     pub fn retain_for(mut self, max_age: Duration, clock: impl Clock + 'static) -> Self {
         // A u64 of milliseconds covers 584 million years: saturating is only for form's sake.
         let millis = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
-        self.retain_for = Some((millis, Arc::new(clock)));
+        self.retain_for = Some((millis, arc_dyn!(clock => dyn Clock)));
         self
     }
 
@@ -217,31 +215,39 @@ impl<T> MemoryPublisher<T> {
     pub fn publish_now(&self, topic: &str, data: T) -> SeqId {
         let inner = &*self.inner;
         let now = inner.now();
+        let mut data = data;
         loop {
-            let topic = {
-                let mut topics = inner.topics.lock();
-                match topics.map.get(topic) {
-                    Some(found) => Arc::clone(found),
-                    None if inner.retention.last == 0 => {
-                        // Nobody listens and nothing is kept: the event goes nowhere, and a
-                        // topic made only to be removed again would cost two allocations.
-                        topics.high_water += 1;
-                        return SeqId::new(topics.high_water);
-                    }
-                    None => topics.create(topic),
+            let found = inner.topics.with(|topics| match topics.map.get(topic) {
+                Some(found) => Ok(Arc::clone(found)),
+                None if inner.retention.last == 0 => {
+                    // Nobody listens and nothing is kept: the event goes nowhere, and a topic
+                    // made only to be removed again would cost two allocations.
+                    topics.high_water += 1;
+                    Err(SeqId::new(topics.high_water))
                 }
+                None => Ok(topics.create(topic)),
+            });
+            let topic = match found {
+                Ok(topic) => topic,
+                Err(id) => return id,
             };
             let mut dead = Evicted::new();
-            let mut state = topic.state.lock();
-            if state.removed {
-                // Removed between the map lookup and this lock: look it up again.
-                continue;
-            }
-            let id = state.push(data, now.unwrap_or(0));
-            state.evict(inner.retention, now, &mut dead);
-            let waiting = topic.take_waiting(&mut state);
-            let idle = state.is_idle();
-            drop(state);
+            let published = topic.state.with(|state| {
+                if state.removed {
+                    // Removed between the map lookup and this lock: look it up again.
+                    return Err(data);
+                }
+                let id = state.push(data, now.unwrap_or(0));
+                state.evict(inner.retention, now, &mut dead);
+                Ok((id, topic.take_waiting(state), state.is_idle()))
+            });
+            let (id, waiting, idle) = match published {
+                Ok(published) => published,
+                Err(back) => {
+                    data = back;
+                    continue;
+                }
+            };
             waiting.wake();
             if idle {
                 inner.remove_if_idle(&topic);
@@ -272,23 +278,24 @@ impl<T> MemoryPublisher<T> {
         let ends = options.on_gap == GapPolicy::End;
         let now = inner.now();
         loop {
-            let topic = {
-                let mut topics = inner.topics.lock();
-                match topics.map.get(topic) {
-                    Some(found) => Arc::clone(found),
-                    None => topics.create(topic),
-                }
-            };
+            let topic = inner.topics.with(|topics| match topics.map.get(topic) {
+                Some(found) => Arc::clone(found),
+                None => topics.create(topic),
+            });
             let mut dead = Evicted::new();
-            let mut state = topic.state.lock();
-            if state.removed {
+            let registered = topic.state.with(|state| {
+                if state.removed {
+                    return None;
+                }
+                // Forget expired events first, so a resume is judged against what is really
+                // kept.
+                state.evict(inner.retention, now, &mut dead);
+                let slot = state.register(buffer);
+                Some((slot, resume_point(state, resume, ends)))
+            });
+            let Some((slot, (cursor, gap))) = registered else {
                 continue;
-            }
-            // Forget expired events first, so a resume is judged against what is really kept.
-            state.evict(inner.retention, now, &mut dead);
-            let slot = state.register(buffer);
-            let (cursor, gap) = resume_point(&state, resume, ends);
-            drop(state);
+            };
             return Ok(Subscription {
                 inner: Arc::clone(inner),
                 topic,
@@ -308,20 +315,20 @@ impl<T> MemoryPublisher<T> {
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.inner
             .find(topic)
-            .map_or(0, |t| t.state.lock().subscribers())
+            .map_or(0, |t| t.state.with(|state| state.subscribers()))
     }
 
     /// How many events `topic` holds now (its retention and its subscribers' buffers).
     pub fn retained(&self, topic: &str) -> usize {
         self.inner
             .find(topic)
-            .map_or(0, |t| t.state.lock().retained())
+            .map_or(0, |t| t.state.with(|state| state.retained()))
     }
 
     /// How many topics exist: those with a subscriber or a retained event. For leak tests and
     /// metrics.
     pub fn topic_count(&self) -> usize {
-        self.inner.topics.lock().map.len()
+        self.inner.topics.with(|topics| topics.map.len())
     }
 
     /// Forgets events older than the configured age on every topic and removes topics left
@@ -331,13 +338,16 @@ impl<T> MemoryPublisher<T> {
         let Some(now) = self.inner.now() else {
             return;
         };
-        let topics: Vec<_> = self.inner.topics.lock().map.values().cloned().collect();
+        let topics: Vec<_> = self
+            .inner
+            .topics
+            .with(|topics| topics.map.values().cloned().collect());
         for topic in topics {
             let mut dead = Evicted::new();
-            let mut state = topic.state.lock();
-            state.evict(self.inner.retention, Some(now), &mut dead);
-            let idle = state.is_idle();
-            drop(state);
+            let idle = topic.state.with(|state| {
+                state.evict(self.inner.retention, Some(now), &mut dead);
+                state.is_idle()
+            });
             if idle {
                 self.inner.remove_if_idle(&topic);
             }
@@ -384,40 +394,46 @@ impl<T> Inner<T> {
     }
 
     fn find(&self, topic: &str) -> Option<Arc<Topic<T>>> {
-        self.topics.lock().map.get(topic).cloned()
+        self.topics.with(|topics| topics.map.get(topic).cloned())
     }
 
     /// Removes `topic` from the map if it is still idle: checked under both locks (map first,
     /// the order everywhere), so a publish or subscribe that got in first keeps it.
     fn remove_if_idle(&self, topic: &Arc<Topic<T>>) {
-        let mut topics = self.topics.lock();
-        let mut state = topic.state.lock();
-        if state.removed || !state.is_idle() {
-            return;
-        }
-        state.removed = true;
-        topics.high_water = topics.high_water.max(state.next() - 1);
-        drop(state);
-        if topics
-            .map
-            .get(&*topic.name)
-            .is_some_and(|found| Arc::ptr_eq(found, topic))
-        {
-            topics.map.remove(&*topic.name);
-        }
+        self.topics.with(|topics| {
+            let removed = topic.state.with(|state| {
+                if state.removed || !state.is_idle() {
+                    return false;
+                }
+                state.removed = true;
+                topics.high_water = topics.high_water.max(state.next() - 1);
+                true
+            });
+            if removed
+                && topics
+                    .map
+                    .get(&*topic.name)
+                    .is_some_and(|found| Arc::ptr_eq(found, topic))
+            {
+                topics.map.remove(&*topic.name);
+            }
+        });
     }
 
     fn close(&self) {
-        let mut waiting = Vec::new();
-        {
-            let mut topics = self.topics.lock();
+        let waiting: Vec<_> = self.topics.with(|topics| {
             topics.closed = true;
-            for topic in topics.map.values() {
-                let mut state = topic.state.lock();
-                state.closed = true;
-                waiting.push(topic.take_waiting(&mut state));
-            }
-        }
+            topics
+                .map
+                .values()
+                .map(|topic| {
+                    topic.state.with(|state| {
+                        state.closed = true;
+                        topic.take_waiting(state)
+                    })
+                })
+                .collect()
+        });
         waiting.into_iter().for_each(Wakers::wake);
     }
 }
@@ -428,7 +444,7 @@ impl<T> Topics<T> {
         if self.closed {
             // Unreachable while a handle exists to call this; kept so a closed publisher can
             // never hand out a subscription that waits forever.
-            topic.state.lock().closed = true;
+            topic.state.with(|state| state.closed = true);
         }
         self.map.insert(Arc::clone(&topic.name), Arc::clone(&topic));
         topic
@@ -539,12 +555,12 @@ impl<T> Subscription<T> {
         // Read the clock before locking: it is user code, which must not run under the lock.
         let now = self.inner.now();
         let mut dead = Evicted::new();
-        let mut state = self.topic.state.lock();
-        state.release(self.slot, self.buffer);
-        // Its buffer may have been what kept old events: the window may shrink now.
-        state.evict(self.inner.retention, now, &mut dead);
-        let idle = state.is_idle();
-        drop(state);
+        let idle = self.topic.state.with(|state| {
+            state.release(self.slot, self.buffer);
+            // Its buffer may have been what kept old events: the window may shrink now.
+            state.evict(self.inner.retention, now, &mut dead);
+            state.is_idle()
+        });
         if idle {
             self.inner.remove_if_idle(&self.topic);
         }
@@ -593,46 +609,69 @@ impl<T> Subscription<T> {
                 return Poll::Pending;
             }
         }
-        let mut state = this.topic.state.lock();
-        let front = state.front();
-        if this.cursor < front {
-            let ends = this.on_gap == GapPolicy::End;
-            let gap = Gap::new(
-                GapKind::Lagged,
-                SeqId::new(this.cursor.saturating_sub(1)),
-                Some(SeqId::new(front)),
-                Some(front - this.cursor),
-                ends,
-            );
-            drop(state);
-            if ends {
+        let waker = cx.waker();
+        let read = this.topic.state.with(|state| {
+            let front = state.front();
+            if this.cursor < front {
+                return Read::Lagged { front };
+            }
+            if this.cursor < state.next() {
+                this.cursor += state.copy_into(this.cursor, BATCH, &mut this.local);
+                if this.cursor == state.next() && !state.closed {
+                    // Caught up: park now, in the same lock, so that asking again once these
+                    // events are yielded needs no lock unless something was published meanwhile.
+                    let epoch = state.park(this.slot, waker);
+                    remember_parking(&mut this.parked, epoch, waker);
+                }
+                return Read::Copied;
+            }
+            if state.closed {
+                return Read::Closed;
+            }
+            Read::Parked {
+                epoch: state.park(this.slot, waker),
+            }
+        });
+        match read {
+            Read::Lagged { front } => {
+                let ends = this.on_gap == GapPolicy::End;
+                let gap = Gap::new(
+                    GapKind::Lagged,
+                    SeqId::new(this.cursor.saturating_sub(1)),
+                    Some(SeqId::new(front)),
+                    Some(front - this.cursor),
+                    ends,
+                );
+                if ends {
+                    this.unregister();
+                } else {
+                    this.cursor = front;
+                }
+                Poll::Ready(Some(Err(gap)))
+            }
+            Read::Copied => Poll::Ready(this.local.pop_front().map(Ok)),
+            Read::Closed => {
                 this.unregister();
-            } else {
-                this.cursor = front;
+                Poll::Ready(None)
             }
-            return Poll::Ready(Some(Err(gap)));
-        }
-        if this.cursor < state.next() {
-            this.cursor += state.copy_into(this.cursor, BATCH, &mut this.local);
-            if this.cursor == state.next() && !state.closed {
-                // Caught up: park now, in the same lock, so that asking again once these events
-                // are yielded needs no lock unless something was published meanwhile.
-                let epoch = state.park(this.slot, cx.waker());
-                remember_parking(&mut this.parked, epoch, cx.waker());
+            Read::Parked { epoch } => {
+                remember_parking(&mut this.parked, epoch, waker);
+                Poll::Pending
             }
-            drop(state);
-            return Poll::Ready(this.local.pop_front().map(Ok));
         }
-        if state.closed {
-            drop(state);
-            this.unregister();
-            return Poll::Ready(None);
-        }
-        let epoch = state.park(this.slot, cx.waker());
-        drop(state);
-        remember_parking(&mut this.parked, epoch, cx.waker());
-        Poll::Pending
     }
+}
+
+/// What one look at the topic under its lock found, acted on after the lock.
+enum Read {
+    /// The ring moved past the cursor: events were lost, the ring now starts at `front`.
+    Lagged { front: u64 },
+    /// Events were copied into the local batch.
+    Copied,
+    /// Caught up with a closed topic: the end.
+    Closed,
+    /// Caught up and parked until the next publish.
+    Parked { epoch: u64 },
 }
 
 /// Notes where a subscription parked, for `Subscription::parked`.

@@ -3,7 +3,6 @@
 
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
 use core::fmt;
 use core::ops::Deref;
 
@@ -12,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::SeqId;
 use crate::event::{Event, EventId};
+use crate::sync::{Arc, OnceLock};
 
 /// One published event: its id and its data, which every subscriber shares through one `Arc`.
 ///
@@ -38,10 +38,10 @@ struct Shared<T> {
     data: T,
     /// The JSON of `data`, made by the first serialization. An error is kept as its message so
     /// every subscriber sees the same outcome without serializing again.
-    json: spin::Once<Result<Box<RawValue>, String>>,
+    json: OnceLock<Result<Box<RawValue>, String>>,
     /// The JSON of `data` with the id as its first field, made by the first [`WithIds`]
     /// stream that sends it.
-    json_with_id: spin::Once<Result<Box<RawValue>, String>>,
+    json_with_id: OnceLock<Result<Box<RawValue>, String>>,
 }
 
 impl<T, I> Published<T, I> {
@@ -51,8 +51,8 @@ impl<T, I> Published<T, I> {
             id,
             shared: Arc::new(Shared {
                 data,
-                json: spin::Once::new(),
-                json_with_id: spin::Once::new(),
+                json: OnceLock::new(),
+                json_with_id: OnceLock::new(),
             }),
         }
     }
@@ -88,7 +88,7 @@ impl<T: Serialize, I> Published<T, I> {
     fn data_json(&self) -> Result<&RawValue, &str> {
         self.shared
             .json
-            .call_once(|| {
+            .get_or_init(|| {
                 serde_json::value::to_raw_value(&self.shared.data).map_err(|err| err.to_string())
             })
             .as_deref()
@@ -103,7 +103,7 @@ impl<T: Serialize, I> Published<T, I> {
     {
         self.shared
             .json_with_id
-            .call_once(|| {
+            .get_or_init(|| {
                 let data = self.data_json().map_err(String::from)?.get();
                 let body = data.strip_prefix('{').ok_or_else(|| {
                     String::from("the data of an event with an id field must be an object")

@@ -2,14 +2,12 @@
 //! and the wakers of those waiting. Plain data under the topic's lock; no locking or waking here.
 
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::mem;
-use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::Waker;
 
 use super::{Published, SeqId};
-use crate::sync::Mutex;
+use crate::sync::{Arc, Mutex};
 
 /// How long a topic keeps its events for resume, whether or not anyone is subscribed.
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +25,11 @@ pub(super) struct Topic<T> {
     pub(super) state: Mutex<TopicState<T>>,
     /// `TopicState::epoch`, readable without the lock: a parked subscriber that sees it
     /// unchanged knows nothing was published since it parked, and waits without locking.
-    epoch: AtomicU64,
+    /// Targets without 64-bit atomics (32-bit microcontrollers) read it under the lock instead:
+    /// there the lock is a short critical section, and an emulated 64-bit atomic would be a
+    /// lock too.
+    #[cfg(target_has_atomic = "64")]
+    epoch: core::sync::atomic::AtomicU64,
 }
 
 impl<T> Topic<T> {
@@ -35,7 +37,8 @@ impl<T> Topic<T> {
         Self {
             name: Arc::from(name),
             state: Mutex::new(TopicState::new(first)),
-            epoch: AtomicU64::new(0),
+            #[cfg(target_has_atomic = "64")]
+            epoch: core::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -44,7 +47,9 @@ impl<T> Topic<T> {
     pub(super) fn take_waiting(&self, state: &mut TopicState<T>) -> Wakers {
         let wakers = state.take_waiting();
         // Release: a subscriber that sees the new epoch also sees what was published.
-        self.epoch.store(state.epoch, Ordering::Release);
+        #[cfg(target_has_atomic = "64")]
+        self.epoch
+            .store(state.epoch, core::sync::atomic::Ordering::Release);
         wakers
     }
 
@@ -52,7 +57,10 @@ impl<T> Topic<T> {
     /// topic did not close since. If it reads a stale epoch, the wake that follows the change
     /// is still to come, so waiting is safe.
     pub(super) fn still_parked(&self, epoch: u64) -> bool {
-        self.epoch.load(Ordering::Acquire) == epoch
+        #[cfg(target_has_atomic = "64")]
+        return self.epoch.load(core::sync::atomic::Ordering::Acquire) == epoch;
+        #[cfg(not(target_has_atomic = "64"))]
+        return self.state.with(|state| state.epoch == epoch);
     }
 }
 
