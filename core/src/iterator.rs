@@ -335,7 +335,7 @@ impl<T> Slot<T> {
     }
 
     fn offer(&self, event: Event<T>, waker: &Waker) -> Offer<T> {
-        let placed = self.state.with(|state| {
+        let consumer = self.state.with(|state| {
             if state.closed {
                 return Err(Offer::Closed);
             }
@@ -351,20 +351,18 @@ impl<T> Slot<T> {
             store_waker(&mut state.sender, waker);
             Ok(state.consumer.take())
         });
-        match placed {
-            Err(refused) => refused,
-            Ok(consumer) => {
-                if let Some(consumer) = consumer {
-                    // The consumer polled while the slot was empty and is waiting: an emitter
-                    // in another task must wake it. Inline, this is the same task and costs one
-                    // re-poll.
-                    if !consumer.will_wake(waker) {
-                        consumer.wake();
-                    }
-                }
-                Offer::Placed
+        let consumer = match consumer {
+            Ok(consumer) => consumer,
+            Err(refused) => return refused,
+        };
+        if let Some(consumer) = consumer {
+            // The consumer polled while the slot was empty and is waiting: an emitter in
+            // another task must wake it. Inline, this is the same task and costs one re-poll.
+            if !consumer.will_wake(waker) {
+                consumer.wake();
             }
         }
+        Offer::Placed
     }
 
     fn poll_taken(&self, waker: &Waker) -> Poll<Result<(), Closed>> {

@@ -4,7 +4,6 @@
 //! Paths are protocol-neutral: oRPC turns `post.live` into `/rpc/post/live`, tRPC keeps
 //! `/trpc/post.live`. Mapping URLs to paths is the protocols' job, not this module's.
 
-use crate::sync::{arc_dyn, Arc};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -16,6 +15,7 @@ use core::pin::Pin;
 use crate::error::{ErrorCode, RpcError};
 use crate::head::RequestHead;
 use crate::procedure::{Call, CallFuture, Procedure};
+use crate::sync::{arc_dyn, Arc};
 
 /// Procedures by dotted path.
 ///

@@ -4,7 +4,6 @@
 //! The builder is what keeps handlers free of type annotations: the context, the input and
 //! the error type are the builder's, so a closure's argument and its `Ok(..)` need none.
 
-use crate::sync::{arc_dyn, Arc};
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::Future;
@@ -22,6 +21,7 @@ use super::{
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
+use crate::sync::{arc_dyn, Arc};
 
 /// What a handler receives.
 #[derive(Clone, Debug)]

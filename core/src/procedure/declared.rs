@@ -2,7 +2,6 @@
 //! can narrow on them (`isDefinedError`, `safe`), and typed, with their data, in the contract
 //! [`crate::typescript`] writes.
 
-use crate::sync::Arc;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
@@ -10,6 +9,7 @@ use futures_core::Stream;
 
 use super::{Frame, FrameStream};
 use crate::error::RpcError;
+use crate::sync::Arc;
 
 /// One declared error: its code, and the TypeScript type of its data (`None` for `()`).
 #[derive(Clone, Debug)]

@@ -8,7 +8,6 @@
 //! JSON, validated, and every output serialized once to JSON text; every failure on the way
 //! becomes an [`RpcError`]. Wire formats are not this module's business.
 
-use crate::sync::{arc_dyn, Arc};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -25,6 +24,7 @@ use serde_json::Value;
 
 use crate::error::{ErrorCode, RpcError};
 use crate::event::{Event, EventId};
+use crate::sync::{arc_dyn, Arc};
 
 mod builder;
 mod declared;

@@ -5,7 +5,6 @@
 //! with the publisher's id as its SSE id and its JSON made once for every subscriber), and by
 //! [`Events`], which [`events`] makes from any `Stream` of events.
 
-use crate::sync::{arc_dyn, Arc};
 use core::fmt;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -22,6 +21,7 @@ use crate::event::EventId;
 use crate::iterator::EventIterator;
 #[cfg(feature = "publisher")]
 use crate::publisher::Published;
+use crate::sync::{arc_dyn, Arc};
 
 /// A check every output of a procedure passes before it is sent
 /// ([`TypedProcedure::validate_output`](super::TypedProcedure::validate_output)).

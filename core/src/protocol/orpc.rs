@@ -5,7 +5,6 @@
 //! code, status, message, data}}` for errors, and for streams an SSE body of `message`, `done`
 //! and `error` events. The byte layout is in `shared/protocols/orpc.md`; this module does no I/O.
 
-use crate::sync::Arc;
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
@@ -20,6 +19,7 @@ use crate::procedure::{Frame, Json, Reply};
 use crate::router::App;
 use crate::rt::Timer;
 use crate::sse::EventWriter;
+use crate::sync::Arc;
 
 /// How an oRPC endpoint behaves. The defaults are oRPC's own.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,6 @@
 //! subscriptions `GET {base}/post.live?input=..` answered as SSE (`connected`, data with `id:`,
 //! `ping`, `return`, `serialized-error`). Byte layout: `shared/protocols/trpc.md`. No I/O here.
 
-use crate::sync::Arc;
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -22,6 +21,7 @@ use crate::procedure::{error_stream, Frame, Reply};
 use crate::router::App;
 use crate::rt::Timer;
 use crate::sse::EventWriter;
+use crate::sync::Arc;
 use crate::ProcedureKind;
 
 /// How a tRPC endpoint behaves.

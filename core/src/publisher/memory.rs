@@ -212,10 +212,9 @@ impl<T> MemoryPublisher<T> {
 
     /// Publishes `data` on `topic` and returns its id. Never waits: a subscriber too slow to
     /// keep up finds out from a [`Gap`], not by slowing this down.
-    pub fn publish_now(&self, topic: &str, data: T) -> SeqId {
+    pub fn publish_now(&self, topic: &str, mut data: T) -> SeqId {
         let inner = &*self.inner;
         let now = inner.now();
-        let mut data = data;
         loop {
             let found = inner.topics.with(|topics| match topics.map.get(topic) {
                 Some(found) => Ok(Arc::clone(found)),
