@@ -13,7 +13,11 @@ use crate::{serve, OuterService, Server, SmolTimer};
 /// Runs servers on smol.
 pub struct Smol;
 
-pub struct Running(Server);
+/// A server on smol's global executor; `None` once shut down.
+pub struct Running {
+    addr: SocketAddr,
+    server: Option<Server>,
+}
 
 impl Adapter for Smol {
     type Server = Running;
@@ -24,27 +28,32 @@ impl Adapter for Smol {
 
     /// On smol's global executor, which runs on threads of its own while the test blocks.
     fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
-        Running(smol::block_on(async {
+        let server = smol::block_on(async {
             let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             serve(listener, service).unwrap()
-        }))
+        });
+        Running {
+            addr: server.local_addr(),
+            server: Some(server),
+        }
     }
 }
 
 impl RunningServer for Running {
     fn addr(&self) -> SocketAddr {
-        self.0.local_addr()
+        self.addr
     }
 
     fn active_streams(&self) -> usize {
-        self.0.active_streams()
+        self.server.as_ref().unwrap().active_streams()
     }
 
     fn open_connections(&self) -> usize {
-        self.0.open_connections()
+        self.server.as_ref().unwrap().open_connections()
     }
 
-    fn shutdown(self) -> bool {
-        smol::block_on(self.0.shutdown())
+    fn shutdown(&mut self) -> bool {
+        let server = self.server.take().unwrap(); // shut down once
+        smol::block_on(server.shutdown())
     }
 }

@@ -13,8 +13,10 @@ use crate::{serve, OuterService, Server, TokioTimer};
 /// Runs servers on tokio.
 pub struct Tokio;
 
-/// A server on a runtime of its own, so that the blocking test client never stalls it.
+/// A server on a runtime of its own, so that the blocking test client never stalls it. The
+/// runtime lives until this is dropped, shutdown or not.
 pub struct Running {
+    addr: SocketAddr,
     server: Option<Server>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -37,6 +39,7 @@ impl Adapter for Tokio {
             serve(listener, service).unwrap()
         });
         Running {
+            addr: server.local_addr(),
             server: Some(server),
             runtime: Some(runtime),
         }
@@ -45,7 +48,7 @@ impl Adapter for Tokio {
 
 impl RunningServer for Running {
     fn addr(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().local_addr()
+        self.addr
     }
 
     fn active_streams(&self) -> usize {
@@ -56,8 +59,8 @@ impl RunningServer for Running {
         self.server.as_ref().unwrap().open_connections()
     }
 
-    fn shutdown(mut self) -> bool {
-        let server = self.server.take().unwrap();
+    fn shutdown(&mut self) -> bool {
+        let server = self.server.take().unwrap(); // shut down once
         self.runtime.as_ref().unwrap().block_on(server.shutdown())
     }
 }

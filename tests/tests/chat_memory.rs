@@ -35,7 +35,7 @@ fn stalled_resumers_hold_a_page_each<R: Adapter>() {
     for _ in 0..POSTS {
         chat.create_now(title.clone());
     }
-    let server = R::start(OuterService::new(
+    let mut server = R::start(OuterService::new(
         chat::app(chat.clone(), R::timer()),
         chat::server_config(false),
         R::timer(),

@@ -12,7 +12,7 @@ use outer_tests::{run_node, start_chat};
 use outer_tokio::testing::Tokio;
 
 fn run<R: Adapter>(script: &str, prefix: &str) {
-    let server = start_chat::<R>(outer_examples::chat::server_config(true));
+    let mut server = start_chat::<R>(outer_examples::chat::server_config(true));
     let root = format!("http://{}", server.addr());
     let output = run_node(
         script,

@@ -384,7 +384,7 @@ fn error_fields(body: &str) -> Value {
 }
 
 fn compare_all<R: Adapter>() {
-    let server = start_chat::<R>(reference_config());
+    let mut server = start_chat::<R>(reference_config());
     let mut failures = Vec::new();
     for case in cases() {
         let want = capture(case.fixture);
@@ -463,7 +463,7 @@ fn compare_post_create<R: Adapter>() {
             post("/trpc/post.create", &[JSON], r#"{"title":"hello"}"#),
         ),
     ] {
-        let server = start_chat::<R>(reference_config());
+        let mut server = start_chat::<R>(reference_config());
         let want = capture(fixture);
         let mut got = send(server.addr(), &request);
         assert_eq!(got.status, want.status, "{fixture}");

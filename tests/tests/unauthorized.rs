@@ -77,7 +77,7 @@ fn assert_orpc_unauthorized(body: &Value, defined: bool) {
 }
 
 fn refused_without_a_token<R: Adapter>() {
-    let server = start_chat::<R>(outer_examples::chat::server_config(false));
+    let mut server = start_chat::<R>(outer_examples::chat::server_config(false));
     let addr = server.addr();
 
     let body = json_refusal(
@@ -139,7 +139,7 @@ fn refused_without_a_token<R: Adapter>() {
 /// With the token, each protocol's stream opens and carries the post that mentions the name,
 /// and not the one that does not.
 fn streams_with_a_token<R: Adapter>() {
-    let server = start_chat::<R>(outer_examples::chat::server_config(false));
+    let mut server = start_chat::<R>(outer_examples::chat::server_config(false));
     let addr = server.addr();
     let token = "authorization: Bearer ann";
 

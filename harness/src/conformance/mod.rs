@@ -54,8 +54,10 @@ pub trait RunningServer {
     /// Its open connections.
     fn open_connections(&self) -> usize;
     /// Shuts it down gracefully, blocking until done; true when every connection finished
-    /// within the grace.
-    fn shutdown(self) -> bool;
+    /// within the grace. The runtime keeps running until the server is dropped: the suite
+    /// checks that the listener refuses connections as soon as this returns, while nothing is
+    /// torn down yet that would close it anyway.
+    fn shutdown(&mut self) -> bool;
 }
 
 /// What the test router's handlers report, and the gate the test opens.
@@ -67,6 +69,8 @@ pub struct Probe {
     pub started: AtomicUsize,
     /// Stream handlers dropped: their `finally`.
     pub cleanups: AtomicUsize,
+    /// What `posts` streams: the suite publishes from threads the runtime does not own.
+    pub posts: MemoryPublisher<Value>,
 }
 
 struct Cleanup(Arc<Probe>);
@@ -87,6 +91,7 @@ impl Drop for Cleanup {
 ///   every time (a resume id the publisher never gave out, subscribed again on each gap), as a
 ///   careless handler does: it never waits for anything.
 /// - `flood`: a stream that yields `0, 1, 2...` as fast as it is read, for ever.
+/// - `posts`: what is published on the probe's `posts` publisher (topic `posts`), live.
 ///
 /// Each but `ping`, `spin` and `flood` counts in `started` when it first runs and in `cleanups`
 /// when dropped.
@@ -94,6 +99,7 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
     let gated = Arc::clone(probe);
     let silent = Arc::clone(probe);
     let hang = Arc::clone(probe);
+    let posts = probe.posts.clone();
     let publisher = MemoryPublisher::<Value>::builder().build();
     let os = procedure::<()>();
     Router::new()
@@ -115,6 +121,13 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
                         Ok(())
                     }))
                 }
+            }),
+        )
+        .route(
+            "posts",
+            os.subscription(move |_| {
+                let subscribed = posts.subscribe_now("posts", SubscribeOptions::new());
+                async move { Ok(subscribed?) }
             }),
         )
         .route(
@@ -378,7 +391,7 @@ pub mod suite {
     }
 
     pub fn graceful_shutdown_ends_open_streams_cleanly<R: Adapter>() {
-        let (server, probe) = start::<R>(quiet_config());
+        let (mut server, probe) = start::<R>(quiet_config());
         let addr = server.addr();
         // An idle keep-alive connection must not hold shutdown up.
         let mut idle = post(addr, "/rpc/ping", r#"{"json":1}"#);
@@ -403,7 +416,39 @@ pub mod suite {
         assert_eq!(end, End::Clean);
         assert_eq!(probe.cleanups.load(Ordering::SeqCst), 2);
         assert!(closed_by_server(idle.into_stream()));
-        assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+        // The runtime still runs: a listener whose close is only queued (io_uring closes
+        // through the ring) would still accept here.
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "the listener is closed once shutdown returns"
+        );
+        drop(server);
+    }
+
+    /// Wakes that come from threads the runtime does not own reach the streams they wake: a
+    /// publish from a plain thread, and a gate opened from one. Publishers, shutdown signals
+    /// and other runtimes' tasks all wake this way, so a runtime must accept wakes from any
+    /// thread (monoio, for one, only with its `sync` feature).
+    pub fn wakes_from_threads_the_runtime_does_not_own_reach_the_streams<R: Adapter>() {
+        let (server, probe) = start::<R>(quiet_config());
+        let mut posts = post(server.addr(), "/rpc/posts", "");
+        assert_eq!(posts.status, 200);
+        wait_until("the subscription", || {
+            probe.posts.subscriber_count("posts") == 1
+        });
+        let publisher = probe.posts.clone();
+        std::thread::spawn(move || publisher.publish_now("posts", json!({"title": "hi"})))
+            .join()
+            .unwrap();
+        posts.read_until("data: {\"json\":{\"title\":\"hi\"}}\n");
+
+        let mut gated = post(server.addr(), "/rpc/gated", "");
+        gated.read_until("id: 1\n");
+        let gate = Arc::clone(&probe);
+        std::thread::spawn(move || gate.gate.trigger())
+            .join()
+            .unwrap();
+        gated.read_until("id: 2\n");
     }
 
     pub fn shutdown_closes_connections_still_busy_after_the_grace<R: Adapter>() {
@@ -411,7 +456,8 @@ pub mod suite {
             shutdown_grace: Duration::from_millis(200),
             ..ServerConfig::default()
         };
-        let (server, probe) = start::<R>(config);
+        let (mut server, probe) = start::<R>(config);
+        let addr = server.addr();
         let busy = open(
             server.addr(),
             b"POST /rpc/hang HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n",
@@ -425,12 +471,13 @@ pub mod suite {
         );
         assert!(closed_by_server(busy));
         assert_eq!(probe.cleanups.load(Ordering::SeqCst), 1);
+        assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
     }
 
     /// Three such handlers: more than the test servers have threads (tokio's two workers,
     /// smol's one), so a handler that kept its thread would leave none for the ping.
     pub fn handlers_looping_on_always_ready_subscriptions_leave_the_server_answering<R: Adapter>() {
-        let (server, _) = start::<R>(quiet_config());
+        let (mut server, _) = start::<R>(quiet_config());
         let spinning: Vec<RawResponse> = (0..3)
             .map(|_| {
                 let mut stream = post(server.addr(), "/rpc/spin", "");
@@ -814,6 +861,7 @@ macro_rules! conformance_suite {
             a_silent_stream_gets_keep_alive_comments,
             max_stream_duration_ends_the_stream_without_done,
             graceful_shutdown_ends_open_streams_cleanly,
+            wakes_from_threads_the_runtime_does_not_own_reach_the_streams,
             shutdown_closes_connections_still_busy_after_the_grace,
             slow_headers_are_cut_off_after_the_header_read_timeout,
             handlers_looping_on_always_ready_subscriptions_leave_the_server_answering,
