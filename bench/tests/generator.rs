@@ -39,7 +39,7 @@ async fn check(config: Config) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = chat::app(Chat::new(), Arc::new(outer_tokio::TokioTimer));
+    let app = chat::app(Chat::new(), Arc::new(outer_tokio::TokioRuntime));
     let server = outer_tokio::serve(
         listener,
         outer_tokio::service(app, chat::server_config(false)),

@@ -1,8 +1,15 @@
-//! The runtime seam: the little the core needs from an async runtime and cannot do itself.
+//! The runtime seam: the little Outer needs from an async runtime and cannot do itself.
 //!
-//! Only a timer, for keep-alive comments, stream deadlines and retry delays, and optionally the
-//! runtime's way to yield. Each adapter implements it in a few lines (`tokio::time::sleep`, `async_io::Timer`); tests use a
-//! simulated clock. Spawning and sockets stay in the adapters.
+//! One seam, shaped like hyper's `rt`, implemented once per adapter (`outer_tokio::TokioRuntime`,
+//! `outer_smol::SmolRuntime`; tests use the harness's simulated clock):
+//! - [`Timer`]: sleeps, the time now, and the runtime's way to yield. Event streams use it for
+//!   keep-alives and deadlines, the server for header timeouts, the client for backoff, the
+//!   publishers for retention by age and reconnect delays.
+//! - [`Spawn`]: starting a background task, for the pieces that run one (the Redis
+//!   publisher's readers).
+//! - [`Runtime`]: both, what an adapter gives.
+//!
+//! Sockets stay in the adapters.
 
 use alloc::boxed::Box;
 use core::future::Future;
@@ -12,18 +19,24 @@ use core::time::Duration;
 /// A future that completes once its duration has passed.
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Makes sleeps. Implement it for your runtime:
+/// A background task handed to [`Spawn`].
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Makes sleeps and reads the time. Implement it for your runtime:
 ///
 /// ```
 /// use core::time::Duration;
 /// use outer_core::rt::{Sleep, Timer};
 ///
-/// /// A timer that never fires: keep-alive off.
+/// /// A timer that never fires and whose time stands still: keep-alives off.
 /// #[derive(Debug)]
 /// struct Never;
 /// impl Timer for Never {
 ///     fn sleep(&self, _: Duration) -> Sleep {
 ///         Box::pin(core::future::pending())
+///     }
+///     fn now(&self) -> Duration {
+///         Duration::ZERO
 ///     }
 /// }
 /// ```
@@ -32,15 +45,12 @@ pub trait Timer: Send + Sync + core::fmt::Debug + 'static {
     fn sleep(&self, duration: Duration) -> Sleep;
 
     /// The time now, measured from any fixed origin, on the same clock as
-    /// [`sleep`](Timer::sleep), if the timer can read one; `None` (the default) if not.
-    ///
-    /// With a clock, an event stream arms its keep-alive sleep once per interval: an event
-    /// only records the time it went out, and a sleep that fires early for that reason is
-    /// followed by one for the rest of the silence. Without one, each chunk arms a new sleep,
-    /// which costs an allocation and a timer registration per event per subscriber. Both give
-    /// the same keep-alives.
-    fn now(&self) -> Option<Duration> {
-        None
+    /// [`sleep`](Timer::sleep). Monotonic: it never goes back.
+    fn now(&self) -> Duration;
+
+    /// A future that completes once [`now`](Timer::now) reaches `deadline`, at once if it has.
+    fn sleep_until(&self, deadline: Duration) -> Sleep {
+        self.sleep(deadline.saturating_sub(self.now()))
     }
 
     /// A future that hands the thread to the runtime's other tasks once, then completes: how an
@@ -52,3 +62,49 @@ pub trait Timer: Send + Sync + core::fmt::Debug + 'static {
         None
     }
 }
+
+/// A shared timer is a timer, so an `Arc<dyn Timer>` goes wherever a [`Timer`] is taken.
+impl<T: Timer + ?Sized> Timer for crate::sync::Arc<T> {
+    fn sleep(&self, duration: Duration) -> Sleep {
+        (**self).sleep(duration)
+    }
+    fn now(&self) -> Duration {
+        (**self).now()
+    }
+    fn sleep_until(&self, deadline: Duration) -> Sleep {
+        (**self).sleep_until(deadline)
+    }
+    fn yield_now(&self) -> Option<Sleep> {
+        (**self).yield_now()
+    }
+}
+
+/// Starts a task in the background and lets it run to completion (or until the runtime stops).
+///
+/// ```
+/// use outer_core::rt::{Spawn, Task};
+/// /// Each task on a thread of its own.
+/// struct Threads;
+/// impl Spawn for Threads {
+///     fn spawn(&self, task: Task) {
+///         std::thread::spawn(move || futures::executor::block_on(task));
+///     }
+/// }
+/// ```
+pub trait Spawn: Send + Sync + 'static {
+    /// Runs `task` in the background.
+    fn spawn(&self, task: Task);
+}
+
+/// A shared spawner is a spawner, so an `Arc<dyn Runtime>` is a [`Runtime`].
+impl<S: Spawn + ?Sized> Spawn for crate::sync::Arc<S> {
+    fn spawn(&self, task: Task) {
+        (**self).spawn(task)
+    }
+}
+
+/// A runtime as Outer uses it: a [`Timer`] that can also [`Spawn`]. Each adapter has one
+/// (`outer_tokio::TokioRuntime`, `outer_smol::SmolRuntime`); any type that is both is one.
+pub trait Runtime: Timer + Spawn {}
+
+impl<R: Timer + Spawn> Runtime for R {}

@@ -145,6 +145,10 @@ impl Timer for YieldingRuntime {
         Box::pin(std::future::pending())
     }
 
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+
     fn yield_now(&self) -> Option<Sleep> {
         let yields = Arc::clone(&self.0);
         let mut first = true;

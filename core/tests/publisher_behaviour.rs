@@ -386,11 +386,8 @@ fn many_short_lived_topics_leave_no_topic_and_no_memory_behind() {
 
 #[test]
 fn topics_kept_only_for_their_retention_are_freed_once_it_expires() {
-    let now = Arc::new(AtomicU64::new(0));
-    let clock = {
-        let now = now.clone();
-        move || now.load(Ordering::Relaxed)
-    };
+    let clock = HandClock::default();
+    let now = Arc::clone(&clock.0);
     let publisher = MemoryPublisher::builder()
         .retain_for(Duration::from_secs(10), clock)
         .build();
@@ -459,11 +456,8 @@ fn a_recreated_topic_keeps_growing_ids_and_an_old_id_resumes_as_a_gap() {
 
 #[test]
 fn time_based_retention_forgets_old_events() {
-    let now = Arc::new(AtomicU64::new(0));
-    let clock = {
-        let now = now.clone();
-        move || now.load(Ordering::Relaxed)
-    };
+    let clock = HandClock::default();
+    let now = Arc::clone(&clock.0);
     let publisher = MemoryPublisher::builder()
         .retain_for(Duration::from_secs(10), clock)
         .build();
@@ -487,11 +481,8 @@ fn time_based_retention_forgets_old_events() {
 
 #[test]
 fn time_based_retention_never_takes_what_a_live_buffer_covers() {
-    let now = Arc::new(AtomicU64::new(0));
-    let clock = {
-        let now = now.clone();
-        move || now.load(Ordering::Relaxed)
-    };
+    let clock = HandClock::default();
+    let now = Arc::clone(&clock.0);
     let publisher = MemoryPublisher::builder()
         .retain_for(Duration::from_millis(1), clock)
         .build();
@@ -787,4 +778,17 @@ fn publisher_and_subscription_can_cross_threads() {
     send_sync::<MemoryPublisher<String>>();
     send_unpin::<Subscription<String>>();
     send_sync::<Published<String>>();
+}
+
+/// A clock moved by hand, in milliseconds: what retention by age reads. Its sleeps never end.
+#[derive(Clone, Debug, Default)]
+struct HandClock(Arc<AtomicU64>);
+
+impl outer_core::rt::Timer for HandClock {
+    fn sleep(&self, _: Duration) -> outer_core::rt::Sleep {
+        Box::pin(std::future::pending())
+    }
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
 }

@@ -131,17 +131,18 @@ impl RedisChat {
     ///
     /// ```no_run
     /// use outer_examples::chat::RedisChat;
-    /// use outer_redis::Runtime;
     /// # async fn run() -> Result<(), outer_core::RpcError> {
-    /// let runtime = Runtime::new(|task| { tokio::spawn(task); }, outer_tokio::TokioTimer);
-    /// let chat = RedisChat::connect("redis://127.0.0.1:6379", runtime)?;
+    /// let chat = RedisChat::connect("redis://127.0.0.1:6379", outer_tokio::TokioRuntime)?;
     /// chat.check().await?;
     /// let post = chat.create("hello".into()).await?;
     /// assert!(post.id.to_string().contains('-'));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn connect(url: &str, runtime: outer_redis::Runtime) -> Result<Self, outer_redis::Error> {
+    pub fn connect(
+        url: &str,
+        runtime: impl outer_core::rt::Runtime,
+    ) -> Result<Self, outer_redis::Error> {
         Ok(Self::without_archive(
             RedisPublisher::builder(url).build(runtime)?,
         ))
@@ -521,6 +522,9 @@ pub fn typescript() -> Result<(String, String), outer_core::typescript::TypeScri
     impl Timer for NoTimer {
         fn sleep(&self, _: Duration) -> outer_core::rt::Sleep {
             Box::pin(std::future::pending())
+        }
+        fn now(&self) -> Duration {
+            Duration::ZERO
         }
     }
     let router = router(Chat::new(), Arc::new(NoTimer));

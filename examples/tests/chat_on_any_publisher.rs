@@ -20,7 +20,7 @@ use outer_core::rt::Timer;
 use outer_core::{App, EventId, RequestHead, RpcError};
 use outer_examples::chat::{self, Chat, ChatCtx, PostText};
 use outer_redis::testing::RedisServer;
-use outer_redis::{RedisPublisher, Runtime};
+use outer_redis::RedisPublisher;
 use serde_json::{json, Value};
 
 /// How long any one wait may take before the test fails as hung.
@@ -28,7 +28,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// `future`, or a failure naming `what` after [`DEADLINE`].
 async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    let sleep = outer_smol::SmolTimer.sleep(DEADLINE);
+    let sleep = outer_smol::SmolRuntime.sleep(DEADLINE);
     match futures::future::select(std::pin::pin!(future), sleep).await {
         futures::future::Either::Left((out, _)) => out,
         futures::future::Either::Right(_) => panic!("still waiting for {what}"),
@@ -36,7 +36,7 @@ async fn within<F: Future>(what: &str, future: F) -> F::Output {
 }
 
 fn app<P: Publisher<PostText> + Clone + 'static>(chat: Chat<P>) -> App<ChatCtx> {
-    chat::app(chat, Arc::new(outer_smol::SmolTimer))
+    chat::app(chat, Arc::new(outer_smol::SmolRuntime))
 }
 
 fn anonymous() -> RequestHead {
@@ -235,8 +235,8 @@ fn on_memory_a_gap_is_filled_from_the_archive_or_is_a_412() {
     ));
 }
 
-fn on_smol() -> Runtime {
-    Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer)
+fn on_smol() -> outer_smol::SmolRuntime {
+    outer_smol::SmolRuntime
 }
 
 fn redis_publisher(redis: &RedisServer, prefix: &str, retain: usize) -> RedisPublisher<PostText> {

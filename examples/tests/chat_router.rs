@@ -20,6 +20,9 @@ impl Timer for NoWait {
     fn sleep(&self, _: Duration) -> Sleep {
         Box::pin(std::future::ready(()))
     }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 fn setup() -> (Chat, App<ChatCtx>) {

@@ -74,6 +74,7 @@ pub use subscription::Subscription;
 /// struct NeverFires;
 /// impl Timer for NeverFires {
 ///     fn sleep(&self, _: Duration) -> Sleep { Box::pin(std::future::pending()) }
+///     fn now(&self) -> Duration { Duration::ZERO }
 /// }
 ///
 /// impl Transport for Offline {
@@ -108,6 +109,7 @@ pub trait Transport: Clone + Send + Sync + fmt::Debug + 'static {
 /// # #[derive(Debug)] struct NoTimer;
 /// # impl outer_core::rt::Timer for NoTimer {
 /// #     fn sleep(&self, _: std::time::Duration) -> outer_core::rt::Sleep { Box::pin(std::future::pending()) }
+/// #     fn now(&self) -> std::time::Duration { std::time::Duration::ZERO }
 /// # }
 /// # impl outer_http::client::Transport for T {
 /// #     type Io = hyper_util::rt::TokioIo<tokio::io::DuplexStream>;
@@ -332,6 +334,7 @@ impl<R: Transport + Default> Client<R> {
     /// # #[derive(Debug)] struct NoTimer;
     /// # impl outer_core::rt::Timer for NoTimer {
     /// #     fn sleep(&self, _: std::time::Duration) -> outer_core::rt::Sleep { Box::pin(std::future::pending()) }
+    /// #     fn now(&self) -> std::time::Duration { std::time::Duration::ZERO }
     /// # }
     /// # impl outer_http::client::Transport for R {
     /// #     type Io = hyper_util::rt::TokioIo<tokio::io::DuplexStream>;
@@ -353,6 +356,7 @@ impl<R: Transport + Default> Client<R> {
     /// # #[derive(Debug)] struct NoTimer;
     /// # impl outer_core::rt::Timer for NoTimer {
     /// #     fn sleep(&self, _: std::time::Duration) -> outer_core::rt::Sleep { Box::pin(std::future::pending()) }
+    /// #     fn now(&self) -> std::time::Duration { std::time::Duration::ZERO }
     /// # }
     /// # impl outer_http::client::Transport for R {
     /// #     type Io = hyper_util::rt::TokioIo<tokio::io::DuplexStream>;
@@ -495,6 +499,7 @@ impl<O: DeserializeOwned> Future for Call<O> {
 /// # #[derive(Debug)] struct NoTimer;
 /// # impl outer_core::rt::Timer for NoTimer {
 /// #     fn sleep(&self, _: std::time::Duration) -> outer_core::rt::Sleep { Box::pin(std::future::pending()) }
+/// #     fn now(&self) -> std::time::Duration { std::time::Duration::ZERO }
 /// # }
 /// # impl outer_http::client::Transport for R {
 /// #     type Io = hyper_util::rt::TokioIo<tokio::io::DuplexStream>;

@@ -22,6 +22,7 @@
 //! struct NoTimer;
 //! impl Timer for NoTimer {
 //!     fn sleep(&self, _: Duration) -> Sleep { Box::pin(std::future::pending()) }
+//!     fn now(&self) -> Duration { Duration::ZERO }
 //! }
 //!
 //! #[derive(serde::Deserialize)]

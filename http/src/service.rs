@@ -42,10 +42,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// use outer_http::{OuterService, ServerConfig};
 ///
 /// # #[derive(Debug)] struct MyTimer;
-/// # impl Timer for MyTimer { fn sleep(&self, _: std::time::Duration) -> Sleep { Box::pin(std::future::pending()) } }
+/// # impl Timer for MyTimer {
+/// #     fn sleep(&self, _: std::time::Duration) -> Sleep { Box::pin(std::future::pending()) }
+/// #     fn now(&self) -> std::time::Duration { std::time::Duration::ZERO }
+/// # }
 /// let router = Router::new()
 ///     .route("ping", procedure::<()>().input::<u32>().query(|req| async move { Ok(req.input) }));
-/// // The runtime adapters pass their timer (`outer_tokio::TokioTimer`, `outer_smol::SmolTimer`).
+/// // The runtime adapters pass their timer (`outer_tokio::TokioRuntime`, `outer_smol::SmolRuntime`).
 /// let service = OuterService::new(router, ServerConfig::default(), Arc::new(MyTimer));
 /// assert_eq!(service.active_streams(), 0);
 /// ```
@@ -570,6 +573,9 @@ mod tests {
     impl Timer for NeverTimer {
         fn sleep(&self, _: Duration) -> Sleep {
             Box::pin(std::future::pending())
+        }
+        fn now(&self) -> Duration {
+            Duration::ZERO
         }
     }
 

@@ -32,18 +32,23 @@
 //!   slot's master and finds it again after a failover or when the slot moves. Resume and gaps
 //!   are the same as on one server: a shard that failed over keeps what reached its replica,
 //!   and a shard that lost its data starts a new epoch, so resuming there is a gap.
-//! - **Runtimes.** Tokio or smol: pass a [`Runtime`] (a spawner and a timer).
+//! - **Runtimes.** Tokio or smol: pass the adapter's runtime (`outer_tokio::TokioRuntime`,
+//!   `outer_smol::SmolRuntime`, or any [`outer_core::rt::Runtime`]). The publisher runs one
+//!   background task per topic (the shared blocking read) and sleeps between reconnects, both
+//!   the runtime's job. The redis crate is built with both its `tokio-comp` and `smol-comp`
+//!   features; at each connect it looks for a current tokio runtime and uses tokio's sockets
+//!   there, and async-io's everywhere else (async-io runs its own reactor thread, so those
+//!   sockets work under any executor). So one build of this crate serves both runtimes.
 //!
 //! ```no_run
 //! use futures::StreamExt;
 //! use outer_core::publisher::SubscribeOptions;
-//! use outer_redis::{RedisPublisher, Runtime};
+//! use outer_redis::RedisPublisher;
 //!
 //! # async fn run() -> Result<(), outer_redis::Error> {
-//! let runtime = Runtime::new(|task| { tokio::spawn(task); }, outer_tokio::TokioTimer);
 //! let publisher = RedisPublisher::<String>::builder("redis://127.0.0.1:6379")
 //!     .retain_last(10_000)
-//!     .build(runtime)?;
+//!     .build(outer_tokio::TokioRuntime)?;
 //!
 //! let mut live = publisher.subscribe("chat", SubscribeOptions::new()).await?;
 //! let id = publisher.publish("chat", "hello".to_string()).await?;
@@ -69,6 +74,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use outer_core::publisher::{Publisher, SubscribeOptions};
+use outer_core::rt::Runtime;
 use outer_core::EventId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -76,7 +82,6 @@ use serde::Serialize;
 mod backend;
 mod error;
 mod id;
-pub mod runtime;
 mod stream;
 mod subscription;
 mod topic;
@@ -86,7 +91,6 @@ pub mod testing;
 
 pub use error::{Error, Gap, RecvError};
 pub use id::{Epoch, MalformedStreamId, StreamId};
-pub use runtime::Runtime;
 pub use subscription::Subscription;
 
 use backend::{Backend, Connection, Timeouts};
@@ -99,11 +103,10 @@ use topic::{lock, Registration, Topic};
 /// and its subscriptions end once they have yielded what they had buffered.
 ///
 /// ```no_run
-/// use outer_redis::{RedisPublisher, Runtime};
+/// use outer_redis::RedisPublisher;
 /// # fn run() -> Result<(), outer_redis::Error> {
-/// let runtime = Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer);
 /// let publisher: RedisPublisher<serde_json::Value> =
-///     RedisPublisher::builder("redis://127.0.0.1:6379").build(runtime)?;
+///     RedisPublisher::builder("redis://127.0.0.1:6379").build(outer_smol::SmolRuntime)?;
 /// # Ok(())
 /// # }
 /// ```
@@ -115,14 +118,13 @@ pub struct RedisPublisher<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use outer_redis::{RedisPublisher, Runtime};
+/// use outer_redis::RedisPublisher;
 ///
-/// let runtime = Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer);
 /// let publisher = RedisPublisher::<String>::builder("redis://127.0.0.1:6379/0")
 ///     .key_prefix("myapp:events:")
 ///     .retain_last(100_000)
 ///     .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(5))
-///     .build(runtime)
+///     .build(outer_smol::SmolRuntime)
 ///     .unwrap(); // connects lazily: nothing is sent yet
 /// assert_eq!(publisher.key("posts"), "myapp:events:posts");
 /// ```
@@ -160,7 +162,7 @@ impl Config {
 
 pub(crate) struct Inner<T> {
     pub(crate) backend: Backend,
-    pub(crate) runtime: Runtime,
+    pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) config: Config,
     /// The connection for publishes and catch-ups (multiplexed: shared by all of them).
     commands: Mutex<Option<Connection>>,
@@ -215,15 +217,17 @@ impl<T> RedisPublisherBuilder<T> {
         self
     }
 
-    /// Builds the publisher. It connects lazily, on the first publish or subscribe; fails only
-    /// if the URL is not a Redis URL.
-    pub fn build(self, runtime: Runtime) -> Result<RedisPublisher<T>, Error> {
+    /// Builds the publisher on `runtime` (the adapter's: `outer_tokio::TokioRuntime`,
+    /// `outer_smol::SmolRuntime`; an `Arc<dyn Runtime>` is one too), which runs its readers
+    /// and times its reconnects. It connects lazily, on the first publish or subscribe; fails
+    /// only if the URL is not a Redis URL.
+    pub fn build(self, runtime: impl Runtime) -> Result<RedisPublisher<T>, Error> {
         let backend = Backend::open(&self.url, self.config.timeouts())
             .map_err(|err| Error::Unavailable(format!("invalid Redis URL: {err}")))?;
         Ok(RedisPublisher {
             inner: Arc::new(Inner {
                 backend,
-                runtime,
+                runtime: Arc::new(runtime),
                 config: self.config,
                 commands: Mutex::new(None),
                 topics: Mutex::new(HashMap::new()),
@@ -408,7 +412,7 @@ impl<T> Inner<T> {
             }
             if !pause.is_zero() {
                 let nap = pause.min(self.config.reconnect_wait - waited);
-                self.runtime.timer.sleep(nap).await;
+                self.runtime.sleep(nap).await;
                 waited += nap;
             }
             pause = (pause * 2).clamp(self.config.backoff.0, self.config.backoff.1);

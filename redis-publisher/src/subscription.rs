@@ -39,11 +39,11 @@ type Fetch = Pin<Box<dyn Future<Output = redis::RedisResult<Page>> + Send>>;
 /// ```no_run
 /// use futures::StreamExt;
 /// use outer_core::publisher::SubscribeOptions;
-/// use outer_redis::{RedisPublisher, Runtime, StreamId};
+/// use outer_redis::{RedisPublisher, StreamId};
 ///
 /// # async fn run() -> Result<(), outer_redis::Error> {
-/// let runtime = Runtime::new(|task| { tokio::spawn(task); }, outer_tokio::TokioTimer);
-/// let publisher = RedisPublisher::<String>::builder("redis://127.0.0.1:6379").build(runtime)?;
+/// let publisher =
+///     RedisPublisher::<String>::builder("redis://127.0.0.1:6379").build(outer_tokio::TokioRuntime)?;
 /// let last = StreamId::parse("1700000000000-0@3fa9c2d1")?; // a client's Last-Event-ID
 /// let mut sub = publisher
 ///     .subscribe("chat", SubscribeOptions::new().resume_after(last))
@@ -289,7 +289,7 @@ impl CatchUp {
                 Err(err) => {
                     tracing::warn!(error = %err, retry_in = ?self.backoff,
                         "catching a subscriber up from Redis failed; retrying");
-                    self.pause = Some(inner.runtime.timer.sleep(self.backoff));
+                    self.pause = Some(inner.runtime.sleep(self.backoff));
                     self.backoff = (self.backoff * 2).min(inner.config.backoff.1);
                 }
             }

@@ -287,7 +287,7 @@ where
     T: DeserializeOwned + Send + Sync + 'static,
 {
     let running = Running::new(&inner.readers);
-    let spawn = Arc::clone(&inner.runtime.spawn);
+    let runtime = Arc::clone(&inner.runtime);
     let inner = Arc::clone(inner);
     let topic = Arc::clone(topic);
     let task = async move {
@@ -298,7 +298,7 @@ where
         // reader's connection is dropped with it, which closes it.
         futures_util::future::select(reading, stop).await;
     };
-    spawn.spawn(Box::pin(task));
+    runtime.spawn(Box::pin(task));
 }
 
 /// The reader: read what follows the position, fan it out, wait for more; on any Redis error
@@ -338,7 +338,7 @@ where
                 tracing::warn!(topic = %topic.name, error = %err, retry_in = ?backoff,
                     "reading the topic's Redis stream failed; reconnecting");
                 conn = None;
-                inner.runtime.timer.sleep(backoff).await;
+                inner.runtime.sleep(backoff).await;
                 backoff = (backoff * 2).min(config.backoff.1);
             }
         }

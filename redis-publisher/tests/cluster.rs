@@ -16,13 +16,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use outer_core::publisher::{GapKind, GapPolicy, SubscribeOptions};
 use outer_redis::testing::RedisCluster;
-use outer_redis::{Error, RecvError, RedisPublisher, Runtime, StreamId};
+use outer_redis::{Error, RecvError, RedisPublisher, StreamId};
 
 /// One cluster at a time: six processes each, and failovers that wait on timeouts.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 mod support;
-use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt};
+use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt, Runtime};
 
 /// A cluster whose other shards keep serving while one is down.
 fn cluster() -> RedisCluster {

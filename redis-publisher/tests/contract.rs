@@ -17,10 +17,10 @@ use outer_core::publisher::{backfilled, GapKind, GapPolicy, Publisher, Subscribe
 use outer_core::rt::Timer;
 use outer_core::{procedure, EventId, Router, RpcError};
 use outer_redis::testing::RedisServer;
-use outer_redis::{Epoch, Error, RecvError, RedisPublisher, Runtime, StreamId};
+use outer_redis::{Epoch, Error, RecvError, RedisPublisher, StreamId};
 
 mod support;
-use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt};
+use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt, Runtime};
 
 fn redis() -> RedisServer {
     RedisServer::start().expect("start redis-server")
@@ -169,7 +169,9 @@ fn resumes_racing_publishes_miss_nothing_and_repeat_nothing<R: Rt>() {
                         .unwrap()
                 };
                 subs.push((sub, (round % 4 != 3).then_some(known[resume_at])));
-                outer_smol::SmolTimer.sleep(Duration::from_millis(3)).await;
+                outer_smol::SmolRuntime
+                    .sleep(Duration::from_millis(3))
+                    .await;
             }
             subs
         };

@@ -20,7 +20,7 @@ use outer_harness::conformance::properties::{
 use outer_harness::conformance::Adapter;
 use outer_harness::loopback_cases;
 use outer_redis::testing::RedisServer;
-use outer_redis::{RedisPublisher, Runtime};
+use outer_redis::RedisPublisher;
 use outer_smol::testing::Smol;
 use outer_tokio::testing::Tokio;
 
@@ -34,7 +34,7 @@ const CASES: u32 = 150;
 
 /// Runs the property on adapter `A`, with publishers whose readers run on `runtime`, against
 /// `redis`; fails unless some cases ended at a gap and some resumed in full.
-fn resume_property<A: Adapter>(redis: &RedisServer, runtime: Runtime) -> ResumeTally {
+fn resume_property<A: Adapter>(redis: &RedisServer, runtime: support::Runtime) -> ResumeTally {
     // A stream is a list of nodes that `MAXLEN ~` trims whole; at the default 100 entries a
     // node, no case publishes enough for a trim, so no case could meet a gap.
     redis

@@ -52,9 +52,9 @@ use outer_core::rt::Timer;
 
 pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
 
-use crate::{SmolIo, SmolTimer};
+use crate::{SmolIo, SmolRuntime};
 
-/// Opens the client's TCP connections with async-net, and times with [`SmolTimer`].
+/// Opens the client's TCP connections with async-net, and times with [`SmolRuntime`].
 ///
 /// ```
 /// use outer_http::client::ClientBuilder;
@@ -83,7 +83,7 @@ impl Transport for SmolTransport {
     }
 
     fn timer(&self) -> Arc<dyn Timer> {
-        Arc::new(SmolTimer)
+        Arc::new(SmolRuntime)
     }
 }
 

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_net::TcpListener;
-use outer_core::rt::{Sleep, Timer};
+use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
 use outer_http::server::{accept_loop, ConnectionFuture, ServerControl};
 use smol::stream::Stream;
@@ -58,12 +58,19 @@ pub use client::{Client, SmolTransport};
 pub use hyper_io::SmolIo;
 pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
 
-/// async-io's timer, for keep-alives, stream deadlines and header timeouts. It needs no
-/// runtime context: async-io drives its own reactor.
+/// smol as Outer uses it ([`outer_core::rt::Runtime`]): async-io's timer, for keep-alives,
+/// stream deadlines, header timeouts, backoff and retention, and smol's global executor for
+/// background tasks. It needs no runtime context: async-io drives its own reactor.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SmolTimer;
+pub struct SmolRuntime;
 
-impl Timer for SmolTimer {
+impl Spawn for SmolRuntime {
+    fn spawn(&self, task: Task) {
+        smol::spawn(task).detach();
+    }
+}
+
+impl Timer for SmolRuntime {
     fn sleep(&self, duration: Duration) -> Sleep {
         let timer = async_io::Timer::after(duration);
         Box::pin(async move {
@@ -71,11 +78,39 @@ impl Timer for SmolTimer {
         })
     }
 
-    fn now(&self) -> Option<Duration> {
+    fn now(&self) -> Duration {
         // async-io's timers run on `std::time::Instant`.
         static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let now = std::time::Instant::now();
-        Some(now.saturating_duration_since(*ORIGIN.get_or_init(|| now)))
+        now.saturating_duration_since(*ORIGIN.get_or_init(|| now))
+    }
+}
+
+/// smol on an executor of the application's ([`outer_core::rt::Runtime`]): background tasks run
+/// on that executor, as [`serve_on`]'s connections do; sleeps and time are [`SmolRuntime`]'s.
+///
+/// ```
+/// use std::sync::Arc;
+/// let executor = Arc::new(smol::Executor::new());
+/// let runtime = outer_smol::SmolExecutor(Arc::clone(&executor));
+/// # let _ = runtime;
+/// ```
+#[derive(Clone, Debug)]
+pub struct SmolExecutor(pub Arc<smol::Executor<'static>>);
+
+impl Spawn for SmolExecutor {
+    fn spawn(&self, task: Task) {
+        self.0.spawn(task).detach();
+    }
+}
+
+impl Timer for SmolExecutor {
+    fn sleep(&self, duration: Duration) -> Sleep {
+        SmolRuntime.sleep(duration)
+    }
+
+    fn now(&self) -> Duration {
+        SmolRuntime.now()
     }
 }
 
@@ -84,7 +119,7 @@ pub fn service<Ctx: Clone + Send + 'static>(
     app: impl Into<App<Ctx>>,
     config: ServerConfig,
 ) -> OuterService<Ctx> {
-    OuterService::new(app, config, Arc::new(SmolTimer))
+    OuterService::new(app, config, Arc::new(SmolRuntime))
 }
 
 /// Serves `service` on `listener`: spawns the accept loop and one task per connection on

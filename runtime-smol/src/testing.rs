@@ -8,7 +8,7 @@ use std::sync::Arc;
 use outer_core::rt::Timer;
 use outer_harness::conformance::{Adapter, RunningServer};
 
-use crate::{serve, OuterService, Server, SmolTimer};
+use crate::{serve, OuterService, Server, SmolRuntime};
 
 /// Runs servers on smol.
 pub struct Smol;
@@ -23,7 +23,7 @@ impl Adapter for Smol {
     type Server = Running;
 
     fn timer() -> Arc<dyn Timer> {
-        Arc::new(SmolTimer)
+        Arc::new(SmolRuntime)
     }
 
     /// On smol's global executor, which runs on threads of its own while the test blocks.

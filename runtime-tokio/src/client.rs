@@ -52,9 +52,9 @@ use tokio::net::TcpStream;
 
 pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
 
-use crate::TokioTimer;
+use crate::TokioRuntime;
 
-/// Opens the client's TCP connections with tokio, and times with [`TokioTimer`].
+/// Opens the client's TCP connections with tokio, and times with [`TokioRuntime`].
 ///
 /// ```
 /// use outer_http::client::ClientBuilder;
@@ -83,7 +83,7 @@ impl Transport for TokioTransport {
     }
 
     fn timer(&self) -> Arc<dyn Timer> {
-        Arc::new(TokioTimer)
+        Arc::new(TokioRuntime)
     }
 }
 

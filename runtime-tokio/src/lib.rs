@@ -53,7 +53,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use outer_core::rt::{Sleep, Timer};
+use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
 use outer_http::server::{accept_loop, ServerControl};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,23 +64,30 @@ pub mod client;
 pub use client::{Client, TokioTransport};
 pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
 
-/// Tokio's timer, for keep-alives, stream deadlines and header timeouts.
+/// Tokio as Outer uses it ([`outer_core::rt::Runtime`]): its timer, for keep-alives, stream
+/// deadlines, header timeouts, backoff and retention, and `tokio::spawn` for background tasks.
 ///
-/// Its sleeps must be polled inside a tokio runtime with time enabled, as any
-/// `tokio::time::sleep`.
+/// Its sleeps must be polled, and its tasks spawned, inside a tokio runtime with time enabled,
+/// as any `tokio::time::sleep` and `tokio::spawn`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TokioTimer;
+pub struct TokioRuntime;
 
-impl Timer for TokioTimer {
+impl Spawn for TokioRuntime {
+    fn spawn(&self, task: Task) {
+        tokio::spawn(task);
+    }
+}
+
+impl Timer for TokioRuntime {
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(tokio::time::sleep(duration))
     }
 
-    fn now(&self) -> Option<Duration> {
+    fn now(&self) -> Duration {
         // tokio's own clock, so that a paused test clock moves sleeps and `now` together.
         static ORIGIN: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
         let now = tokio::time::Instant::now();
-        Some(now.saturating_duration_since(*ORIGIN.get_or_init(|| now)))
+        now.saturating_duration_since(*ORIGIN.get_or_init(|| now))
     }
 
     fn yield_now(&self) -> Option<Sleep> {
@@ -90,12 +97,45 @@ impl Timer for TokioTimer {
     }
 }
 
+/// Tokio through a [`Handle`](tokio::runtime::Handle) ([`outer_core::rt::Runtime`]): background
+/// tasks are spawned onto that runtime and sleeps are made in it, from any thread, inside that
+/// runtime's context or not. For a publisher used from threads other than the runtime's.
+///
+/// ```
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let runtime = outer_tokio::TokioHandle(rt.handle().clone());
+/// # let _ = runtime;
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokioHandle(pub tokio::runtime::Handle);
+
+impl Spawn for TokioHandle {
+    fn spawn(&self, task: Task) {
+        self.0.spawn(task);
+    }
+}
+
+impl Timer for TokioHandle {
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let _context = self.0.enter();
+        TokioRuntime.sleep(duration)
+    }
+
+    fn now(&self) -> Duration {
+        TokioRuntime.now()
+    }
+
+    fn yield_now(&self) -> Option<Sleep> {
+        TokioRuntime.yield_now()
+    }
+}
+
 /// An [`OuterService`] for `app` on tokio's timer: to [`serve`], or to mount in axum.
 pub fn service<Ctx: Clone + Send + 'static>(
     app: impl Into<App<Ctx>>,
     config: ServerConfig,
 ) -> OuterService<Ctx> {
-    OuterService::new(app, config, Arc::new(TokioTimer))
+    OuterService::new(app, config, Arc::new(TokioRuntime))
 }
 
 /// Serves `service` on `listener`: spawns the accept loop and one task per connection on the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use outer_core::rt::Timer;
 use outer_harness::conformance::{Adapter, RunningServer};
 
-use crate::{serve, OuterService, Server, TokioTimer};
+use crate::{serve, OuterService, Server, TokioRuntime};
 
 /// Runs servers on tokio.
 pub struct Tokio;
@@ -25,7 +25,7 @@ impl Adapter for Tokio {
     type Server = Running;
 
     fn timer() -> Arc<dyn Timer> {
-        Arc::new(TokioTimer)
+        Arc::new(TokioRuntime)
     }
 
     fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {

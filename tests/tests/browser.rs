@@ -104,10 +104,10 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
 
 #[test]
 fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_tokio() {
-    page_resumes_after_a_restart(start_tokio, Arc::new(outer_tokio::TokioTimer));
+    page_resumes_after_a_restart(start_tokio, Arc::new(outer_tokio::TokioRuntime));
 }
 
 #[test]
 fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_smol() {
-    page_resumes_after_a_restart(start_smol, Arc::new(outer_smol::SmolTimer));
+    page_resumes_after_a_restart(start_smol, Arc::new(outer_smol::SmolRuntime));
 }

@@ -125,8 +125,8 @@ pub struct SseBody {
     timer: Option<Arc<dyn Timer>>,
     keep_alive: Option<Duration>,
     idle: Option<Sleep>,
-    /// When the last chunk went out, by the timer's clock, if it has one ([`Timer::now`]).
-    last_sent: Option<Duration>,
+    /// When the last chunk went out, by the timer's clock ([`Timer::now`]).
+    last_sent: Duration,
     deadline: Option<Sleep>,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     opened: bool,
@@ -237,7 +237,7 @@ impl SseBody {
             keep_alive: timing.keep_alive.filter(|_| timer.is_some()),
             timer,
             idle: None,
-            last_sent: None,
+            last_sent: Duration::ZERO,
             deadline,
             shutdown: None,
             opened: false,
@@ -265,16 +265,17 @@ impl SseBody {
         self.shutdown = None;
     }
 
-    /// Starts the silence over: a chunk just went out. With a clock, a sleep already armed
-    /// stays, and [`poll_keep_alive`](Self::poll_keep_alive) makes up the difference when it
-    /// fires.
+    /// Starts the silence over: a chunk just went out. A sleep already armed stays, and
+    /// [`poll_keep_alive`](Self::poll_keep_alive) makes up the difference when it fires: an
+    /// event records only the time it went out, so the keep-alive sleep is armed once per
+    /// interval, not once per event.
     fn reset_idle(&mut self) {
         let (Some(timer), Some(every)) = (&self.timer, self.keep_alive) else {
             self.idle = None;
             return;
         };
         self.last_sent = timer.now();
-        if self.idle.is_none() || self.last_sent.is_none() {
+        if self.idle.is_none() {
             self.idle = Some(timer.sleep(every));
         }
     }
@@ -289,10 +290,7 @@ impl SseBody {
                 return false;
             }
             // Chunks went out after this sleep was armed: sleep what is left of the silence.
-            let silence = match (timer.now(), self.last_sent) {
-                (Some(now), Some(last)) => now.saturating_sub(last),
-                _ => every,
-            };
+            let silence = timer.now().saturating_sub(self.last_sent);
             if silence >= every {
                 self.idle = None;
                 return true;
@@ -463,11 +461,17 @@ mod tests {
         }
     }
 
-    #[derive(Debug)]
-    struct Instant;
+    /// A timer whose sleeps end at once, moving its clock on by their length.
+    #[derive(Debug, Default)]
+    struct Instant(core::sync::atomic::AtomicU64);
     impl Timer for Instant {
-        fn sleep(&self, _: Duration) -> Sleep {
+        fn sleep(&self, duration: Duration) -> Sleep {
+            self.0
+                .fetch_add(duration.as_nanos() as u64, Ordering::SeqCst);
             Box::pin(core::future::ready(()))
+        }
+        fn now(&self) -> Duration {
+            Duration::from_nanos(self.0.load(Ordering::SeqCst))
         }
     }
 
@@ -505,7 +509,7 @@ mod tests {
                 keep_alive: Some(Duration::from_secs(5)),
                 max_duration: None,
             },
-            Some(Arc::new(Instant)),
+            Some(Arc::new(Instant::default())),
         );
         block_on(async {
             assert_eq!(body.next().await.unwrap(), "<open>");
@@ -526,12 +530,11 @@ mod tests {
     }
 
     /// A hand-moved clock that counts the sleeps it makes. Tests poll by hand after moving it,
-    /// so its sleeps need no waker. `with_now` says whether it offers [`Timer::now`].
+    /// so its sleeps need no waker.
     #[derive(Debug)]
     struct HandClock {
         now_ms: Arc<core::sync::atomic::AtomicU64>,
         sleeps: Arc<core::sync::atomic::AtomicUsize>,
-        with_now: bool,
     }
     impl Timer for HandClock {
         fn sleep(&self, duration: Duration) -> Sleep {
@@ -546,19 +549,17 @@ mod tests {
                 }
             }))
         }
-        fn now(&self) -> Option<Duration> {
-            self.with_now
-                .then(|| Duration::from_millis(self.now_ms.load(Ordering::SeqCst)))
+        fn now(&self) -> Duration {
+            Duration::from_millis(self.now_ms.load(Ordering::SeqCst))
         }
     }
 
-    /// Events at 1, 2, ... 100 ms, then silence: the keep-alive comes 5 s after the last event,
-    /// whether or not the timer has a clock. Returns how many sleeps the body made.
-    fn keep_alive_after_a_burst(with_now: bool) -> usize {
+    /// Events at 1, 2, ... 100 ms, then silence: the keep-alive comes 5 s after the last event.
+    /// Returns how many sleeps the body made.
+    fn keep_alive_after_a_burst() -> usize {
         let clock = HandClock {
             now_ms: Arc::default(),
             sleeps: Arc::default(),
-            with_now,
         };
         let (now_ms, sleeps) = (Arc::clone(&clock.now_ms), Arc::clone(&clock.sleeps));
         let (send, recv) = futures::channel::mpsc::unbounded::<Frame>();
@@ -600,12 +601,10 @@ mod tests {
     }
 
     #[test]
-    fn keep_alives_follow_the_last_event_by_the_interval_with_or_without_a_clock() {
-        // Without a clock, a new sleep per chunk: the opening, 100 events, 2 keep-alives.
-        assert_eq!(keep_alive_after_a_burst(false), 103);
-        // With one, the events only note the time: the first sleep, its remainder, and one per
-        // keep-alive.
-        assert_eq!(keep_alive_after_a_burst(true), 4);
+    fn keep_alives_follow_the_last_event_by_the_interval() {
+        // The events only note the time: the first sleep, its remainder, and one per
+        // keep-alive, not one per event.
+        assert_eq!(keep_alive_after_a_burst(), 4);
     }
 
     struct Cleanup(Arc<AtomicBool>);
@@ -633,7 +632,7 @@ mod tests {
                 keep_alive: None,
                 max_duration: Some(Duration::from_secs(1)),
             },
-            Some(Arc::new(Instant)),
+            Some(Arc::new(Instant::default())),
         );
         let chunks: Vec<String> = block_on(body.collect());
         assert_eq!(chunks, ["<open>"]);

@@ -13,9 +13,10 @@ use futures_core::Stream;
 
 use super::topic::{Evicted, Retention, Topic, TopicState, Wakers};
 use super::{
-    Clock, Gap, GapKind, GapPolicy, Published, Publisher, SeqId, SubscribeError, SubscribeOptions,
+    Gap, GapKind, GapPolicy, Published, Publisher, SeqId, SubscribeError, SubscribeOptions,
 };
 use crate::event::EventId;
+use crate::rt::Timer;
 use crate::sync::{arc_dyn, Arc, AtomicUsize, Mutex, Ordering};
 
 /// Events a subscription copies out per lock: enough to make the lock cheap per event, few enough
@@ -77,7 +78,7 @@ pub struct MemoryPublisher<T> {
 
 struct Inner<T> {
     retention: Retention,
-    clock: Option<Arc<dyn Clock>>,
+    clock: Option<Arc<dyn Timer>>,
     max_buffer: usize,
     topics: Mutex<Topics<T>>,
     /// Clones of the publisher alive; subscriptions don't count. At zero, topics close.
@@ -98,16 +99,21 @@ struct Topics<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use outer_core::publisher::{MemoryPublisher, StdClock};
+/// use outer_core::publisher::MemoryPublisher;
+/// use outer_core::rt::Timer;
 ///
-/// let publisher: MemoryPublisher<String> = MemoryPublisher::builder()
-///     .retain_last(10_000)
-///     .retain_for(Duration::from_secs(300), StdClock::new())
-///     .build();
+/// // `runtime`: your adapter's (`outer_tokio::TokioRuntime`, `outer_smol::SmolRuntime`).
+/// fn publisher(runtime: impl Timer) -> MemoryPublisher<String> {
+///     MemoryPublisher::builder()
+///         .retain_last(10_000)
+///         .retain_for(Duration::from_secs(300), runtime)
+///         .build()
+/// }
+/// # let _ = |runtime: std::sync::Arc<dyn Timer>| publisher(runtime);
 /// ```
 pub struct MemoryPublisherBuilder<T> {
     retain_last: usize,
-    retain_for: Option<(u64, Arc<dyn Clock>)>,
+    retain_for: Option<(u64, Arc<dyn Timer>)>,
     max_buffer: usize,
     ids_after: u64,
     // The builder holds no T; `fn() -> T` keeps it Send and Sync whatever T is.
@@ -122,14 +128,15 @@ impl<T> MemoryPublisherBuilder<T> {
         self
     }
 
-    /// Each topic also forgets events once they are `max_age` old, by `clock` (milliseconds).
+    /// Each topic also forgets events once they are `max_age` old, by `timer`'s clock
+    /// ([`Timer::now`]): the runtime's.
     ///
     /// Events are forgotten when the topic is next published to or subscribed to, or by
     /// [`MemoryPublisher::sweep`]; call that from a timer if quiet topics should be freed too.
-    pub fn retain_for(mut self, max_age: Duration, clock: impl Clock + 'static) -> Self {
+    pub fn retain_for(mut self, max_age: Duration, timer: impl Timer) -> Self {
         // A u64 of milliseconds covers 584 million years: saturating is only for form's sake.
         let millis = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
-        self.retain_for = Some((millis, arc_dyn!(clock => dyn Clock)));
+        self.retain_for = Some((millis, arc_dyn!(timer => dyn Timer)));
         self
     }
 
@@ -389,7 +396,10 @@ fn resume_point<T>(state: &TopicState<T>, resume: Option<u64>, ends: bool) -> (u
 
 impl<T> Inner<T> {
     fn now(&self) -> Option<u64> {
-        self.clock.as_ref().map(|clock| clock.now_millis())
+        // Milliseconds in a u64 last 584 million years.
+        self.clock
+            .as_ref()
+            .map(|clock| u64::try_from(clock.now().as_millis()).unwrap_or(u64::MAX))
     }
 
     fn find(&self, topic: &str) -> Option<Arc<Topic<T>>> {

@@ -69,7 +69,6 @@ use crate::event::EventId;
 use crate::procedure::IntoEventStream;
 
 mod backfill;
-mod clock;
 mod error;
 mod id;
 mod memory;
@@ -78,9 +77,6 @@ mod topic;
 mod with_ids;
 
 pub use backfill::{backfilled, AsGap, Backfilled};
-pub use clock::Clock;
-#[cfg(feature = "std")]
-pub use clock::StdClock;
 pub use error::{Gap, GapData, GapKind, SubscribeError};
 pub use id::{MalformedId, SeqId};
 pub use memory::{MemoryPublisher, MemoryPublisherBuilder, Subscription};

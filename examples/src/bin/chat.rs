@@ -148,13 +148,12 @@ fn config(args: &Args) -> ServerConfig {
 /// same.
 async fn chat_app(
     args: &Args,
-    spawn: impl outer_redis::runtime::Spawn,
-    timer: Arc<dyn Timer>,
+    runtime: impl outer_core::rt::Runtime + Clone,
 ) -> std::io::Result<App<ChatCtx>> {
+    let timer: Arc<dyn Timer> = Arc::new(runtime.clone());
     let Some(url) = &args.redis else {
         return Ok(chat::app(Chat::new(), timer));
     };
-    let runtime = outer_redis::Runtime::with_shared_timer(spawn, Arc::clone(&timer));
     let unreachable =
         |err: outer_redis::Error| std::io::Error::other(format!("--redis {url}: {err}"));
     let chat = RedisChat::connect(url, runtime).map_err(unreachable)?;
@@ -226,10 +225,7 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let spawn = |task| {
-            tokio::spawn(task);
-        };
-        let app = chat_app(args, spawn, Arc::new(outer_tokio::TokioTimer)).await?;
+        let app = chat_app(args, outer_tokio::TokioRuntime).await?;
         let server = outer_tokio::serve(listener, outer_tokio::service(app, config(args)))?;
         announce(server.local_addr(), "tokio");
         let _ = stop.await;
@@ -247,9 +243,8 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
     let spawner = Arc::clone(&executor);
     smol::block_on(executor.run(async move {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
-        let tasks = Arc::clone(&spawner);
-        let spawn = move |task| tasks.spawn(task).detach();
-        let app = chat_app(args, spawn, Arc::new(outer_smol::SmolTimer)).await?;
+        let runtime = outer_smol::SmolExecutor(Arc::clone(&spawner));
+        let app = chat_app(args, runtime).await?;
         let service = outer_smol::service(app, config(args));
         let server = outer_smol::serve_on(spawner, listener, service)?;
         announce(server.local_addr(), "smol");

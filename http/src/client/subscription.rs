@@ -8,7 +8,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use futures_util::stream::{FusedStream, Stream};
@@ -84,7 +83,6 @@ pub struct Subscription<T> {
     prepared: Result<Prepared, Option<RpcError>>,
     core: outer_core::client::Subscription<T>,
     state: State,
-    clock: Instant,
     reconnects: u32,
     returned: Option<Value>,
 }
@@ -113,7 +111,6 @@ impl<T: DeserializeOwned> Subscription<T> {
             prepared: prepared.map_err(Some),
             core,
             state: State::Start,
-            clock: Instant::now(),
             reconnects: 0,
             returned: None,
         }
@@ -157,7 +154,8 @@ impl<T: DeserializeOwned> Subscription<T> {
     }
 
     fn now(&self) -> std::time::Duration {
-        self.clock.elapsed()
+        // The transport's clock, the one its sleeps run on.
+        self.shared.timer.now()
     }
 
     /// Starts the next connection.
@@ -226,7 +224,7 @@ impl<T: DeserializeOwned> Subscription<T> {
         loop {
             if !live.chunk.is_empty() {
                 let mut input: &[u8] = &live.chunk;
-                let step = self.core.on_bytes(&mut input, self.clock.elapsed());
+                let step = self.core.on_bytes(&mut input, self.shared.timer.now());
                 let used = live.chunk.len() - input.len();
                 live.chunk.advance(used);
                 if step.is_some() {
@@ -253,17 +251,14 @@ impl<T: DeserializeOwned> Subscription<T> {
             let Some(at) = self.core.poll_timeout() else {
                 return Poll::Pending;
             };
-            let now = self.clock.elapsed();
             let timer = &self.shared.timer;
-            let sleep = live
-                .inactivity
-                .get_or_insert_with(|| timer.sleep(at.saturating_sub(now)));
+            let sleep = live.inactivity.get_or_insert_with(|| timer.sleep_until(at));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             // Set for an earlier deadline that bytes may have moved since: check, then re-arm.
             live.inactivity = None;
-            if let Some(step) = self.core.handle_timeout(self.clock.elapsed()) {
+            if let Some(step) = self.core.handle_timeout(self.shared.timer.now()) {
                 return Poll::Ready(Some(step));
             }
         }

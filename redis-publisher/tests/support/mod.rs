@@ -4,11 +4,15 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use outer_core::rt::Timer;
-use outer_redis::{Error, RedisPublisher, Runtime, StreamId, Subscription};
+use outer_redis::{Error, RedisPublisher, StreamId, Subscription};
+
+/// The publishers' runtime in these tests: the adapter's, shared.
+pub type Runtime = Arc<dyn outer_core::rt::Runtime>;
 
 /// How long any one wait may take before the test fails as hung.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -43,24 +47,18 @@ pub fn tokio_runtime(workers: usize) -> (tokio::runtime::Runtime, Runtime) {
         .enable_all()
         .build()
         .unwrap();
-    let handle = rt.handle().clone();
-    let runtime = Runtime::new(
-        move |task| {
-            handle.spawn(task);
-        },
-        outer_tokio::TokioTimer,
-    );
+    let runtime: Runtime = Arc::new(outer_tokio::TokioHandle(rt.handle().clone()));
     (rt, runtime)
 }
 
 /// A publisher runtime on smol's global executor.
 pub fn smol_runtime() -> Runtime {
-    Runtime::new(|task| smol::spawn(task).detach(), outer_smol::SmolTimer)
+    Arc::new(outer_smol::SmolRuntime)
 }
 
 /// `future`, or a failure naming `what` after [`DEADLINE`].
 pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    let sleep = outer_smol::SmolTimer.sleep(DEADLINE);
+    let sleep = outer_smol::SmolRuntime.sleep(DEADLINE);
     match futures::future::select(std::pin::pin!(future), sleep).await {
         futures::future::Either::Left((out, _)) => out,
         futures::future::Either::Right(_) => panic!("still waiting for {what}"),
@@ -72,7 +70,9 @@ pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < DEADLINE, "still waiting for {what}");
-        outer_smol::SmolTimer.sleep(Duration::from_millis(10)).await;
+        outer_smol::SmolRuntime
+            .sleep(Duration::from_millis(10))
+            .await;
     }
 }
 
@@ -100,7 +100,9 @@ pub async fn publish_retrying(
             Ok(id) => return id,
             Err(Error::Unavailable(why)) => {
                 assert!(start.elapsed() < DEADLINE, "Redis stayed away: {why}");
-                outer_smol::SmolTimer.sleep(Duration::from_millis(20)).await;
+                outer_smol::SmolRuntime
+                    .sleep(Duration::from_millis(20))
+                    .await;
             }
             Err(other) => panic!("{other}"),
         }
