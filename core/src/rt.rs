@@ -108,3 +108,60 @@ impl<S: Spawn + ?Sized> Spawn for crate::sync::Arc<S> {
 pub trait Runtime: Timer + Spawn {}
 
 impl<R: Timer + Spawn> Runtime for R {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::Arc;
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    /// Records the sleeps asked of it and the tasks handed to it; its clock reads 10 s.
+    #[derive(Debug, Default)]
+    struct Recording {
+        sleeps: Mutex<Vec<Duration>>,
+        tasks: Mutex<usize>,
+    }
+
+    impl Timer for Recording {
+        fn sleep(&self, duration: Duration) -> Sleep {
+            self.sleeps.lock().unwrap().push(duration);
+            Box::pin(core::future::ready(()))
+        }
+        fn now(&self) -> Duration {
+            Duration::from_secs(10)
+        }
+    }
+
+    impl Spawn for Recording {
+        fn spawn(&self, _: Task) {
+            *self.tasks.lock().unwrap() += 1;
+        }
+    }
+
+    #[test]
+    fn sleep_until_sleeps_what_is_left_and_nothing_for_a_past_deadline() {
+        let timer = Recording::default();
+        drop(timer.sleep_until(Duration::from_millis(12_500)));
+        drop(timer.sleep_until(Duration::from_secs(3)));
+        assert_eq!(
+            *timer.sleeps.lock().unwrap(),
+            [Duration::from_millis(2_500), Duration::ZERO]
+        );
+    }
+
+    #[test]
+    fn a_shared_runtime_is_a_runtime_and_passes_every_call_on() {
+        fn takes(runtime: impl Runtime) -> impl Runtime {
+            runtime
+        }
+        let recording = Arc::new(Recording::default());
+        let shared: Arc<dyn Runtime> = recording.clone();
+        let runtime = takes(shared);
+        runtime.spawn(Box::pin(async {}));
+        drop(runtime.sleep(Duration::from_secs(1)));
+        assert_eq!(runtime.now(), Duration::from_secs(10));
+        assert_eq!(*recording.tasks.lock().unwrap(), 1);
+        assert_eq!(*recording.sleeps.lock().unwrap(), [Duration::from_secs(1)]);
+    }
+}
