@@ -33,14 +33,18 @@ pub type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// `io` is the connection, already wrapped for hyper (`hyper_util::rt::TokioIo`,
 /// `outer_smol::SmolIo`); `peer`, the client's address, goes into each request's extensions
 /// as a [`PeerAddr`], which context builders read as [`RequestHead::peer`](outer_core::RequestHead::peer).
+///
+/// `io` need not be `Send`: a thread-per-core runtime's sockets are not, and the connection
+/// never leaves the thread it is served on. The future is `Send` exactly when `io` is, so a
+/// work-stealing runtime can still spawn it.
 pub fn serve_connection<Ctx, I>(
     io: I,
     peer: Option<SocketAddr>,
     service: OuterService<Ctx>,
-) -> impl Future<Output = ()> + Send
+) -> impl Future<Output = ()>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
     let stop = service.shutdown().wait();
     let mut builder = http1::Builder::new();

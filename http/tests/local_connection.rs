@@ -1,0 +1,134 @@
+//! `serve_connection` serves a connection whose socket is not `Send`, as a thread-per-core
+//! runtime's are, on a single-threaded executor: on tokio's `LocalSet` and on smol's
+//! `LocalExecutor`.
+
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use outer_core::rt::{Sleep, Timer};
+use outer_core::{procedure, Router};
+use outer_http::server::serve_connection;
+use outer_http::{OuterService, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// A connection that must stay on its thread: an in-memory pipe plus an `Rc`.
+struct LocalIo {
+    io: TokioIo<DuplexStream>,
+    _on_this_thread: PhantomData<Rc<()>>,
+}
+
+impl hyper::rt::Read for LocalIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for LocalIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Sleeps that never end: no keep-alives or timeouts are needed here.
+#[derive(Debug)]
+struct Never;
+impl Timer for Never {
+    fn sleep(&self, _: Duration) -> Sleep {
+        Box::pin(std::future::pending())
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+fn service() -> OuterService<()> {
+    let router = Router::new().route(
+        "double",
+        procedure::<()>()
+            .input::<u32>()
+            .query(|req| async move { Ok(req.input * 2) }),
+    );
+    let config = ServerConfig {
+        header_read_timeout: None,
+        ..ServerConfig::default()
+    };
+    OuterService::new(router, config, Arc::new(Never))
+}
+
+/// Sends one oRPC call over `client` and reads the answer until the server closes.
+async fn call(mut client: DuplexStream) -> String {
+    let body = r#"{"json":21}"#;
+    let request = format!(
+        "POST /rpc/double HTTP/1.1\r\nhost: local\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+fn local_connection() -> (LocalIo, DuplexStream) {
+    let (server, client) = tokio::io::duplex(4096);
+    let io = LocalIo {
+        io: TokioIo::new(server),
+        _on_this_thread: PhantomData,
+    };
+    (io, client)
+}
+
+fn assert_doubled(answer: &str) {
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n{\"json\":42}"), "{answer}");
+}
+
+#[test]
+fn a_connection_that_is_not_send_is_served_on_a_tokio_local_set() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let answer = local.block_on(&runtime, async {
+        let (io, client) = local_connection();
+        let served = tokio::task::spawn_local(serve_connection(io, None, service()));
+        let answer = call(client).await;
+        served.await.unwrap();
+        answer
+    });
+    assert_doubled(&answer);
+}
+
+#[test]
+fn a_connection_that_is_not_send_is_served_on_a_smol_local_executor() {
+    let executor = smol::LocalExecutor::new();
+    let answer = smol::block_on(executor.run(async {
+        let (io, client) = local_connection();
+        let served = executor.spawn(serve_connection(io, None, service()));
+        let answer = call(client).await;
+        served.await;
+        answer
+    }));
+    assert_doubled(&answer);
+}
