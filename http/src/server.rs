@@ -2,7 +2,7 @@
 //! shutdown, written once for every runtime.
 //!
 //! A runtime adapter supplies only what needs a runtime: a stream of accepted connections, an
-//! executor to spawn each on, and the timer inside the service. It spawns the [`AcceptLoop`] and
+//! executor to spawn each on, and the timer inside the service. It spawns the accept loop and
 //! keeps the [`ServerControl`]. TLS or other transports plug in the same way, or call
 //! [`serve_connection`] from an accept loop of their own.
 
@@ -23,9 +23,6 @@ use hyper::server::conn::http1;
 use crate::service::{OuterService, PeerAddr};
 use crate::shutdown::{OpenCount, Shutdown, Signal};
 
-/// A connection's task, as handed to the executor.
-pub type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// Serves HTTP/1.1 on one connection until the client closes it, or until the service's
 /// [`Shutdown`] is triggered: then the request in progress finishes (its event stream ends
 /// cleanly), and the connection closes.
@@ -35,18 +32,18 @@ pub type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// as a [`PeerAddr`], which context builders read as [`RequestHead::peer`](outer_core::RequestHead::peer).
 ///
 /// `io` need not be `Send`: a thread-per-core runtime's sockets are not, and the connection
-/// never leaves the thread it is served on. The future is `Send` exactly when `io` is, so a
-/// work-stealing runtime can still spawn it.
+/// never leaves the thread it is served on. The [`Serving`] future is `Send` exactly when `io`
+/// is, so a work-stealing runtime can still spawn it.
 pub fn serve_connection<Ctx, I>(
     io: I,
     peer: Option<SocketAddr>,
     service: OuterService<Ctx>,
-) -> impl Future<Output = ()>
+) -> Serving<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
-    let stop = service.shutdown().wait();
+    let stop = Box::pin(service.shutdown().wait());
     let mut builder = http1::Builder::new();
     match service.config().header_read_timeout {
         Some(timeout) => {
@@ -58,19 +55,61 @@ where
             builder.header_read_timeout(None);
         }
     }
-    let connection = builder.serve_connection(io, OnConnection { service, peer });
-    async move {
-        let mut connection = pin!(connection);
-        let result = match select(connection.as_mut(), pin!(stop)).await {
-            Either::Left((result, _)) => result,
-            Either::Right(((), _)) => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
+    Serving {
+        connection: builder.serve_connection(io, OnConnection { service, peer }),
+        stop: Some(stop),
+    }
+}
+
+/// One connection being served: what [`serve_connection`] returns. A named type, so that an
+/// executor can be bound to it (`hyper::rt::Executor<Connection<Ctx, I>>`) and its `Send`
+/// follows the socket's.
+pub struct Serving<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    connection: http1::Connection<I, OnConnection<Ctx>>,
+    /// The shutdown signal, until it fires; then the connection finishes gracefully.
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<Ctx, I> fmt::Debug for Serving<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serving")
+            .field("stopping", &self.stop.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Ctx, I> Future for Serving<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if let Some(stop) = this.stop.as_mut() {
+            if stop.as_mut().poll(cx).is_ready() {
+                this.stop = None;
+                Pin::new(&mut this.connection).graceful_shutdown();
             }
-        };
-        if let Err(err) = result {
-            // A client that goes away mid-response is ordinary for event streams.
-            tracing::debug!(error = %err, "connection ended with an error");
+        }
+        match Pin::new(&mut this.connection).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                if let Err(err) = result {
+                    // A client that goes away mid-response is ordinary for event streams.
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                Poll::Ready(())
+            }
         }
     }
 }
@@ -96,21 +135,44 @@ impl<Ctx: Clone + Send + 'static> hyper::service::Service<http::Request<Incoming
     }
 }
 
-/// The accept loop, to spawn on the adapter's runtime. It ends when the service's shutdown is
-/// triggered, or when the stream of connections ends; dropping it stops accepting.
-pub struct AcceptLoop(Pin<Box<dyn Future<Output = ()> + Send>>);
+/// A connection's task, as the accept loop hands it to the executor: the connection being
+/// served, which ends early when shutdown closes connections by force, and counts as open until
+/// it is dropped. `Send` exactly when its socket is.
+pub struct Connection<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    serving: Serving<Ctx, I>,
+    abort: crate::shutdown::Wait,
+    _open: crate::shutdown::OpenGuard,
+}
 
-impl fmt::Debug for AcceptLoop {
+impl<Ctx, I> fmt::Debug for Connection<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AcceptLoop")
+        f.debug_struct("Connection")
+            .field("serving", &self.serving)
+            .finish_non_exhaustive()
     }
 }
 
-impl Future for AcceptLoop {
+impl<Ctx, I> Future for Connection<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if Pin::new(&mut this.abort).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Pin::new(&mut this.serving).poll(cx)
     }
 }
 
@@ -123,18 +185,24 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Builds a server from its runtime parts: `incoming` yields accepted connections (wrapped for
-/// hyper) with the peer's address when there is one, `executor` spawns one task per connection. Spawn the returned [`AcceptLoop`]; keep
+/// hyper) with the peer's address when there is one, `executor` spawns one [`Connection`] task
+/// per connection. Spawn the returned accept loop, a future that ends when the service's
+/// shutdown is triggered or the stream of connections ends (dropping it stops accepting); keep
 /// the [`ServerControl`] to watch and stop the server.
+///
+/// Nothing here must be `Send`: on a thread-per-core runtime the listener, its sockets and the
+/// executor stay on their thread. The accept loop and each [`Connection`] are `Send` exactly
+/// when the listener, the sockets and the executor are, as on tokio and smol.
 pub fn accept_loop<Ctx, S, I, E>(
     service: OuterService<Ctx>,
     incoming: S,
     executor: E,
-) -> (AcceptLoop, ServerControl)
+) -> (impl Future<Output = ()>, ServerControl)
 where
     Ctx: Clone + Send + 'static,
-    S: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    E: hyper::rt::Executor<ConnectionFuture> + Send + 'static,
+    S: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    E: hyper::rt::Executor<Connection<Ctx, I>> + 'static,
 {
     let control = ServerControl {
         shutdown: service.shutdown().clone(),
@@ -174,16 +242,12 @@ where
             };
             match next {
                 None => break,
-                Some(Ok((io, peer))) => {
-                    let open = connections.enter();
-                    let connection = serve_connection(io, peer, service.clone());
-                    let abort = Arc::clone(&abort).wait();
-                    executor.execute(Box::pin(async move {
-                        // Dropped with the task, however it ends, so shutdown sees it go.
-                        let _open = open;
-                        select(pin!(connection), pin!(abort)).await;
-                    }));
-                }
+                Some(Ok((io, peer))) => executor.execute(Connection {
+                    serving: serve_connection(io, peer, service.clone()),
+                    abort: Arc::clone(&abort).wait(),
+                    // Dropped with the task, however it ends, so shutdown sees it go.
+                    _open: connections.enter(),
+                }),
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, "accepting a connection failed");
                     if let Either::Right(_) =
@@ -198,7 +262,7 @@ where
         drop(incoming);
         tracing::debug!("stopped accepting connections");
     };
-    (AcceptLoop(Box::pin(task)), control)
+    (task, control)
 }
 
 /// Watches and stops a server built by [`accept_loop`]. The runtime adapters' `Server` wraps

@@ -1,6 +1,7 @@
-//! `serve_connection` serves a connection whose socket is not `Send`, as a thread-per-core
-//! runtime's are, on a single-threaded executor: on tokio's `LocalSet` and on smol's
-//! `LocalExecutor`.
+//! The server's connection path needs no `Send`: `serve_connection` serves a socket that is not
+//! `Send`, as a thread-per-core runtime's are, on tokio's `LocalSet` and on smol's
+//! `LocalExecutor`, and `accept_loop` accepts such sockets and spawns them on a local executor,
+//! then shuts down.
 
 use std::io;
 use std::marker::PhantomData;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use outer_core::rt::{Sleep, Timer};
 use outer_core::{procedure, Router};
@@ -131,4 +133,38 @@ fn a_connection_that_is_not_send_is_served_on_a_smol_local_executor() {
         answer
     }));
     assert_doubled(&answer);
+}
+
+/// Spawns connections on tokio's `LocalSet`: they need not be `Send`.
+#[derive(Clone, Copy)]
+struct SpawnLocal;
+
+impl<F: std::future::Future<Output = ()> + 'static> hyper::rt::Executor<F> for SpawnLocal {
+    fn execute(&self, connection: F) {
+        tokio::task::spawn_local(connection);
+    }
+}
+
+#[test]
+fn the_accept_loop_serves_sockets_that_are_not_send_and_shuts_down() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let answers = local.block_on(&runtime, async {
+        let (first, first_client) = local_connection();
+        let (second, second_client) = local_connection();
+        // Two sockets arrive, then the listener waits for ever (until shutdown).
+        let incoming = futures::stream::iter([Ok((first, None)), Ok((second, None))])
+            .chain(futures::stream::pending());
+        let (accepting, control) =
+            outer_http::server::accept_loop(service(), Box::pin(incoming), SpawnLocal);
+        let accepting = tokio::task::spawn_local(accepting);
+        let answers = [call(first_client).await, call(second_client).await];
+        assert!(control.shutdown().await, "nothing left open past the grace");
+        accepting.await.unwrap();
+        answers
+    });
+    answers.iter().for_each(|answer| assert_doubled(answer));
 }

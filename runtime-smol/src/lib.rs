@@ -48,7 +48,7 @@ use std::time::Duration;
 use async_net::TcpListener;
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
-use outer_http::server::{accept_loop, ConnectionFuture, ServerControl};
+use outer_http::server::{accept_loop, ServerControl};
 use smol::stream::Stream;
 
 pub mod client;
@@ -233,8 +233,8 @@ impl Spawner {
     }
 }
 
-impl hyper::rt::Executor<ConnectionFuture> for Spawner {
-    fn execute(&self, connection: ConnectionFuture) {
+impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Spawner {
+    fn execute(&self, connection: F) {
         // Connections run on their own; shutdown tracks them, not their handles.
         self.spawn(connection).detach();
     }
