@@ -26,10 +26,17 @@ pub(crate) use portable_atomic_util::Arc;
 pub(crate) use portable_atomic::AtomicUsize;
 pub(crate) use portable_atomic::{AtomicBool, Ordering};
 
-/// `arc_dyn!(value => dyn Trait)` makes an `Arc<dyn Trait>` on stable Rust with either `Arc`:
-/// `alloc`'s coerces `Arc::new(value)`, `portable-atomic-util`'s cannot (that needs the unstable
-/// `CoerceUnsized`), but both are made from a `Box<dyn Trait>`. The box costs one move, made
-/// where things are built, never per call.
+/// `arc_dyn!(value => dyn Trait)` makes an `Arc<dyn Trait>` on stable Rust with either `Arc`.
+/// `alloc`'s coerces `Arc::new(value)`: one allocation. `portable-atomic-util`'s cannot (that
+/// needs the unstable `CoerceUnsized`), so there it is made from a `Box<dyn Trait>`, which costs
+/// a second allocation and a move, where things are built, never per call.
+#[cfg(target_has_atomic = "ptr")]
+macro_rules! arc_dyn {
+    ($value:expr => $dyn:ty) => {
+        $crate::sync::Arc::new($value) as $crate::sync::Arc<$dyn>
+    };
+}
+#[cfg(not(target_has_atomic = "ptr"))]
 macro_rules! arc_dyn {
     ($value:expr => $dyn:ty) => {
         $crate::sync::Arc::<$dyn>::from(alloc::boxed::Box::new($value) as alloc::boxed::Box<$dyn>)
