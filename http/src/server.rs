@@ -23,6 +23,12 @@ use hyper::server::conn::http1;
 use crate::service::{OuterService, PeerAddr};
 use crate::shutdown::{OpenCount, Shutdown, Signal};
 
+/// A connection's socket, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`):
+/// any type hyper can read and write. Not `Send` unless the runtime needs it.
+pub trait Socket: hyper::rt::Read + hyper::rt::Write + Unpin + 'static {}
+
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static> Socket for T {}
+
 /// Serves HTTP/1.1 on one connection until the client closes it, or until the service's
 /// [`Shutdown`] is triggered: then the request in progress finishes (its event stream ends
 /// cleanly), and the connection closes.
@@ -41,7 +47,7 @@ pub fn serve_connection<Ctx, I>(
 ) -> Serving<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     let stop = Box::pin(service.shutdown().wait());
     let mut builder = http1::Builder::new();
@@ -67,7 +73,7 @@ where
 pub struct Serving<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     connection: http1::Connection<I, OnConnection<Ctx>>,
     /// The shutdown signal, until it fires; then the connection finishes gracefully.
@@ -77,7 +83,7 @@ where
 impl<Ctx, I> fmt::Debug for Serving<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Serving")
@@ -89,7 +95,7 @@ where
 impl<Ctx, I> Future for Serving<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     type Output = ();
 
@@ -141,7 +147,7 @@ impl<Ctx: Clone + Send + 'static> hyper::service::Service<http::Request<Incoming
 pub struct Connection<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     serving: Serving<Ctx, I>,
     abort: crate::shutdown::Wait,
@@ -151,7 +157,7 @@ where
 impl<Ctx, I> fmt::Debug for Connection<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
@@ -163,7 +169,7 @@ where
 impl<Ctx, I> Future for Connection<Ctx, I>
 where
     Ctx: Clone + Send + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
 {
     type Output = ();
 
@@ -201,7 +207,7 @@ pub fn accept_loop<Ctx, S, I, E>(
 where
     Ctx: Clone + Send + 'static,
     S: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: Socket,
     E: hyper::rt::Executor<Connection<Ctx, I>> + 'static,
 {
     let control = ServerControl {

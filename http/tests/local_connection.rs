@@ -100,6 +100,16 @@ fn local_connection() -> (LocalIo, DuplexStream) {
     (io, client)
 }
 
+/// Runs `task` on a single-threaded tokio runtime, where `spawn_local` takes futures that are
+/// not `Send`.
+fn on_local_set<F: std::future::Future>(task: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&runtime, task)
+}
+
 fn assert_doubled(answer: &str) {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.ends_with("\r\n\r\n{\"json\":42}"), "{answer}");
@@ -107,12 +117,7 @@ fn assert_doubled(answer: &str) {
 
 #[test]
 fn a_connection_that_is_not_send_is_served_on_a_tokio_local_set() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    let answer = local.block_on(&runtime, async {
+    let answer = on_local_set(async {
         let (io, client) = local_connection();
         let served = tokio::task::spawn_local(serve_connection(io, None, service()));
         let answer = call(client).await;
@@ -147,12 +152,7 @@ impl<F: std::future::Future<Output = ()> + 'static> hyper::rt::Executor<F> for S
 
 #[test]
 fn the_accept_loop_serves_sockets_that_are_not_send_and_shuts_down() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    let answers = local.block_on(&runtime, async {
+    let answers = on_local_set(async {
         let (first, first_client) = local_connection();
         let (second, second_client) = local_connection();
         // Two sockets arrive, then the listener waits for ever (until shutdown).
