@@ -1,5 +1,5 @@
 //! The chat example as a real process, probed from outside with real sockets the way a careless
-//! client or an attacker would, on tokio and on smol: a resume id from an earlier run, streams
+//! client or an attacker would, on tokio, on smol and on monoio (a thread per core): a resume id from an earlier run, streams
 //! read as fast as they are written, a restart that loses every post, signed-in procedures
 //! without and with a name, SIGTERM meanwhile.
 //!
@@ -216,6 +216,26 @@ fn after_a_restart_that_lost_the_posts_a_client_starts_over_on_tokio() {
 #[test]
 fn after_a_restart_that_lost_the_posts_a_client_starts_over_on_smol() {
     after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over("smol");
+}
+
+#[test]
+fn signed_in_procedures_are_401_without_a_name_and_answer_with_one_on_monoio() {
+    signed_in_procedures_are_401_without_a_name_and_answer_with_one("monoio");
+}
+
+#[test]
+fn a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up_on_monoio() {
+    a_resume_id_from_an_earlier_run_is_a_gap_and_the_chat_stays_up("monoio");
+}
+
+#[test]
+fn fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm_on_monoio() {
+    fast_streams_leave_the_chat_answering_and_it_stops_on_sigterm("monoio");
+}
+
+#[test]
+fn after_a_restart_that_lost_the_posts_a_client_starts_over_on_monoio() {
+    after_a_restart_that_lost_the_posts_a_client_meets_the_gap_and_starts_over("monoio");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //!
 //! A runtime adapter supplies only what needs a runtime: a stream of accepted connections, an
 //! executor to spawn each on, and the timer inside the service. It spawns the accept loop and
-//! keeps the [`ServerControl`]. TLS or other transports plug in the same way, or call
-//! [`serve_connection`] from an accept loop of their own.
+//! returns a [`Server`] around the [`ServerControl`]. TLS or other transports plug in the same
+//! way, or call [`serve_connection`] from an accept loop of their own.
 
 use std::fmt;
 use std::future::Future;
@@ -193,8 +193,9 @@ const ABORT_WAIT: Duration = Duration::from_secs(1);
 /// Builds a server from its runtime parts: `incoming` yields accepted connections (wrapped for
 /// hyper) with the peer's address when there is one, `executor` spawns one [`Connection`] task
 /// per connection. Spawn the returned accept loop, a future that ends when the service's
-/// shutdown is triggered or the stream of connections ends (dropping it stops accepting); keep
-/// the [`ServerControl`] to watch and stop the server.
+/// shutdown is triggered, when the [`ServerControl`] is dropped, or when the stream of
+/// connections ends (dropping the loop stops accepting too); keep the [`ServerControl`], or a
+/// [`Server`] made of it, to watch and stop the server.
 ///
 /// Nothing here must be `Send`: on a thread-per-core runtime the listener, its sockets and the
 /// executor stay on their thread. The accept loop and each [`Connection`] are `Send` exactly
@@ -221,8 +222,10 @@ where
         connections: Arc::new(OpenCount::default()),
         accept_done: Arc::new(Signal::default()),
         abort: Arc::new(Signal::default()),
+        dropped: Arc::new(Signal::default()),
     };
     let connections = Arc::clone(&control.connections);
+    let dropped = Arc::clone(&control.dropped);
     let done = FireOnDrop(Arc::clone(&control.accept_done));
     let abort = Arc::clone(&control.abort);
     let mut incoming = incoming;
@@ -231,7 +234,10 @@ where
         let _done = done;
         let timer = Arc::clone(service.timer());
         let max_connections = service.config().max_connections.max(1);
-        let mut stop = pin!(service.shutdown().wait());
+        let shutdown = service.shutdown().wait();
+        let mut stop = pin!(async move {
+            select(pin!(shutdown), dropped.wait()).await;
+        });
         loop {
             // At the limit, accept nothing until a connection closes: the next ones wait in
             // the listen queue, and the descriptors in use stay bounded.
@@ -281,6 +287,14 @@ pub struct ServerControl {
     connections: Arc<OpenCount>,
     accept_done: Arc<Signal>,
     abort: Arc<Signal>,
+    /// Fired when this is dropped: the accept loop stops, open connections go on.
+    dropped: Arc<Signal>,
+}
+
+impl Drop for ServerControl {
+    fn drop(&mut self) {
+        self.dropped.fire();
+    }
 }
 
 impl fmt::Debug for ServerControl {
@@ -335,6 +349,54 @@ impl ServerControl {
                 false
             }
         }
+    }
+}
+
+/// A running server, as every runtime adapter's `serve` returns it.
+///
+/// Dropping it stops accepting connections and leaves the open ones to finish on their own;
+/// [`Server::shutdown`] ends them gracefully.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    control: ServerControl,
+}
+
+impl Server {
+    /// A server listening on `local_addr`, run by the accept loop `control` came from.
+    pub fn new(local_addr: SocketAddr, control: ServerControl) -> Self {
+        Self {
+            local_addr,
+            control,
+        }
+    }
+
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Event streams open now.
+    pub fn active_streams(&self) -> usize {
+        self.control.active_streams()
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.control.open_connections()
+    }
+
+    /// Shuts down gracefully: stops accepting (the listener closes), ends every open event
+    /// stream between two events with the protocol's interruption instead of `done` (for oRPC
+    /// a retryable 503 `error` event), so clients reconnect and resume elsewhere, answers 503
+    /// to new requests on open connections, and waits up to
+    /// [`ServerConfig::shutdown_grace`](crate::ServerConfig::shutdown_grace) for connections
+    /// to finish before closing the rest. It sleeps on the service's timer: await it where
+    /// that timer works (on a thread-per-core runtime, the server's own thread).
+    ///
+    /// Returns whether every connection finished within the grace period.
+    pub async fn shutdown(self) -> bool {
+        self.control.shutdown().await
     }
 }
 

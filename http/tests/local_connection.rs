@@ -168,3 +168,38 @@ fn the_accept_loop_serves_sockets_that_are_not_send_and_shuts_down() {
     });
     answers.iter().for_each(|answer| assert_doubled(answer));
 }
+
+#[test]
+fn dropping_the_control_stops_the_accept_loop_and_closes_the_listener() {
+    on_local_set(async {
+        /// A listener that reports when it is dropped, and never yields a connection.
+        struct Listener(Option<futures::channel::oneshot::Sender<()>>);
+        impl futures::Stream for Listener {
+            type Item = std::io::Result<(LocalIo, Option<std::net::SocketAddr>)>;
+            fn poll_next(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                std::task::Poll::Pending
+            }
+        }
+        impl Drop for Listener {
+            fn drop(&mut self) {
+                let _ = self.0.take().map(|closed| closed.send(()));
+            }
+        }
+        let (closed, listener_closed) = futures::channel::oneshot::channel();
+        let (accepting, control) =
+            outer_http::server::accept_loop(service(), Listener(Some(closed)), SpawnLocal);
+        let accepting = tokio::task::spawn_local(accepting);
+        tokio::task::yield_now().await;
+        assert!(!accepting.is_finished(), "accepting until dropped");
+        drop(control);
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), accepting).await;
+        assert!(
+            stopped.is_ok(),
+            "the accept loop ended when its control was dropped"
+        );
+        listener_closed.await.expect("the listener was dropped");
+    });
+}

@@ -48,7 +48,7 @@ use std::time::Duration;
 use async_net::TcpListener;
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
-use outer_http::server::{accept_loop, ServerControl};
+use outer_http::server::accept_loop;
 use smol::stream::Stream;
 
 pub mod client;
@@ -56,6 +56,7 @@ mod hyper_io;
 
 pub use client::{Client, SmolTransport};
 pub use hyper_io::SmolIo;
+pub use outer_http::server::Server;
 pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
 
 /// smol as Outer uses it ([`outer_core::rt::Runtime`]): async-io's timer, for keep-alives,
@@ -150,52 +151,10 @@ fn start<Ctx: Clone + Send + 'static>(
 ) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
     let (accept, control) = accept_loop(service, incoming(listener), spawner.clone());
-    let accept = spawner.spawn(accept);
+    // Detached: dropping the server stops the accept loop through `control`.
+    spawner.spawn(accept).detach();
     tracing::info!(%local_addr, "serving");
-    Ok(Server {
-        local_addr,
-        control,
-        _accept: accept,
-    })
-}
-
-/// A running server.
-///
-/// Dropping it stops accepting connections (its accept task is cancelled) and leaves the open
-/// ones to finish on their own; [`Server::shutdown`] ends them gracefully.
-#[derive(Debug)]
-pub struct Server {
-    local_addr: SocketAddr,
-    control: ServerControl,
-    /// smol cancels a task when its handle drops: holding it keeps the server accepting.
-    _accept: smol::Task<()>,
-}
-
-impl Server {
-    /// The address it listens on (useful after binding port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Event streams open now.
-    pub fn active_streams(&self) -> usize {
-        self.control.active_streams()
-    }
-
-    /// Connections open now.
-    pub fn open_connections(&self) -> usize {
-        self.control.open_connections()
-    }
-
-    /// Shuts down gracefully: stops accepting (the listener closes), ends every open event
-    /// stream between two events with the protocol's interruption instead of `done` (for oRPC
-    /// a retryable 503 `error` event), so clients reconnect and resume elsewhere, answers 503 to new requests on open connections, and waits up to
-    /// [`ServerConfig::shutdown_grace`] for connections to finish before closing the rest.
-    ///
-    /// Returns whether every connection finished within the grace period.
-    pub async fn shutdown(self) -> bool {
-        self.control.shutdown().await
-    }
+    Ok(Server::new(local_addr, control))
 }
 
 /// Accepted connections, each ready for hyper, with the peer's address.

@@ -55,13 +55,13 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
-use outer_http::server::{accept_loop, ServerControl};
+use outer_http::server::accept_loop;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 pub mod client;
 
 pub use client::{Client, TokioTransport};
+pub use outer_http::server::Server;
 pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
 
 /// Tokio as Outer uses it ([`outer_core::rt::Runtime`]): its timer, for keep-alives, stream
@@ -149,57 +149,10 @@ pub fn serve<Ctx: Clone + Send + 'static>(
     let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     let local_addr = listener.local_addr()?;
     let (accept, control) = accept_loop(service, Incoming(listener), TokioExecutor::new());
-    let accept = runtime.spawn(accept);
+    // Detached: dropping the server stops the accept loop through `control`.
+    runtime.spawn(accept);
     tracing::info!(%local_addr, "serving");
-    Ok(Server {
-        local_addr,
-        control,
-        accept,
-    })
-}
-
-/// A running server.
-///
-/// Dropping it stops accepting connections and leaves the open ones to finish on their own;
-/// [`Server::shutdown`] ends them gracefully.
-#[derive(Debug)]
-pub struct Server {
-    local_addr: SocketAddr,
-    control: ServerControl,
-    accept: JoinHandle<()>,
-}
-
-impl Server {
-    /// The address it listens on (useful after binding port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Event streams open now.
-    pub fn active_streams(&self) -> usize {
-        self.control.active_streams()
-    }
-
-    /// Connections open now.
-    pub fn open_connections(&self) -> usize {
-        self.control.open_connections()
-    }
-
-    /// Shuts down gracefully: stops accepting (the listener closes), ends every open event
-    /// stream between two events with the protocol's interruption instead of `done` (for oRPC
-    /// a retryable 503 `error` event), so clients reconnect and resume elsewhere, answers 503 to new requests on open connections, and waits up to
-    /// [`ServerConfig::shutdown_grace`] for connections to finish before closing the rest.
-    ///
-    /// Returns whether every connection finished within the grace period.
-    pub async fn shutdown(self) -> bool {
-        self.control.shutdown().await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
+    Ok(Server::new(local_addr, control))
 }
 
 /// Accepted connections as a stream, each ready for hyper.

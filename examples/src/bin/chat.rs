@@ -2,7 +2,7 @@
 //! a page at `/` where a person posts and sees posts arrive live.
 //!
 //! ```text
-//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol] [--test-hooks] [--redis URL]
+//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol|monoio] [--test-hooks] [--redis URL]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once it accepts connections (`--listen 127.0.0.1:0`
@@ -28,7 +28,7 @@ use outer_examples::chat::{self, Chat, ChatCtx, RedisChat};
 use outer_http::ServerConfig;
 
 const USAGE: &str =
-    "usage: chat [--listen ADDR] [--runtime tokio|smol] [--test-hooks] [--redis URL]
+    "usage: chat [--listen ADDR] [--runtime tokio|smol|monoio] [--test-hooks] [--redis URL]
        chat --emit-typescript DIR";
 
 const HELP: &str = "\
@@ -37,7 +37,8 @@ Serves the chat: oRPC at /rpc, tRPC at /trpc, the page at /. A request with
 shuts it down gracefully.
 
   --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
-  --runtime NAME       tokio (default) or smol
+  --runtime NAME       tokio (default), smol, or monoio (one thread per core, each with
+                       its own listener on the port; io_uring where the kernel has it)
   --test-hooks         add /__test/streams and /__test/drop, for failure tests; never in production
   --redis URL          keep posts in this Redis (redis://HOST:PORT, or a cluster:
                        redis+cluster://HOST:PORT,HOST:PORT) instead of in memory
@@ -63,6 +64,7 @@ struct Args {
 enum Runtime {
     Tokio,
     Smol,
+    Monoio,
 }
 
 /// Hand-parsed: three flags do not justify an argument-parser dependency.
@@ -87,7 +89,12 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--runtime" => match args.next().as_deref() {
                 Some("tokio") => parsed.runtime = Runtime::Tokio,
                 Some("smol") => parsed.runtime = Runtime::Smol,
-                other => return Err(format!("--runtime takes tokio or smol, not {other:?}")),
+                Some("monoio") => parsed.runtime = Runtime::Monoio,
+                other => {
+                    return Err(format!(
+                        "--runtime takes tokio, smol or monoio, not {other:?}"
+                    ))
+                }
             },
             "--test-hooks" => parsed.test_hooks = true,
             "--redis" => {
@@ -145,12 +152,12 @@ fn config(args: &Args) -> ServerConfig {
 
 /// The chat: posts in memory, or in the Redis of `--redis` (checked to answer first). Both are
 /// the one router of `outer_examples::chat`, over either publisher; everything after is the
-/// same.
+/// same. `timer` times the streams; `runtime` runs the Redis publisher's readers.
 async fn chat_app(
     args: &Args,
-    runtime: impl outer_core::rt::Runtime + Clone,
+    runtime: impl outer_core::rt::Runtime,
+    timer: Arc<dyn Timer>,
 ) -> std::io::Result<App<ChatCtx>> {
-    let timer: Arc<dyn Timer> = Arc::new(runtime.clone());
     let Some(url) = &args.redis else {
         return Ok(chat::app(Chat::new(), timer));
     };
@@ -180,6 +187,7 @@ fn main() -> ExitCode {
     let served = match args.runtime {
         Runtime::Tokio => run_tokio(&args),
         Runtime::Smol => run_smol(&args),
+        Runtime::Monoio => run_monoio(&args),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -225,7 +233,12 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let app = chat_app(args, outer_tokio::TokioRuntime).await?;
+        let app = chat_app(
+            args,
+            outer_tokio::TokioRuntime,
+            Arc::new(outer_tokio::TokioRuntime),
+        )
+        .await?;
         let server = outer_tokio::serve(listener, outer_tokio::service(app, config(args)))?;
         announce(server.local_addr(), "tokio");
         let _ = stop.await;
@@ -244,7 +257,7 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
     smol::block_on(executor.run(async move {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
         let runtime = outer_smol::SmolExecutor(Arc::clone(&spawner));
-        let app = chat_app(args, runtime).await?;
+        let app = chat_app(args, runtime.clone(), Arc::new(runtime)).await?;
         let service = outer_smol::service(app, config(args));
         let server = outer_smol::serve_on(spawner, listener, service)?;
         announce(server.local_addr(), "smol");
@@ -252,6 +265,60 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
         server.shutdown().await;
         Ok(())
     }))
+}
+
+/// Thread per core: one monoio runtime per core, each with its own listener on the one port
+/// (the kernel spreads connections between them) and its own server, all sharing one chat. The
+/// Redis publisher's readers, if any, run on smol's executor: redis has no monoio sockets, and
+/// a publisher's wakes reach monoio from any thread.
+fn run_monoio(args: &Args) -> std::io::Result<()> {
+    use futures::FutureExt;
+    let stop = on_signal(config(args).shutdown_grace)?.shared();
+    let driver = outer_monoio::Driver::available();
+    let app = driver.block_on(chat_app(
+        args,
+        outer_smol::SmolRuntime,
+        Arc::new(outer_monoio::MonoioRuntime),
+    ))??;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let first = outer_monoio::listener(args.listen)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(outer_monoio::listener(addr)?);
+    }
+    let (started, serving) = std::sync::mpsc::channel();
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let (app, config, stop, started) =
+                (app.clone(), config(args), stop.clone(), started.clone());
+            std::thread::spawn(move || {
+                driver.block_on(async move {
+                    let served = outer_monoio::serve(listener, outer_monoio::service(app, config));
+                    let server = match served {
+                        Ok(server) => server,
+                        Err(err) => return started.send(Err(err)).map_err(std::io::Error::other),
+                    };
+                    let _ = started.send(Ok(()));
+                    let _ = stop.await;
+                    server.shutdown().await;
+                    Ok(())
+                })?
+            })
+        })
+        .collect();
+    drop(started);
+    for outcome in serving.iter().take(threads) {
+        outcome?;
+    }
+    announce(addr, &format!("monoio, {driver:?}, {threads} threads"));
+    for server in servers {
+        server
+            .join()
+            .map_err(|_| std::io::Error::other("a server thread panicked"))??;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,7 +350,7 @@ mod tests {
         assert!(args(&["--redis"]).unwrap_err().contains("needs a URL"));
         assert!(args(&["--runtime", "async-std"])
             .unwrap_err()
-            .contains("tokio or smol"));
+            .contains("tokio, smol or monoio"));
         assert!(args(&["--listen", "nowhere"])
             .unwrap_err()
             .contains("--listen nowhere"));

@@ -1,0 +1,72 @@
+//! The client on monoio: typed calls, and subscriptions that reconnect and resume by themselves,
+//! against any oRPC server (Outer's or oRPC's own).
+//!
+//! All of the client lives in `outer_http::client`; this module only opens TCP connections with
+//! monoio ([`MonoioTransport`]). Poll the client's calls on a monoio runtime's thread: each
+//! connection stays on the thread that opened it.
+//!
+//! ```no_run
+//! use outer_monoio::{Client, Driver};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new("http://127.0.0.1:3000/rpc")?;
+//! let four = Driver::available().block_on(client.call::<u32>("double", &2))??;
+//! # let _ = four;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use monoio::io::IntoPollIo;
+use outer_core::rt::Timer;
+use outer_http::local::Local;
+
+pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
+
+use crate::{MonoioIo, MonoioRuntime};
+
+/// Opens the client's TCP connections with monoio, and times with [`MonoioRuntime`].
+///
+/// The client's calls are `Send` values, so that one client type serves every runtime; a
+/// monoio connection is not, and travels in an [`outer_http::local::Local`], which checks that
+/// it is used on the thread that opened it.
+///
+/// ```
+/// use outer_http::client::ClientBuilder;
+/// use outer_monoio::client::MonoioTransport;
+/// let client = ClientBuilder::new("http://127.0.0.1:3000/rpc", MonoioTransport).build()?;
+/// # Ok::<(), outer_monoio::client::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MonoioTransport;
+
+impl Transport for MonoioTransport {
+    type Io = Local<MonoioIo>;
+
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Io>> + Send>> {
+        let host = host.to_owned();
+        Box::pin(Local::new(async move {
+            let stream = monoio::net::TcpStream::connect((host.as_str(), port)).await?;
+            // Requests are small writes that must leave at once.
+            stream.set_nodelay(true)?;
+            Ok(Local::new(TokioIo::new(stream.into_poll_io()?)))
+        }))
+    }
+
+    fn timer(&self) -> Arc<dyn Timer> {
+        Arc::new(MonoioRuntime)
+    }
+}
+
+/// A client on monoio: see `outer_http::client::Client` for its methods.
+pub type Client = outer_http::client::Client<MonoioTransport>;
+
+/// Settings for a [`Client`] on monoio, from `Client::builder(base_url)`.
+pub type ClientBuilder = outer_http::client::ClientBuilder<MonoioTransport>;
