@@ -6,14 +6,14 @@
 # difference in instructions over the difference in deliveries leaves out start-up, connecting
 # and warm-up.
 #
-#   bench/callgrind.sh                      # outer-tokio outer-smol floor
+#   bench/callgrind.sh                      # outer-tokio outer-smol outer-monoio floor
 #   SERVERS="outer-tokio" bench/callgrind.sh
 #
 # Needs valgrind (Debian's package). About a minute and a half per server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVERS=${SERVERS:-"outer-tokio outer-smol floor"}
+SERVERS=${SERVERS:-"outer-tokio outer-smol outer-monoio floor"}
 SHORT=${SHORT:-10}
 LONG=${LONG:-30}
 RATE=5
@@ -30,6 +30,8 @@ run() {
   case $server in
     outer-tokio) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime tokio) ;;
     outer-smol) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime smol) ;;
+    # valgrind does not follow io_uring: monoio on its epoll driver.
+    outer-monoio) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime monoio-epoll) ;;
     floor) cmd=(target/release/floor --listen "127.0.0.1:$PORT") ;;
     *) echo "callgrind.sh: unknown server $server" >&2; exit 2 ;;
   esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: SSE fan-out over HTTP, every server side by side on this machine.
 #
-#   bench/run.sh                      # all servers, N = 100, 1,000, 10,000 (about 12 minutes,
+#   bench/run.sh                      # all servers, N = 100, 1,000, 10,000 (about 14 minutes,
 #                                     # plus up to 3 for trpc-ref at 10,000: see BENCHMARKS.md)
 #   NS="100" SERVERS="outer-tokio floor" bench/run.sh
 #
@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NS=${NS:-"100 1000 10000"}
-SERVERS=${SERVERS:-"outer-tokio outer-smol floor orpc-ref trpc-ref outer-tokio-trpc"}
+SERVERS=${SERVERS:-"outer-tokio outer-smol outer-monoio floor orpc-ref trpc-ref outer-tokio-trpc"}
 DURATION=${DURATION:-10}
 WINDOW=${WINDOW:-32}
 PUBLISHERS=${PUBLISHERS:-4}
@@ -93,6 +93,9 @@ start_server() {
   case $1 in
     outer-tokio) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null & ;;
     outer-smol) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime smol >/dev/null & ;;
+    # One monoio thread per core the server may use: one with PIN=1, as many as cores without.
+    outer-monoio) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime monoio >/dev/null & ;;
+    outer-monoio-epoll) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime monoio-epoll >/dev/null & ;;
     outer-tokio-trpc)
       PROTOCOL=trpc
       URL=http://$addr/trpc

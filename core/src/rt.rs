@@ -17,6 +17,10 @@ use core::pin::Pin;
 use core::time::Duration;
 
 /// A future that completes once its duration has passed.
+///
+/// `Send`, because an event stream holds one for its keep-alives and a work-stealing runtime
+/// moves streams between threads. A thread-per-core runtime, whose sleeps are not `Send`, hands
+/// them over in `outer_http::local::Local`, which checks that they stay on their thread.
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A background task handed to [`Spawn`].

@@ -1,7 +1,8 @@
 //! Scaling out with `chat --redis`: chat servers as real processes sharing one real
 //! redis-server. A client subscribed through instance A keeps every post when A is killed and it
 //! reconnects to instance B with its last event id, and when Redis itself is killed and
-//! restarted mid-stream: every post once, in order. A on one runtime, B on the other.
+//! restarted mid-stream: every post once, in order. A on one runtime, B on another (monoio
+//! among them: its Redis readers run on smol's executor, its streams on its own threads).
 //!
 //! Needs `redis-server` (Debian's package; .ci/run installs it). No timing assertions:
 //! deadlines only turn a hang into a failure.
@@ -67,10 +68,13 @@ fn read_until(session: &mut LoopbackSession, n: usize) {
     }
 }
 
-fn a_client_resumes_on_another_instance_after_its_instance_is_killed(protocol: Protocol) {
+fn a_client_resumes_on_another_instance_after_its_instance_is_killed(
+    protocol: Protocol,
+    [a, b]: [&str; 2],
+) {
     let redis = RedisServer::start().expect("start redis-server");
-    let a = chat("tokio", &redis);
-    let b = chat("smol", &redis);
+    let a = chat(a, &redis);
+    let b = chat(b, &redis);
     let mut session = LoopbackSession::new(a.addr, protocol, "post.live", None);
     session.connect();
     // A subscribed: its reader for the topic is connected (it starts once A has a subscriber).
@@ -127,12 +131,26 @@ fn a_client_resumes_on_another_instance_after_its_instance_is_killed(protocol: P
 
 #[test]
 fn an_orpc_client_resumes_on_another_instance_after_its_instance_is_killed() {
-    a_client_resumes_on_another_instance_after_its_instance_is_killed(Protocol::Orpc);
+    a_client_resumes_on_another_instance_after_its_instance_is_killed(
+        Protocol::Orpc,
+        ["tokio", "smol"],
+    );
 }
 
 #[test]
 fn a_trpc_client_resumes_on_another_instance_after_its_instance_is_killed() {
-    a_client_resumes_on_another_instance_after_its_instance_is_killed(Protocol::Trpc);
+    a_client_resumes_on_another_instance_after_its_instance_is_killed(
+        Protocol::Trpc,
+        ["smol", "tokio"],
+    );
+}
+
+#[test]
+fn a_client_of_a_monoio_instance_resumes_on_a_tokio_one_after_its_instance_is_killed() {
+    a_client_resumes_on_another_instance_after_its_instance_is_killed(
+        Protocol::Orpc,
+        ["monoio", "tokio"],
+    );
 }
 
 #[test]
@@ -175,6 +193,7 @@ fn a_redis_that_does_not_answer_stops_the_chat_at_start_up_with_a_clear_error() 
     for (runtime, url) in [
         ("tokio", unreachable.as_str()),
         ("smol", unreachable.as_str()),
+        ("monoio", unreachable.as_str()),
         ("tokio", "http://not-redis"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_chat"))

@@ -86,8 +86,15 @@ pub use subscription::Subscription;
 ///     fn timer(&self) -> Arc<dyn Timer> { Arc::new(NeverFires) }
 /// }
 /// ```
+///
+/// The connection and its connect future are `Send`, because a client's calls and
+/// subscriptions are `Send` values that a work-stealing runtime may move between threads. A
+/// thread-per-core runtime, whose sockets are not `Send`, wraps both in
+/// [`Local`](crate::local::Local), which checks that they are only used on the thread that
+/// opened them (`outer_monoio::MonoioTransport` does).
 pub trait Transport: Clone + Send + Sync + fmt::Debug + 'static {
-    /// A connection, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`).
+    /// A connection, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`,
+    /// `Local<outer_monoio::MonoioIo>`).
     type Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
 
     /// Opens a connection to `host:port`.

@@ -67,6 +67,7 @@
 mod body;
 pub mod client;
 mod config;
+pub mod fair;
 pub mod local;
 pub mod server;
 mod service;

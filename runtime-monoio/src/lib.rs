@@ -43,7 +43,11 @@
 //!   their thread, which they do. The same wrapper lets a handler await `!Send` futures
 //!   (`outer_http::local::local`).
 //! - Wakes come from other threads (a publisher on another core, a shutdown signal): monoio is
-//!   built with its `sync` feature, or those wakes are lost.
+//!   built with its `sync` feature (without it, monoio panics at the first such wake).
+//! - monoio runs a task that woke itself during its poll before all others, and polls its driver
+//!   only when no task is left; Outer's streams yield by waking themselves. Every task this
+//!   crate spawns is wrapped in `outer_http::fair::WakeBehind`, which defers such wakes to the
+//!   driver's next turn, so one busy stream cannot starve the other connections.
 //! - `Server::shutdown` sleeps on monoio's timer, so await it on the server's own thread. A
 //!   runtime with no handle to spawn onto from outside is stopped the same way: signal its
 //!   thread, let it shut its server down, and join it (this crate's `testing` adapter does).
@@ -65,11 +69,11 @@ use monoio::io::IntoPollIo;
 use monoio::net::tcp::stream_poll::TcpStreamPoll;
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
+use outer_http::fair::WakeBehind;
 use outer_http::local::Local;
 use outer_http::server::accept_loop;
 
 pub mod client;
-mod fair;
 
 pub use client::{Client, MonoioTransport};
 pub use outer_http::server::Server;
@@ -99,8 +103,9 @@ impl Timer for MonoioRuntime {
 
 impl Spawn for MonoioRuntime {
     fn spawn(&self, task: Task) {
-        // Detached: a dropped handle leaves the task running.
-        drop(monoio::spawn(fair::BehindOthers::new(task)));
+        // Detached: a dropped handle leaves the task running. monoio runs a task that woke
+        // itself first: `WakeBehind` puts it behind the others (see `outer_http::fair`).
+        drop(monoio::spawn(WakeBehind::new(task, MonoioRuntime)));
     }
 }
 
@@ -149,6 +154,10 @@ pub fn service<Ctx: Clone + Send + 'static>(
 
 /// A listening socket on `addr` that other threads may bind too (`SO_REUSEPORT`): the kernel
 /// spreads new connections between them. For [`serve`], one per thread.
+///
+/// Any process of the same user may bind the port this way too, and then shares its
+/// connections: what a restart without downtime wants, and a surprise if an old server is
+/// still running.
 pub fn listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -234,8 +243,9 @@ struct OnThisThread;
 
 impl<F: Future<Output = ()> + 'static> hyper::rt::Executor<F> for OnThisThread {
     fn execute(&self, connection: F) {
-        // Connections run on their own; shutdown tracks them, not their handles.
-        drop(monoio::spawn(fair::BehindOthers::new(connection)));
+        // Connections run on their own; shutdown tracks them, not their handles. A stream
+        // read flat out wakes itself, which monoio would run before every other connection.
+        drop(monoio::spawn(WakeBehind::new(connection, MonoioRuntime)));
     }
 }
 

@@ -2,7 +2,7 @@
 //! a page at `/` where a person posts and sees posts arrive live.
 //!
 //! ```text
-//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol|monoio] [--test-hooks] [--redis URL]
+//! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once it accepts connections (`--listen 127.0.0.1:0`
@@ -28,7 +28,7 @@ use outer_examples::chat::{self, Chat, ChatCtx, RedisChat};
 use outer_http::ServerConfig;
 
 const USAGE: &str =
-    "usage: chat [--listen ADDR] [--runtime tokio|smol|monoio] [--test-hooks] [--redis URL]
+    "usage: chat [--listen ADDR] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
        chat --emit-typescript DIR";
 
 const HELP: &str = "\
@@ -38,7 +38,8 @@ shuts it down gracefully.
 
   --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
   --runtime NAME       tokio (default), smol, or monoio (one thread per core, each with
-                       its own listener on the port; io_uring where the kernel has it)
+                       its own listener on the port; io_uring where the kernel has it);
+                       monoio-epoll is monoio on its epoll driver
   --test-hooks         add /__test/streams and /__test/drop, for failure tests; never in production
   --redis URL          keep posts in this Redis (redis://HOST:PORT, or a cluster:
                        redis+cluster://HOST:PORT,HOST:PORT) instead of in memory
@@ -64,7 +65,8 @@ struct Args {
 enum Runtime {
     Tokio,
     Smol,
-    Monoio,
+    /// On this driver.
+    Monoio(outer_monoio::Driver),
 }
 
 /// Hand-parsed: three flags do not justify an argument-parser dependency.
@@ -89,10 +91,15 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--runtime" => match args.next().as_deref() {
                 Some("tokio") => parsed.runtime = Runtime::Tokio,
                 Some("smol") => parsed.runtime = Runtime::Smol,
-                Some("monoio") => parsed.runtime = Runtime::Monoio,
+                Some("monoio") => {
+                    parsed.runtime = Runtime::Monoio(outer_monoio::Driver::available())
+                }
+                Some("monoio-epoll") => {
+                    parsed.runtime = Runtime::Monoio(outer_monoio::Driver::Epoll)
+                }
                 other => {
                     return Err(format!(
-                        "--runtime takes tokio, smol or monoio, not {other:?}"
+                        "--runtime takes tokio, smol, monoio or monoio-epoll, not {other:?}"
                     ))
                 }
             },
@@ -187,7 +194,7 @@ fn main() -> ExitCode {
     let served = match args.runtime {
         Runtime::Tokio => run_tokio(&args),
         Runtime::Smol => run_smol(&args),
-        Runtime::Monoio => run_monoio(&args),
+        Runtime::Monoio(driver) => run_monoio(&args, driver),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -271,10 +278,9 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
 /// (the kernel spreads connections between them) and its own server, all sharing one chat. The
 /// Redis publisher's readers, if any, run on smol's executor: redis has no monoio sockets, and
 /// a publisher's wakes reach monoio from any thread.
-fn run_monoio(args: &Args) -> std::io::Result<()> {
+fn run_monoio(args: &Args, driver: outer_monoio::Driver) -> std::io::Result<()> {
     use futures::FutureExt;
     let stop = on_signal(config(args).shutdown_grace)?.shared();
-    let driver = outer_monoio::Driver::available();
     let app = driver.block_on(chat_app(
         args,
         outer_smol::SmolRuntime,
@@ -312,7 +318,7 @@ fn run_monoio(args: &Args) -> std::io::Result<()> {
     for outcome in serving.iter().take(threads) {
         outcome?;
     }
-    announce(addr, &format!("monoio, {driver:?}, {threads} threads"));
+    announce(addr, &format!("monoio, {driver:?}, threads: {threads}"));
     for server in servers {
         server
             .join()
@@ -350,7 +356,15 @@ mod tests {
         assert!(args(&["--redis"]).unwrap_err().contains("needs a URL"));
         assert!(args(&["--runtime", "async-std"])
             .unwrap_err()
-            .contains("tokio, smol or monoio"));
+            .contains("tokio, smol, monoio or monoio-epoll"));
+        assert_eq!(
+            args(&["--runtime", "monoio-epoll"]).unwrap().runtime,
+            Runtime::Monoio(outer_monoio::Driver::Epoll)
+        );
+        assert_eq!(
+            args(&["--runtime", "monoio"]).unwrap().runtime,
+            Runtime::Monoio(outer_monoio::Driver::available())
+        );
         assert!(args(&["--listen", "nowhere"])
             .unwrap_err()
             .contains("--listen nowhere"));
