@@ -32,13 +32,17 @@
 //!   slot's master and finds it again after a failover or when the slot moves. Resume and gaps
 //!   are the same as on one server: a shard that failed over keeps what reached its replica,
 //!   and a shard that lost its data starts a new epoch, so resuming there is a gap.
-//! - **Runtimes.** Tokio or smol: pass the adapter's runtime (`outer_tokio::TokioRuntime`,
-//!   `outer_smol::SmolRuntime`, or any [`outer_core::rt::Runtime`]). The publisher runs one
+//! - **Runtimes.** Tokio, smol or monoio: pass the adapter's runtime (`outer_tokio::TokioRuntime`,
+//!   `outer_smol::SmolRuntime`, `outer_monoio::MonoioRuntime`, or any
+//!   [`outer_core::rt::Runtime`]). monoio spawns only on its own threads, so give it
+//!   `MonoioRuntime` only where every subscribe happens on a monoio thread; a publisher shared
+//!   with other threads takes `SmolRuntime` (the chat on monoio does). The publisher runs one
 //!   background task per topic (the shared blocking read) and sleeps between reconnects, both
 //!   the runtime's job. The redis crate is built with both its `tokio-comp` and `smol-comp`
 //!   features; at each connect it looks for a current tokio runtime and uses tokio's sockets
 //!   there, and async-io's everywhere else (async-io runs its own reactor thread, so those
-//!   sockets work under any executor). So one build of this crate serves both runtimes.
+//!   sockets work under any executor, monoio's included). So one build of this crate serves
+//!   every runtime.
 //!
 //! ```no_run
 //! use futures::StreamExt;

@@ -1,5 +1,5 @@
 //! The publisher on a real Redis Cluster (three masters with a replica each, six redis-server
-//! processes; see `outer_redis::testing::RedisCluster`), on tokio and on smol: topics spread over
+//! processes; see `outer_redis::testing::RedisCluster`), on tokio, smol and monoio: topics spread over
 //! the shards with one reader each on its shard's master; a master killed and its replica
 //! promoted loses nothing that reached the replica, for live subscribers and resumes alike; a
 //! shard lost with its data is an explicit `Unknown` gap there and nowhere else; a topic whose
@@ -22,7 +22,7 @@ use outer_redis::{Error, RecvError, RedisPublisher, StreamId};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 mod support;
-use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt, Runtime};
+use support::{publish_retrying, take, until, within, OnMonoio, OnSmol, OnTokio, Rt, Runtime};
 
 /// A cluster whose other shards keep serving while one is down.
 fn cluster() -> RedisCluster {
@@ -347,7 +347,7 @@ fn a_topic_whose_slot_moves_to_another_shard_goes_on_without_a_gap<R: Rt>() {
     });
 }
 
-on_both_runtimes!(
+on_every_runtime!(
     a_single_server_url_to_a_cluster_node_says_to_use_a_cluster_url,
     topics_spread_over_the_shards_with_one_reader_each_on_its_master,
     a_failover_loses_nothing_that_reached_the_replica,

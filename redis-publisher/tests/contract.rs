@@ -1,5 +1,5 @@
 //! The publisher contract on a real redis-server (one per test, on a free port, killed with the
-//! test), on tokio and on smol: replay then live with no gap or duplicate, however publishes
+//! test), on tokio, smol and monoio: replay then live with no gap or duplicate, however publishes
 //! race the subscribe; gaps said out loud; malformed ids refused; one reader per topic; drop
 //! unsubscribes; slow subscribers catch up; a Redis restart and a change of instance lose and
 //! repeat nothing; a subscription is a procedure's stream as it is, its setup errors statuses;
@@ -20,7 +20,7 @@ use outer_redis::testing::RedisServer;
 use outer_redis::{Epoch, Error, RecvError, RedisPublisher, StreamId};
 
 mod support;
-use support::{publish_retrying, take, until, within, OnSmol, OnTokio, Rt, Runtime};
+use support::{publish_retrying, take, until, within, OnMonoio, OnSmol, OnTokio, Rt, Runtime};
 
 fn redis() -> RedisServer {
     RedisServer::start().expect("start redis-server")
@@ -852,7 +852,7 @@ fn a_redis_that_stays_away_fails_the_call_after_the_reconnect_wait<R: Rt>() {
     });
 }
 
-on_both_runtimes!(
+on_every_runtime!(
     publish_is_xadd_with_approximate_retention_and_stream_ids,
     replay_then_live_has_no_gap_and_no_duplicate,
     resumes_racing_publishes_miss_nothing_and_repeat_nothing,

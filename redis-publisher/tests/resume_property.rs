@@ -1,5 +1,5 @@
 //! The harness's resume property over loopback HTTP on `RedisPublisher<u64>` and a real
-//! redis-server (one per test), on tokio and on smol: for any schedule of publishes, reads,
+//! redis-server (one per test), on tokio, smol and monoio: for any schedule of publishes, reads,
 //! client disconnects (between events and mid-event), server-side aborts and reconnect delays,
 //! the consumer gets every event after its start point once, in order, each with the stream id
 //! its publish returned, or ends at an explicit gap (412) where the stream's retention was
@@ -19,6 +19,7 @@ use outer_harness::conformance::properties::{
 };
 use outer_harness::conformance::Adapter;
 use outer_harness::loopback_cases;
+use outer_monoio::testing::IoUring as Monoio;
 use outer_redis::testing::RedisServer;
 use outer_redis::RedisPublisher;
 use outer_smol::testing::Smol;
@@ -83,4 +84,14 @@ fn resume_over_loopback_on_redis_is_exact_or_an_explicit_gap_on_smol() {
     let redis = RedisServer::start().expect("start redis-server");
     let tally = resume_property::<Smol>(&redis, support::smol_runtime());
     eprintln!("smol: {tally:?}");
+}
+
+#[test]
+fn resume_over_loopback_on_redis_is_exact_or_an_explicit_gap_on_monoio() {
+    let redis = RedisServer::start().expect("start redis-server");
+    // Each case's server runs on a monoio thread of its own, and so do the handlers that
+    // subscribe; the publishers' readers run on smol's executor, which any thread can reach
+    // (monoio's spawn works only on a monoio thread, and the test thread publishes too).
+    let tally = resume_property::<Monoio>(&redis, support::smol_runtime());
+    eprintln!("monoio: {tally:?}");
 }

@@ -4,8 +4,8 @@
 //! Last-Event-ID and receives every post exactly once, in order. Then the server restarts with
 //! fresh state (its posts lost): the page's resume id meets a gap (412), and the page starts
 //! over and shows the posts of the new run. Last, an EventSource on /trpc/mentions.live without
-//! a token meets 401: it fails for good (CLOSED at once) and does not reconnect. On tokio and on
-//! smol.
+//! a token meets 401: it fails for good (CLOSED at once) and does not reconnect. On tokio, on
+//! smol and on monoio.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -41,6 +41,29 @@ fn start_smol(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOnc
     });
     Box::new(move || {
         smol::block_on(server.shutdown());
+    })
+}
+
+/// On a monoio thread of its own (monoio has no handle to reach it from outside): the stop
+/// closes a channel the thread awaits, and the thread shuts its server down.
+fn start_monoio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOnce()> {
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let (ready, listening) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        outer_monoio::Driver::available()
+            .block_on(async move {
+                let listener = outer_monoio::listener(addr).unwrap();
+                let server = outer_monoio::serve(listener, service).unwrap();
+                ready.send(()).unwrap();
+                let _ = stopped.recv().await; // the sender dropped
+                server.shutdown().await;
+            })
+            .unwrap();
+    });
+    listening.recv().unwrap();
+    Box::new(move || {
+        drop(stop);
+        thread.join().unwrap();
     })
 }
 
@@ -110,4 +133,9 @@ fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_tokio() {
 #[test]
 fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_smol() {
     page_resumes_after_a_restart(start_smol, Arc::new(outer_smol::SmolRuntime));
+}
+
+#[test]
+fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_monoio() {
+    page_resumes_after_a_restart(start_monoio, Arc::new(outer_monoio::MonoioRuntime));
 }

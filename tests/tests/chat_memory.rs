@@ -82,7 +82,8 @@ fn stalled_resumers_hold_a_page_each<R: Adapter>() {
 }
 
 #[test]
-fn stalled_catch_ups_from_the_store_stay_bounded_on_tokio_and_smol() {
+fn stalled_catch_ups_from_the_store_stay_bounded_on_every_runtime() {
     stalled_resumers_hold_a_page_each::<outer_tokio::testing::Tokio>();
     stalled_resumers_hold_a_page_each::<outer_smol::testing::Smol>();
+    stalled_resumers_hold_a_page_each::<outer_monoio::testing::IoUring>();
 }

@@ -1,5 +1,5 @@
 //! The real `@orpc/client` and `@trpc/client` (pinned in tests/interop/package-lock.json)
-//! against the chat example on tokio and on smol: unary calls, errors with code, status,
+//! against the chat example on tokio, on smol and on monoio: unary calls, errors with code, status,
 //! message and data intact, streams with ids and retry, the done value, resume after the server
 //! drops the connection, 5xx reconnects, no reconnect after a 4xx, abort or unsubscribe
 //! observed as cleanup on the server, and the chat's `mentions.live` refused with 401 without a
@@ -7,6 +7,7 @@
 //! it; see tests/interop/README.md).
 
 use outer_harness::conformance::{Adapter, RunningServer};
+use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
 use outer_tests::{run_node, start_chat};
 use outer_tokio::testing::Tokio;
@@ -42,6 +43,11 @@ fn orpc_client_works_against_outer_on_smol() {
 }
 
 #[test]
+fn orpc_client_works_against_outer_on_monoio() {
+    run::<Monoio>("orpc.mjs", "/rpc");
+}
+
+#[test]
 fn trpc_client_works_against_outer_on_tokio() {
     run::<Tokio>("trpc.mjs", "/trpc");
 }
@@ -49,4 +55,9 @@ fn trpc_client_works_against_outer_on_tokio() {
 #[test]
 fn trpc_client_works_against_outer_on_smol() {
     run::<Smol>("trpc.mjs", "/trpc");
+}
+
+#[test]
+fn trpc_client_works_against_outer_on_monoio() {
+    run::<Monoio>("trpc.mjs", "/trpc");
 }

@@ -10,6 +10,7 @@ use outer_core::protocol::trpc::TrpcOptions;
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_harness::loopback::{send, End};
 use outer_http::ServerConfig;
+use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
 use outer_tests::{start_chat, workspace};
 use outer_tokio::testing::Tokio;
@@ -483,7 +484,13 @@ fn outer_on_smol_answers_as_the_reference_servers_do() {
 }
 
 #[test]
-fn post_create_answers_as_the_reference_servers_do_on_both_runtimes() {
+fn outer_on_monoio_answers_as_the_reference_servers_do() {
+    compare_all::<Monoio>();
+}
+
+#[test]
+fn post_create_answers_as_the_reference_servers_do_on_every_runtime() {
     compare_post_create::<Tokio>();
     compare_post_create::<Smol>();
+    compare_post_create::<Monoio>();
 }

@@ -7,6 +7,7 @@
 
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_harness::loopback::{send, wait_until, End, RawResponse};
+use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
 use outer_tests::start_chat;
 use outer_tokio::testing::Tokio;
@@ -204,7 +205,13 @@ fn mentions_live_without_a_token_is_refused_with_401_and_a_json_body_on_smol() {
 }
 
 #[test]
-fn mentions_live_with_a_token_streams_the_mentions_on_tokio_and_smol() {
+fn mentions_live_without_a_token_is_refused_with_401_and_a_json_body_on_monoio() {
+    refused_without_a_token::<Monoio>();
+}
+
+#[test]
+fn mentions_live_with_a_token_streams_the_mentions_on_every_runtime() {
     streams_with_a_token::<Tokio>();
     streams_with_a_token::<Smol>();
+    streams_with_a_token::<Monoio>();
 }

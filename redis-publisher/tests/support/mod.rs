@@ -1,5 +1,5 @@
-//! What the Redis tests and benches share: running a test on tokio or on smol with a publisher
-//! runtime for it, and the waits that turn a hang into a failure.
+//! What the Redis tests and benches share: running a test on tokio, smol or monoio with a
+//! publisher runtime for it, and the waits that turn a hang into a failure.
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
@@ -25,6 +25,7 @@ pub trait Rt {
 
 pub struct OnTokio;
 pub struct OnSmol;
+pub struct OnMonoio;
 
 impl Rt for OnTokio {
     fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
@@ -36,6 +37,17 @@ impl Rt for OnTokio {
 impl Rt for OnSmol {
     fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
         smol::block_on(test(smol_runtime()));
+    }
+}
+
+/// The test on a monoio thread (io_uring where the machine has it), with monoio's runtime for
+/// the publisher: its readers are spawned on the thread that first subscribes, this one.
+impl Rt for OnMonoio {
+    fn run<F: Future<Output = ()>>(test: impl FnOnce(Runtime) -> F) {
+        let driver = outer_monoio::testing::IoUring::driver();
+        driver
+            .block_on(test(Arc::new(outer_monoio::MonoioRuntime)))
+            .unwrap();
     }
 }
 
@@ -109,15 +121,19 @@ pub async fn publish_retrying(
     }
 }
 
-/// Runs each test on tokio and on smol: `mod on_tokio` and `mod on_smol` with a `#[test]` each.
+/// Runs each test on every runtime: `mod on_tokio`, `mod on_smol` and `mod on_monoio` with a
+/// `#[test]` each.
 #[macro_export]
-macro_rules! on_both_runtimes {
+macro_rules! on_every_runtime {
     ($($test:ident),* $(,)?) => {
         mod on_tokio {
             $(#[test] fn $test() { super::$test::<super::OnTokio>() })*
         }
         mod on_smol {
             $(#[test] fn $test() { super::$test::<super::OnSmol>() })*
+        }
+        mod on_monoio {
+            $(#[test] fn $test() { super::$test::<super::OnMonoio>() })*
         }
     };
 }
