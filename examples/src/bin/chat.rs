@@ -300,17 +300,22 @@ fn run_monoio(args: &Args, driver: outer_monoio::Driver) -> std::io::Result<()> 
             let (app, config, stop, started) =
                 (app.clone(), config(args), stop.clone(), started.clone());
             std::thread::spawn(move || {
-                driver.block_on(async move {
-                    let served = outer_monoio::serve(listener, outer_monoio::service(app, config));
-                    let server = match served {
-                        Ok(server) => server,
-                        Err(err) => return started.send(Err(err)).map_err(std::io::Error::other),
-                    };
-                    let _ = started.send(Ok(()));
-                    let _ = stop.await;
-                    server.shutdown().await;
-                    Ok(())
-                })?
+                let failed = started.clone();
+                let served = driver
+                    .block_on(async move {
+                        let server =
+                            outer_monoio::serve(listener, outer_monoio::service(app, config))?;
+                        let _ = started.send(Ok(()));
+                        let _ = stop.await;
+                        server.shutdown().await;
+                        Ok(())
+                    })
+                    .and_then(|served| served);
+                // A thread that could not start says so, rather than leave main waiting.
+                if let Err(err) = &served {
+                    let _ = failed.send(Err(std::io::Error::new(err.kind(), err.to_string())));
+                }
+                served
             })
         })
         .collect();
