@@ -7,11 +7,10 @@
 //! its counts, and hands it over again to have it shut down there.
 #![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
 
-use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Once};
 
 use outer_core::rt::Timer;
-use outer_harness::conformance::{Adapter, RunningServer};
+use outer_harness::conformance::{Adapter, Served, ShutDown};
 
 use crate::{serve, Driver, MonoioRuntime, OuterService, Server};
 
@@ -42,7 +41,7 @@ impl Adapter for IoUring {
     }
 
     fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
-        Running::start(Self::driver(), service)
+        start(Self::driver(), service)
     }
 }
 
@@ -54,67 +53,51 @@ impl Adapter for Epoll {
     }
 
     fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
-        Running::start(Driver::Epoll, service)
+        start(Driver::Epoll, service)
     }
 }
 
-/// A server on a monoio thread of its own. The runtime runs until this is dropped, shutdown or
-/// not.
-pub struct Running {
-    addr: SocketAddr,
-    server: Option<Server>,
+/// A server on a monoio thread of its own.
+pub type Running = Served<OwnThread>;
+
+/// The server's thread, which runs until this is dropped, shut down or not. Dropping it does
+/// not wait for the thread: a test that failed because a task never yields must not hang here.
+pub struct OwnThread {
     /// Hands the server back to its thread to be shut down; dropped, lets the thread end.
     to_thread: async_channel::Sender<Server>,
     shut_down: mpsc::Receiver<bool>,
 }
 
-impl Running {
-    fn start<Ctx: Clone + Send + 'static>(driver: Driver, service: OuterService<Ctx>) -> Self {
-        let (ready, started) = mpsc::channel();
-        let (to_thread, from_test) = async_channel::bounded::<Server>(1);
-        let (done, shut_down) = mpsc::channel();
-        std::thread::spawn(move || {
-            driver
-                .block_on(async move {
-                    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                    ready.send(serve(listener, service).unwrap()).unwrap();
-                    if let Ok(server) = from_test.recv().await {
-                        done.send(server.shutdown().await).unwrap();
-                    }
-                    // Serve on until the test lets go.
-                    while from_test.recv().await.is_ok() {}
-                })
-                .unwrap();
-        });
-        let server = started.recv().unwrap();
-        Self {
-            addr: server.local_addr(),
-            server: Some(server),
-            to_thread,
-            shut_down,
-        }
-    }
-}
-
-impl RunningServer for Running {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn active_streams(&self) -> usize {
-        self.server.as_ref().unwrap().active_streams()
-    }
-
-    fn open_connections(&self) -> usize {
-        self.server.as_ref().unwrap().open_connections()
-    }
-
-    fn shutdown(&mut self) -> bool {
-        let server = self.server.take().unwrap(); // shut down once
+impl ShutDown for OwnThread {
+    fn shut_down(&mut self, server: Server) -> bool {
         self.to_thread.send_blocking(server).unwrap();
         self.shut_down.recv().unwrap()
     }
 }
 
-// Dropping `to_thread` ends the server's thread without waiting for it: a test that failed
-// because a task never yields must not hang here joining that thread.
+fn start<Ctx: Clone + Send + 'static>(driver: Driver, service: OuterService<Ctx>) -> Running {
+    let (ready, started) = mpsc::channel();
+    let (to_thread, from_test) = async_channel::bounded::<Server>(1);
+    let (done, shut_down) = mpsc::channel();
+    std::thread::spawn(move || {
+        driver
+            .block_on(async move {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                ready.send(serve(listener, service).unwrap()).unwrap();
+                if let Ok(server) = from_test.recv().await {
+                    done.send(server.shutdown().await).unwrap();
+                }
+                // Serve on until the test lets go.
+                while from_test.recv().await.is_ok() {}
+            })
+            .unwrap();
+    });
+    let server = started.recv().unwrap();
+    Served::new(
+        server,
+        OwnThread {
+            to_thread,
+            shut_down,
+        },
+    )
+}

@@ -2,22 +2,18 @@
 //! for tests: the smol half of the suite's contract, behind the `testing` feature.
 #![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use outer_core::rt::Timer;
-use outer_harness::conformance::{Adapter, RunningServer};
+use outer_harness::conformance::{Adapter, Served};
 
 use crate::{serve, OuterService, Server, SmolRuntime};
 
 /// Runs servers on smol.
 pub struct Smol;
 
-/// A server on smol's global executor; `None` once shut down.
-pub struct Running {
-    addr: SocketAddr,
-    server: Option<Server>,
-}
+/// A server on smol's global executor, shut down from blocking code.
+pub type Running = Served<fn(Server) -> bool>;
 
 impl Adapter for Smol {
     type Server = Running;
@@ -32,28 +28,6 @@ impl Adapter for Smol {
             let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             serve(listener, service).unwrap()
         });
-        Running {
-            addr: server.local_addr(),
-            server: Some(server),
-        }
-    }
-}
-
-impl RunningServer for Running {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn active_streams(&self) -> usize {
-        self.server.as_ref().unwrap().active_streams()
-    }
-
-    fn open_connections(&self) -> usize {
-        self.server.as_ref().unwrap().open_connections()
-    }
-
-    fn shutdown(&mut self) -> bool {
-        let server = self.server.take().unwrap(); // shut down once
-        smol::block_on(server.shutdown())
+        Served::new(server, |server: Server| smol::block_on(server.shutdown()))
     }
 }

@@ -2,23 +2,36 @@
 //! for tests: the tokio half of the suite's contract, behind the `testing` feature.
 #![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use outer_core::rt::Timer;
-use outer_harness::conformance::{Adapter, RunningServer};
+use outer_harness::conformance::{Adapter, Served, ShutDown};
 
 use crate::{serve, OuterService, Server, TokioRuntime};
 
 /// Runs servers on tokio.
 pub struct Tokio;
 
-/// A server on a runtime of its own, so that the blocking test client never stalls it. The
-/// runtime lives until this is dropped, shutdown or not.
-pub struct Running {
-    addr: SocketAddr,
-    server: Option<Server>,
-    runtime: Option<tokio::runtime::Runtime>,
+/// A server on a runtime of its own, so that the blocking test client never stalls it.
+pub type Running = Served<OwnRuntime>;
+
+/// The server's runtime: it lives until the server is dropped, shut down or not.
+pub struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl ShutDown for OwnRuntime {
+    fn shut_down(&mut self, server: Server) -> bool {
+        self.0.as_ref().unwrap().block_on(server.shutdown())
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        // Without waiting for its workers: a test that failed because a task never yields must
+        // not hang here waiting for that task.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Adapter for Tokio {
@@ -38,40 +51,6 @@ impl Adapter for Tokio {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             serve(listener, service).unwrap()
         });
-        Running {
-            addr: server.local_addr(),
-            server: Some(server),
-            runtime: Some(runtime),
-        }
-    }
-}
-
-impl RunningServer for Running {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn active_streams(&self) -> usize {
-        self.server.as_ref().unwrap().active_streams()
-    }
-
-    fn open_connections(&self) -> usize {
-        self.server.as_ref().unwrap().open_connections()
-    }
-
-    fn shutdown(&mut self) -> bool {
-        let server = self.server.take().unwrap(); // shut down once
-        self.runtime.as_ref().unwrap().block_on(server.shutdown())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Without waiting for its workers: a test that failed because a task never yields must
-        // not hang here waiting for that task.
-        drop(self.server.take());
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        Served::new(server, OwnRuntime(Some(runtime)))
     }
 }

@@ -60,6 +60,73 @@ pub trait RunningServer {
     fn shutdown(&mut self) -> bool;
 }
 
+/// How a [`Served`] server is shut down from blocking test code, on the runtime that runs it;
+/// it also keeps that runtime alive until dropped.
+pub trait ShutDown {
+    /// Shuts `server` down gracefully and blocks until it has; true when every connection
+    /// finished within the grace. The runtime must keep running after this returns.
+    fn shut_down(&mut self, server: outer_http::server::Server) -> bool;
+}
+
+/// Any blocking closure that shuts a server down is a [`ShutDown`] (`smol::block_on` of
+/// `Server::shutdown`, for a runtime with a global executor).
+impl<F: FnMut(outer_http::server::Server) -> bool> ShutDown for F {
+    fn shut_down(&mut self, server: outer_http::server::Server) -> bool {
+        self(server)
+    }
+}
+
+/// A running server as most adapters hand it to the suite: the adapter's
+/// [`Server`](outer_http::server::Server) and what shuts it down on its runtime, which it
+/// keeps alive. Only [`ShutDown`] differs between adapters.
+pub struct Served<K: ShutDown> {
+    addr: SocketAddr,
+    server: Option<outer_http::server::Server>,
+    keeper: K,
+}
+
+impl<K: ShutDown> std::fmt::Debug for Served<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: ShutDown> Served<K> {
+    /// `server`, to be shut down by `keeper`.
+    pub fn new(server: outer_http::server::Server, keeper: K) -> Self {
+        Self {
+            addr: server.local_addr(),
+            server: Some(server),
+            keeper,
+        }
+    }
+
+    fn server(&self) -> &outer_http::server::Server {
+        self.server.as_ref().expect("not shut down yet")
+    }
+}
+
+impl<K: ShutDown> RunningServer for Served<K> {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn active_streams(&self) -> usize {
+        self.server().active_streams()
+    }
+
+    fn open_connections(&self) -> usize {
+        self.server().open_connections()
+    }
+
+    fn shutdown(&mut self) -> bool {
+        let server = self.server.take().expect("shut down once");
+        self.keeper.shut_down(server)
+    }
+}
+
 /// What the test router's handlers report, and the gate the test opens.
 #[derive(Debug, Default)]
 pub struct Probe {
