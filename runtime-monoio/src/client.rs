@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -53,7 +54,7 @@ impl Transport for MonoioTransport {
     ) -> Pin<Box<dyn Future<Output = io::Result<Self::Io>> + Send>> {
         let host = host.to_owned();
         Box::pin(Local::new(async move {
-            let stream = monoio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let stream = connect(resolve(host, port).await?).await?;
             // Requests are small writes that must leave at once.
             stream.set_nodelay(true)?;
             Ok(Local::new(TokioIo::new(stream.into_poll_io()?)))
@@ -65,8 +66,65 @@ impl Transport for MonoioTransport {
     }
 }
 
+/// The addresses of `host`: an IP address as it is, a name through the system's resolver on
+/// `blocking`'s thread pool. (monoio's own `connect` resolves on the runtime's thread, which
+/// would stall every connection of that thread while the resolver waits.)
+async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    blocking::unblock(move || Ok((host.as_str(), port).to_socket_addrs()?.collect())).await
+}
+
+/// A connection to the first of `addrs` that answers (`localhost` may be `::1` first, with the
+/// server on `127.0.0.1` only); the last error if none does.
+async fn connect(addrs: Vec<SocketAddr>) -> io::Result<monoio::net::TcpStream> {
+    let mut failed = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+    for addr in addrs {
+        match monoio::net::TcpStream::connect_addr(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => failed = err,
+        }
+    }
+    Err(failed)
+}
+
 /// A client on monoio: see `outer_http::client::Client` for its methods.
 pub type Client = outer_http::client::Client<MonoioTransport>;
 
 /// Settings for a [`Client`] on monoio, from `Client::builder(base_url)`.
 pub type ClientBuilder = outer_http::client::ClientBuilder<MonoioTransport>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_tries_each_address_until_one_answers() {
+        let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = {
+            let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            gone.local_addr().unwrap()
+        };
+        let live_addr = live.local_addr().unwrap();
+        let peer = crate::Driver::Epoll
+            .block_on(async { connect(vec![dead, live_addr]).await?.peer_addr() })
+            .unwrap()
+            .unwrap();
+        assert_eq!(peer, live_addr);
+        let refused = crate::Driver::Epoll
+            .block_on(connect(vec![dead]))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn an_ip_address_is_not_looked_up() {
+        let addrs = crate::Driver::Epoll
+            .block_on(resolve("::1".to_owned(), 80))
+            .unwrap()
+            .unwrap();
+        assert_eq!(addrs, [SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 80))]);
+    }
+}

@@ -1,7 +1,7 @@
 //! Handlers whose futures are not `Send` (they hold an `Rc` across an await on monoio's own
 //! timer), served on monoio with no `unsafe`: `outer_http::local::local` binds each to the
 //! thread that runs it. Answers and events are checked through the monoio client, on both
-//! drivers.
+//! drivers; and the client connects by host name.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -75,4 +75,16 @@ fn handlers_that_are_not_send_are_served_on_io_uring() {
 #[test]
 fn handlers_that_are_not_send_are_served_on_epoll() {
     serves_handlers_that_are_not_send::<Epoll>(Driver::Epoll);
+}
+
+/// The client reaches a server by name, resolved off the runtime's thread.
+#[test]
+fn the_client_connects_by_host_name() {
+    let server = Epoll::start(outer_monoio::service(router(), ServerConfig::default()));
+    let client = Client::new(&format!("http://localhost:{}/rpc", server.addr().port())).unwrap();
+    let doubled = Driver::Epoll
+        .block_on(client.call::<u64>("double", &4))
+        .unwrap()
+        .unwrap();
+    assert_eq!(doubled, 8);
 }
