@@ -25,6 +25,8 @@ use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Wake};
 pub mod orpc;
 #[cfg(feature = "trpc")]
 pub mod trpc;
+#[cfg(feature = "trpc")]
+pub mod trpc_ws;
 
 /// An HTTP response, before an adapter writes it.
 #[derive(Debug)]

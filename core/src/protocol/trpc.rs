@@ -300,7 +300,7 @@ fn validation_message(error: &RpcError) -> Option<String> {
 /// Writes tRPC's error shape, `{"message", "code": <JSON-RPC>, "data": {"code", "httpStatus",
 /// "path"?}}`, in tRPC's key order (a serde_json map would sort the keys). An input validation
 /// error's message is its issues as indented JSON, as zod's is.
-fn write_error_shape(error: &RpcError, path: Option<&str>, out: &mut String) {
+pub(super) fn write_error_shape(error: &RpcError, path: Option<&str>, out: &mut String) {
     let message = validation_message(error).unwrap_or_else(|| error.message().into());
     #[derive(Serialize)]
     struct Data<'a> {
