@@ -23,6 +23,8 @@ use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Wake};
 
 #[cfg(feature = "orpc")]
 pub mod orpc;
+#[cfg(feature = "orpc")]
+pub mod orpc_ws;
 #[cfg(feature = "trpc")]
 pub mod trpc;
 #[cfg(feature = "trpc")]

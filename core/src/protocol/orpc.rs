@@ -54,7 +54,7 @@ pub struct OrpcCall {
 /// The message oRPC answers a body it cannot read with; our reason goes in `data.reason`.
 pub const MALFORMED: &str = "Malformed request. Ensure the request body is properly formatted and the 'Content-Type' header is set correctly.";
 
-fn malformed(reason: impl Into<String>) -> RpcError {
+pub(crate) fn malformed(reason: impl Into<String>) -> RpcError {
     let reason: String = reason.into();
     RpcError::new(ErrorCode::BAD_REQUEST, MALFORMED)
         .with_data(serde_json::json!({ "reason": reason }))
@@ -90,7 +90,7 @@ pub fn decode_request(head: &RequestHead, route: &str, body: &[u8]) -> Result<Or
 }
 
 /// Maps `/post/live` to `post.live`; `None` for a path no procedure can have.
-fn procedure_path(route: &str) -> Option<String> {
+pub(crate) fn procedure_path(route: &str) -> Option<String> {
     let route = route.strip_prefix('/').unwrap_or(route);
     if route.contains('.') {
         return None;
@@ -106,6 +106,11 @@ pub fn decode_body(body: &[u8]) -> Result<Option<Value>, RpcError> {
     }
     let envelope: Value = serde_json::from_slice(body)
         .map_err(|err| malformed(format!("the body is not JSON: {err}")))?;
+    decode_envelope(envelope)
+}
+
+/// Decodes the `{"json", "meta"}` envelope, already parsed (a WebSocket message's body).
+pub(crate) fn decode_envelope(envelope: Value) -> Result<Option<Value>, RpcError> {
     let Value::Object(mut envelope) = envelope else {
         return Err(malformed("the body must be an object {\"json\", \"meta\"}"));
     };
@@ -259,7 +264,7 @@ fn write_value<'a>(writer: EventWriter<'a, String>, json: &Json) -> EventWriter<
 }
 
 /// The pieces [`value_body`] joins: the envelope around the JSON, or `{}` for `null`.
-fn value_parts(json: &Json) -> [&str; 3] {
+pub(crate) fn value_parts(json: &Json) -> [&str; 3] {
     match json.get() {
         "null" => ["{}", "", ""],
         body => ["{\"json\":", body, "}"],
