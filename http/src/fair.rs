@@ -28,8 +28,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::task::AtomicWaker;
 use std::time::Duration;
 
 use outer_core::rt::{Sleep, Timer};
@@ -39,7 +41,9 @@ use outer_core::rt::{Sleep, Timer};
 pub struct WakeBehind<F, T> {
     future: Pin<Box<F>>,
     timer: T,
-    waker: Arc<Forward>,
+    forward: Arc<Forward>,
+    /// `forward` as the waker the wrapped future is polled with, made once.
+    waker: Waker,
     /// Set when the task woke itself: the wake it asked for, deferred.
     deferred: Option<Sleep>,
 }
@@ -58,10 +62,12 @@ impl<F, T> std::fmt::Debug for WakeBehind<F, T> {
 impl<F: Future<Output = ()>, T: Timer> WakeBehind<F, T> {
     /// Wraps `future`, deferring its own wakes to sleeps of zero on `timer`.
     pub fn new(future: F, timer: T) -> Self {
+        let forward = Arc::new(Forward::default());
         Self {
             future: Box::pin(future),
             timer,
-            waker: Arc::new(Forward::default()),
+            waker: Waker::from(Arc::clone(&forward)),
+            forward,
             deferred: None,
         }
     }
@@ -71,7 +77,7 @@ impl<F: Future<Output = ()>, T: Timer> WakeBehind<F, T> {
 /// only notes the wake.
 #[derive(Default)]
 struct Forward {
-    task: Mutex<Option<Waker>>,
+    task: AtomicWaker,
     polling: AtomicBool,
     woken_while_polling: AtomicBool,
 }
@@ -84,8 +90,8 @@ impl Wake for Forward {
     fn wake_by_ref(self: &Arc<Self>) {
         if self.polling.load(Ordering::Acquire) {
             self.woken_while_polling.store(true, Ordering::Release);
-        } else if let Some(task) = &*self.task.lock().unwrap_or_else(PoisonError::into_inner) {
-            task.wake_by_ref();
+        } else {
+            self.task.wake();
         }
     }
 }
@@ -95,23 +101,21 @@ impl<F: Future<Output = ()>, T: Timer> Future for WakeBehind<F, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        {
-            let mut task = this
-                .waker
-                .task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if !task.as_ref().is_some_and(|task| task.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-        }
+        this.forward.task.register(cx.waker());
         // Polled, for whatever reason: a deferred wake is no longer owed.
         this.deferred = None;
-        this.waker.polling.store(true, Ordering::Release);
-        let waker = Waker::from(Arc::clone(&this.waker));
-        let outcome = this.future.as_mut().poll(&mut Context::from_waker(&waker));
-        this.waker.polling.store(false, Ordering::Release);
-        if outcome.is_pending() && this.waker.woken_while_polling.swap(false, Ordering::AcqRel) {
+        this.forward.polling.store(true, Ordering::Release);
+        let outcome = this
+            .future
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker));
+        this.forward.polling.store(false, Ordering::Release);
+        if outcome.is_pending()
+            && this
+                .forward
+                .woken_while_polling
+                .swap(false, Ordering::AcqRel)
+        {
             let mut turn = this.timer.sleep(Duration::ZERO);
             // Polled once to register the task with the timer; a timer that is ready at once
             // wakes the task at once.
@@ -129,6 +133,7 @@ impl<F: Future<Output = ()>, T: Timer> Future for WakeBehind<F, T> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
 
     /// A timer whose sleeps stay pending until the test fires them.
     #[derive(Clone, Debug, Default)]

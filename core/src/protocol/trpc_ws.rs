@@ -170,12 +170,11 @@ fn message(value: Value) -> Result<ClientMessage, ParseError> {
         Some("subscription") => Some(ProcedureKind::Subscription),
         _ => return Err(fail("Invalid procedure type")),
     };
-    let params = match (kind, object.remove("params")) {
+    let mut params = match (kind, object.remove("params")) {
         (None, _) => Map::new(),
         (Some(_), Some(Value::Object(params))) => params,
         (Some(_), _) => return Err(fail("Not an object")),
     };
-    let mut params = params;
     let path = match (kind, params.remove("path")) {
         (None, _) => String::new(),
         (Some(_), Some(Value::String(path))) => path,
