@@ -2,6 +2,7 @@
 //! address, and extensions the server (or a framework around it, such as axum) attached.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::any::{Any, TypeId};
@@ -28,6 +29,10 @@ pub struct RequestHead {
     /// Typed values attached to the request: by the HTTP layer, by a framework around it
     /// (`outer-http` puts axum's or hyper's `http::Extensions` here whole), or by a test.
     pub extensions: Extensions,
+    /// What the client sent as tRPC's `connectionParams` (`createWSClient({ connectionParams })`):
+    /// the first message of a WebSocket opened with `?connectionParams=1`, read before the
+    /// context is built. `None` when the client sent none. Values are strings, as tRPC's are.
+    pub connection_params: Option<BTreeMap<String, String>>,
 }
 
 impl RequestHead {
@@ -50,6 +55,20 @@ impl RequestHead {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// The value of connection parameter `name` (see [`connection_params`](Self::connection_params)).
+    ///
+    /// ```
+    /// let mut head = outer_core::RequestHead::new("GET", "/trpc");
+    /// head.connection_params = Some([("token".to_owned(), "t".to_owned())].into());
+    /// assert_eq!(head.connection_param("token"), Some("t"));
+    /// ```
+    pub fn connection_param(&self, name: &str) -> Option<&str> {
+        self.connection_params
+            .as_ref()?
+            .get(name)
+            .map(String::as_str)
     }
 
     /// The first value of header `name`.

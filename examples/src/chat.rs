@@ -286,13 +286,19 @@ pub struct User {
     pub name: String,
 }
 
-/// Builds each request's context from its head, once per HTTP request: the name of an
-/// `authorization: Bearer <name>` header (1 to [`MAX_NAME`] bytes, no control characters).
-/// Without the header the caller is anonymous; a header that is not such a name answers the
-/// request 401 `UNAUTHORIZED`, whatever its procedure (a bad credential is never taken for
+/// Builds each request's context from its head, once per HTTP request (once per socket over
+/// WebSocket): the name of an `authorization: Bearer <name>` header (1 to [`MAX_NAME`] bytes,
+/// no control characters). A browser cannot set headers on a WebSocket, so there the same value
+/// may come as tRPC's connection parameter `authorization`
+/// (`createWSClient({ connectionParams: { authorization: "Bearer ann" } })`); the header wins
+/// when both are sent. Without either the caller is anonymous; a value that is not such a name
+/// answers 401 `UNAUTHORIZED`, whatever the procedure (a bad credential is never taken for
 /// none).
 pub async fn context(head: RequestHead) -> Result<ChatCtx, RpcError> {
-    let user = head.header("authorization").map(bearer_name).transpose()?;
+    let credential = head
+        .header("authorization")
+        .or_else(|| head.connection_param("authorization"));
+    let user = credential.map(bearer_name).transpose()?;
     Ok(ChatCtx { user })
 }
 

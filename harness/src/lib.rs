@@ -28,6 +28,7 @@ pub mod properties;
 pub mod protocol;
 pub mod strategies;
 mod subscriber;
+pub mod websocket;
 pub mod wire;
 
 pub use clock::SimClock;

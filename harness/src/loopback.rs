@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use crate::protocol::{decode_refusal, Protocol};
 use crate::subscriber::{events, Seen, Subscriber};
+use crate::websocket::{decode_server_message, Received, ServerMessage, WsClient};
+use outer_core::protocol::orpc::ClientFrame;
 
 /// How long any one wait may take before the test fails as hung.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -278,7 +280,24 @@ pub struct LoopbackSession {
     addr: SocketAddr,
     prefix: String,
     client: Subscriber,
+    transport: Transport,
     response: Option<RawResponse>,
+    socket: Option<WsClient>,
+}
+
+/// How a [`LoopbackSession`] reaches the server: an HTTP request per connection with the
+/// stream as Server-Sent Events, or a WebSocket per connection with the subscription on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// One HTTP request per connection, the stream as Server-Sent Events.
+    Http,
+    /// One WebSocket per connection, upgraded at the protocol's prefix.
+    WebSocket,
+}
+
+impl Transport {
+    /// Both transports, for suites that run each case on each.
+    pub const ALL: [Transport; 2] = [Transport::Http, Transport::WebSocket];
 }
 
 impl LoopbackSession {
@@ -289,8 +308,86 @@ impl LoopbackSession {
             addr,
             prefix: protocol.default_prefix().into(),
             client: Subscriber::new(protocol, path, input),
+            transport: Transport::Http,
             response: None,
+            socket: None,
         }
+    }
+
+    /// The same session over `transport`.
+    pub fn over(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Subscribes on a new WebSocket, and reads until the stream opens or is refused.
+    fn connect_websocket(&mut self) {
+        let mut socket = WsClient::connect(self.addr, &self.prefix);
+        socket.send(&self.client.next_ws_message());
+        let protocol = self.client.protocol();
+        loop {
+            match socket.recv() {
+                Received::Text(text) if text == "PING" => socket.send("PONG"),
+                Received::Text(text) => match decode_server_message(protocol, &text, false) {
+                    Ok(ServerMessage::Opened) => {
+                        self.socket = Some(socket);
+                        return;
+                    }
+                    Ok(ServerMessage::Refused(error)) => {
+                        socket.close();
+                        self.client.refused(error);
+                        return;
+                    }
+                    Ok(ServerMessage::Frame(_)) => {
+                        let error = RpcError::internal("a frame before the stream opened");
+                        self.client.frame(Err(error));
+                    }
+                    Ok(ServerMessage::Reconnect | ServerMessage::Other) => {}
+                    Err(error) => self.client.frame(Err(error)),
+                },
+                Received::Ping | Received::Binary(_) => {}
+                Received::Close(_) | Received::Dropped => {
+                    self.client.closed();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads one WebSocket message into the client; false when the socket is gone.
+    fn read_websocket(&mut self, deliver: bool) -> bool {
+        let protocol = self.client.protocol();
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
+        match socket.recv() {
+            Received::Text(text) if text == "PING" => socket.send("PONG"),
+            Received::Text(text) if deliver => {
+                match decode_server_message(protocol, &text, true) {
+                    Ok(ServerMessage::Frame(frame)) => {
+                        let ends = !matches!(frame, ClientFrame::Message(_));
+                        self.client.frame(Ok(Some(frame)));
+                        if ends {
+                            // The stream is over; the socket is not needed any more.
+                            if let Some(socket) = self.socket.take() {
+                                socket.close();
+                            }
+                            return false;
+                        }
+                    }
+                    Ok(ServerMessage::Refused(error)) => self.client.frame(Err(error)),
+                    Ok(_) => {}
+                    Err(error) => self.client.frame(Err(error)),
+                }
+            }
+            Received::Text(_) | Received::Ping | Received::Binary(_) => {}
+            Received::Close(_) | Received::Dropped => {
+                self.socket = None;
+                self.client.closed();
+                return false;
+            }
+        }
+        true
     }
 
     /// Opens a connection (closing the open one, if any), resuming after the last event id
@@ -300,6 +397,9 @@ impl LoopbackSession {
             return;
         }
         self.disconnect();
+        if self.transport == Transport::WebSocket {
+            return self.connect_websocket();
+        }
         let request = self.client.next_request();
         let mut response = send(self.addr, &request.to_http(&self.prefix));
         if response.status == 200 {
@@ -320,7 +420,7 @@ impl LoopbackSession {
 
     /// Whether a connection is open.
     pub fn is_connected(&self) -> bool {
-        self.response.is_some()
+        self.response.is_some() || self.socket.is_some()
     }
 
     /// Reads until `n` more events have arrived, or the session finishes, or the stream ends
@@ -330,6 +430,12 @@ impl LoopbackSession {
         while self.client.event_count() < before.saturating_add(n)
             && self.client.finished().is_none()
         {
+            if self.socket.is_some() {
+                if !self.read_websocket(true) {
+                    break;
+                }
+                continue;
+            }
             let Some(response) = self.response.as_mut() else {
                 break;
             };
@@ -346,7 +452,7 @@ impl LoopbackSession {
 
     /// Reads until the stream ends (the server closes it or the session finishes).
     pub fn read_to_end(&mut self) {
-        while self.response.is_some() && self.client.finished().is_none() {
+        while self.is_connected() && self.client.finished().is_none() {
             self.read_events(usize::MAX);
         }
         if self.client.finished().is_some() {
@@ -357,6 +463,16 @@ impl LoopbackSession {
     /// Reads one piece of the body, delivers only its first `keep` bytes, and disconnects:
     /// the rest was in flight and is lost, as when a connection drops in the middle of an event.
     pub fn disconnect_mid_read(&mut self, keep: usize) {
+        if self.socket.is_some() {
+            // A WebSocket delivers whole messages: the one in flight is lost whole.
+            if self.read_websocket(false) {
+                if let Some(socket) = self.socket.take() {
+                    socket.cut();
+                    self.client.closed();
+                }
+            }
+            return;
+        }
         if let Some(response) = self.response.as_mut() {
             if let Some(chunk) = response.read_chunk() {
                 let bytes = chunk.as_bytes();
@@ -370,6 +486,10 @@ impl LoopbackSession {
     pub fn disconnect(&mut self) {
         if let Some(response) = self.response.take() {
             response.disconnect();
+            self.client.closed();
+        }
+        if let Some(socket) = self.socket.take() {
+            socket.close();
             self.client.closed();
         }
     }

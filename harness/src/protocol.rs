@@ -165,7 +165,7 @@ fn decode_trpc_frame(event: &SseEvent) -> Result<Option<ClientFrame>, RpcError> 
 }
 
 /// An error from tRPC's shape `{message, code, data: {code, httpStatus, path}}`.
-fn trpc_error(shape: &Value) -> RpcError {
+pub(crate) fn trpc_error(shape: &Value) -> RpcError {
     let data = shape.get("data");
     let status = data
         .and_then(|d| d.get("httpStatus"))

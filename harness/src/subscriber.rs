@@ -79,6 +79,18 @@ impl Subscriber {
         )
     }
 
+    /// The message that subscribes on a new WebSocket, resuming after the last id.
+    pub(crate) fn next_ws_message(&mut self) -> String {
+        self.connections += 1;
+        self.stream_ended = false;
+        crate::websocket::subscribe_message(
+            self.protocol,
+            &self.path,
+            self.input.as_ref(),
+            self.resumer.last_event_id(),
+        )
+    }
+
     /// The connection was refused before its stream started.
     pub(crate) fn refused(&mut self, error: RpcError) {
         self.seen.push(Seen::Error(error.clone()));
@@ -98,29 +110,34 @@ impl Subscriber {
                     continue;
                 }
             };
-            if self.stream_ended {
-                let error = RpcError::internal("an event after the end of the stream");
-                self.seen.push(Seen::Error(error));
-                continue;
+            self.frame(decode_frame(self.protocol, &event));
+        }
+    }
+
+    /// A frame of the stream arrived, decoded (from SSE bytes, or a WebSocket message).
+    pub(crate) fn frame(&mut self, frame: Result<Option<ClientFrame>, RpcError>) {
+        if self.stream_ended {
+            let error = RpcError::internal("an event after the end of the stream");
+            self.seen.push(Seen::Error(error));
+            return;
+        }
+        match frame {
+            Ok(Some(ClientFrame::Message(message))) => {
+                self.resumer.on_event(message.id(), message.meta().retry());
+                self.seen.push(Seen::Event(message));
             }
-            match decode_frame(self.protocol, &event) {
-                Ok(Some(ClientFrame::Message(message))) => {
-                    self.resumer.on_event(message.id(), message.meta().retry());
-                    self.seen.push(Seen::Event(message));
-                }
-                Ok(Some(ClientFrame::Done(value))) => {
-                    self.seen.push(Seen::Done(value));
-                    self.stream_ended = true;
-                    self.finished = Some(Ok(()));
-                }
-                Ok(Some(ClientFrame::Error(error))) => {
-                    self.seen.push(Seen::Error(error.clone()));
-                    self.stream_ended = true;
-                    self.decide(Ended::Error(error));
-                }
-                Ok(None) => {}
-                Err(error) => self.seen.push(Seen::Error(error)),
+            Ok(Some(ClientFrame::Done(value))) => {
+                self.seen.push(Seen::Done(value));
+                self.stream_ended = true;
+                self.finished = Some(Ok(()));
             }
+            Ok(Some(ClientFrame::Error(error))) => {
+                self.seen.push(Seen::Error(error.clone()));
+                self.stream_ended = true;
+                self.decide(Ended::Error(error));
+            }
+            Ok(None) => {}
+            Err(error) => self.seen.push(Seen::Error(error)),
         }
     }
 

@@ -83,6 +83,62 @@ pub struct ServerConfig {
     /// `POST /__test/drop` cuts every open stream as a network failure would
     /// ([`OuterService::abort_streams`](crate::OuterService::abort_streams)).
     pub test_hooks: Option<String>,
+    /// WebSocket: tRPC's `wsLink` upgrades at [`trpc_prefix`](Self::trpc_prefix) and oRPC's
+    /// websocket link at [`rpc_prefix`](Self::rpc_prefix), each socket carrying any number of
+    /// calls and subscriptions of the same router. On by default.
+    pub websocket: WebSocketConfig,
+}
+
+/// How sockets upgraded to WebSocket behave (see [`ServerConfig::websocket`]).
+///
+/// A socket carries many calls at once, so its limits are per socket; each subscription on it
+/// also takes a place under [`ServerConfig::max_streams`], as an SSE stream does.
+///
+/// ```
+/// use std::time::Duration;
+/// use outer_http::ServerConfig;
+///
+/// let mut config = ServerConfig::default();
+/// config.websocket.max_calls = 16;
+/// config.websocket.ping = Some(Duration::from_secs(30));
+/// assert!(config.websocket.enabled);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// Whether upgrades are accepted. When off, an upgrade request is answered as any other
+    /// request to its path. Default: `true`.
+    pub enabled: bool,
+    /// The largest message a client may send, in bytes. A larger one closes the socket with
+    /// code 1009 (message too big). Default: 1 MiB.
+    pub max_message_bytes: usize,
+    /// The most calls (queries, mutations and subscriptions) running at once on one socket. One
+    /// more is answered `TOO_MANY_REQUESTS` (429) and the socket stays open. Default: 100.
+    pub max_calls: usize,
+    /// After this long without hearing from the client, the server checks it is still there:
+    /// tRPC sockets get tRPC's `PING` text (its client answers `PONG`), oRPC sockets a
+    /// WebSocket ping frame (answered by every client). `None`: never. Default: 15 s.
+    pub ping: Option<Duration>,
+    /// How long the client has to answer a ping (any message counts) before the socket is
+    /// dropped as dead. Default: 10 s.
+    pub pong_wait: Duration,
+    /// On shutdown, tRPC sockets get tRPC's reconnect notice, and the client moves its
+    /// subscriptions to a new socket on its own and closes this one; one still open this long
+    /// after the notice is closed (1012, service restart). oRPC sockets end each stream with a
+    /// retryable error and close at once. Default: 2 s.
+    pub reconnect_close_after: Duration,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_message_bytes: 1024 * 1024,
+            max_calls: 100,
+            ping: Some(Duration::from_secs(15)),
+            pong_wait: Duration::from_secs(10),
+            reconnect_close_after: Duration::from_secs(2),
+        }
+    }
 }
 
 /// A file served whole at one path (see [`ServerConfig::pages`]).
@@ -126,6 +182,7 @@ impl Default for ServerConfig {
             trpc: TrpcOptions::default(),
             pages: Vec::new(),
             test_hooks: None,
+            websocket: WebSocketConfig::default(),
         }
     }
 }

@@ -72,9 +72,10 @@ pub mod local;
 pub mod server;
 mod service;
 mod shutdown;
+mod ws;
 
 pub use body::{Aborted, OuterBody};
-pub use config::{Page, ServerConfig};
+pub use config::{Page, ServerConfig, WebSocketConfig};
 pub use outer_core::protocol::orpc::OrpcOptions;
 pub use outer_core::protocol::trpc::TrpcOptions;
 pub use outer_core::protocol::StreamTiming;

@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
@@ -22,6 +22,7 @@ use hyper::server::conn::http1;
 
 use crate::service::{OuterService, PeerAddr};
 use crate::shutdown::{OpenCount, Shutdown, Signal};
+use crate::ws::{self, UpgradeSlot};
 
 /// A connection's socket, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`):
 /// any type hyper can read and write. Not `Send` unless the runtime needs it.
@@ -61,8 +62,13 @@ where
             builder.header_read_timeout(None);
         }
     }
+    let on_connection = OnConnection {
+        service,
+        peer,
+        upgrade: UpgradeSlot::default(),
+    };
     Serving {
-        connection: builder.serve_connection(io, OnConnection { service, peer }),
+        phase: Phase::Http(builder.serve_connection(io, on_connection)),
         stop: Some(stop),
     }
 }
@@ -75,9 +81,27 @@ where
     Ctx: Clone + Send + 'static,
     I: Socket,
 {
-    connection: http1::Connection<I, OnConnection<Ctx>>,
+    phase: Phase<Ctx, I>,
     /// The shutdown signal, until it fires; then the connection finishes gracefully.
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// What a connection is doing: HTTP, then perhaps a WebSocket its last request upgraded to.
+// HTTP is what nearly every connection does for its whole life: it stays inline rather than
+// costing each connection an allocation, and the rarer, larger socket is boxed.
+#[allow(clippy::large_enum_variant)]
+enum Phase<Ctx, I>
+where
+    Ctx: Clone + Send + 'static,
+    I: Socket,
+{
+    Http(http1::Connection<I, OnConnection<Ctx>>),
+    // Boxed: a socket's state is much larger than an HTTP connection's.
+    WebSocket(Pin<Box<ws::Socket<Ctx, ws::io::TokioIo<I>>>>),
+    /// The last request is answered: shutting the socket down (hyper leaves that to us, since
+    /// it cannot know whether an upgrade follows).
+    Closing(I),
+    Done,
 }
 
 impl<Ctx, I> fmt::Debug for Serving<Ctx, I>
@@ -88,6 +112,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Serving")
             .field("stopping", &self.stop.is_none())
+            .field("websocket", &matches!(self.phase, Phase::WebSocket(_)))
             .finish_non_exhaustive()
     }
 }
@@ -101,29 +126,58 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(stop) = this.stop.as_mut() {
-            if stop.as_mut().poll(cx).is_ready() {
-                this.stop = None;
-                Pin::new(&mut this.connection).graceful_shutdown();
-            }
-        }
-        match Pin::new(&mut this.connection).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
-                if let Err(err) = result {
-                    // A client that goes away mid-response is ordinary for event streams.
-                    tracing::debug!(error = %err, "connection ended with an error");
+        loop {
+            match &mut this.phase {
+                Phase::Http(connection) => {
+                    if let Some(stop) = this.stop.as_mut() {
+                        if stop.as_mut().poll(cx).is_ready() {
+                            this.stop = None;
+                            Pin::new(&mut *connection).graceful_shutdown();
+                        }
+                    }
+                    // Without shutdown: after a 101 the socket is the WebSocket's.
+                    if let Err(err) = ready!(connection.poll_without_shutdown(cx)) {
+                        // A client that goes away mid-response is ordinary for event streams.
+                        tracing::debug!(error = %err, "connection ended with an error");
+                        this.phase = Phase::Done;
+                        continue;
+                    }
+                    let Phase::Http(connection) = std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
+                        unreachable!("the phase was just matched");
+                    };
+                    let parts = connection.into_parts();
+                    this.phase = match parts.service.upgrade.take() {
+                        Some(upgrade) => Phase::WebSocket(Box::pin(ws::Socket::new(
+                            Arc::clone(parts.service.service.shared()),
+                            upgrade,
+                            ws::io::TokioIo(parts.io),
+                            parts.read_buf.to_vec(),
+                        ))),
+                        None => Phase::Closing(parts.io),
+                    };
                 }
-                Poll::Ready(())
+                Phase::WebSocket(socket) => {
+                    ready!(socket.as_mut().poll(cx));
+                    this.phase = Phase::Done;
+                }
+                Phase::Closing(io) => {
+                    // An error here means the client is gone already, which is all we wanted.
+                    let _ = ready!(Pin::new(io).poll_shutdown(cx));
+                    this.phase = Phase::Done;
+                }
+                Phase::Done => return Poll::Ready(()),
             }
         }
     }
 }
 
-/// The service as one connection serves it: each request learns the peer's address.
+/// The service as one connection serves it: each request learns the peer's address, and an
+/// upgrade request where to leave the accepted upgrade.
 struct OnConnection<Ctx> {
     service: OuterService<Ctx>,
     peer: Option<SocketAddr>,
+    upgrade: UpgradeSlot,
 }
 
 impl<Ctx: Clone + Send + 'static> hyper::service::Service<http::Request<Incoming>>
@@ -136,6 +190,9 @@ impl<Ctx: Clone + Send + 'static> hyper::service::Service<http::Request<Incoming
     fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(PeerAddr(peer));
+        }
+        if ws::wants_upgrade(request.headers()) {
+            request.extensions_mut().insert(self.upgrade.clone());
         }
         self.service.respond(request)
     }

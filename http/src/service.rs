@@ -17,13 +17,14 @@ use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode};
 use outer_core::protocol::{orpc, trpc, Body as CoreBody, HttpResponse};
-use outer_core::rt::Timer;
+use outer_core::rt::{Spawn, Timer};
 use outer_core::{App, ErrorCode, RequestHead, RpcError};
 use tracing::Instrument;
 
 use crate::body::{read_capped, OuterBody, ReadError, StreamSlot};
 use crate::config::{normalize_prefix, ServerConfig};
 use crate::shutdown::Shutdown;
+use crate::ws;
 
 /// Errors a request body may fail with, as hyper and tower carry them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -68,16 +69,29 @@ pub struct OuterService<Ctx> {
     shared: Arc<Shared<Ctx>>,
 }
 
-struct Shared<Ctx> {
-    app: App<Ctx>,
-    config: ServerConfig,
-    timer: Arc<dyn Timer>,
-    shutdown: Shutdown,
+pub(crate) struct Shared<Ctx> {
+    pub(crate) app: App<Ctx>,
+    pub(crate) config: ServerConfig,
+    pub(crate) timer: Arc<dyn Timer>,
+    pub(crate) shutdown: Shutdown,
     /// Fired by [`OuterService::abort_streams`], then replaced: only streams open at that
     /// moment are cut.
     abort: std::sync::Mutex<Shutdown>,
-    streams: Arc<AtomicUsize>,
+    pub(crate) streams: Arc<AtomicUsize>,
     requests: AtomicU64,
+    /// Runs WebSockets upgraded under a server Outer does not own (axum): see
+    /// [`OuterService::with_spawner`].
+    spawn: std::sync::OnceLock<Arc<dyn Spawn>>,
+}
+
+impl<Ctx> Shared<Ctx> {
+    /// Completes when the streams and sockets open now must be cut as a network failure would.
+    pub(crate) fn abort_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.abort
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .wait()
+    }
 }
 
 impl<Ctx> Clone for OuterService<Ctx> {
@@ -115,8 +129,20 @@ impl<Ctx: Clone + Send + 'static> OuterService<Ctx> {
                 abort: std::sync::Mutex::new(Shutdown::new()),
                 streams: Arc::new(AtomicUsize::new(0)),
                 requests: AtomicU64::new(0),
+                spawn: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Gives the service a spawner for the WebSockets it accepts under a server it does not own
+    /// (axum's `serve`, a hyper server of your own made `with_upgrades()`): each upgraded
+    /// socket runs as a task there. Outer's own servers (`outer_tokio::serve`,
+    /// `outer_smol::serve`, `outer_monoio::serve`) need none: they run a socket in its
+    /// connection's task. `outer_tokio::service` and `outer_smol::service` set their runtime.
+    /// Only the first spawner given is kept; clones share it.
+    pub fn with_spawner(self, spawn: Arc<dyn Spawn>) -> Self {
+        let _ = self.shared.spawn.set(spawn);
+        self
     }
 
     /// Cuts every event stream open now, the way a network failure would: the connection closes
@@ -143,6 +169,11 @@ impl<Ctx> OuterService<Ctx> {
     /// `""`).
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
+    }
+
+    /// What every clone shares.
+    pub(crate) fn shared(&self) -> &Arc<Shared<Ctx>> {
+        &self.shared
     }
 
     /// The timer the service runs on.
@@ -207,7 +238,7 @@ where
 }
 
 async fn dispatch<Ctx: Clone + Send + 'static, B>(
-    shared: &Shared<Ctx>,
+    shared: &Arc<Shared<Ctx>>,
     parts: http::request::Parts,
     body: B,
     span: &tracing::Span,
@@ -262,6 +293,12 @@ where
                 HeaderValue::from_static("application/json"),
             );
             return response;
+        }
+    }
+    if config.websocket.enabled && ws::wants_upgrade(&parts.headers) {
+        if let Some(protocol) = websocket_route(config, path) {
+            span.record("protocol", protocol.name());
+            return upgrade(shared, parts, protocol);
         }
     }
     let Some((protocol, route)) = route(config, path) else {
@@ -328,6 +365,76 @@ where
         }
     };
     into_http(response, shared, protocol, span)
+}
+
+/// Accepts a WebSocket upgrade: answers 101 and leaves the socket to the connection (Outer's own
+/// servers) or to the spawner (another server).
+fn upgrade<Ctx: Clone + Send + 'static>(
+    shared: &Arc<Shared<Ctx>>,
+    mut parts: http::request::Parts,
+    protocol: Protocol,
+) -> Response<OuterBody> {
+    let response = match ws::accept(&parts.method, &parts.headers) {
+        Ok(response) => response,
+        Err(ws::Refusal { error, version }) => {
+            let mut response = error_response(protocol, &error);
+            if let Some(version) = version {
+                response
+                    .headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_VERSION, version);
+            }
+            return response;
+        }
+    };
+    let slot = parts.extensions.remove::<ws::UpgradeSlot>();
+    let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let upgrade = ws::Upgrade {
+        protocol: match protocol {
+            Protocol::Orpc => ws::WsProtocol::Orpc,
+            Protocol::Trpc => ws::WsProtocol::Trpc,
+        },
+        connection_params: protocol == Protocol::Trpc
+            && ws::asks_connection_params(parts.uri.query().unwrap_or_default()),
+        head: request_head(parts),
+    };
+    if let Some(slot) = slot {
+        slot.put(upgrade);
+        return response;
+    }
+    match (on_upgrade, shared.spawn.get()) {
+        (Some(on_upgrade), Some(spawn)) => {
+            let shared = Arc::clone(shared);
+            spawn.spawn(Box::pin(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        ws::Socket::new(shared, upgrade, ws::io::TokioIo(upgraded), Vec::new())
+                            .await;
+                    }
+                    Err(error) => tracing::debug!(%error, "the WebSocket upgrade failed"),
+                }
+            }));
+            response
+        }
+        _ => {
+            let error = RpcError::new(
+                ErrorCode::NOT_IMPLEMENTED,
+                "WebSocket is not available here: the server carrying this service does not \
+                 hand over upgraded connections, or the service has no spawner \
+                 (OuterService::with_spawner)",
+            );
+            error_response(protocol, &error)
+        }
+    }
+}
+
+/// The protocol whose WebSocket is served at `path`: the prefix itself (`/trpc`, `/rpc`), with or
+/// without a trailing slash.
+fn websocket_route(config: &ServerConfig, path: &str) -> Option<Protocol> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if config.trpc_prefix.as_deref() == Some(path) {
+        return Some(Protocol::Trpc);
+    }
+    (config.rpc_prefix == path).then_some(Protocol::Orpc)
 }
 
 /// The head a context is built from: what the protocols read, the peer's address, and the
@@ -449,11 +556,7 @@ fn into_http<Ctx>(
                 return error_response(protocol, &error);
             };
             let events = events.end_on(shared.shutdown.wait());
-            let abort = shared
-                .abort
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .wait();
+            let abort = shared.abort_signal();
             OuterBody::events(events, slot, abort, span.clone())
         }
     };

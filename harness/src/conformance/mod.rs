@@ -30,6 +30,7 @@ use crate::loopback::{
 
 pub mod context;
 pub mod properties;
+pub mod websocket;
 
 /// A runtime adapter, as the suite drives it: the few things only the adapter knows how to do.
 ///
@@ -138,6 +139,8 @@ pub struct Probe {
     pub cleanups: AtomicUsize,
     /// What `posts` streams: the suite publishes from threads the runtime does not own.
     pub posts: MemoryPublisher<Value>,
+    /// Values `flood` has yielded, over all its streams.
+    pub flooded: AtomicUsize,
 }
 
 struct Cleanup(Arc<Probe>);
@@ -167,6 +170,7 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
     let silent = Arc::clone(probe);
     let hang = Arc::clone(probe);
     let posts = probe.posts.clone();
+    let flood = Arc::clone(probe);
     let publisher = MemoryPublisher::<Value>::builder().build();
     let os = procedure::<()>();
     Router::new()
@@ -199,13 +203,17 @@ pub fn router(probe: &Arc<Probe>) -> Router<()> {
         )
         .route(
             "flood",
-            os.subscription(|_| async {
-                Ok(event_iterator(|mut emit| async move {
-                    for n in 0u64.. {
-                        emit.send_value(n).await?;
-                    }
-                    Ok(())
-                }))
+            os.subscription(move |_| {
+                let probe = Arc::clone(&flood);
+                async move {
+                    Ok(event_iterator(|mut emit| async move {
+                        for n in 0u64.. {
+                            emit.send_value(n).await?;
+                            probe.flooded.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(())
+                    }))
+                }
             }),
         )
         .route(
@@ -289,6 +297,7 @@ pub fn interruption() -> String {
 #[allow(missing_docs)] // each scenario's name is its documentation
 pub mod suite {
     use super::context::{self, ContextProbe};
+    pub use super::websocket::*;
     use super::*;
 
     pub fn unary_call_answers_its_output_as_json<R: Adapter>() {
@@ -939,6 +948,17 @@ macro_rules! conformance_suite {
             a_subscription_refused_by_middleware_answers_401_and_never_streams,
             a_subscription_refused_in_its_setup_answers_its_error_and_never_streams,
             middleware_wrap_runs_once_around_each_stream,
+            trpc_over_websocket_speaks_wslink,
+            orpc_over_websocket_speaks_rpclink,
+            bad_websocket_input_gets_clear_errors_and_the_socket_stays_usable,
+            a_websocket_message_over_the_cap_closes_with_1009,
+            a_closed_or_cut_websocket_drops_its_handlers_at_once,
+            abort_streams_cuts_websockets_as_a_network_failure_would,
+            a_quiet_websocket_client_is_pinged_and_dropped_if_it_never_answers,
+            graceful_shutdown_moves_websocket_clients_elsewhere,
+            a_websocket_client_that_does_not_read_stalls_only_its_own_streams,
+            websocket_upgrades_are_checked_and_served_only_at_the_prefixes,
+            trpc_connection_params_reach_the_context_builder,
         );
         $crate::conformance_suite!(@properties $runtime;
             resume_over_loopback_misses_nothing,

@@ -26,7 +26,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
 
 use super::{quiet_config, Adapter, RunningServer};
-use crate::loopback::LoopbackSession;
+use crate::loopback::{LoopbackSession, Transport};
 use crate::properties::{
     bad_input_strategy, check_bad_input, check_errors, check_resume, counter, failure_strategy,
     feed, Live, COUNT, TOPIC,
@@ -240,7 +240,7 @@ fn publish<P: Publisher<u64>>(publisher: &P, n: u64) -> Result<EventId, TestCase
 /// on the in-memory publisher ([`PublisherUnderTest::memory`]); see
 /// [`resume_over_loopback_with`] for another publisher.
 pub fn resume_over_loopback_misses_nothing<R: Adapter>() {
-    resume_over_loopback_with::<R, _>(loopback_cases(12), PublisherUnderTest::memory);
+    resume_over_loopback_with::<R, _>(loopback_cases(18), PublisherUnderTest::memory);
 }
 
 /// The resume property of [`resume_over_loopback_misses_nothing`] over loopback HTTP on `R`,
@@ -282,13 +282,14 @@ where
 {
     let strategy = (
         proptest::sample::select(&Protocol::ALL[..]),
+        proptest::sample::select(&Transport::ALL[..]),
         1usize..12,
         proptest::collection::vec(step(), 0..24),
     );
     // Counted only for cases that pass: a failing run panics with its shrunk case instead.
     let tally = Cell::new(ResumeTally::default());
     runner(cases)
-        .run(&strategy, |(protocol, retain, steps)| {
+        .run(&strategy, |(protocol, transport, retain, steps)| {
             let under_test = publisher(retain);
             let live = Live::default();
             let (server, service) = serve_feed::<R, P>(
@@ -298,7 +299,8 @@ where
                 Duration::ZERO,
             );
             let mut consumer = Consumer {
-                session: LoopbackSession::new(server.addr(), protocol, "live", None),
+                session: LoopbackSession::new(server.addr(), protocol, "live", None)
+                    .over(transport),
                 publisher: &under_test,
                 start: 0,
                 resumes: 0,
@@ -381,12 +383,13 @@ where
 pub fn cancellation_over_loopback_leaves_nothing<R: Adapter>() {
     let strategy = (
         proptest::sample::select(&Protocol::ALL[..]),
+        proptest::sample::select(&Transport::ALL[..]),
         0u64..20,
         0u64..5,
         proptest::collection::vec(step(), 0..12),
     );
-    runner(loopback_cases(12))
-        .run(&strategy, |(protocol, setup, pace, steps)| {
+    runner(loopback_cases(18))
+        .run(&strategy, |(protocol, transport, setup, pace, steps)| {
             let publisher = MemoryPublisher::builder().retain_last(64).build();
             let live = Live::default();
             let (server, service) = serve_feed::<R, _>(
@@ -395,7 +398,8 @@ pub fn cancellation_over_loopback_leaves_nothing<R: Adapter>() {
                 Duration::from_millis(setup),
                 Duration::from_millis(pace),
             );
-            let mut session = LoopbackSession::new(server.addr(), protocol, "live", None);
+            let mut session =
+                LoopbackSession::new(server.addr(), protocol, "live", None).over(transport);
             session.connect();
             let mut published = 0usize;
             for step in &steps {
@@ -442,45 +446,51 @@ pub fn cancellation_over_loopback_leaves_nothing<R: Adapter>() {
 pub fn errors_over_loopback_propagate<R: Adapter>() {
     let strategy = (
         proptest::sample::select(&Protocol::ALL[..]),
+        proptest::sample::select(&Transport::ALL[..]),
         failure_strategy(),
         1u64..=COUNT + 1,
         proptest::option::weighted(0.2, bad_input_strategy()),
     );
-    runner(loopback_cases(16))
-        .run(&strategy, |(protocol, failure, fail_at, bad_input)| {
-            let router = counter(failure.clone());
-            let service = OuterService::new(router, ServerConfig::default(), R::timer());
-            let server = R::start(service);
-            let input = bad_input
-                .clone()
-                .unwrap_or_else(|| json!({ "fail_at": fail_at }));
-            let mut session = LoopbackSession::new(server.addr(), protocol, "count", Some(input));
-            let mut rounds = 0;
-            while session.finished().is_none() {
-                rounds += 1;
-                prop_assert!(rounds < 10, "no end after {} connections", rounds);
-                session.connect();
-                session.read_to_end();
-            }
-            match bad_input {
-                Some(_) => check_bad_input(
-                    protocol,
-                    session.seen(),
-                    session.finished(),
-                    session.connections(),
-                )?,
-                None => check_errors(
-                    protocol,
-                    &failure,
-                    fail_at,
-                    session.seen(),
-                    session.finished(),
-                    session.connections(),
-                )?,
-            }
-            session.disconnect();
-            within_bound("the streams to close", || server.active_streams() == 0)?;
-            Ok(())
-        })
+    runner(loopback_cases(24))
+        .run(
+            &strategy,
+            |(protocol, transport, failure, fail_at, bad_input)| {
+                let router = counter(failure.clone());
+                let service = OuterService::new(router, ServerConfig::default(), R::timer());
+                let server = R::start(service);
+                let input = bad_input
+                    .clone()
+                    .unwrap_or_else(|| json!({ "fail_at": fail_at }));
+                let mut session =
+                    LoopbackSession::new(server.addr(), protocol, "count", Some(input))
+                        .over(transport);
+                let mut rounds = 0;
+                while session.finished().is_none() {
+                    rounds += 1;
+                    prop_assert!(rounds < 10, "no end after {} connections", rounds);
+                    session.connect();
+                    session.read_to_end();
+                }
+                match bad_input {
+                    Some(_) => check_bad_input(
+                        protocol,
+                        session.seen(),
+                        session.finished(),
+                        session.connections(),
+                    )?,
+                    None => check_errors(
+                        protocol,
+                        &failure,
+                        fail_at,
+                        session.seen(),
+                        session.finished(),
+                        session.connections(),
+                    )?,
+                }
+                session.disconnect();
+                within_bound("the streams to close", || server.active_streams() == 0)?;
+                Ok(())
+            },
+        )
         .unwrap_or_else(|failure| panic!("{failure}"));
 }

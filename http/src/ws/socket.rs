@@ -1,0 +1,800 @@
+//! One WebSocket: its context, the calls running on it, keep-alive, limits and shutdown.
+//!
+//! A [`Socket`] is a future that runs the whole socket in its connection's task: it reads client
+//! messages, starts a call per request, and writes each call's frames as they come. Calls are
+//! streams of ready-made text frames in a [`SelectAll`], so only the calls that woke are polled.
+//! Writing is bounded: calls are polled only while the socket can take more, so a client that
+//! does not read stops its subscriptions being polled (their publisher subscriptions lag, as an
+//! SSE stream's do), and replies of its own making pile up to at most [`MAX_OUTBOX`] before the
+//! socket stops reading from it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::AbortHandle;
+use futures_util::stream::{self, SelectAll};
+use futures_util::{FutureExt, Sink, Stream, StreamExt};
+use outer_core::procedure::{Frame, FrameStream, Reply};
+use outer_core::protocol::{orpc, orpc_ws, trpc_ws};
+use outer_core::rt::Sleep;
+use outer_core::{ErrorCode, ProcedureKind, RequestHead, RpcError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{Upgrade, WsProtocol};
+use crate::body::StreamSlot;
+use crate::service::Shared;
+
+/// Replies the socket makes itself (refusals, `PONG`) waiting to be written, at most: past it the
+/// socket reads nothing more from the client until they are written.
+const MAX_OUTBOX: usize = 256;
+
+/// Messages read, or frames written, in one turn before the socket yields its thread to the
+/// connection's neighbours.
+const TURN: usize = 64;
+
+/// How long a closing socket waits for the client's close frame before it drops the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The context being built.
+type ContextFuture<Ctx> = Pin<Box<dyn Future<Output = Result<Ctx, RpcError>> + Send>>;
+
+/// The frames a call sends, as text, ready to write.
+type Frames = Pin<Box<dyn Stream<Item = String> + Send>>;
+
+/// What the calls in flight yield: a frame to write, or that a call ended (its handler has been
+/// dropped by then).
+enum Out {
+    Frame(String),
+    Ended { key: u64, id: Option<String> },
+}
+
+type Calls = SelectAll<Pin<Box<dyn Stream<Item = Out> + Send>>>;
+
+/// A call that can be stopped by its id (tRPC subscriptions, every oRPC call).
+struct Live {
+    key: u64,
+    abort: AbortHandle,
+    id: CallId,
+    stopping: bool,
+}
+
+/// A stoppable call's id, as its protocol echoes it.
+enum CallId {
+    Trpc(trpc_ws::RequestId),
+    Orpc(orpc_ws::MessageId),
+}
+
+impl CallId {
+    fn as_json(&self) -> &str {
+        match self {
+            CallId::Trpc(id) => id.as_json(),
+            CallId::Orpc(id) => id.as_json(),
+        }
+    }
+}
+
+/// The socket's context, built once from the upgrade request (and tRPC's connection params),
+/// shared by every call on it. Calls made before it is ready wait for it.
+struct ContextCell<Ctx> {
+    value: Mutex<Option<Result<Ctx, RpcError>>>,
+    ready: event_listener::Event,
+}
+
+impl<Ctx: Clone> ContextCell<Ctx> {
+    fn get_now(&self) -> Option<Result<Ctx, RpcError>> {
+        self.value
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn get(&self) -> Result<Ctx, RpcError> {
+        loop {
+            if let Some(value) = self.get_now() {
+                return value;
+            }
+            let listener = self.ready.listen();
+            if let Some(value) = self.get_now() {
+                return value;
+            }
+            listener.await;
+        }
+    }
+
+    fn set(&self, value: Result<Ctx, RpcError>) {
+        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+        self.ready.notify(usize::MAX);
+    }
+}
+
+enum Phase {
+    Open,
+    /// tRPC after the reconnect notice: still serving, closed with 1012 when this fires.
+    Notified(Sleep),
+    /// The close frame is queued or sent: waiting for the client's, at most until this fires.
+    Closing(Sleep),
+}
+
+/// A socket being served: a future that ends when the socket closes.
+pub(crate) struct Socket<Ctx, S> {
+    ws: WebSocketStream<S>,
+    shared: Arc<Shared<Ctx>>,
+    protocol: WsProtocol,
+    context: Arc<ContextCell<Ctx>>,
+    building: Option<ContextFuture<Ctx>>,
+    /// tRPC with `?connectionParams=1`: the head, until the first message brings the params.
+    awaiting_params: Option<RequestHead>,
+    calls: Calls,
+    live: HashMap<String, Live>,
+    /// tRPC's queries and mutations in flight (they have no entry in `live`).
+    unary: usize,
+    next_key: u64,
+    outbox: VecDeque<Message>,
+    /// When the client was last heard from, by the timer's clock.
+    heard: Duration,
+    ping: Option<Sleep>,
+    pinged: bool,
+    shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    abort: Pin<Box<dyn Future<Output = ()> + Send>>,
+    phase: Phase,
+}
+
+impl<Ctx, S> fmt::Debug for Socket<Ctx, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("protocol", &self.protocol)
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Ctx, S> Socket<Ctx, S>
+where
+    Ctx: Clone + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    /// Serves `io`, a socket hyper has just answered 101 on; `read_ahead` is what hyper read
+    /// past the request (the client's first frames, if it did not wait).
+    pub(crate) fn new(
+        shared: Arc<Shared<Ctx>>,
+        upgrade: Upgrade,
+        io: S,
+        read_ahead: Vec<u8>,
+    ) -> Self {
+        let limits = &shared.config.websocket;
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(limits.max_message_bytes);
+        config.max_frame_size = Some(limits.max_message_bytes);
+        // An async fn only by its signature: with no handshake left to do it does no I/O and is
+        // ready on its first poll (tokio-tungstenite's `without_handshake`), so this never fails.
+        #[allow(clippy::expect_used)]
+        let ws = WebSocketStream::from_partially_read(io, read_ahead, Role::Server, Some(config))
+            .now_or_never()
+            .expect("a WebSocket without handshake is made on its first poll");
+        let context = Arc::new(ContextCell {
+            value: Mutex::new(None),
+            ready: event_listener::Event::new(),
+        });
+        let Upgrade {
+            protocol,
+            head,
+            connection_params,
+        } = upgrade;
+        let mut socket = Self {
+            heard: shared.timer.now(),
+            ping: limits.ping.map(|every| shared.timer.sleep(every)),
+            shutdown: Some(Box::pin(shared.shutdown.wait())),
+            abort: Box::pin(shared.abort_signal()),
+            ws,
+            protocol,
+            context,
+            building: None,
+            awaiting_params: None,
+            calls: SelectAll::new(),
+            live: HashMap::new(),
+            unary: 0,
+            next_key: 0,
+            outbox: VecDeque::new(),
+            pinged: false,
+            phase: Phase::Open,
+            shared,
+        };
+        if connection_params {
+            socket.awaiting_params = Some(head);
+        } else {
+            socket.build_context(head);
+        }
+        socket
+    }
+
+    fn build_context(&mut self, head: RequestHead) {
+        let shared = Arc::clone(&self.shared);
+        self.building = Some(Box::pin(async move { shared.app.context(head).await }));
+    }
+
+    fn send(&mut self, text: String) {
+        self.outbox.push_back(Message::Text(text.into()));
+    }
+
+    /// Ends every call (their handlers are dropped now) and queues the close frame.
+    fn close(&mut self, code: CloseCode, reason: &str) {
+        self.calls = SelectAll::new();
+        self.live.clear();
+        self.unary = 0;
+        self.outbox.push_back(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        })));
+        self.phase = Phase::Closing(self.shared.timer.sleep(CLOSE_WAIT));
+    }
+
+    fn busy(&self) -> bool {
+        self.live.len() + self.unary >= self.shared.config.websocket.max_calls
+    }
+
+    fn too_many(&self) -> RpcError {
+        RpcError::new(
+            ErrorCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many calls at once on this socket (the limit is {}); wait for one to end",
+                self.shared.config.websocket.max_calls
+            ),
+        )
+    }
+
+    fn next_key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    /// Adds a call whose frames are `frames`; `id` makes it stoppable.
+    fn start(&mut self, frames: Frames, id: Option<CallId>) {
+        let key = self.next_key();
+        let ended = Out::Ended {
+            key,
+            id: id.as_ref().map(|id| id.as_json().to_owned()),
+        };
+        let (frames, abort) = stream::abortable(frames);
+        match id {
+            Some(id) => {
+                let live = Live {
+                    key,
+                    abort,
+                    id,
+                    stopping: false,
+                };
+                self.live.insert(live.id.as_json().to_owned(), live);
+            }
+            None => self.unary += 1,
+        }
+        let call = frames
+            .map(Out::Frame)
+            .chain(stream::once(async move { ended }));
+        self.calls.push(Box::pin(call));
+    }
+
+    fn stop(&mut self, id: &str) {
+        if let Some(live) = self.live.get_mut(id) {
+            live.stopping = true;
+            live.abort.abort();
+        }
+    }
+
+    fn ended(&mut self, key: u64, id: Option<String>) {
+        let Some(id) = id else {
+            self.unary = self.unary.saturating_sub(1);
+            return;
+        };
+        if self.live.get(&id).is_some_and(|live| live.key == key) {
+            if let Some(Live {
+                id: CallId::Trpc(request),
+                stopping: true,
+                ..
+            }) = self.live.remove(&id)
+            {
+                // Sent once the handler is gone, as tRPC's server does.
+                self.send(trpc_ws::stopped(&request));
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        match self.protocol {
+            WsProtocol::Trpc => self.on_trpc(text),
+            WsProtocol::Orpc => self.on_orpc(text),
+        }
+    }
+
+    fn on_binary(&mut self, data: &[u8]) {
+        match self.protocol {
+            // tRPC's JSON encoder refuses binary frames and keeps the socket.
+            WsProtocol::Trpc => self.send(trpc_ws::binary_refused()),
+            // oRPC's server reads a binary frame holding JSON as text (its client sends binary
+            // only for file bodies, which Outer's procedures do not take).
+            WsProtocol::Orpc => match std::str::from_utf8(data) {
+                Ok(text) => self.on_orpc(text),
+                Err(_) => self.close(
+                    CloseCode::Unsupported,
+                    "oRPC messages are JSON; file bodies are not supported",
+                ),
+            },
+        }
+    }
+
+    fn on_trpc(&mut self, text: &str) {
+        if let Some(mut head) = self.awaiting_params.take() {
+            match trpc_ws::decode_connection_params(text) {
+                Ok(params) => {
+                    head.connection_params = params.map(|params| {
+                        params
+                            .into_iter()
+                            .map(|(name, value)| match value {
+                                serde_json::Value::String(value) => (name, value),
+                                other => (name, other.to_string()),
+                            })
+                            .collect()
+                    });
+                    self.build_context(head);
+                }
+                Err(error) => {
+                    self.send(error.frame());
+                    self.close(CloseCode::Policy, error.message());
+                }
+            }
+            return;
+        }
+        let messages = match trpc_ws::decode(text) {
+            Ok(messages) => messages,
+            Err(error) => return self.send(error.frame()),
+        };
+        for message in messages {
+            match message {
+                trpc_ws::ClientMessage::Ping => self.send(trpc_ws::PONG.to_owned()),
+                trpc_ws::ClientMessage::Pong => {}
+                trpc_ws::ClientMessage::Refused(frame) => self.send(frame),
+                trpc_ws::ClientMessage::Stop(id) => self.stop(id.as_json()),
+                trpc_ws::ClientMessage::Request(request) => self.trpc_request(request),
+            }
+        }
+    }
+
+    fn trpc_request(&mut self, request: trpc_ws::WsRequest) {
+        let trpc_ws::WsRequest {
+            id,
+            kind,
+            path,
+            input,
+            last_event_id,
+        } = request;
+        let subscription = kind == ProcedureKind::Subscription;
+        if subscription && self.live.contains_key(id.as_json()) {
+            let error = RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                format!("Duplicate id {}", id.as_json()),
+            );
+            return self.send(trpc_ws::error(&id, &error, &path));
+        }
+        if self.busy() {
+            let error = self.too_many();
+            return self.send(trpc_ws::error(&id, &error, &path));
+        }
+        let known = self
+            .shared
+            .app
+            .router()
+            .get(&path)
+            .is_some_and(|procedure| procedure.kind() == kind);
+        if !known {
+            let method = match kind {
+                ProcedureKind::Query => "query",
+                ProcedureKind::Mutation => "mutation",
+                ProcedureKind::Subscription => "subscription",
+            };
+            let error = RpcError::new(
+                ErrorCode::NOT_FOUND,
+                format!("No \"{method}\"-procedure on path \"{path}\""),
+            );
+            return self.send(trpc_ws::error(&id, &error, &path));
+        }
+        let shared = Arc::clone(&self.shared);
+        let context = Arc::clone(&self.context);
+        let request = id.clone();
+        let call = async move {
+            let reply = match context.get().await {
+                Ok(ctx) => shared.app.call_in(ctx, &path, input, last_event_id).await,
+                Err(error) => Err(error),
+            };
+            let frames: Frames = match reply {
+                Err(error) => once(trpc_ws::error(&request, &error, &path)),
+                Ok(Reply::Value(json)) => once(trpc_ws::data(&request, json.get(), None)),
+                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
+                    Err(error) => once(trpc_ws::error(&request, &error, &path)),
+                    Ok(frames) => {
+                        let started = trpc_ws::started(&request);
+                        let events = frames.flat_map(move |frame| {
+                            stream::iter(trpc_ws::subscription_frames(&request, &path, frame))
+                        });
+                        Box::pin(stream::once(async move { started }).chain(events))
+                    }
+                },
+            };
+            frames
+        };
+        let frames: Frames = Box::pin(stream::once(call).flatten());
+        self.start(frames, subscription.then_some(CallId::Trpc(id)));
+    }
+
+    fn on_orpc(&mut self, text: &str) {
+        let message = match orpc_ws::decode(text) {
+            Ok(message) => message,
+            Err(error) => {
+                // No id to answer on: oRPC's server only logs these. A client that sends one is
+                // not oRPC's, and a clear close beats silence.
+                let reason = format!("Not an oRPC message: {}", error.message());
+                return self.close(CloseCode::Invalid, truncate(&reason));
+            }
+        };
+        let (id, call) = match message {
+            orpc_ws::ClientMessage::Abort(id) => return self.stop(id.as_json()),
+            // Client-to-server iterators: no procedure of Outer's takes one.
+            orpc_ws::ClientMessage::ClientEvent(_) => return,
+            orpc_ws::ClientMessage::Request { id, call } => (id, call),
+        };
+        if self.live.contains_key(id.as_json()) {
+            let error = RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                format!(
+                    "Duplicate id {}: a call with this id is still running",
+                    id.as_json()
+                ),
+            );
+            return self.send(orpc_ws::error(&id, &error));
+        }
+        if self.busy() {
+            let error = self.too_many();
+            return self.send(orpc_ws::error(&id, &error));
+        }
+        let call = match call {
+            Ok(call) if self.shared.app.router().get(&call.path).is_some() => call,
+            Ok(_) => return self.send(orpc_ws::not_found(&id)),
+            Err(error) if error.code() == ErrorCode::NOT_FOUND.name => {
+                return self.send(orpc_ws::not_found(&id))
+            }
+            Err(error) => return self.send(orpc_ws::error(&id, &error)),
+        };
+        if matches!(self.phase, Phase::Notified(_)) {
+            let error = RpcError::new(
+                ErrorCode::SERVICE_UNAVAILABLE,
+                "The server is shutting down; retry on another",
+            );
+            return self.send(orpc_ws::error(&id, &error));
+        }
+        let shared = Arc::clone(&self.shared);
+        let context = Arc::clone(&self.context);
+        let request = id.clone();
+        let run = async move {
+            let reply = match context.get().await {
+                Ok(ctx) => {
+                    shared
+                        .app
+                        .call_in(ctx, &call.path, call.input, call.last_event_id)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            let frames: Frames = match reply {
+                Err(error) => once(orpc_ws::error(&request, &error)),
+                Ok(Reply::Value(json)) => {
+                    once(orpc_ws::response(&request, 200, &orpc::value_body(&json)))
+                }
+                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
+                    Err(error) => once(orpc_ws::error(&request, &error)),
+                    Ok(frames) => {
+                        let opened = orpc_ws::stream_opened(&request);
+                        let interruption = orpc_ws::event(&request, Frame::Error(interrupted()));
+                        let events = EndOnShutdown {
+                            events: Some(frames.map(move |frame| orpc_ws::event(&request, frame))),
+                            shutdown: Box::pin(shared.shutdown.wait()),
+                            interruption: Some(interruption),
+                        };
+                        Box::pin(stream::once(async move { opened }).chain(events))
+                    }
+                },
+            };
+            frames
+        };
+        let frames: Frames = Box::pin(stream::once(run).flatten());
+        self.start(frames, Some(CallId::Orpc(id)));
+    }
+
+    /// Shutdown: tRPC clients are told to reconnect (they move their subscriptions to a new
+    /// socket, then close this one); oRPC streams end with a retryable error (each call's
+    /// [`EndOnShutdown`]) and new oRPC calls are refused. The socket closes (1012) once its
+    /// calls are done, or [`reconnect_close_after`](crate::WebSocketConfig) at the latest.
+    fn on_shutdown(&mut self) {
+        if self.protocol == WsProtocol::Trpc {
+            self.send(trpc_ws::RECONNECT.to_owned());
+        }
+        let after = self.shared.config.websocket.reconnect_close_after;
+        self.phase = Phase::Notified(self.shared.timer.sleep(after));
+    }
+
+    /// A read failed: a message over the cap closes the socket with 1009; anything else
+    /// means the connection is unusable (Ready: end it).
+    fn on_read_error(&mut self, error: WsError) -> Poll<()> {
+        match error {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                let reason = format!("A message of {size} bytes is over the limit of {max_size}");
+                self.close(CloseCode::Size, &reason);
+                Poll::Pending
+            }
+            error => {
+                tracing::debug!(%error, "WebSocket read failed");
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// Reads what the client sent, up to a turn's worth. Ready when the socket is finished.
+    fn read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..TURN {
+            if self.outbox.len() >= MAX_OUTBOX {
+                return Poll::Pending;
+            }
+            let message = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                // The client closed (tungstenite has answered its close) or the connection dropped.
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Ready(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => {
+                    return Poll::Ready(())
+                }
+                Poll::Ready(Some(Err(error))) => return self.on_read_error(error),
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            self.heard = self.shared.timer.now();
+            self.pinged = false;
+            if matches!(self.phase, Phase::Closing(_)) {
+                // Only the close handshake is left.
+                continue;
+            }
+            match message {
+                Message::Text(text) => self.on_text(text.as_str()),
+                Message::Binary(data) => self.on_binary(&data),
+                // Answered by tungstenite; hearing them is enough.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                Message::Close(_) => {
+                    self.calls = SelectAll::new();
+                    self.live.clear();
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Writes replies and the calls' frames while the socket takes them, up to a turn's worth.
+    /// Ready when writing failed (the connection is gone).
+    fn write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut wrote = false;
+        let mut sent = 0;
+        for _ in 0..TURN {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            let message = match self.outbox.pop_front() {
+                Some(message) => message,
+                None => match self.calls.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Out::Frame(text))) => Message::Text(text.into()),
+                    Poll::Ready(Some(Out::Ended { key, id })) => {
+                        self.ended(key, id);
+                        continue;
+                    }
+                    Poll::Ready(None) | Poll::Pending => break,
+                },
+            };
+            if Pin::new(&mut self.ws).start_send(message).is_err() {
+                return Poll::Ready(());
+            }
+            wrote = true;
+            sent += 1;
+        }
+        if sent == TURN {
+            // More may be ready: let the neighbours run first.
+            cx.waker().wake_by_ref();
+        }
+        if wrote || !self.outbox.is_empty() {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Pings a quiet client, and gives up on one that does not answer. Ready when it is dead.
+    fn keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(every) = self.shared.config.websocket.ping else {
+            return Poll::Pending;
+        };
+        loop {
+            let Some(sleep) = self.ping.as_mut() else {
+                return Poll::Pending;
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = self.shared.timer.now();
+            let quiet = now.saturating_sub(self.heard);
+            if self.pinged {
+                let wait = self.shared.config.websocket.pong_wait;
+                if quiet >= every + wait {
+                    tracing::debug!(
+                        ?quiet,
+                        "WebSocket client did not answer a ping: dropping it"
+                    );
+                    return Poll::Ready(());
+                }
+                self.ping = Some(self.shared.timer.sleep(every + wait - quiet));
+            } else if quiet >= every {
+                match self.protocol {
+                    WsProtocol::Trpc => self.send(trpc_ws::PING.to_owned()),
+                    WsProtocol::Orpc => self.outbox.push_back(Message::Ping(Default::default())),
+                }
+                self.pinged = true;
+                let wait = self.shared.config.websocket.pong_wait;
+                self.ping = Some(self.shared.timer.sleep(wait));
+            } else {
+                self.ping = Some(self.shared.timer.sleep(every - quiet));
+            }
+        }
+    }
+
+    fn poll_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.abort.as_mut().poll(cx).is_ready() {
+            // Cut as a network failure would: no close frame.
+            return Poll::Ready(());
+        }
+        if let Some(shutdown) = self.shutdown.as_mut() {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                self.shutdown = None;
+                if matches!(self.phase, Phase::Open) {
+                    self.on_shutdown();
+                }
+            }
+        }
+        if let Some(building) = self.building.as_mut() {
+            if let Poll::Ready(context) = building.as_mut().poll(cx) {
+                self.building = None;
+                self.context.set(context);
+            }
+        }
+        if self.poll_phase(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if self.keep_alive(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if self.read(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let full = self.outbox.len() >= MAX_OUTBOX;
+        if self.write(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if full && self.outbox.len() < MAX_OUTBOX {
+            // Reading stopped for a full outbox that has room again: read on.
+            cx.waker().wake_by_ref();
+        }
+        // Reading or writing may have moved the phase on: arm its timer.
+        self.poll_phase(cx)
+    }
+
+    /// The shutdown and closing timers. Ready when the socket is finished.
+    fn poll_phase(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.phase {
+            Phase::Open => {}
+            Phase::Notified(after) => {
+                let done = self.calls.is_empty() && self.outbox.is_empty();
+                if done || after.as_mut().poll(cx).is_ready() {
+                    self.close(CloseCode::Restart, "The server is shutting down");
+                    // The close frame waits in the outbox: make sure a write turn follows.
+                    cx.waker().wake_by_ref();
+                    return self.poll_phase(cx);
+                }
+            }
+            Phase::Closing(wait) => return wait.as_mut().poll(cx),
+        }
+        Poll::Pending
+    }
+}
+
+impl<Ctx, S> Future for Socket<Ctx, S>
+where
+    Ctx: Clone + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // The calls' handlers run inside this poll: give their publisher subscriptions a budget.
+        outer_core::coop::budgeted(|| this.poll_socket(cx))
+    }
+}
+
+/// A subscription's frames, holding its place under `max_streams` until they are dropped.
+fn subscribe<Ctx>(
+    shared: &Shared<Ctx>,
+    frames: FrameStream,
+) -> Result<impl Stream<Item = Frame> + Send + 'static, RpcError> {
+    let max = shared.config.max_streams;
+    let Some(slot) = StreamSlot::acquire(&shared.streams, max) else {
+        return Err(RpcError::new(
+            ErrorCode::SERVICE_UNAVAILABLE,
+            format!("Too many open event streams (the limit is {max}); retry later"),
+        ));
+    };
+    Ok(frames.map(move |frame| {
+        let _held = &slot;
+        frame
+    }))
+}
+
+/// An oRPC stream's events that end, on shutdown, with a retryable error, as its SSE streams do:
+/// the client's retry plugin calls again elsewhere with the last event id.
+struct EndOnShutdown<S> {
+    events: Option<S>,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    interruption: Option<String>,
+}
+
+impl<S: Stream<Item = String> + Unpin> Stream for EndOnShutdown<S> {
+    type Item = String;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let this = self.get_mut();
+        let Some(events) = this.events.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            this.events = None;
+            return Poll::Ready(this.interruption.take());
+        }
+        let next = events.poll_next_unpin(cx);
+        if let Poll::Ready(None) = next {
+            this.events = None;
+        }
+        next
+    }
+}
+
+fn interrupted() -> RpcError {
+    RpcError::new(
+        ErrorCode::SERVICE_UNAVAILABLE,
+        "The stream was interrupted by the server: reconnect to resume",
+    )
+}
+
+fn once(frame: String) -> Frames {
+    Box::pin(stream::once(async move { frame }))
+}
+
+/// A close reason fits in 123 bytes.
+fn truncate(reason: &str) -> &str {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
