@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# End to end: SSE fan-out over HTTP, every server side by side on this machine.
+# End to end: fan-out over SSE (and, on request, WebSocket), every server side by side on this
+# machine.
 #
 #   bench/run.sh                      # all servers, N = 100, 1,000, 10,000 (about 14 minutes,
 #                                     # plus up to 3 for trpc-ref at 10,000: see BENCHMARKS.md)
 #   NS="100" SERVERS="outer-tokio floor" bench/run.sh
+#   # Outer's subscribers over WebSocket beside SSE (not in the default SERVERS):
+#   NS="100 1000" SERVERS="outer-tokio outer-tokio-trpc-ws outer-tokio-orpc-ws" bench/run.sh
+#
+# The WebSocket entries, outer-tokio-trpc-ws, outer-smol-trpc-ws and outer-tokio-orpc-ws, start
+# the same chat server as outer-tokio / outer-smol; only the subscribers differ: each opens one
+# WebSocket to ws://ADDR/trpc (tRPC wsLink) or ws://ADDR/rpc (oRPC's websocket link) and
+# subscribes to post.live there (load's --protocol trpc-ws / orpc-ws). Posts go over HTTP as for
+# the SSE entries, so every figure but the subscribers' transport is alike.
 #
 # Each (server, N) gets a fresh server process (so its RSS before the subscribers is a clean
 # baseline), then one `load` run: N subscribers connect, the server's RSS is sampled idle, then
@@ -99,6 +108,22 @@ start_server() {
     outer-tokio-trpc)
       PROTOCOL=trpc
       URL=http://$addr/trpc
+      "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null &
+      ;;
+    # Subscribers on WebSocket (URL stays the HTTP base: load derives ws://ADDR/trpc from it).
+    outer-tokio-trpc-ws)
+      PROTOCOL=trpc-ws
+      URL=http://$addr/trpc
+      "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null &
+      ;;
+    outer-smol-trpc-ws)
+      PROTOCOL=trpc-ws
+      URL=http://$addr/trpc
+      "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime smol >/dev/null &
+      ;;
+    outer-tokio-orpc-ws)
+      PROTOCOL=orpc-ws
+      URL=http://$addr/rpc
       "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null &
       ;;
     floor) "${server_cpu[@]}" $BIN/floor --listen "$addr" >/dev/null & ;;

@@ -1,7 +1,8 @@
 //! # outer-bench
 //!
-//! End-to-end benchmarks of SSE fan-out over HTTP: a load generator that drives any server
-//! speaking the chat router's `post.create` and `post.live` over oRPC or tRPC, and the *floor*,
+//! End-to-end benchmarks of fan-out over SSE and WebSocket: a load generator that drives any
+//! server speaking the chat router's `post.create` and `post.live` over oRPC or tRPC (subscribers
+//! on SSE, or on WebSocket with the `-ws` protocols, [`ws`]), and the *floor*,
 //! a minimal axum + `tokio::sync::broadcast` server to measure Outer against, and the *write
 //! floor* ([`write_floor`]): what the socket writes alone cost, with no HTTP. The core's micro
 //! benchmarks live in `core/benches`; results and commands are in `BENCHMARKS.md`.
@@ -10,6 +11,9 @@
 //! cargo run --release -p outer-bench --bin floor -- --listen 127.0.0.1:3300
 //! cargo run --release -p outer-bench --bin load -- --url http://127.0.0.1:3300/rpc \
 //!     --protocol orpc --subscribers 1000 --duration 10 --server-pid PID
+//! # the chat's subscribers on WebSocket (ws://127.0.0.1:3000/trpc), its posts over HTTP:
+//! cargo run --release -p outer-bench --bin load -- --url http://127.0.0.1:3000/trpc \
+//!     --protocol trpc-ws --subscribers 1000 --duration 10
 //! bench/run.sh            # every server, N = 100, 1,000, 10,000, and the table
 //! # what one socket write costs here, the bound under every server (no HTTP at all):
 //! cargo run --release -p outer-bench --bin write_floor -- --sockets 1000 --rate 20 --pin 1,0
@@ -30,3 +34,4 @@ pub mod load;
 pub mod procfs;
 pub mod protocol;
 pub mod write_floor;
+pub mod ws;

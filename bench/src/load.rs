@@ -1,4 +1,5 @@
-//! The load run: N subscribers on their own connections, a publisher, and what they measure.
+//! The load run: N subscribers on their own connections (SSE responses, or WebSockets for the
+//! `-ws` protocols), a publisher, and what they measure.
 //!
 //! A run goes: sample the server's RSS; connect the N subscribers (at most `connect_concurrency`
 //! at a time) and time it; wait `settle` and sample the RSS again (idle subscribers); post
@@ -28,6 +29,7 @@ use crate::histogram::Histogram;
 use crate::http::{parse_head, read_more, Connection, Dechunker, Head, HttpError, Url};
 use crate::procfs;
 use crate::protocol::{parse_stamp, stamped_title, Protocol};
+use crate::ws;
 
 /// Completion counters per post id, modulo this: must exceed any window.
 const RING: u64 = 1 << 14;
@@ -72,6 +74,11 @@ pub struct Config {
     /// How long the publisher waits for one post to reach every subscriber before it counts a
     /// stall and goes on (a lost event never completes).
     pub stall: Duration,
+    /// Post over WebSocket (the protocol's `post.create` call frame, one socket per publisher)
+    /// rather than HTTP: for servers that take calls over WebSocket only, like the reference
+    /// servers in `tests/fixtures/reference-ws`. Off by default: the figures compare fan-out,
+    /// with posts made the same way for SSE and WebSocket subscribers.
+    pub post_over_websocket: bool,
 }
 
 impl Config {
@@ -95,6 +102,7 @@ impl Config {
             title_len: 80,
             settle: Duration::from_secs(1),
             stall: Duration::from_secs(5),
+            post_over_websocket: false,
         }
     }
 }
@@ -346,12 +354,64 @@ impl Shared {
     }
 }
 
-/// One subscriber's stream state.
+/// One subscriber's count of what it received, whatever the transport.
+#[derive(Debug, Default)]
+struct Tally {
+    last_id: Option<u64>,
+}
+
+impl Tally {
+    /// Counts post `id`, received at `now`, whose title carried `stamp`.
+    fn receive(
+        &mut self,
+        shared: &Shared,
+        now: u64,
+        id: u64,
+        stamp: impl FnOnce() -> Option<(u8, u64)>,
+    ) {
+        match self.last_id {
+            None => {
+                if shared.ready.fetch_add(1, Ordering::Relaxed) + 1
+                    == shared.subscribers.load(Ordering::Relaxed) as usize
+                {
+                    shared.poke.notify_one();
+                }
+            }
+            Some(last) if id == last + 1 => {}
+            Some(last) if id > last => {
+                shared.lost.fetch_add(id - last - 1, Ordering::Relaxed);
+            }
+            Some(_) => {
+                // A repeat or a step back: counted, but neither a delivery nor a
+                // completion (it would let the publisher run ahead of a real receipt).
+                shared.out_of_order.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.last_id = Some(id);
+        let Some((phase, sent)) = stamp() else {
+            return;
+        };
+        if phase == WARM_UP || usize::from(phase) >= shared.phases.len() {
+            return;
+        }
+        let stats = &shared.phases[usize::from(phase)];
+        stats.latency.record(now.saturating_sub(sent));
+        stats.deliveries.fetch_add(1, Ordering::Relaxed);
+        stats.last.fetch_max(now, Ordering::Relaxed);
+        let have = shared.slot(id).fetch_add(1, Ordering::AcqRel) + 1;
+        if have == shared.subscribers.load(Ordering::Relaxed) {
+            shared.completed.notify_one();
+        }
+    }
+}
+
+/// One SSE subscriber's stream state.
 struct Reader {
     chunked: bool,
     dechunker: Dechunker,
     decoder: SseDecoder,
-    last_id: Option<u64>,
+    tally: Tally,
 }
 
 impl Reader {
@@ -380,51 +440,32 @@ impl Reader {
                     "a post event without a numeric id: {event:?}"
                 )));
             };
-            match self.last_id {
-                None => {
-                    if shared.ready.fetch_add(1, Ordering::Relaxed) + 1
-                        == shared.subscribers.load(Ordering::Relaxed) as usize
-                    {
-                        shared.poke.notify_one();
-                    }
-                }
-                Some(last) if id == last + 1 => {}
-                Some(last) if id > last => {
-                    shared.lost.fetch_add(id - last - 1, Ordering::Relaxed);
-                }
-                Some(_) => {
-                    // A repeat or a step back: counted, but neither a delivery nor a
-                    // completion (it would let the publisher run ahead of a real receipt).
-                    shared.out_of_order.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
-            self.last_id = Some(id);
-            let Some((phase, sent)) = parse_stamp(event.data.as_bytes()) else {
-                continue;
-            };
-            if phase == WARM_UP || usize::from(phase) >= shared.phases.len() {
-                continue;
-            }
-            let stats = &shared.phases[usize::from(phase)];
-            stats.latency.record(now.saturating_sub(sent));
-            stats.deliveries.fetch_add(1, Ordering::Relaxed);
-            stats.last.fetch_max(now, Ordering::Relaxed);
-            let have = shared.slot(id).fetch_add(1, Ordering::AcqRel) + 1;
-            if have == shared.subscribers.load(Ordering::Relaxed) {
-                shared.completed.notify_one();
-            }
+            self.tally
+                .receive(shared, now, id, || parse_stamp(event.data.as_bytes()));
         }
         Ok(())
     }
 }
 
-/// Opens one `post.live` stream, up to its response head.
-async fn connect(
-    addr: SocketAddr,
-    request: &[u8],
-    gate: &Semaphore,
-) -> Result<(TcpStream, Vec<u8>, Head, usize), HttpError> {
+/// How subscribers open their `post.live` stream.
+#[derive(Debug)]
+enum Subscribe {
+    /// Send this HTTP request and read the SSE response.
+    Sse(Vec<u8>),
+    /// Open a WebSocket to this URL and subscribe on it.
+    Ws { url: String, protocol: Protocol },
+}
+
+/// An open `post.live` stream.
+enum Opened {
+    /// The connection, what was read of it and where the body starts.
+    Sse(TcpStream, Vec<u8>, Head, usize),
+    Ws(Box<ws::Socket>),
+}
+
+/// Opens one `post.live` stream, up to its response head (SSE) or the server's word that the
+/// subscription began (WebSocket).
+async fn connect(addr: SocketAddr, how: &Subscribe, gate: &Semaphore) -> Result<Opened, HttpError> {
     // Held until the head arrives: bounds the connects in flight (the listen backlog).
     let _permit = gate
         .acquire()
@@ -432,6 +473,14 @@ async fn connect(
         .map_err(|_| HttpError("the connect gate closed".into()))?;
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
+    let request = match how {
+        Subscribe::Sse(request) => request,
+        Subscribe::Ws { url, protocol } => {
+            return Ok(Opened::Ws(Box::new(
+                ws::subscribe(stream, url, *protocol).await?,
+            )))
+        }
+    };
     stream.write_all(request).await?;
     let mut buf = Vec::with_capacity(8192);
     let (head, start) = loop {
@@ -449,7 +498,7 @@ async fn connect(
             String::from_utf8_lossy(&buf[start..])
         )));
     }
-    Ok((stream, buf, head, start))
+    Ok(Opened::Sse(stream, buf, head, start))
 }
 
 /// Reads a stream until it fails or ends (which is an error: the run ends it by aborting).
@@ -464,7 +513,7 @@ async fn read_stream(
         chunked: head.chunked,
         dechunker: Dechunker::new(),
         decoder: SseDecoder::new(),
-        last_id: None,
+        tally: Tally::default(),
     };
     reader.feed(shared, &buf[start..])?;
     loop {
@@ -476,23 +525,47 @@ async fn read_stream(
     }
 }
 
+/// Reads a subscription's WebSocket until it fails or ends (an error, as for [`read_stream`]).
+async fn read_socket(shared: &Shared, mut socket: Box<ws::Socket>) -> Result<(), HttpError> {
+    let mut tally = Tally::default();
+    loop {
+        match ws::next(&mut socket, shared.protocol).await? {
+            ws::Frame::Post {
+                request: ws::SUBSCRIPTION,
+                id,
+                stamp,
+            } => tally.receive(shared, shared.now(), id, || stamp),
+            ws::Frame::End {
+                request: None | Some(ws::SUBSCRIPTION),
+                text,
+            } => return Err(HttpError(format!("post.live ended: {text}"))),
+            _ => {}
+        }
+    }
+}
+
 /// One subscriber: connects, then reads until aborted.
 async fn subscriber(
     shared: Arc<Shared>,
     addr: SocketAddr,
-    request: Arc<Vec<u8>>,
+    how: Arc<Subscribe>,
     gate: Arc<Semaphore>,
     deadline: tokio::time::Instant,
 ) {
-    let opened = match tokio::time::timeout_at(deadline, connect(addr, &request, &gate)).await {
+    let opened = match tokio::time::timeout_at(deadline, connect(addr, &how, &gate)).await {
         Ok(opened) => opened,
         Err(_) => Err(HttpError("not connected before the connect timeout".into())),
     };
     shared.settled.fetch_add(1, Ordering::Relaxed);
     let result = match opened {
-        Ok((stream, buf, head, start)) => {
+        Ok(opened) => {
             shared.poke.notify_one();
-            let result = read_stream(&shared, stream, buf, head, start).await;
+            let result = match opened {
+                Opened::Sse(stream, buf, head, start) => {
+                    read_stream(&shared, stream, buf, head, start).await
+                }
+                Opened::Ws(socket) => read_socket(&shared, socket).await,
+            };
             if result.is_err() {
                 shared.ended_early.fetch_add(1, Ordering::Relaxed);
             }
@@ -536,7 +609,14 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     let rss_before = pid.and_then(procfs::rss_kib);
 
     // Connect.
-    let request = Arc::new(config.protocol.subscribe_request(&config.url));
+    let how = Arc::new(if config.protocol.is_websocket() {
+        Subscribe::Ws {
+            url: ws::url(&config.url),
+            protocol: config.protocol,
+        }
+    } else {
+        Subscribe::Sse(config.protocol.subscribe_request(&config.url))
+    });
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + config.connect_timeout;
@@ -545,7 +625,7 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
         tasks.spawn(subscriber(
             Arc::clone(&shared),
             addr,
-            Arc::clone(&request),
+            Arc::clone(&how),
             Arc::clone(&gate),
             deadline,
         ));
@@ -585,7 +665,17 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     // Warm up: until every subscriber has received a post, its subscription may not be live.
     let mut publisher = Publisher {
         conns: (0..config.publishers.max(1))
-            .map(|_| Connection::new(addr))
+            .map(|_| {
+                if config.post_over_websocket {
+                    Poster::Ws(Box::new(ws::Caller::new(
+                        addr,
+                        &config.url,
+                        config.protocol,
+                    )))
+                } else {
+                    Poster::Http(Connection::new(addr))
+                }
+            })
             .collect(),
         shared: Arc::clone(&shared),
         config: config.clone(),
@@ -647,9 +737,18 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     })
 }
 
+/// One connection a publisher posts on.
+#[derive(Debug)]
+enum Poster {
+    /// A keep-alive HTTP connection.
+    Http(Connection),
+    /// A WebSocket ([`Config::post_over_websocket`]).
+    Ws(Box<ws::Caller>),
+}
+
 struct Publisher {
     /// One keep-alive connection per concurrent post.
-    conns: Vec<Connection>,
+    conns: Vec<Poster>,
     shared: Arc<Shared>,
     config: Config,
     /// The id the next post will get (0 before the first answer).
@@ -665,16 +764,21 @@ struct Issuer {
 }
 
 impl Publisher {
-    fn post_request(&self, phase: u8) -> Vec<u8> {
-        let title = stamped_title(phase, self.shared.now(), self.config.title_len);
-        self.config
-            .protocol
-            .publish_request(&self.config.url, &title)
+    fn post_title(&self, phase: u8) -> String {
+        stamped_title(phase, self.shared.now(), self.config.title_len)
     }
 
-    /// Sends one `post.create` on `conn` and returns the new post's id.
-    async fn call(&self, conn: &mut Connection, request: &[u8]) -> Result<u64, HttpError> {
-        let (status, body) = conn.call(request).await?;
+    /// Sends one `post.create` of `title` on `conn` and returns the new post's id.
+    async fn call(&self, conn: &mut Poster, title: &str) -> Result<u64, HttpError> {
+        let conn = match conn {
+            Poster::Http(conn) => conn,
+            Poster::Ws(caller) => return caller.create(title).await,
+        };
+        let request = self
+            .config
+            .protocol
+            .publish_request(&self.config.url, title);
+        let (status, body) = conn.call(&request).await?;
         if status != 200 {
             return Err(HttpError(format!(
                 "post.create answered {status}: {}",
@@ -691,9 +795,9 @@ impl Publisher {
             // The slot last held post `next_id - RING`, complete long ago (RING > window).
             self.shared.slot(self.next_id).store(0, Ordering::Release);
         }
-        let request = self.post_request(phase);
+        let title = self.post_title(phase);
         let mut conn = self.conns.swap_remove(0);
-        let answer = self.call(&mut conn, &request).await;
+        let answer = self.call(&mut conn, &title).await;
         self.conns.push(conn);
         let id = answer?;
         if self.next_id > 0 && id != self.next_id {
@@ -712,7 +816,7 @@ impl Publisher {
     #[allow(clippy::too_many_arguments)]
     async fn publish_on(
         &self,
-        conn: &mut Connection,
+        conn: &mut Poster,
         issuer: &tokio::sync::Mutex<Issuer>,
         phase: u8,
         base: u64,
@@ -725,7 +829,7 @@ impl Publisher {
         let window = self.config.window.clamp(1, RING / 2);
         let mut largest = 0;
         loop {
-            let request = {
+            let title = {
                 let mut issuer = issuer.lock().await;
                 if issuer.stopped {
                     break;
@@ -754,9 +858,9 @@ impl Publisher {
                     .slot(base + issuer.issued)
                     .store(0, Ordering::Release);
                 issuer.issued += 1;
-                self.post_request(phase)
+                self.post_title(phase)
             };
-            let id = match self.call(conn, &request).await {
+            let id = match self.call(conn, &title).await {
                 Ok(id) => id,
                 Err(err) => {
                     issuer.lock().await.stopped = true;

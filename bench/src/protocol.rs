@@ -1,6 +1,7 @@
-//! The two wire protocols as the load generator speaks them, for the chat router's two
-//! procedures only: `post.create` (publish) and `post.live` (subscribe). The byte layouts are in
-//! `shared/protocols/{orpc,trpc}.md`.
+//! The wire protocols as the load generator speaks them, for the chat router's two procedures
+//! only: `post.create` (publish) and `post.live` (subscribe). The byte layouts are in
+//! `shared/protocols/{orpc,trpc}.md`; the WebSocket frames of the `-ws` variants are in
+//! [`crate::ws`] (captured in `tests/fixtures/reference-ws/NOTES.md`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,6 +15,12 @@ pub enum Protocol {
     Orpc,
     /// tRPC v11: `GET {base}/post.live`, unnamed events for values.
     Trpc,
+    /// oRPC's websocket adapter: subscribers on `ws://…{base}`, one request frame each; posts
+    /// over HTTP as [`Protocol::Orpc`].
+    OrpcWs,
+    /// tRPC's `wsLink`: subscribers on `ws://…{base}`, one `subscription` frame each; posts over
+    /// HTTP as [`Protocol::Trpc`].
+    TrpcWs,
 }
 
 impl FromStr for Protocol {
@@ -22,7 +29,11 @@ impl FromStr for Protocol {
         match text {
             "orpc" => Ok(Protocol::Orpc),
             "trpc" => Ok(Protocol::Trpc),
-            other => Err(format!("--protocol takes orpc or trpc, not {other:?}")),
+            "orpc-ws" => Ok(Protocol::OrpcWs),
+            "trpc-ws" => Ok(Protocol::TrpcWs),
+            other => Err(format!(
+                "--protocol takes orpc, trpc, orpc-ws or trpc-ws, not {other:?}"
+            )),
         }
     }
 }
@@ -32,12 +43,34 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Orpc => "orpc",
             Protocol::Trpc => "trpc",
+            Protocol::OrpcWs => "orpc-ws",
+            Protocol::TrpcWs => "trpc-ws",
         })
     }
 }
 
 impl Protocol {
-    /// The request that opens a `post.live` stream.
+    /// The protocol over HTTP: itself, or the one a `-ws` variant posts with.
+    ///
+    /// ```
+    /// use outer_bench::protocol::Protocol;
+    /// assert_eq!(Protocol::TrpcWs.http(), Protocol::Trpc);
+    /// assert_eq!(Protocol::Orpc.http(), Protocol::Orpc);
+    /// ```
+    pub fn http(self) -> Protocol {
+        match self {
+            Protocol::Orpc | Protocol::OrpcWs => Protocol::Orpc,
+            Protocol::Trpc | Protocol::TrpcWs => Protocol::Trpc,
+        }
+    }
+
+    /// Whether subscribers read a WebSocket rather than an SSE response.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Protocol::OrpcWs | Protocol::TrpcWs)
+    }
+
+    /// The request that opens a `post.live` stream over SSE (for a `-ws` variant, the one its
+    /// HTTP protocol would send).
     ///
     /// ```
     /// use outer_bench::{http::Url, protocol::Protocol};
@@ -47,16 +80,16 @@ impl Protocol {
     /// ```
     pub fn subscribe_request(self, url: &Url) -> Vec<u8> {
         let accept = "accept: text/event-stream\r\n";
-        match self {
+        match self.http() {
             // An envelope without `json` is oRPC's `undefined` input, as the client sends it.
-            Protocol::Orpc => request(
+            Protocol::Orpc | Protocol::OrpcWs => request(
                 "POST",
                 &format!("{}/post/live", url.base),
                 &url.authority,
                 accept,
                 b"{}",
             ),
-            Protocol::Trpc => request(
+            Protocol::Trpc | Protocol::TrpcWs => request(
                 "GET",
                 &format!("{}/post.live", url.base),
                 &url.authority,
@@ -69,15 +102,15 @@ impl Protocol {
     /// The request that publishes a post with `title` (a JSON string's content: no escaping is
     /// done, so keep it to plain ASCII without quotes or backslashes).
     pub fn publish_request(self, url: &Url, title: &str) -> Vec<u8> {
-        match self {
-            Protocol::Orpc => request(
+        match self.http() {
+            Protocol::Orpc | Protocol::OrpcWs => request(
                 "POST",
                 &format!("{}/post/create", url.base),
                 &url.authority,
                 "",
                 format!("{{\"json\":{{\"title\":\"{title}\"}}}}").as_bytes(),
             ),
-            Protocol::Trpc => request(
+            Protocol::Trpc | Protocol::TrpcWs => request(
                 "POST",
                 &format!("{}/post.create", url.base),
                 &url.authority,
@@ -100,9 +133,9 @@ impl Protocol {
     pub fn created_id(self, body: &[u8]) -> Result<u64, HttpError> {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|err| HttpError(format!("post.create answered non-JSON: {err}")))?;
-        let post = match self {
-            Protocol::Orpc => &value["json"],
-            Protocol::Trpc => &value["result"]["data"],
+        let post = match self.http() {
+            Protocol::Orpc | Protocol::OrpcWs => &value["json"],
+            Protocol::Trpc | Protocol::TrpcWs => &value["result"]["data"],
         };
         post["id"].as_u64().ok_or_else(|| {
             HttpError(format!(
@@ -143,7 +176,17 @@ pub fn stamped_title(phase: u8, nanos: u64, len: usize) -> String {
 pub fn parse_stamp(data: &[u8]) -> Option<(u8, u64)> {
     const KEY: &[u8] = b"\"title\":\"";
     let at = memchr::memmem::find(data, KEY)? + KEY.len();
-    let rest = &data[at..];
+    parse_title(&data[at..])
+}
+
+/// Finds the phase and send time at the start of a title (`<phase> <ns> ...`).
+///
+/// ```
+/// use outer_bench::protocol::{parse_title, stamped_title};
+/// assert_eq!(parse_title(stamped_title(2, 42, 30).as_bytes()), Some((2, 42)));
+/// assert_eq!(parse_title(b"hello"), None);
+/// ```
+pub fn parse_title(rest: &[u8]) -> Option<(u8, u64)> {
     let phase = rest.first()?.checked_sub(b'0').filter(|d| *d <= 9)?;
     if rest.get(1) != Some(&b' ') {
         return None;

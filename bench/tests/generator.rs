@@ -1,5 +1,6 @@
 //! The load generator against live in-process servers: it reads both protocols' streams from
-//! Outer, and the floor's, and counts every post it published as delivered to every subscriber.
+//! Outer, over SSE and WebSocket, and the floor's, and counts every post it published as
+//! delivered to every subscriber.
 //! Small and quick: no figure is checked, only that what was sent arrived.
 
 use std::sync::Arc;
@@ -48,6 +49,23 @@ async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
     let base = format!("http://{}", server.local_addr());
     check(small(&format!("{base}/rpc"), Protocol::Orpc)).await;
     check(small(&format!("{base}/trpc"), Protocol::Trpc)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_reaches_every_websocket_subscriber_from_outer() {
+    // Subscribers on WebSocket (`ws://…/rpc`, `ws://…/trpc`), posts over HTTP, as bench/run.sh's
+    // `-ws` entries run it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = chat::app(Chat::new(), Arc::new(outer_tokio::TokioRuntime));
+    let server = outer_tokio::serve(
+        listener,
+        outer_tokio::service(app, chat::server_config(false)),
+    )
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    check(small(&format!("{base}/rpc"), Protocol::OrpcWs)).await;
+    check(small(&format!("{base}/trpc"), Protocol::TrpcWs)).await;
     server.shutdown().await;
 }
 

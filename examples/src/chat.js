@@ -1689,8 +1689,22 @@ var posts = element("posts");
 var status = element("status");
 var form = element("form");
 var titleInput = element("title");
+var transportNote = element("transport");
 var seen = /* @__PURE__ */ new Set();
 window.receivedIds = [];
+var transport = new URLSearchParams(location.search).get("transport") === "ws" ? "ws" : "sse";
+window.transport = transport;
+var transportNames = { sse: "Server-Sent Events", ws: "WebSocket" };
+function showTransport() {
+  const other = transport === "ws" ? "sse" : "ws";
+  const url = new URL(location.href);
+  if (other === "ws") url.searchParams.set("transport", "ws");
+  else url.searchParams.delete("transport");
+  const link = document.createElement("a");
+  link.href = url.pathname + url.search;
+  link.textContent = `use ${transportNames[other]}`;
+  transportNote.replaceChildren(`Live posts over ${transportNames[transport]} \xB7 `, link);
+}
 function show(post) {
   window.receivedIds.push(post.id);
   if (seen.has(post.id)) return;
@@ -1707,6 +1721,13 @@ function say(text, live = false) {
   status.textContent = text;
   status.className = live ? "live" : "";
 }
+function startOver() {
+  posts.replaceChildren();
+  seen.clear();
+  window.receivedIds = [];
+  window.restarts = (window.restarts ?? 0) + 1;
+  say("the chat restarted: starting over");
+}
 function subscribe() {
   const source = new EventSource("/trpc/post.live");
   source.addEventListener("connected", () => say("live", true));
@@ -1715,11 +1736,7 @@ function subscribe() {
     const error = JSON.parse(event.data);
     if (error.data?.httpStatus === 412) {
       source.close();
-      posts.replaceChildren();
-      seen.clear();
-      window.receivedIds = [];
-      window.restarts = (window.restarts ?? 0) + 1;
-      say("the chat restarted: starting over");
+      startOver();
       subscribe();
       return;
     }
@@ -1730,7 +1747,115 @@ function subscribe() {
     say(refused ? "the chat refused the stream: reload the page" : "reconnecting\u2026");
   };
 }
-subscribe();
+function subscribeOverWebSocket() {
+  const url = new URL("/trpc", location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  let lastEventId;
+  let nextId = 1;
+  let active;
+  let opening;
+  const retiring = /* @__PURE__ */ new Map();
+  let retry;
+  let failures = 0;
+  const send = (socket, message) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  };
+  const subscribeOn = (socket) => {
+    const id = nextId++;
+    const params = { path: "post.live" };
+    if (lastEventId !== void 0) params.lastEventId = lastEventId;
+    send(socket, { id, method: "subscription", params });
+    if (active && active.socket !== socket) retiring.set(active.socket, active.id);
+    active = { socket, id };
+  };
+  const closeRetiring = () => {
+    for (const [socket, id] of retiring) {
+      send(socket, { id, method: "subscription.stop" });
+      socket.close(1e3, "moved to a new connection");
+    }
+    retiring.clear();
+  };
+  const later = () => {
+    if (retry !== void 0 || opening) return;
+    const delay = Math.min(500 * 2 ** failures, 5e3) * (1 + 0.3 * Math.random());
+    failures++;
+    retry = setTimeout(connect, delay);
+  };
+  const connect = () => {
+    clearTimeout(retry);
+    retry = void 0;
+    if (opening) return;
+    const socket = new WebSocket(url);
+    opening = socket;
+    if (!active) say(failures ? "reconnecting\u2026" : "connecting\u2026");
+    socket.onopen = () => {
+      if (opening === socket) opening = void 0;
+      subscribeOn(socket);
+    };
+    socket.onmessage = (event) => receive(socket, event.data);
+    socket.onclose = () => {
+      retiring.delete(socket);
+      if (socket === opening) {
+        opening = void 0;
+        later();
+      } else if (socket === active?.socket) {
+        active = void 0;
+        closeRetiring();
+        say("reconnecting\u2026");
+        later();
+      }
+    };
+  };
+  const receive = (socket, data) => {
+    if (data === "PING") {
+      socket.send("PONG");
+      return;
+    }
+    if (typeof data !== "string") return;
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (message.method === "reconnect") {
+      if (socket === active?.socket && !opening) connect();
+      return;
+    }
+    if (socket !== active?.socket || message.id !== active.id) return;
+    if (message.error) {
+      if (message.error.data?.httpStatus === 412) {
+        lastEventId = void 0;
+        startOver();
+        subscribeOn(socket);
+        return;
+      }
+      active = void 0;
+      say(`error: ${message.error.message}; retrying`);
+      socket.close(1e3, "retrying");
+      later();
+      return;
+    }
+    const result = message.result;
+    if (result?.type === "started") {
+      failures = 0;
+      say("live", true);
+      closeRetiring();
+    } else if (result?.type === "data") {
+      show(result.data.data);
+      lastEventId = result.id ?? result.data.id;
+    } else if (result?.type === "stopped") {
+      active = void 0;
+      socket.close(1e3, "resubscribing");
+      say("reconnecting\u2026");
+      later();
+    }
+  };
+  connect();
+}
+showTransport();
+if (transport === "ws") subscribeOverWebSocket();
+else subscribe();
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const title = titleInput.value.trim();

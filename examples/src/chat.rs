@@ -33,7 +33,8 @@ use outer_http::{Page, ServerConfig};
 use outer_redis::RedisPublisher;
 use serde::{Deserialize, Serialize};
 
-/// The page at `/`: posts arrive over a browser EventSource on `/trpc/post.live`.
+/// The page at `/`: posts arrive over a browser EventSource on `/trpc/post.live`, or with
+/// `/?transport=ws` over tRPC's WebSocket at `/trpc` (see `typescript/web/chat.ts`).
 pub const PAGE: &str = include_str!("chat.html");
 
 /// The page's code at `/chat.js`: `typescript/web/chat.ts`, written against the chat's generated

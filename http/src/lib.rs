@@ -55,6 +55,13 @@
 //! handler looping over Outer's always-ready futures yields; and a stream yields its thread after
 //! each full chunk it hands out without waiting, so one fast stream cannot starve the others.
 //!
+//! ## WebSocket
+//! An upgrade to the tRPC prefix speaks tRPC's `wsLink`, one to the oRPC prefix oRPC's
+//! websocket link ([`ServerConfig::websocket`] has the limits): the same router, many calls on
+//! one socket. On the servers of [`server`] the socket runs in its connection's own task after
+//! the 101, so nothing is spawned; under another server (axum) the service spawns it on the
+//! runtime given to [`OuterService::with_spawner`].
+//!
 //! ## Client disconnects
 //! A client that closes its connection ends its stream even while the stream is silent: hyper
 //! keeps reading the connection while it writes a response, sees the end of input, and drops

@@ -120,7 +120,8 @@ pub fn service<Ctx: Clone + Send + 'static>(
     app: impl Into<App<Ctx>>,
     config: ServerConfig,
 ) -> OuterService<Ctx> {
-    OuterService::new(app, config, Arc::new(SmolRuntime))
+    // The spawner runs WebSockets upgraded under a server of someone else's (axum).
+    OuterService::new(app, config, Arc::new(SmolRuntime)).with_spawner(Arc::new(SmolRuntime))
 }
 
 /// Serves `service` on `listener`: spawns the accept loop and one task per connection on

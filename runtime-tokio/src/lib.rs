@@ -135,7 +135,8 @@ pub fn service<Ctx: Clone + Send + 'static>(
     app: impl Into<App<Ctx>>,
     config: ServerConfig,
 ) -> OuterService<Ctx> {
-    OuterService::new(app, config, Arc::new(TokioRuntime))
+    // The spawner runs WebSockets upgraded under a server of someone else's (axum).
+    OuterService::new(app, config, Arc::new(TokioRuntime)).with_spawner(Arc::new(TokioRuntime))
 }
 
 /// Serves `service` on `listener`: spawns the accept loop and one task per connection on the

@@ -174,3 +174,40 @@ fn the_context_builder_reaches_axums_connect_info() {
     assert_eq!(found["json"]["connect_info"], json!(client));
     assert_eq!(found["json"]["peer"], json!(null));
 }
+
+/// Under axum, axum owns the connection: the upgraded socket reaches the service through hyper's
+/// upgrade, and runs on the spawner `outer_tokio::service` gave it. Both protocols, and a closed
+/// socket dropping its handler.
+#[test]
+fn websockets_work_under_axum() {
+    use outer_harness::websocket::WsClient;
+
+    let probe = Arc::new(Probe::default());
+    let config = ServerConfig {
+        trpc_prefix: Some("/trpc".into()),
+        ..nested_config()
+    };
+    let outer = service(router(&probe), config);
+    let app = axum::Router::new()
+        .nest_service("/rpc", outer.clone())
+        .route_service("/trpc", outer.clone());
+    let (addr, _runtime) = serve_axum(app);
+
+    let mut orpc = WsClient::connect(addr, "/rpc");
+    orpc.send(r#"{"i":"1","p":{"u":"/ping","b":{"json":{"n":1}}}}"#);
+    assert_eq!(orpc.recv_text(), r#"{"i":"1","p":{"b":{"json":{"n":1}}}}"#);
+
+    let mut trpc = WsClient::connect(addr, "/trpc");
+    trpc.send(r#"{"id":1,"method":"subscription","params":{"path":"gated"}}"#);
+    assert_eq!(trpc.recv_text(), r#"{"id":1,"result":{"type":"started"}}"#);
+    assert_eq!(
+        trpc.recv_text(),
+        r#"{"id":1,"result":{"type":"data","data":{"id":"1","data":{"n":1}},"id":"1"}}"#
+    );
+    assert_eq!(outer.active_streams(), 1);
+    trpc.close();
+    wait_until("the handler's cleanup", || {
+        probe.cleanups.load(Ordering::SeqCst) == 1
+    });
+    assert_eq!(outer.active_streams(), 0);
+}

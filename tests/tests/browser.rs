@@ -6,14 +6,26 @@
 //! over and shows the posts of the new run. Last, an EventSource on /trpc/mentions.live without
 //! a token meets 401: it fails for good (CLOSED at once) and does not reconnect. On tokio, on
 //! smol and on monoio.
+//!
+//! The same page over WebSocket (`/?transport=ws`, tests/interop/browser-ws.mjs): posts arrive
+//! over tRPC's WebSocket at /trpc; the page answers the server's `PING`s and keeps its socket;
+//! when the socket is cut it reconnects and resubscribes with the last id it showed; across a
+//! restart with the same posts (the shutdown sends tRPC's reconnect notice) it resumes and gets
+//! every post exactly once; after a restart without them it meets the 412 gap and starts over;
+//! and on a reconnect notice while the server stays up it moves to a new socket without losing or
+//! repeating a post. Also on the three runtimes.
+//!
+//! A restart here is the server's graceful shutdown in this process, the same `shutdown()` the
+//! chat binary runs on SIGTERM, then a new server on the same port over the same (or a new) chat.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use outer_examples::chat::{self, Chat, ChatCtx};
-use outer_http::OuterService;
+use outer_http::{OuterService, ServerConfig};
 use outer_tests::npm_ci;
 
 /// Starts a server on `addr` and gives back what stops it (gracefully).
@@ -67,13 +79,22 @@ fn start_monoio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnO
     })
 }
 
-fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Timer>) {
+/// Serves the chat page with `config` and runs `node <script> http://ADDR<page>` against it,
+/// restarting the server when the script asks (`STOP`: same posts, plus one made while it is
+/// down; `STOP FRESH`: none). Gives back what the script printed, once it has passed.
+fn drive(
+    script: &str,
+    page: &str,
+    config: fn() -> ServerConfig,
+    start: Start,
+    timer: Arc<dyn outer_core::rt::Timer>,
+) -> String {
     let dir = npm_ci();
     let mut chat = Chat::new();
     let service = |chat: &Chat| {
         OuterService::new(
             chat::app(chat.clone(), Arc::clone(&timer)),
-            chat::server_config(false),
+            config(),
             Arc::clone(&timer),
         )
     };
@@ -85,8 +106,8 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
     let mut stop = start(addr, service(&chat));
 
     let mut node = Command::new("node")
-        .arg("browser.mjs")
-        .arg(format!("http://{addr}/"))
+        .arg(script)
+        .arg(format!("http://{addr}{page}"))
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -114,7 +135,14 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
     let status = node.wait().unwrap();
     stop();
     let transcript = transcript.join("\n");
-    assert!(status.success(), "browser.mjs failed:\n{transcript}");
+    assert!(status.success(), "{script} failed:\n{transcript}");
+    println!("{transcript}"); // shown with --nocapture
+    transcript
+}
+
+fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Timer>) {
+    let config = || chat::server_config(false);
+    let transcript = drive("browser.mjs", "/", config, start, timer);
     assert!(
         transcript.contains("without a token gets 401"),
         "{transcript}"
@@ -123,6 +151,35 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
         transcript.contains("browser: all checks passed"),
         "{transcript}"
     );
+}
+
+/// The chat's configuration with the test hooks (`/__test/drop` cuts the page's socket), and
+/// keep-alive tight enough to see in a few seconds: a socket quiet for 0.5 s gets `PING`, and
+/// one that does not answer within 1 s is dropped.
+fn websocket_config() -> ServerConfig {
+    let mut config = chat::server_config(true);
+    config.websocket.ping = Some(Duration::from_millis(500));
+    config.websocket.pong_wait = Duration::from_secs(1);
+    config
+}
+
+fn page_over_websocket_resumes_after_a_restart(
+    start: Start,
+    timer: Arc<dyn outer_core::rt::Timer>,
+) {
+    let page = "/?transport=ws";
+    let transcript = drive("browser-ws.mjs", page, websocket_config, start, timer);
+    for check in [
+        "answers the server's PING with PONG",
+        "reconnects, resubscribes with lastEventId \"1\"",
+        "the page resumed with lastEventId \"2\"",
+        "every post is shown once, in order, across the cut and the restart",
+        "the resume meets the gap (412 PRECONDITION_FAILED), the page starts over",
+        "on the reconnect notice the page moves to a new socket",
+        "browser-ws: all checks passed",
+    ] {
+        assert!(transcript.contains(check), "no `{check}` in:\n{transcript}");
+    }
 }
 
 #[test]
@@ -138,4 +195,22 @@ fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_smol() {
 #[test]
 fn chat_page_shows_posts_live_and_resumes_after_a_restart_on_monoio() {
     page_resumes_after_a_restart(start_monoio, Arc::new(outer_monoio::MonoioRuntime));
+}
+
+#[test]
+fn chat_page_over_websocket_shows_posts_live_and_resumes_after_a_restart_on_tokio() {
+    page_over_websocket_resumes_after_a_restart(start_tokio, Arc::new(outer_tokio::TokioRuntime));
+}
+
+#[test]
+fn chat_page_over_websocket_shows_posts_live_and_resumes_after_a_restart_on_smol() {
+    page_over_websocket_resumes_after_a_restart(start_smol, Arc::new(outer_smol::SmolRuntime));
+}
+
+#[test]
+fn chat_page_over_websocket_shows_posts_live_and_resumes_after_a_restart_on_monoio() {
+    page_over_websocket_resumes_after_a_restart(
+        start_monoio,
+        Arc::new(outer_monoio::MonoioRuntime),
+    );
 }

@@ -2,15 +2,18 @@
 //! the report as one JSON line, then a line for people starting with `#`.
 //!
 //! ```text
-//! load --url http://127.0.0.1:3000/rpc [--protocol orpc|trpc] [--label NAME]
+//! load --url http://127.0.0.1:3000/rpc [--protocol orpc|trpc|orpc-ws|trpc-ws] [--label NAME]
 //!      [--subscribers N] [--events M] [--duration SECS] [--rate POSTS_PER_S] [--window W]
 //!      [--publishers P]
 //!      [--paced-rate POSTS_PER_S --paced-duration SECS] [--connect-concurrency C]
 //!      [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS]
-//!      [--threads T]
+//!      [--threads T] [--post http|ws]
 //! ```
 //!
-//! `--url` is the protocol's base: `/rpc` for oRPC, `/trpc` for tRPC. The load phase stops
+//! `--url` is the protocol's base: `/rpc` for oRPC, `/trpc` for tRPC. With `orpc-ws` and
+//! `trpc-ws` the subscribers open WebSockets to the same host, port and path (`ws://…/trpc`) and
+//! subscribe there; posts still go over HTTP, as for `orpc` and `trpc`, unless `--post ws`
+//! (for servers that take calls over WebSocket only). The load phase stops
 //! after `--events` posts or `--duration` seconds (default 10), whichever comes first; with
 //! `--rate 0` (the default) it posts as fast as the window allows, with up to `--publishers`
 //! (default 4) posts in flight. `--threads 1` (the default)
@@ -24,9 +27,10 @@ use outer_bench::load::{run, Config};
 use outer_bench::protocol::Protocol;
 
 const USAGE: &str =
-    "usage: load --url URL [--protocol orpc|trpc] [--label NAME] [--subscribers N] \
+    "usage: load --url URL [--protocol orpc|trpc|orpc-ws|trpc-ws] [--label NAME] [--subscribers N] \
 [--events M] [--duration SECS] [--rate R] [--window W] [--publishers P] [--paced-rate R --paced-duration SECS] \
-[--connect-concurrency C] [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS] [--threads T]";
+[--connect-concurrency C] [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS] [--threads T] \
+[--post http|ws]";
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), String> {
     let mut url = None;
@@ -77,6 +81,13 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), Stri
             "--title-bytes" => config.title_len = num(&flag, &value)?,
             "--settle" => config.settle = secs(&flag, &value)?,
             "--threads" => threads = num(&flag, &value)?,
+            "--post" => {
+                config.post_over_websocket = match value.as_str() {
+                    "http" => false,
+                    "ws" => true,
+                    other => return Err(format!("--post takes http or ws, not {other:?}")),
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }

@@ -6,6 +6,7 @@
 //! `ping`, `return`, `serialized-error`). Byte layout: `shared/protocols/trpc.md`. No I/O here.
 
 use alloc::borrow::Cow;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -362,13 +363,17 @@ enum Outcome {
 /// with its error.
 pub async fn handle<Ctx: Clone>(
     app: &App<Ctx>,
-    head: RequestHead,
+    mut head: RequestHead,
     route: &str,
     query: &str,
     body: &[u8],
     options: &TrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
+    match connection_params(query) {
+        Ok(params) => head.connection_params = params,
+        Err(error) => return error_response(&error, None),
+    }
     let request = match decode_request(&head, route, query, body) {
         Ok(request) => request,
         Err(failure) => return error_response(&failure.error, failure.path.as_deref()),
@@ -574,6 +579,39 @@ async fn subscribe<Ctx>(
         status: 200,
         headers,
         body: Body::Events(SseBody::new(frames, framing, &timing, timer)),
+    }
+}
+
+/// The `connectionParams` of a request's query: a JSON object of strings, which tRPC's
+/// `httpSubscriptionLink` sends when given `connectionParams` (over WebSocket they come as the
+/// first message instead). `None` when the query has none; a value that is not such an object is
+/// a 400 `PARSE_ERROR`, as tRPC's server answers it.
+///
+/// ```
+/// use outer_core::protocol::trpc::connection_params;
+/// let params = connection_params("input=%7B%7D&connectionParams=%7B%22token%22%3A%22t%22%7D").unwrap();
+/// assert_eq!(params.unwrap()["token"], "t");
+/// assert!(connection_params("connectionParams=%7B%22n%22%3A1%7D").is_err());
+/// assert_eq!(connection_params("input=1").unwrap(), None);
+/// ```
+pub fn connection_params(query: &str) -> Result<Option<BTreeMap<String, String>>, RpcError> {
+    let Some((_, text)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "connectionParams")
+    else {
+        return Ok(None);
+    };
+    let invalid = || RpcError::new(ErrorCode::PARSE_ERROR, "Invalid connection params shape");
+    match serde_json::from_str::<Value>(&text).map_err(|_| invalid())? {
+        Value::Null => Ok(None),
+        Value::Object(params) => params
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(value) => Ok((name, value)),
+                _ => Err(invalid()),
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        _ => Err(invalid()),
     }
 }
 

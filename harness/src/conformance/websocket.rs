@@ -431,4 +431,13 @@ pub fn trpc_connection_params_reach_the_context_builder<R: Adapter>() {
     assert_eq!(refused["error"]["data"]["code"], "PARSE_ERROR");
     let (code, _) = ws.recv_close().expect("a close code");
     assert_eq!(code, 1008);
+    // Over HTTP, tRPC's httpSubscriptionLink sends them in the query.
+    let params = "connectionParams=%7B%22token%22%3A%22q%22%7D";
+    let request = format!("GET /trpc/whoami?{params} HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut answer = send(server.addr(), request.as_bytes());
+    assert_eq!(answer.read_to_end().0, r#"{"result":{"data":"q"}}"#);
+    let bad = "GET /trpc/whoami?connectionParams=%7B%22n%22%3A1%7D HTTP/1.1\r\nhost: x\r\n\r\n";
+    let refused = send(server.addr(), bad.as_bytes());
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["error"]["data"]["code"], "PARSE_ERROR");
 }

@@ -41,6 +41,12 @@ const MAX_OUTBOX: usize = 256;
 /// connection's neighbours.
 const TURN: usize = 64;
 
+/// The read buffer each socket allocates: client messages are small (larger ones grow it).
+const READ_BUFFER: usize = 4 * 1024;
+
+/// What the write buffer gathers before it writes to the socket.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// How long a closing socket waits for the client's close frame before it drops the connection.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -174,6 +180,11 @@ where
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(limits.max_message_bytes);
         config.max_frame_size = Some(limits.max_message_bytes);
+        // tungstenite's defaults (128 KiB each) would cost every idle socket 130 KiB or more;
+        // client messages are small, and the write buffer only gathers what is ready at once
+        // (reaching this, it writes; the socket's backpressure holds the rest in the calls).
+        config.read_buffer_size = READ_BUFFER;
+        config.write_buffer_size = WRITE_BUFFER;
         // An async fn only by its signature: with no handshake left to do it does no I/O and is
         // ready on its first poll (tokio-tungstenite's `without_handshake`), so this never fails.
         #[allow(clippy::expect_used)]
