@@ -104,3 +104,46 @@ export async function settled(url) {
   await poll(url, (n) => n === 0, 'the server cleaned up the streams of earlier steps')
   return 0
 }
+
+// A WebSocket class (a subclass of `BaseWebSocket`, the `ws` package's) that records what goes
+// over each socket it makes, for the WebSocket scripts: give `log.WebSocket` to the client (tRPC's
+// `createWSClient({ WebSocket })`, or `new log.WebSocket(url)` for oRPC's link). `log.sockets`
+// holds one entry per socket made, in order ({n, url, opened, closed: {code, reason} | null}),
+// `log.frames` every text frame sent (`dir: 'out'`) or received (`dir: 'in'`) as {conn, dir, data};
+// binary frames are recorded with `binary: true` and their bytes as hex.
+export function frameLog(BaseWebSocket) {
+  const log = { sockets: [], frames: [] }
+  const text = (data) =>
+    Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+  log.WebSocket = class LoggingWebSocket extends BaseWebSocket {
+    constructor(url, protocols, options) {
+      super(url, protocols, options)
+      const conn = { n: log.sockets.length + 1, url: String(url), opened: false, closed: null }
+      log.sockets.push(conn)
+      this._frameLogConn = conn
+      this.on('open', () => (conn.opened = true))
+      this.on('message', (data, isBinary) =>
+        log.frames.push({ conn: conn.n, dir: 'in', binary: isBinary, data: text(data).toString(isBinary ? 'hex' : 'utf8') }),
+      )
+      this.on('close', (code, reason) => (conn.closed = { code, reason: reason.toString('utf8') }))
+    }
+    send(data, ...rest) {
+      const binary = typeof data !== 'string'
+      log.frames.push({ conn: this._frameLogConn.n, dir: 'out', binary, data: binary ? text(data).toString('hex') : data })
+      return super.send(data, ...rest)
+    }
+  }
+  // The JSON messages of one direction ('out' | 'in'), a batch frame's items each on their own,
+  // from frame index `from` on; bare texts (PING / PONG) and binary frames are left out.
+  log.messages = (dir, from = 0) =>
+    log.frames
+      .slice(from)
+      .filter((f) => f.dir === dir && !f.binary && f.data !== 'PING' && f.data !== 'PONG')
+      .flatMap((f) => {
+        const m = JSON.parse(f.data)
+        return (Array.isArray(m) ? m : [m]).map((message) => ({ conn: f.conn, message }))
+      })
+  log.open = () => log.sockets.filter((s) => s.opened && !s.closed)
+  log.describe = () => JSON.stringify({ sockets: log.sockets, frames: log.frames.slice(-12) })
+  return log
+}

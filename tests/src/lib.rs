@@ -31,7 +31,7 @@ pub fn npm_ci() -> PathBuf {
     static DONE: Mutex<bool> = Mutex::new(false);
     let dir = workspace().join("tests/interop");
     let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
-    if !*done && !dir.join("node_modules/.package-lock.json").exists() {
+    if !*done && !installed(&dir) {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
@@ -41,6 +41,32 @@ pub fn npm_ci() -> PathBuf {
     }
     *done = true;
     dir
+}
+
+/// Whether `dir/node_modules` holds every package of `dir/package-lock.json`: a checkout that ran
+/// `npm ci` before a package was added to the lockfile (`ws`, for the WebSocket scripts) must
+/// install again, not fail with a missing module.
+fn installed(dir: &Path) -> bool {
+    if !dir.join("node_modules/.package-lock.json").exists() {
+        return false;
+    }
+    let Ok(lock) = std::fs::read(dir.join("package-lock.json")) else {
+        return false;
+    };
+    let Ok(lock) = serde_json::from_slice::<serde_json::Value>(&lock) else {
+        return false;
+    };
+    let Some(packages) = lock.get("packages").and_then(serde_json::Value::as_object) else {
+        return false;
+    };
+    packages
+        .iter()
+        .filter(|(path, entry)| {
+            // Optional packages for another platform are in the lockfile but not installed.
+            path.starts_with("node_modules/")
+                && entry.get("optional").and_then(serde_json::Value::as_bool) != Some(true)
+        })
+        .all(|(path, _)| dir.join(path).join("package.json").exists())
 }
 
 /// Runs `node <script> <base>` in tests/interop with `env`, and fails the test with the

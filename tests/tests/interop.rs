@@ -5,6 +5,12 @@
 //! observed as cleanup on the server, and the chat's `mentions.live` refused with 401 without a
 //! bearer token (what each client makes of it) and streaming with one (the scripts check all of
 //! it; see tests/interop/README.md).
+//!
+//! The same clients over WebSocket (`trpc-ws.mjs`: `createWSClient` + `wsLink`; `orpc-ws.mjs`:
+//! the websocket `RPCLink` behind a reconnecting socket, with `ClientRetryPlugin`), on the `ws`
+//! package: calls and batches over one socket, tracked subscriptions, errors that end a
+//! subscription, stop and cancel seen as cleanup on the server, `connectionParams` signing a tRPC
+//! socket in, lazy sockets, and resume after the server cuts every socket, each post exactly once.
 
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_monoio::testing::IoUring as Monoio;
@@ -13,11 +19,22 @@ use outer_tests::{run_node, start_chat};
 use outer_tokio::testing::Tokio;
 
 fn run<R: Adapter>(script: &str, prefix: &str) {
+    run_at::<R>(script, "http", prefix);
+}
+
+/// As [`run`], for the WebSocket scripts: they get the socket's URL (`ws://ADDR/trpc`), the hooks
+/// stay plain HTTP.
+fn run_ws<R: Adapter>(script: &str, prefix: &str) {
+    run_at::<R>(script, "ws", prefix);
+}
+
+fn run_at<R: Adapter>(script: &str, scheme: &str, prefix: &str) {
     let mut server = start_chat::<R>(outer_examples::chat::server_config(true));
-    let root = format!("http://{}", server.addr());
+    let addr = server.addr();
+    let root = format!("http://{addr}");
     let output = run_node(
         script,
-        &format!("{root}{prefix}"),
+        &format!("{scheme}://{addr}{prefix}"),
         &[
             ("DROP_URL", format!("{root}/__test/drop")),
             ("CLEANUP_URL", format!("{root}/__test/streams")),
@@ -60,4 +77,34 @@ fn trpc_client_works_against_outer_on_smol() {
 #[test]
 fn trpc_client_works_against_outer_on_monoio() {
     run::<Monoio>("trpc.mjs", "/trpc");
+}
+
+#[test]
+fn trpc_ws_client_works_against_outer_on_tokio() {
+    run_ws::<Tokio>("trpc-ws.mjs", "/trpc");
+}
+
+#[test]
+fn trpc_ws_client_works_against_outer_on_smol() {
+    run_ws::<Smol>("trpc-ws.mjs", "/trpc");
+}
+
+#[test]
+fn trpc_ws_client_works_against_outer_on_monoio() {
+    run_ws::<Monoio>("trpc-ws.mjs", "/trpc");
+}
+
+#[test]
+fn orpc_ws_client_works_against_outer_on_tokio() {
+    run_ws::<Tokio>("orpc-ws.mjs", "/rpc");
+}
+
+#[test]
+fn orpc_ws_client_works_against_outer_on_smol() {
+    run_ws::<Smol>("orpc-ws.mjs", "/rpc");
+}
+
+#[test]
+fn orpc_ws_client_works_against_outer_on_monoio() {
+    run_ws::<Monoio>("orpc-ws.mjs", "/rpc");
 }
