@@ -68,11 +68,11 @@ class ReconnectingSocket {
 // A client on its own reconnecting socket, with its own frame log (see lib.mjs). Retry is opt-in
 // per call (context.retry, retryDelay, shouldRetry): a plain call must surface errors.
 const sockets = []
-function orpcClient(wsOptions) {
+function orpcClient(wsOptions, linkOptions = {}) {
   const log = frameLog(WebSocket)
   const socket = new ReconnectingSocket(base, log, wsOptions)
   sockets.push(socket)
-  const link = new RPCLink({ websocket: socket, plugins: [new ClientRetryPlugin({ default: { retry: 0 } })] })
+  const link = new RPCLink({ websocket: socket, plugins: [new ClientRetryPlugin({ default: { retry: 0 } })], ...linkOptions })
   return { client: createORPCClient(link), log, socket }
 }
 const { client, log } = orpcClient()
@@ -334,8 +334,17 @@ if (DROP_URL) {
 }
 
 // AUTH_PROCEDURES: Outer's chat builds a socket's context from its upgrade request, so a token
-// rides on the upgrade's `authorization` header (the `ws` package can set one; a browser cannot).
+// rides on the upgrade's `authorization` header (the `ws` package can set one; a browser cannot),
+// or, as a browser must send it, in the link's `headers` option: each call's `h`, from which Outer
+// builds that call's context as it would an HTTP call's.
 if (AUTH_PROCEDURES) {
+  await step('me: {name:"bob"} through the link\'s headers option (each call\'s h), as a browser signs in', async () => {
+    const bob = orpcClient(undefined, { headers: { authorization: 'Bearer bob' } })
+    assert.deepEqual(await withTimeout(bob.client.me(), 5000, 'me'), { name: 'bob' })
+    const sent = bob.log.messages('out').map((m) => m.message).find((m) => m.p?.u === '/me')
+    assert.equal(sent?.p?.h?.authorization, 'Bearer bob', JSON.stringify(sent))
+    bob.socket.close()
+  })
   await step('me: UNAUTHORIZED/401 without a token; {name:"ann"} on a socket opened with authorization: Bearer ann', async () => {
     const err = await thrown(client.me(), 'me without a token')
     assertORPCError(err, { code: 'UNAUTHORIZED', status: 401 })

@@ -22,6 +22,7 @@
 //! ```
 
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use super::orpc::{decode_envelope, error_body, malformed, procedure_path, value_parts, OrpcCall};
@@ -51,6 +52,10 @@ pub enum ClientMessage {
         id: MessageId,
         /// What to call.
         call: Result<OrpcCall, RpcError>,
+        /// The request's own headers (`h`, names in lower case): what the link's `headers`
+        /// option sends with every call, such as an `authorization` a browser cannot put on
+        /// the socket's upgrade.
+        headers: Vec<(String, String)>,
     },
     /// `t: 4`: stop the call with this id (its handler is dropped); nothing is sent back.
     Abort(MessageId),
@@ -87,12 +92,26 @@ pub fn decode(text: &str) -> Result<ClientMessage, DecodeError> {
         // Any other type is a request, as the reference reads it.
         _ => {}
     }
-    let Some(Value::Object(payload)) = message.remove("p") else {
+    let Some(Value::Object(mut payload)) = message.remove("p") else {
         return Err(DecodeError("no payload".into()));
     };
+    let headers = match payload.get("h") {
+        Some(Value::Object(headers)) => headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.as_str()?;
+                Some((name.to_ascii_lowercase(), value.to_string()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if headers.is_empty() {
+        payload.remove("h");
+    }
     Ok(ClientMessage::Request {
         call: request(payload),
         id,
+        headers,
     })
 }
 
@@ -217,7 +236,7 @@ mod tests {
 
     fn call(text: &str) -> (MessageId, Result<OrpcCall, RpcError>) {
         match decode(text).unwrap() {
-            ClientMessage::Request { id, call } => (id, call),
+            ClientMessage::Request { id, call, .. } => (id, call),
             other => panic!("not a request: {other:?}"),
         }
     }

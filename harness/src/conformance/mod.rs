@@ -959,6 +959,7 @@ macro_rules! conformance_suite {
             a_websocket_client_that_does_not_read_stalls_only_its_own_streams,
             websocket_upgrades_are_checked_and_served_only_at_the_prefixes,
             trpc_connection_params_reach_the_context_builder,
+            orpc_call_headers_reach_the_context_builder,
         );
         $crate::conformance_suite!(@properties $runtime;
             resume_over_loopback_misses_nothing,

@@ -396,13 +396,32 @@ pub fn websocket_upgrades_are_checked_and_served_only_at_the_prefixes<R: Adapter
     assert_ne!(off.status, 101);
 }
 
-/// A context from tRPC's connection params: the caller's token, or a refusal.
+/// A context from tRPC's connection params or an `x-token` header: the caller's token.
 fn token_app() -> App<Option<String>> {
     let os = procedure::<Option<String>>();
     let router = Router::new().route("whoami", os.query(|req| async move { Ok(req.ctx) }));
     App::new(router, |head: RequestHead| async move {
-        Ok(head.connection_param("token").map(str::to_owned))
+        let token = head
+            .connection_param("token")
+            .or_else(|| head.header("x-token"));
+        Ok(token.map(str::to_owned))
     })
+}
+
+pub fn orpc_call_headers_reach_the_context_builder<R: Adapter>() {
+    let service = OuterService::new(token_app(), ServerConfig::default(), R::timer());
+    let server = R::start(service);
+    let mut ws = orpc(server.addr());
+    // The link's `headers` option: each call's `h`, a context of its own.
+    ws.send(r#"{"i":"1","p":{"u":"/whoami","b":{},"h":{"x-token":"from-h"}}}"#);
+    assert_eq!(ws.recv_text(), r#"{"i":"1","p":{"b":{"json":"from-h"}}}"#);
+    // Without them, the socket's context, from the upgrade request.
+    ws.send(r#"{"i":"2","p":{"u":"/whoami","b":{}}}"#);
+    assert_eq!(
+        ws.recv_text(),
+        r#"{"i":"2","p":{"b":{}}}"#,
+        "None is undefined"
+    );
 }
 
 pub fn trpc_connection_params_reach_the_context_builder<R: Adapter>() {

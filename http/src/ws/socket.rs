@@ -130,8 +130,18 @@ enum Phase {
     Closing(Sleep),
 }
 
+/// What a call's own head is made of (see [`Socket::call_head`]): the upgrade request's head,
+/// less its extensions.
+struct UpgradeHead {
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    peer: Option<std::net::SocketAddr>,
+}
+
 /// A socket being served: a future that ends when the socket closes.
 pub(crate) struct Socket<Ctx, S> {
+    upgrade: UpgradeHead,
     ws: WebSocketStream<S>,
     shared: Arc<Shared<Ctx>>,
     protocol: WsProtocol,
@@ -200,7 +210,14 @@ where
             head,
             connection_params,
         } = upgrade;
+        let upgrade_head = UpgradeHead {
+            path: head.path.clone(),
+            query: head.query.clone(),
+            headers: head.headers.clone(),
+            peer: head.peer,
+        };
         let mut socket = Self {
+            upgrade: upgrade_head,
             heard: shared.timer.now(),
             ping: limits.ping.map(|every| shared.timer.sleep(every)),
             shutdown: Some(Box::pin(shared.shutdown.wait())),
@@ -454,11 +471,11 @@ where
                 return self.close(CloseCode::Invalid, truncate(&reason));
             }
         };
-        let (id, call) = match message {
+        let (id, call, headers) = match message {
             orpc_ws::ClientMessage::Abort(id) => return self.stop(id.as_json()),
             // Client-to-server iterators: no procedure of Outer's takes one.
             orpc_ws::ClientMessage::ClientEvent(_) => return,
-            orpc_ws::ClientMessage::Request { id, call } => (id, call),
+            orpc_ws::ClientMessage::Request { id, call, headers } => (id, call, headers),
         };
         if self.live.contains_key(id.as_json()) {
             let error = RpcError::new(
@@ -489,11 +506,21 @@ where
             );
             return self.send(orpc_ws::error(&id, &error));
         }
+        // Headers of the call's own (the link's `headers` option) get a context of their own,
+        // built as an HTTP call's would be.
+        let own_head = headers
+            .iter()
+            .any(|(name, _)| name != "last-event-id")
+            .then(|| self.call_head(&call.path, headers));
         let shared = Arc::clone(&self.shared);
         let context = Arc::clone(&self.context);
         let request = id.clone();
         let run = async move {
-            let reply = match context.get().await {
+            let context = match own_head {
+                Some(head) => shared.app.context(head).await,
+                None => context.get().await,
+            };
+            let reply = match context {
                 Ok(ctx) => {
                     shared
                         .app
@@ -525,6 +552,24 @@ where
         };
         let frames: Frames = Box::pin(stream::once(run).flatten());
         self.start(frames, Some(CallId::Orpc(id)));
+    }
+
+    /// The head of an oRPC call that brought headers of its own: the upgrade request's, at the
+    /// procedure's path, with the call's headers first (so `head.header` finds them). The
+    /// upgrade request's extensions stay with the socket's context: they cannot be copied.
+    fn call_head(&self, path: &str, headers: Vec<(String, String)>) -> RequestHead {
+        let upgrade = &self.upgrade;
+        let path = format!(
+            "{}/{}",
+            upgrade.path.trim_end_matches('/'),
+            path.replace('.', "/")
+        );
+        let mut head = RequestHead::new("POST", path);
+        head.query = upgrade.query.clone();
+        head.headers = headers;
+        head.headers.extend(upgrade.headers.iter().cloned());
+        head.peer = upgrade.peer;
+        head
     }
 
     /// Shutdown: tRPC clients are told to reconnect (they move their subscriptions to a new
