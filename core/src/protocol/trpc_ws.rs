@@ -29,7 +29,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use super::trpc::{merge_last_event_id, write_error_shape};
+use super::trpc::{merge_last_event_id, write_error_shape, MAX_BATCH};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 use crate::procedure::Frame;
@@ -142,6 +142,12 @@ pub fn decode(text: &str) -> Result<Vec<ClientMessage>, ParseError> {
     }
     let value: Value = serde_json::from_str(text).map_err(|err| ParseError(err.to_string()))?;
     match value {
+        // As over HTTP: a batch's answers are one frame each, so its size bounds what one
+        // message can make the server queue.
+        Value::Array(messages) if messages.len() > MAX_BATCH => Err(ParseError(alloc::format!(
+            "A batch holds at most {MAX_BATCH} messages, not {}",
+            messages.len()
+        ))),
         Value::Array(messages) => messages.into_iter().map(message).collect(),
         one => Ok(vec![message(one)?]),
     }
@@ -319,6 +325,16 @@ fn refusal(id: Option<&RequestId>, error: &RpcError, path: Option<&str>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_over_the_cap_is_one_parse_error() {
+        let ping = r#"{"id":1,"method":"subscription.stop"}"#;
+        let batch = |n: usize| alloc::format!("[{}]", alloc::vec![ping; n].join(","));
+        assert_eq!(decode(&batch(MAX_BATCH)).unwrap().len(), MAX_BATCH);
+        let error = decode(&batch(MAX_BATCH + 1)).unwrap_err();
+        assert_eq!(error.message(), "A batch holds at most 64 messages, not 65");
+        assert!(error.frame().contains(r#""code":"PARSE_ERROR""#));
+    }
 
     fn one(text: &str) -> ClientMessage {
         let mut messages = decode(text).unwrap();
