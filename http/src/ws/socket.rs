@@ -573,9 +573,10 @@ where
     }
 
     /// Shutdown: tRPC clients are told to reconnect (they move their subscriptions to a new
-    /// socket, then close this one); oRPC streams end with a retryable error (each call's
-    /// [`EndOnShutdown`]) and new oRPC calls are refused. The socket closes (1012) once its
-    /// calls are done, or [`reconnect_close_after`](crate::WebSocketConfig) at the latest.
+    /// socket, then close this one; a socket still open after
+    /// [`reconnect_close_after`](crate::WebSocketConfig) is closed with 1012); oRPC streams end
+    /// with a retryable error (each call's [`EndOnShutdown`]), new oRPC calls are refused, and
+    /// the socket closes (1012) once its calls are done, or at that deadline.
     fn on_shutdown(&mut self) {
         if self.protocol == WsProtocol::Trpc {
             self.send(trpc_ws::RECONNECT.to_owned());
@@ -761,7 +762,12 @@ where
         match &mut self.phase {
             Phase::Open => {}
             Phase::Notified(after) => {
-                let done = self.calls.is_empty() && self.outbox.is_empty();
+                // An oRPC socket is done once its calls are. A tRPC client moves on its own
+                // (stop here, then PING, and closes once PONG shows everything before it
+                // arrived), so it gets until the deadline.
+                let done = self.protocol == WsProtocol::Orpc
+                    && self.calls.is_empty()
+                    && self.outbox.is_empty();
                 if done || after.as_mut().poll(cx).is_ready() {
                     self.close(CloseCode::Restart, "The server is shutting down");
                     // The close frame waits in the outbox: make sure a write turn follows.
