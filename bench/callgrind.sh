@@ -8,6 +8,7 @@
 #
 #   bench/callgrind.sh                      # outer-tokio outer-smol outer-monoio floor
 #   SERVERS="outer-tokio" bench/callgrind.sh
+#   SERVERS="outer-tokio outer-tokio-trpc-ws outer-tokio-orpc-ws" bench/callgrind.sh   # SSE vs WebSocket
 #
 # Needs valgrind (Debian's package). About a minute and a half per server.
 set -euo pipefail
@@ -26,9 +27,14 @@ cargo build --release -q -p outer-bench -p outer-examples --bins
 # Instructions (Ir) of one server run with SECONDS of paced posts; prints "IR POSTS".
 run() {
   local server=$1 seconds=$2 file="$OUT/$1-$2.out" log="$OUT/$1-$2.log"
-  local cmd
+  local cmd url="http://127.0.0.1:$PORT/rpc" protocol=orpc
   case $server in
     outer-tokio) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime tokio) ;;
+    # The same server; the subscribers speak WebSocket (see bench/run.sh).
+    outer-tokio-trpc-ws) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime tokio)
+      url="http://127.0.0.1:$PORT/trpc" protocol=trpc-ws ;;
+    outer-tokio-orpc-ws) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime tokio)
+      protocol=orpc-ws ;;
     outer-smol) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime smol) ;;
     # valgrind does not follow io_uring: monoio on its epoll driver.
     outer-monoio) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime monoio-epoll) ;;
@@ -40,7 +46,7 @@ run() {
   local pid=$!
   for _ in $(seq 200); do grep -q listening "$log" && break; sleep 0.2; done
   # A fixed load phase (20 posts), then the paced phase; warm-up posts are the same in both runs.
-  target/release/load --url "http://127.0.0.1:$PORT/rpc" --protocol orpc \
+  target/release/load --url "$url" --protocol "$protocol" \
     --subscribers "$SUBSCRIBERS" --events 20 --window 4 --publishers 1 \
     --paced-rate "$RATE" --paced-duration "$seconds" --settle 1 --connect-timeout 60 \
     >"$OUT/$server-$seconds.load" 2>&1

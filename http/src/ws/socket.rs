@@ -19,10 +19,10 @@ use std::time::Duration;
 use futures_util::future::AbortHandle;
 use futures_util::stream::{self, SelectAll};
 use futures_util::{FutureExt, Sink, Stream, StreamExt};
-use outer_core::procedure::{Frame, FrameStream, Reply};
-use outer_core::protocol::{orpc, orpc_ws, trpc_ws};
+use outer_core::procedure::{Frame, FrameStream};
+use outer_core::protocol::{orpc_ws, trpc_ws};
 use outer_core::rt::Sleep;
-use outer_core::{ErrorCode, ProcedureKind, RequestHead, RpcError};
+use outer_core::{ErrorCode, RequestHead, RpcError};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -30,6 +30,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{Upgrade, WsProtocol};
+
+mod orpc;
+mod trpc;
 use crate::body::StreamSlot;
 use crate::service::Shared;
 
@@ -358,224 +361,10 @@ where
         }
     }
 
-    fn on_trpc(&mut self, text: &str) {
-        if let Some(mut head) = self.awaiting_params.take() {
-            match trpc_ws::decode_connection_params(text) {
-                Ok(params) => {
-                    head.connection_params = params.map(|params| {
-                        params
-                            .into_iter()
-                            .map(|(name, value)| match value {
-                                serde_json::Value::String(value) => (name, value),
-                                other => (name, other.to_string()),
-                            })
-                            .collect()
-                    });
-                    self.build_context(head);
-                }
-                Err(error) => {
-                    self.send(error.frame());
-                    self.close(CloseCode::Policy, error.message());
-                }
-            }
-            return;
-        }
-        let messages = match trpc_ws::decode(text) {
-            Ok(messages) => messages,
-            Err(error) => return self.send(error.frame()),
-        };
-        for message in messages {
-            match message {
-                trpc_ws::ClientMessage::Ping => self.send(trpc_ws::PONG.to_owned()),
-                trpc_ws::ClientMessage::Pong => {}
-                trpc_ws::ClientMessage::Refused(frame) => self.send(frame),
-                trpc_ws::ClientMessage::Stop(id) => self.stop(id.as_json()),
-                trpc_ws::ClientMessage::Request(request) => self.trpc_request(request),
-            }
-        }
-    }
-
-    fn trpc_request(&mut self, request: trpc_ws::WsRequest) {
-        let trpc_ws::WsRequest {
-            id,
-            kind,
-            path,
-            input,
-            last_event_id,
-        } = request;
-        let subscription = kind == ProcedureKind::Subscription;
-        if subscription && self.live.contains_key(id.as_json()) {
-            let error = RpcError::new(
-                ErrorCode::BAD_REQUEST,
-                format!("Duplicate id {}", id.as_json()),
-            );
-            return self.send(trpc_ws::error(&id, &error, &path));
-        }
-        if self.busy() {
-            let error = self.too_many();
-            return self.send(trpc_ws::error(&id, &error, &path));
-        }
-        let known = self
-            .shared
-            .app
-            .router()
-            .get(&path)
-            .is_some_and(|procedure| procedure.kind() == kind);
-        if !known {
-            let method = match kind {
-                ProcedureKind::Query => "query",
-                ProcedureKind::Mutation => "mutation",
-                ProcedureKind::Subscription => "subscription",
-            };
-            let error = RpcError::new(
-                ErrorCode::NOT_FOUND,
-                format!("No \"{method}\"-procedure on path \"{path}\""),
-            );
-            return self.send(trpc_ws::error(&id, &error, &path));
-        }
-        let shared = Arc::clone(&self.shared);
-        let context = Arc::clone(&self.context);
-        let request = id.clone();
-        let call = async move {
-            let reply = match context.get().await {
-                Ok(ctx) => shared.app.call_in(ctx, &path, input, last_event_id).await,
-                Err(error) => Err(error),
-            };
-            let frames: Frames = match reply {
-                Err(error) => once(trpc_ws::error(&request, &error, &path)),
-                Ok(Reply::Value(json)) => once(trpc_ws::data(&request, json.get(), None)),
-                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
-                    Err(error) => once(trpc_ws::error(&request, &error, &path)),
-                    Ok(frames) => {
-                        let started = trpc_ws::started(&request);
-                        let events = frames.flat_map(move |frame| {
-                            stream::iter(trpc_ws::subscription_frames(&request, &path, frame))
-                        });
-                        Box::pin(stream::once(async move { started }).chain(events))
-                    }
-                },
-            };
-            frames
-        };
-        let frames: Frames = Box::pin(stream::once(call).flatten());
-        self.start(frames, subscription.then_some(CallId::Trpc(id)));
-    }
-
-    fn on_orpc(&mut self, text: &str) {
-        let message = match orpc_ws::decode(text) {
-            Ok(message) => message,
-            Err(error) => {
-                // No id to answer on: oRPC's server only logs these. A client that sends one is
-                // not oRPC's, and a clear close beats silence.
-                let reason = format!("Not an oRPC message: {}", error.message());
-                return self.close(CloseCode::Invalid, truncate(&reason));
-            }
-        };
-        let (id, call, headers) = match message {
-            orpc_ws::ClientMessage::Abort(id) => return self.stop(id.as_json()),
-            // Client-to-server iterators: no procedure of Outer's takes one.
-            orpc_ws::ClientMessage::ClientEvent(_) => return,
-            orpc_ws::ClientMessage::Request { id, call, headers } => (id, call, headers),
-        };
-        if self.live.contains_key(id.as_json()) {
-            let error = RpcError::new(
-                ErrorCode::BAD_REQUEST,
-                format!(
-                    "Duplicate id {}: a call with this id is still running",
-                    id.as_json()
-                ),
-            );
-            return self.send(orpc_ws::error(&id, &error));
-        }
-        if self.busy() {
-            let error = self.too_many();
-            return self.send(orpc_ws::error(&id, &error));
-        }
-        let call = match call {
-            Ok(call) if self.shared.app.router().get(&call.path).is_some() => call,
-            Ok(_) => return self.send(orpc_ws::not_found(&id)),
-            Err(error) if error.code() == ErrorCode::NOT_FOUND.name => {
-                return self.send(orpc_ws::not_found(&id))
-            }
-            Err(error) => return self.send(orpc_ws::error(&id, &error)),
-        };
-        if matches!(self.phase, Phase::Notified(_)) {
-            let error = RpcError::new(
-                ErrorCode::SERVICE_UNAVAILABLE,
-                "The server is shutting down; retry on another",
-            );
-            return self.send(orpc_ws::error(&id, &error));
-        }
-        // Headers of the call's own (the link's `headers` option) get a context of their own,
-        // built as an HTTP call's would be.
-        let own_head = headers
-            .iter()
-            .any(|(name, _)| name != "last-event-id")
-            .then(|| self.call_head(&call.path, headers));
-        let shared = Arc::clone(&self.shared);
-        let context = Arc::clone(&self.context);
-        let request = id.clone();
-        let run = async move {
-            let context = match own_head {
-                Some(head) => shared.app.context(head).await,
-                None => context.get().await,
-            };
-            let reply = match context {
-                Ok(ctx) => {
-                    shared
-                        .app
-                        .call_in(ctx, &call.path, call.input, call.last_event_id)
-                        .await
-                }
-                Err(error) => Err(error),
-            };
-            let frames: Frames = match reply {
-                Err(error) => once(orpc_ws::error(&request, &error)),
-                Ok(Reply::Value(json)) => {
-                    once(orpc_ws::response(&request, 200, &orpc::value_body(&json)))
-                }
-                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
-                    Err(error) => once(orpc_ws::error(&request, &error)),
-                    Ok(frames) => {
-                        let opened = orpc_ws::stream_opened(&request);
-                        let interruption = orpc_ws::event(&request, Frame::Error(interrupted()));
-                        let events = EndOnShutdown {
-                            events: Some(frames.map(move |frame| orpc_ws::event(&request, frame))),
-                            shutdown: Box::pin(shared.shutdown.wait()),
-                            interruption: Some(interruption),
-                        };
-                        Box::pin(stream::once(async move { opened }).chain(events))
-                    }
-                },
-            };
-            frames
-        };
-        let frames: Frames = Box::pin(stream::once(run).flatten());
-        self.start(frames, Some(CallId::Orpc(id)));
-    }
-
-    /// The head of an oRPC call that brought headers of its own: the upgrade request's, at the
-    /// procedure's path, with the call's headers first (so `head.header` finds them). The
-    /// upgrade request's extensions stay with the socket's context: they cannot be copied.
-    fn call_head(&self, path: &str, headers: Vec<(String, String)>) -> RequestHead {
-        let upgrade = &self.upgrade;
-        let path = format!(
-            "{}/{}",
-            upgrade.path.trim_end_matches('/'),
-            path.replace('.', "/")
-        );
-        let mut head = RequestHead::new("POST", path);
-        head.query = upgrade.query.clone();
-        head.headers = headers;
-        head.headers.extend(upgrade.headers.iter().cloned());
-        head.peer = upgrade.peer;
-        head
-    }
-
     /// Shutdown: tRPC clients are told to reconnect (they move their subscriptions to a new
     /// socket, then close this one; a socket still open after
     /// [`reconnect_close_after`](crate::WebSocketConfig) is closed with 1012); oRPC streams end
-    /// with a retryable error (each call's [`EndOnShutdown`]), new oRPC calls are refused, and
+    /// with a retryable error (each call's `EndOnShutdown`), new oRPC calls are refused, and
     /// the socket closes (1012) once its calls are done, or at that deadline.
     fn on_shutdown(&mut self) {
         if self.protocol == WsProtocol::Trpc {
@@ -811,41 +600,6 @@ fn subscribe<Ctx>(
         let _held = &slot;
         frame
     }))
-}
-
-/// An oRPC stream's events that end, on shutdown, with a retryable error, as its SSE streams do:
-/// the client's retry plugin calls again elsewhere with the last event id.
-struct EndOnShutdown<S> {
-    events: Option<S>,
-    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
-    interruption: Option<String>,
-}
-
-impl<S: Stream<Item = String> + Unpin> Stream for EndOnShutdown<S> {
-    type Item = String;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        let this = self.get_mut();
-        let Some(events) = this.events.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if this.shutdown.as_mut().poll(cx).is_ready() {
-            this.events = None;
-            return Poll::Ready(this.interruption.take());
-        }
-        let next = events.poll_next_unpin(cx);
-        if let Poll::Ready(None) = next {
-            this.events = None;
-        }
-        next
-    }
-}
-
-fn interrupted() -> RpcError {
-    RpcError::new(
-        ErrorCode::SERVICE_UNAVAILABLE,
-        "The stream was interrupted by the server: reconnect to resume",
-    )
 }
 
 fn once(frame: String) -> Frames {

@@ -1,0 +1,121 @@
+//! tRPC's messages on a socket: the connection params, calls, subscriptions and stops.
+
+use std::sync::Arc;
+
+use futures_util::stream;
+use futures_util::StreamExt;
+use outer_core::procedure::Reply;
+use outer_core::protocol::trpc_ws;
+use outer_core::{ErrorCode, ProcedureKind, RpcError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::{once, subscribe, CallId, Frames, Socket};
+
+impl<Ctx, S> Socket<Ctx, S>
+where
+    Ctx: Clone + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    pub(super) fn on_trpc(&mut self, text: &str) {
+        if let Some(mut head) = self.awaiting_params.take() {
+            match trpc_ws::decode_connection_params(text) {
+                Ok(params) => {
+                    head.connection_params = params.map(|params| {
+                        params
+                            .into_iter()
+                            .map(|(name, value)| match value {
+                                serde_json::Value::String(value) => (name, value),
+                                other => (name, other.to_string()),
+                            })
+                            .collect()
+                    });
+                    self.build_context(head);
+                }
+                Err(error) => {
+                    self.send(error.frame());
+                    self.close(CloseCode::Policy, error.message());
+                }
+            }
+            return;
+        }
+        let messages = match trpc_ws::decode(text) {
+            Ok(messages) => messages,
+            Err(error) => return self.send(error.frame()),
+        };
+        for message in messages {
+            match message {
+                trpc_ws::ClientMessage::Ping => self.send(trpc_ws::PONG.to_owned()),
+                trpc_ws::ClientMessage::Pong => {}
+                trpc_ws::ClientMessage::Refused(frame) => self.send(frame),
+                trpc_ws::ClientMessage::Stop(id) => self.stop(id.as_json()),
+                trpc_ws::ClientMessage::Request(request) => self.trpc_request(request),
+            }
+        }
+    }
+
+    fn trpc_request(&mut self, request: trpc_ws::WsRequest) {
+        let trpc_ws::WsRequest {
+            id,
+            kind,
+            path,
+            input,
+            last_event_id,
+        } = request;
+        let subscription = kind == ProcedureKind::Subscription;
+        if subscription && self.live.contains_key(id.as_json()) {
+            let error = RpcError::new(
+                ErrorCode::BAD_REQUEST,
+                format!("Duplicate id {}", id.as_json()),
+            );
+            return self.send(trpc_ws::error(&id, &error, &path));
+        }
+        if self.busy() {
+            let error = self.too_many();
+            return self.send(trpc_ws::error(&id, &error, &path));
+        }
+        let known = self
+            .shared
+            .app
+            .router()
+            .get(&path)
+            .is_some_and(|procedure| procedure.kind() == kind);
+        if !known {
+            let method = match kind {
+                ProcedureKind::Query => "query",
+                ProcedureKind::Mutation => "mutation",
+                ProcedureKind::Subscription => "subscription",
+            };
+            let error = RpcError::new(
+                ErrorCode::NOT_FOUND,
+                format!("No \"{method}\"-procedure on path \"{path}\""),
+            );
+            return self.send(trpc_ws::error(&id, &error, &path));
+        }
+        let shared = Arc::clone(&self.shared);
+        let context = Arc::clone(&self.context);
+        let request = id.clone();
+        let call = async move {
+            let reply = match context.get().await {
+                Ok(ctx) => shared.app.call_in(ctx, &path, input, last_event_id).await,
+                Err(error) => Err(error),
+            };
+            let frames: Frames = match reply {
+                Err(error) => once(trpc_ws::error(&request, &error, &path)),
+                Ok(Reply::Value(json)) => once(trpc_ws::data(&request, json.get(), None)),
+                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
+                    Err(error) => once(trpc_ws::error(&request, &error, &path)),
+                    Ok(frames) => {
+                        let started = trpc_ws::started(&request);
+                        let events = frames.flat_map(move |frame| {
+                            stream::iter(trpc_ws::subscription_frames(&request, &path, frame))
+                        });
+                        Box::pin(stream::once(async move { started }).chain(events))
+                    }
+                },
+            };
+            frames
+        };
+        let frames: Frames = Box::pin(stream::once(call).flatten());
+        self.start(frames, subscription.then_some(CallId::Trpc(id)));
+    }
+}
