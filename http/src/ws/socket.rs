@@ -12,12 +12,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::future::AbortHandle;
 use futures_util::stream::{self, SelectAll};
+use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, Sink, Stream, StreamExt};
 use outer_core::procedure::{Frame, FrameStream};
 use outer_core::protocol::{orpc_ws, trpc_ws};
@@ -165,6 +167,67 @@ pub(crate) struct Socket<Ctx, S> {
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     abort: Pin<Box<dyn Future<Output = ()> + Send>>,
     phase: Phase,
+    /// Whether the socket may have something to read: reads register its waker.
+    readable: Interest,
+    /// Whether a timer, the shutdown or abort signal or the context may have moved: they
+    /// register its waker.
+    control: Interest,
+}
+
+/// A socket is polled for every frame it writes; reading it, or polling its timers and signals,
+/// each time would cost more than the frame (a read attempt costs tungstenite a buffer's worth of
+/// zeroing). An interest is a waker of its own for one of those parts: set when what registered
+/// it wakes, so the part is polled again only then.
+#[derive(Debug)]
+struct Interest {
+    state: Arc<InterestState>,
+    waker: Waker,
+}
+
+#[derive(Debug)]
+struct InterestState {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for InterestState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Interest {
+    /// Set at first: everything is polled once.
+    fn new() -> Self {
+        let state = Arc::new(InterestState {
+            ready: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Self {
+            waker: Waker::from(Arc::clone(&state)),
+            state,
+        }
+    }
+
+    /// Whether the part is due, clearing the mark; the task's waker is kept for its wakes.
+    fn take(&self, task: &Waker) -> bool {
+        self.state.task.register(task);
+        self.state.ready.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the part due (something new to poll, or more left than one turn took).
+    fn set(&self) {
+        self.state.ready.store(true, Ordering::Release);
+    }
+
+    fn is_set(&self) -> bool {
+        self.state.ready.load(Ordering::Acquire)
+    }
 }
 
 impl<Ctx, S> fmt::Debug for Socket<Ctx, S> {
@@ -237,6 +300,8 @@ where
             outbox: VecDeque::new(),
             pinged: false,
             phase: Phase::Open,
+            readable: Interest::new(),
+            control: Interest::new(),
             shared,
         };
         if connection_params {
@@ -250,6 +315,7 @@ where
     fn build_context(&mut self, head: RequestHead) {
         let shared = Arc::clone(&self.shared);
         self.building = Some(Box::pin(async move { shared.app.context(head).await }));
+        self.control.set();
     }
 
     fn send(&mut self, text: String) {
@@ -266,6 +332,7 @@ where
             reason: reason.to_owned().into(),
         })));
         self.phase = Phase::Closing(self.shared.timer.sleep(CLOSE_WAIT));
+        self.control.set();
     }
 
     fn busy(&self) -> bool {
@@ -392,11 +459,19 @@ where
 
     /// Reads what the client sent, up to a turn's worth. Ready when the socket is finished.
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.readable.take(cx.waker()) {
+            // Nothing arrived since the last read came up empty.
+            return Poll::Pending;
+        }
+        let waker = self.readable.waker.clone();
+        let mut read_cx = Context::from_waker(&waker);
         for _ in 0..TURN {
             if self.outbox.len() >= MAX_OUTBOX {
+                // Read on once the outbox has room.
+                self.readable.set();
                 return Poll::Pending;
             }
-            let message = match Pin::new(&mut self.ws).poll_next(cx) {
+            let message = match Pin::new(&mut self.ws).poll_next(&mut read_cx) {
                 Poll::Pending => return Poll::Pending,
                 // The client closed (tungstenite has answered its close) or the connection dropped.
                 Poll::Ready(None) => return Poll::Ready(()),
@@ -423,6 +498,8 @@ where
                 }
             }
         }
+        // More may be buffered: read on next turn.
+        self.readable.set();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -507,6 +584,38 @@ where
     }
 
     fn poll_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // While shutting down, the phase also waits for the calls to end.
+        let notified = matches!(self.phase, Phase::Notified(_));
+        if self.control.take(cx.waker()) || notified {
+            let waker = self.control.waker.clone();
+            if self
+                .poll_control(&mut Context::from_waker(&waker))
+                .is_ready()
+            {
+                return Poll::Ready(());
+            }
+        }
+        if self.read(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let full = self.outbox.len() >= MAX_OUTBOX;
+        if self.write(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if full && self.outbox.len() < MAX_OUTBOX {
+            // Reading stopped for a full outbox that has room again: read on.
+            cx.waker().wake_by_ref();
+        }
+        if self.control.is_set() {
+            // Reading armed something (a close's timer, the context): poll it next turn.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    /// The signals, the context being built, the phase's timers and keep-alive. Ready when the
+    /// socket is finished.
+    fn poll_control(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.abort.as_mut().poll(cx).is_ready() {
             // Cut as a network failure would: no close frame.
             return Poll::Ready(());
@@ -528,22 +637,7 @@ where
         if self.poll_phase(cx).is_ready() {
             return Poll::Ready(());
         }
-        if self.keep_alive(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        if self.read(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        let full = self.outbox.len() >= MAX_OUTBOX;
-        if self.write(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        if full && self.outbox.len() < MAX_OUTBOX {
-            // Reading stopped for a full outbox that has room again: read on.
-            cx.waker().wake_by_ref();
-        }
-        // Reading or writing may have moved the phase on: arm its timer.
-        self.poll_phase(cx)
+        self.keep_alive(cx)
     }
 
     /// The shutdown and closing timers. Ready when the socket is finished.
@@ -559,8 +653,6 @@ where
                     && self.outbox.is_empty();
                 if done || after.as_mut().poll(cx).is_ready() {
                     self.close(CloseCode::Restart, "The server is shutting down");
-                    // The close frame waits in the outbox: make sure a write turn follows.
-                    cx.waker().wake_by_ref();
                     return self.poll_phase(cx);
                 }
             }

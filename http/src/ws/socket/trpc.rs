@@ -1,10 +1,12 @@
 //! tRPC's messages on a socket: the connection params, calls, subscriptions and stops.
 
+use std::future::ready;
 use std::sync::Arc;
 
+use futures_util::future::Either;
 use futures_util::stream;
 use futures_util::StreamExt;
-use outer_core::procedure::Reply;
+use outer_core::procedure::{Frame, Reply};
 use outer_core::protocol::trpc_ws;
 use outer_core::{ErrorCode, ProcedureKind, RpcError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -106,8 +108,17 @@ where
                     Err(error) => once(trpc_ws::error(&request, &error, &path)),
                     Ok(frames) => {
                         let started = trpc_ws::started(&request);
-                        let events = frames.flat_map(move |frame| {
-                            stream::iter(trpc_ws::subscription_frames(&request, &path, frame))
+                        let events = frames.flat_map(move |frame| match frame {
+                            // One frame per event, without the list the end's two need.
+                            Frame::Event(event) => {
+                                let (value, mut meta) = event.into_parts();
+                                let data =
+                                    trpc_ws::data(&request, value.get(), meta.take_id().as_ref());
+                                Either::Left(stream::once(ready(data)))
+                            }
+                            end => Either::Right(stream::iter(trpc_ws::subscription_frames(
+                                &request, &path, end,
+                            ))),
                         });
                         Box::pin(stream::once(async move { started }).chain(events))
                     }
