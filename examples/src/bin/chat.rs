@@ -32,9 +32,10 @@ const USAGE: &str =
        chat --emit-typescript DIR";
 
 const HELP: &str = "\
-Serves the chat: oRPC at /rpc, tRPC at /trpc, the page at /. A request with
-`authorization: Bearer <name>` is signed in as <name> (`me`, `mentions.live`). SIGINT or SIGTERM
-shuts it down gracefully.
+Serves the chat: oRPC at /rpc, tRPC at /trpc (over HTTP, and over WebSocket at those two paths:
+ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket). A request with
+`authorization: Bearer <name>` (over tRPC's WebSocket, the connection parameter `authorization`)
+is signed in as <name> (`me`, `mentions.live`). SIGINT or SIGTERM shuts it down gracefully.
 
   --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
   --runtime NAME       tokio (default), smol, or monoio (one thread per core, each with
