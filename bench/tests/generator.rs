@@ -37,8 +37,8 @@ async fn check(config: Config) {
     assert_eq!(json["load"]["deliveries"], 120);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
+/// The chat on tokio, on a fresh loopback port, and its base URL.
+async fn serve_chat() -> (outer_tokio::Server, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = chat::app(Chat::new(), Arc::new(outer_tokio::TokioRuntime));
     let server = outer_tokio::serve(
@@ -47,6 +47,12 @@ async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
     )
     .unwrap();
     let base = format!("http://{}", server.local_addr());
+    (server, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
+    let (server, base) = serve_chat().await;
     check(small(&format!("{base}/rpc"), Protocol::Orpc)).await;
     check(small(&format!("{base}/trpc"), Protocol::Trpc)).await;
     server.shutdown().await;
@@ -56,14 +62,7 @@ async fn every_post_reaches_every_subscriber_over_orpc_and_trpc_from_outer() {
 async fn every_post_reaches_every_websocket_subscriber_from_outer() {
     // Subscribers on WebSocket (`ws://…/rpc`, `ws://…/trpc`), posts over HTTP, as bench/run.sh's
     // `-ws` entries run it.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = chat::app(Chat::new(), Arc::new(outer_tokio::TokioRuntime));
-    let server = outer_tokio::serve(
-        listener,
-        outer_tokio::service(app, chat::server_config(false)),
-    )
-    .unwrap();
-    let base = format!("http://{}", server.local_addr());
+    let (server, base) = serve_chat().await;
     check(small(&format!("{base}/rpc"), Protocol::OrpcWs)).await;
     check(small(&format!("{base}/trpc"), Protocol::TrpcWs)).await;
     server.shutdown().await;

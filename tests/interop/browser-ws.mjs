@@ -24,7 +24,7 @@
 // `ok …` line per check and exits non-zero on failure.
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
-import { chromium } from 'playwright-core'
+import { launchChromium } from './chromium.mjs'
 
 const url = process.argv[2]
 if (!url) {
@@ -51,13 +51,7 @@ const parse = (text) => {
 }
 const NOTICE = '{"id":null,"method":"reconnect"}'
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-})
+const browser = await launchChromium()
 try {
   const page = await browser.newPage()
   // Every socket the page opens, with the frames as Chromium sent and received them.

@@ -13,7 +13,7 @@
 // and waits for `RESTARTED`. It prints one `ok …` line per check and exits non-zero on failure.
 import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
-import { chromium } from 'playwright-core'
+import { launchChromium } from './chromium.mjs'
 
 const url = process.argv[2]
 if (!url) {
@@ -23,13 +23,7 @@ if (!url) {
 const WAIT = 15_000
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-})
+const browser = await launchChromium()
 try {
   const page = await browser.newPage()
   await page.goto(url)

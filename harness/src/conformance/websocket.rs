@@ -218,16 +218,22 @@ pub fn a_websocket_message_over_the_cap_closes_with_1009<R: Adapter>() {
     wait_until("the stream to close", || server.active_streams() == 0);
 }
 
+/// A `silent` subscription on a socket of each protocol, once the server counts both.
+fn silent_on_both<S: RunningServer>(server: &S) -> (WsClient, WsClient) {
+    let mut trpc_ws = trpc(server.addr());
+    trpc_ws.send(r#"{"id":1,"method":"subscription","params":{"path":"silent"}}"#);
+    trpc_ws.recv_text();
+    let mut orpc_ws = orpc(server.addr());
+    orpc_ws.send(r#"{"i":"1","p":{"u":"/silent","b":{}}}"#);
+    orpc_ws.recv_text();
+    wait_until("both streams to count", || server.active_streams() == 2);
+    (trpc_ws, orpc_ws)
+}
+
 pub fn a_closed_or_cut_websocket_drops_its_handlers_at_once<R: Adapter>() {
     let (server, probe) = start::<R>(ServerConfig::default());
     for (n, cut) in [(1, false), (2, true)] {
-        let mut ws = trpc(server.addr());
-        ws.send(r#"{"id":1,"method":"subscription","params":{"path":"silent"}}"#);
-        ws.recv_text();
-        let mut other = orpc(server.addr());
-        other.send(r#"{"i":"1","p":{"u":"/silent","b":{}}}"#);
-        other.recv_text();
-        wait_until("both streams to count", || server.active_streams() == 2);
+        let (ws, other) = silent_on_both(&server);
         if cut {
             ws.cut();
             other.cut();
@@ -291,13 +297,7 @@ pub fn graceful_shutdown_moves_websocket_clients_elsewhere<R: Adapter>() {
     let mut config = ServerConfig::default();
     config.websocket.reconnect_close_after = Duration::from_millis(300);
     let (mut server, probe) = start::<R>(config);
-    let mut trpc_ws = trpc(server.addr());
-    trpc_ws.send(r#"{"id":1,"method":"subscription","params":{"path":"silent"}}"#);
-    trpc_ws.recv_text();
-    let mut orpc_ws = orpc(server.addr());
-    orpc_ws.send(r#"{"i":"1","p":{"u":"/silent","b":{}}}"#);
-    orpc_ws.recv_text();
-    wait_until("both streams to count", || server.active_streams() == 2);
+    let (mut trpc_ws, mut orpc_ws) = silent_on_both(&server);
     let clients = std::thread::spawn(move || {
         // tRPC: the notice, then (the client did not move) a 1012 close.
         assert_eq!(trpc_ws.recv_text(), r#"{"id":null,"method":"reconnect"}"#);
