@@ -114,3 +114,8 @@ fn last_event_id_corpus_holds() {
 fn rpc_handle_corpus_holds() {
     replay_target("rpc_handle");
 }
+
+#[test]
+fn ws_messages_corpus_holds() {
+    replay_target("ws_messages");
+}

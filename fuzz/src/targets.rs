@@ -15,6 +15,7 @@ use outer_core::client::{parse_last_event_id, Decision, Ended, Resumer, RetryPol
 use outer_core::procedure::{Frame, Issue, Json};
 use outer_core::protocol::orpc::{self, ClientFrame, OrpcOptions};
 use outer_core::protocol::trpc::{self, TrpcOptions};
+use outer_core::protocol::{orpc_ws, trpc_ws};
 use outer_core::protocol::{Body, HttpResponse};
 use outer_core::publisher::SeqId;
 use outer_core::router::check_path;
@@ -37,6 +38,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("trpc_request", trpc_request),
     ("last_event_id", last_event_id),
     ("rpc_handle", rpc_handle),
+    ("ws_messages", ws_messages),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1933,4 +1935,163 @@ fn check_resume_refusal_shape(shape: &Value) {
     assert_eq!(shape["data"]["code"], json!("BAD_REQUEST"), "{shape}");
     let message = shape["message"].as_str().unwrap_or_default();
     assert!(message.contains("lastEventId"), "{shape}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ws_messages
+
+/// Client messages over WebSocket, as a socket hands them to the core: tRPC's `wsLink` frames
+/// and oRPC's websocket link messages.
+///
+/// Input: one byte that picks the protocol (low bit: 0 tRPC, 1 oRPC), then the text (read
+/// lossily: a socket refuses a text frame that is not UTF-8 before the core sees it).
+///
+/// Properties:
+/// - never a panic;
+/// - tRPC: a frame that is a JSON array decodes to as many messages, at most `MAX_BATCH`, or is
+///   one parse error; every answer the server would write (`started`, `data` with an id,
+///   `stopped`, an error on the request, a refusal, a parse error) is JSON, echoes the
+///   request's id exactly as sent (or `null`), and an error carries tRPC's shape with its code
+///   and status; a request's input never keeps `lastEventId`, and its resume id is a valid one;
+/// - tRPC connection params: accepted only from a JSON object, and then only string values;
+/// - oRPC: an answer to a request (a value, an error, the stream's opening, an event) is JSON
+///   and echoes its id exactly; a call refused at decoding is a 4xx; an accepted call's path is
+///   a valid procedure path; header names are lower case; an abort was `t: 4`.
+pub fn ws_messages(data: &[u8]) {
+    let Some((&knob, rest)) = data.split_first() else {
+        return;
+    };
+    let text = lossy(rest);
+    if knob & 1 == 0 {
+        trpc_ws_message(&text);
+    } else {
+        orpc_ws_message(&text);
+    }
+}
+
+fn trpc_ws_message(text: &str) {
+    let sent = serde_json::from_str::<Value>(text).ok();
+    match trpc_ws::decode(text) {
+        Err(error) => {
+            let frame = parse_json(error.frame().as_bytes(), "a parse error");
+            assert_eq!(frame["id"], Value::Null);
+            assert_eq!(frame["error"]["data"]["code"], "PARSE_ERROR");
+            assert_eq!(frame["error"]["data"]["httpStatus"], 400);
+            assert_eq!(frame["error"]["message"], error.message());
+        }
+        Ok(messages) => {
+            match (&sent, text) {
+                (_, trpc_ws::PING | trpc_ws::PONG) => assert_eq!(messages.len(), 1),
+                (Some(Value::Array(sent)), _) => {
+                    assert_eq!(messages.len(), sent.len());
+                    assert!(sent.len() <= trpc::MAX_BATCH);
+                }
+                (Some(Value::Object(_)), _) => assert_eq!(messages.len(), 1),
+                (other, _) => panic!("accepted {other:?} from {text:?}"),
+            }
+            let sent_ids: Vec<Value> = match &sent {
+                Some(Value::Array(sent)) => sent.iter().map(|m| m["id"].clone()).collect(),
+                Some(one) => vec![one["id"].clone()],
+                None => Vec::new(),
+            };
+            for (i, message) in messages.into_iter().enumerate() {
+                check_trpc_ws_message(message, sent_ids.get(i));
+            }
+        }
+    }
+    if let Ok(params) = trpc_ws::decode_connection_params(text) {
+        assert!(
+            matches!(sent, Some(Value::Object(_))),
+            "params from {text:?}"
+        );
+        for value in params.iter().flat_map(|params| params.values()) {
+            assert!(value.is_string(), "a param that is not a string: {value}");
+        }
+    }
+}
+
+fn check_trpc_ws_message(message: trpc_ws::ClientMessage, sent_id: Option<&Value>) {
+    let echoes = |frame: &str, what: &str| {
+        let frame = parse_json(frame.as_bytes(), what);
+        assert_eq!(Some(&frame["id"]), sent_id, "{what} echoes the id");
+        frame
+    };
+    match message {
+        trpc_ws::ClientMessage::Ping | trpc_ws::ClientMessage::Pong => {}
+        trpc_ws::ClientMessage::Stop(id) => {
+            echoes(&trpc_ws::stopped(&id), "stopped");
+        }
+        trpc_ws::ClientMessage::Refused(frame) => {
+            let frame = parse_json(frame.as_bytes(), "a refusal");
+            let status = frame["error"]["data"]["httpStatus"].as_u64().unwrap_or(0);
+            assert!(
+                (400..500).contains(&status),
+                "refused with {status}: {frame}"
+            );
+        }
+        trpc_ws::ClientMessage::Request(request) => {
+            echoes(&trpc_ws::started(&request.id), "started");
+            let tracked = EventId::new("7").expect("a valid id");
+            let data = echoes(
+                &trpc_ws::data(&request.id, "[1]", Some(&tracked)),
+                "tracked data",
+            );
+            assert_eq!(data["result"]["id"], "7");
+            assert_eq!(data["result"]["data"], json!({"id": "7", "data": [1]}));
+            let error = RpcError::new(ErrorCode::BAD_REQUEST, "nope");
+            let refused = echoes(
+                &trpc_ws::error(&request.id, &error, &request.path),
+                "an error",
+            );
+            assert_eq!(refused["error"]["data"]["code"], "BAD_REQUEST");
+            assert_eq!(refused["error"]["data"]["path"], request.path.as_str());
+            if let Some(Value::Object(input)) = &request.input {
+                assert!(!input.contains_key("lastEventId"), "{input:?}");
+                assert!(!input.is_empty(), "an empty object left behind");
+            }
+            if let Some(id) = &request.last_event_id {
+                assert!(EventId::new(id.as_str()).is_ok());
+            }
+        }
+    }
+}
+
+fn orpc_ws_message(text: &str) {
+    let Ok(message) = orpc_ws::decode(text) else {
+        return;
+    };
+    let sent: Value = parse_json(text.as_bytes(), "an accepted message");
+    let echoes = |frame: &str, what: &str| {
+        let frame = parse_json(frame.as_bytes(), what);
+        assert_eq!(frame["i"], sent["i"], "{what} echoes the id");
+        frame
+    };
+    match message {
+        orpc_ws::ClientMessage::Abort(id) => {
+            assert_eq!(sent["t"].as_u64(), Some(4));
+            echoes(&orpc_ws::not_found(&id), "not found");
+        }
+        orpc_ws::ClientMessage::ClientEvent(_) => assert_eq!(sent["t"].as_u64(), Some(3)),
+        orpc_ws::ClientMessage::Request { id, call, headers } => {
+            for (name, _) in &headers {
+                assert_eq!(name, &name.to_ascii_lowercase());
+            }
+            echoes(&orpc_ws::stream_opened(&id), "the stream's opening");
+            let value = orpc_ws::response(&id, 200, &orpc::value_body(&raw(&json!([1]))));
+            assert_eq!(echoes(&value, "a value")["p"]["b"]["json"], json!([1]));
+            let event = orpc_ws::event(&id, Frame::Event(tracked(3, raw(&json!(1))).unwrap()));
+            assert_eq!(echoes(&event, "an event")["p"]["m"]["id"], "3");
+            match call {
+                Ok(call) => {
+                    assert!(check_path(&call.path).is_ok(), "{:?}", call.path);
+                }
+                Err(error) => {
+                    let status = error.status();
+                    assert!((400..500).contains(&status), "refused with {status}");
+                    let refused = echoes(&orpc_ws::error(&id, &error), "an error");
+                    assert_eq!(refused["p"]["s"], status);
+                }
+            }
+        }
+    }
 }
