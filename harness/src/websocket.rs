@@ -22,7 +22,7 @@ use crate::protocol::trpc_error;
 use crate::Protocol;
 
 /// How long a read waits before the test fails.
-const READ_DEADLINE: Duration = Duration::from_secs(10);
+pub const READ_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What a read gave.
 #[derive(Debug, PartialEq)]
