@@ -1953,7 +1953,7 @@ fn check_resume_refusal_shape(shape: &Value) {
 ///   `stopped`, an error on the request, a refusal, a parse error) is JSON, echoes the
 ///   request's id exactly as sent (or `null`), and an error carries tRPC's shape with its code
 ///   and status; a request's input never keeps `lastEventId`, and its resume id is a valid one;
-/// - tRPC connection params: accepted only from a JSON object, and then only string values;
+/// - tRPC connection params: accepted only from a JSON object, and then each is the string sent;
 /// - oRPC: an answer to a request (a value, an error, the stream's opening, an event) is JSON
 ///   and echoes its id exactly; a call refused at decoding is a 4xx; an accepted call's path is
 ///   a valid procedure path; header names are lower case; an abort was `t: 4`.
@@ -2004,8 +2004,9 @@ fn trpc_ws_message(text: &str) {
             matches!(sent, Some(Value::Object(_))),
             "params from {text:?}"
         );
-        for value in params.iter().flat_map(|params| params.values()) {
-            assert!(value.is_string(), "a param that is not a string: {value}");
+        for (name, value) in params.iter().flat_map(|params| params.iter()) {
+            let sent = sent.as_ref().and_then(|sent| sent["data"].get(name));
+            assert_eq!(sent, Some(&json!(value)), "param {name} is the string sent");
         }
     }
 }

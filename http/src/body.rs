@@ -15,6 +15,7 @@ use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
 use outer_core::protocol::SseBody;
+use outer_core::{ErrorCode, RpcError};
 
 /// The body of every response an [`OuterService`](crate::OuterService) gives: whole bytes, or
 /// an event stream sent as it happens.
@@ -174,6 +175,17 @@ impl StreamSlot {
             })
             .ok()
             .map(|_| Self(Arc::clone(count)))
+    }
+
+    /// Takes a place, or gives the refusal a stream past the limit gets, over SSE and over
+    /// WebSocket alike: 503 `SERVICE_UNAVAILABLE`, retryable.
+    pub(crate) fn take(count: &Arc<AtomicUsize>, max: usize) -> Result<Self, RpcError> {
+        Self::acquire(count, max).ok_or_else(|| {
+            RpcError::new(
+                ErrorCode::SERVICE_UNAVAILABLE,
+                format!("Too many open event streams (the limit is {max}); retry later"),
+            )
+        })
     }
 }
 

@@ -544,16 +544,14 @@ fn into_http<Ctx>(
     let body = match body {
         CoreBody::Full(bytes) => OuterBody::full(bytes),
         CoreBody::Events(events) => {
-            let max = shared.config.max_streams;
-            let Some(slot) = StreamSlot::acquire(&shared.streams, max) else {
-                // The handler was built but never polled: dropping it now runs nothing but
-                // its cleanup.
-                drop(events);
-                let error = RpcError::new(
-                    ErrorCode::SERVICE_UNAVAILABLE,
-                    format!("Too many open event streams (the limit is {max}); retry later"),
-                );
-                return error_response(protocol, &error);
+            let slot = match StreamSlot::take(&shared.streams, shared.config.max_streams) {
+                Ok(slot) => slot,
+                Err(error) => {
+                    // The handler was built but never polled: dropping it now runs nothing but
+                    // its cleanup.
+                    drop(events);
+                    return error_response(protocol, &error);
+                }
             };
             let events = events.end_on(shared.shutdown.wait());
             let abort = shared.abort_signal();

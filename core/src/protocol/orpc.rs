@@ -312,6 +312,16 @@ pub async fn handle<Ctx>(
     }
 }
 
+/// The error that ends a stream cut short by the server (deadline or shutdown), over SSE and over
+/// WebSocket alike: a retryable 503, since oRPC's client takes a clean end for a finished stream
+/// and its retry plugin calls again, with the last event id, on an error.
+pub fn interruption() -> RpcError {
+    RpcError::new(
+        ErrorCode::SERVICE_UNAVAILABLE,
+        "The stream was interrupted by the server: reconnect to resume",
+    )
+}
+
 /// Writes oRPC's event stream: an initial comment, then `message`, `done` and `error` events.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OrpcFraming;
@@ -360,11 +370,7 @@ impl Framing for OrpcFraming {
     /// stream, so an interrupted stream says so with a retryable error: with `ClientRetryPlugin`
     /// the client reconnects and resumes after its last id.
     fn interrupted(&mut self, out: &mut String) {
-        let error = RpcError::new(
-            ErrorCode::SERVICE_UNAVAILABLE,
-            "The stream was interrupted by the server: reconnect to resume",
-        );
-        self.frame(Frame::Error(error), out);
+        self.frame(Frame::Error(interruption()), out);
     }
 }
 

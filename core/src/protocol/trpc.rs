@@ -601,17 +601,25 @@ pub fn connection_params(query: &str) -> Result<Option<BTreeMap<String, String>>
         return Ok(None);
     };
     let invalid = || RpcError::new(ErrorCode::PARSE_ERROR, "Invalid connection params shape");
-    match serde_json::from_str::<Value>(&text).map_err(|_| invalid())? {
-        Value::Null => Ok(None),
+    let params = serde_json::from_str::<Value>(&text).map_err(|_| invalid())?;
+    string_params(params).ok_or_else(invalid)
+}
+
+/// Connection params as tRPC takes them, from the query or a socket's first message: `null` is
+/// none, an object of strings is the params; anything else is `None` here, an error to the
+/// caller.
+pub(super) fn string_params(params: Value) -> Option<Option<BTreeMap<String, String>>> {
+    match params {
+        Value::Null => Some(None),
         Value::Object(params) => params
             .into_iter()
             .map(|(name, value)| match value {
-                Value::String(value) => Ok((name, value)),
-                _ => Err(invalid()),
+                Value::String(value) => Some((name, value)),
+                _ => None,
             })
-            .collect::<Result<_, _>>()
+            .collect::<Option<_>>()
             .map(Some),
-        _ => Err(invalid()),
+        _ => None,
     }
 }
 

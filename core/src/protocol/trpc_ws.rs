@@ -24,12 +24,13 @@
 //! assert_eq!(started(&request.id), r#"{"id":1,"result":{"type":"started"}}"#);
 //! ```
 
+use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use super::trpc::{merge_last_event_id, write_error_shape, MAX_BATCH};
+use super::trpc::{merge_last_event_id, string_params, write_error_shape, MAX_BATCH};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 use crate::procedure::Frame;
@@ -235,16 +236,37 @@ fn message(value: Value) -> Result<ClientMessage, ParseError> {
 /// Decodes the first frame of a socket opened with `?connectionParams=1`: the parameters
 /// (string values), or `None` for `"data": null`. On an error, answer [`ParseError::frame`]
 /// and close the socket, as tRPC does.
-pub fn decode_connection_params(text: &str) -> Result<Option<Map<String, Value>>, ParseError> {
+pub fn decode_connection_params(
+    text: &str,
+) -> Result<Option<BTreeMap<String, String>>, ParseError> {
     let malformed = || ParseError("Malformed TRPCConnectionParamsMessage".into());
     let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(text) else {
         return Err(malformed());
     };
-    match message.remove("data") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(params)) if params.values().all(Value::is_string) => Ok(Some(params)),
-        Some(_) => Err(ParseError("Invalid connection params shape".into())),
-    }
+    let params = message.remove("data").unwrap_or(Value::Null);
+    string_params(params).ok_or_else(|| ParseError("Invalid connection params shape".into()))
+}
+
+/// The error for a request whose path is no procedure of the kind it asked for (an unknown path,
+/// or a query sent as a subscription): tRPC's `NOT_FOUND`, naming the method.
+///
+/// ```
+/// use outer_core::protocol::trpc_ws::no_such_procedure;
+/// use outer_core::ProcedureKind;
+/// let error = no_such_procedure(ProcedureKind::Query, "nope");
+/// assert_eq!(error.message(), r#"No "query"-procedure on path "nope""#);
+/// assert_eq!(error.status(), 404);
+/// ```
+pub fn no_such_procedure(kind: ProcedureKind, path: &str) -> RpcError {
+    let method = match kind {
+        ProcedureKind::Query => "query",
+        ProcedureKind::Mutation => "mutation",
+        ProcedureKind::Subscription => "subscription",
+    };
+    RpcError::new(
+        ErrorCode::NOT_FOUND,
+        alloc::format!("No \"{method}\"-procedure on path \"{path}\""),
+    )
 }
 
 /// `{"id","result":{"type":"started"}}`: the subscription runs.

@@ -21,10 +21,10 @@ use futures_util::future::AbortHandle;
 use futures_util::stream::{self, SelectAll};
 use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, Sink, Stream, StreamExt};
-use outer_core::procedure::{Frame, FrameStream};
+use outer_core::procedure::{Frame, FrameStream, Json, Reply};
 use outer_core::protocol::{orpc_ws, trpc_ws};
 use outer_core::rt::Sleep;
-use outer_core::{ErrorCode, RequestHead, RpcError};
+use outer_core::{ErrorCode, EventId, RequestHead, RpcError};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -32,11 +32,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{Upgrade, WsProtocol};
+use crate::body::StreamSlot;
+use crate::service::Shared;
 
 mod orpc;
 mod trpc;
-use crate::body::StreamSlot;
-use crate::service::Shared;
 
 /// Replies the socket makes itself (refusals, `PONG`) waiting to be written, at most: past it the
 /// socket reads nothing more from the client until they are written.
@@ -129,7 +129,8 @@ impl<Ctx: Clone> ContextCell<Ctx> {
 
 enum Phase {
     Open,
-    /// tRPC after the reconnect notice: still serving, closed with 1012 when this fires.
+    /// Shutting down (tRPC: after the reconnect notice): still serving what is open, closed
+    /// with 1012 when this fires, or for oRPC once its calls are done.
     Notified(Sleep),
     /// The close frame is queued or sent: waiting for the client's, at most until this fires.
     Closing(Sleep),
@@ -322,11 +323,16 @@ where
         self.outbox.push_back(Message::Text(text.into()));
     }
 
-    /// Ends every call (their handlers are dropped now) and queues the close frame.
-    fn close(&mut self, code: CloseCode, reason: &str) {
+    /// Ends every call: their handlers are dropped now.
+    fn drop_calls(&mut self) {
         self.calls = SelectAll::new();
         self.live.clear();
         self.unary = 0;
+    }
+
+    /// Ends every call and queues the close frame.
+    fn close(&mut self, code: CloseCode, reason: &str) {
+        self.drop_calls();
         self.outbox.push_back(Message::Close(Some(CloseFrame {
             code,
             reason: reason.to_owned().into(),
@@ -492,10 +498,7 @@ where
                 Message::Binary(data) => self.on_binary(&data),
                 // Answered by tungstenite; hearing them is enough.
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-                Message::Close(_) => {
-                    self.calls = SelectAll::new();
-                    self.live.clear();
-                }
+                Message::Close(_) => self.drop_calls(),
             }
         }
         // More may be buffered: read on next turn.
@@ -507,7 +510,6 @@ where
     /// Writes replies and the calls' frames while the socket takes them, up to a turn's worth.
     /// Ready when writing failed (the connection is gone).
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut wrote = false;
         let mut sent = 0;
         for _ in 0..TURN {
             match Pin::new(&mut self.ws).poll_ready(cx) {
@@ -529,14 +531,13 @@ where
             if Pin::new(&mut self.ws).start_send(message).is_err() {
                 return Poll::Ready(());
             }
-            wrote = true;
             sent += 1;
         }
         if sent == TURN {
             // More may be ready: let the neighbours run first.
             cx.waker().wake_by_ref();
         }
-        if wrote || !self.outbox.is_empty() {
+        if sent > 0 || !self.outbox.is_empty() {
             match Pin::new(&mut self.ws).poll_flush(cx) {
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(())) | Poll::Pending => {}
@@ -676,22 +677,46 @@ where
     }
 }
 
-/// A subscription's frames, holding its place under `max_streams` until they are dropped.
-fn subscribe<Ctx>(
+/// What a call came to: a value, or a subscription's frames.
+enum Answer {
+    Value(Json),
+    Stream(Subscribed),
+}
+
+/// Runs a call in `context` (or answers the context's refusal); a subscription takes its place
+/// under `max_streams` here, as an SSE stream does.
+async fn answer<Ctx: Clone>(
     shared: &Shared<Ctx>,
+    context: Result<Ctx, RpcError>,
+    path: &str,
+    input: Option<serde_json::Value>,
+    last_event_id: Option<EventId>,
+) -> Result<Answer, RpcError> {
+    match shared
+        .app
+        .call_in(context?, path, input, last_event_id)
+        .await?
+    {
+        Reply::Value(json) => Ok(Answer::Value(json)),
+        Reply::Stream(frames) => Ok(Answer::Stream(Subscribed {
+            _slot: StreamSlot::take(&shared.streams, shared.config.max_streams)?,
+            frames,
+        })),
+    }
+}
+
+/// A subscription's frames, holding its place under `max_streams` until they are dropped.
+struct Subscribed {
     frames: FrameStream,
-) -> Result<impl Stream<Item = Frame> + Send + 'static, RpcError> {
-    let max = shared.config.max_streams;
-    let Some(slot) = StreamSlot::acquire(&shared.streams, max) else {
-        return Err(RpcError::new(
-            ErrorCode::SERVICE_UNAVAILABLE,
-            format!("Too many open event streams (the limit is {max}); retry later"),
-        ));
-    };
-    Ok(frames.map(move |frame| {
-        let _held = &slot;
-        frame
-    }))
+    _slot: StreamSlot,
+}
+
+impl Stream for Subscribed {
+    type Item = Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        self.frames.poll_next_unpin(cx)
+    }
 }
 
 fn once(frame: String) -> Frames {

@@ -7,12 +7,12 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{self, Stream};
 use futures_util::StreamExt;
-use outer_core::procedure::{Frame, Reply};
+use outer_core::procedure::Frame;
 use outer_core::protocol::{orpc, orpc_ws};
 use outer_core::{ErrorCode, RequestHead, RpcError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{once, subscribe, truncate, CallId, Frames, Phase, Socket};
+use super::{answer, once, truncate, Answer, CallId, Frames, Phase, Socket};
 
 impl<Ctx, S> Socket<Ctx, S>
 where
@@ -78,33 +78,22 @@ where
                 Some(head) => shared.app.context(head).await,
                 None => context.get().await,
             };
-            let reply = match context {
-                Ok(ctx) => {
-                    shared
-                        .app
-                        .call_in(ctx, &call.path, call.input, call.last_event_id)
-                        .await
-                }
-                Err(error) => Err(error),
-            };
-            let frames: Frames = match reply {
+            let (path, input, resume) = (call.path, call.input, call.last_event_id);
+            let frames: Frames = match answer(&shared, context, &path, input, resume).await {
                 Err(error) => once(orpc_ws::error(&request, &error)),
-                Ok(Reply::Value(json)) => {
+                Ok(Answer::Value(json)) => {
                     once(orpc_ws::response(&request, 200, &orpc::value_body(&json)))
                 }
-                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
-                    Err(error) => once(orpc_ws::error(&request, &error)),
-                    Ok(frames) => {
-                        let opened = orpc_ws::stream_opened(&request);
-                        let interruption = orpc_ws::event(&request, Frame::Error(interrupted()));
-                        let events = EndOnShutdown {
-                            events: Some(frames.map(move |frame| orpc_ws::event(&request, frame))),
-                            shutdown: Box::pin(shared.shutdown.wait()),
-                            interruption: Some(interruption),
-                        };
-                        Box::pin(stream::once(async move { opened }).chain(events))
-                    }
-                },
+                Ok(Answer::Stream(frames)) => {
+                    let opened = orpc_ws::stream_opened(&request);
+                    let interruption = orpc_ws::event(&request, Frame::Error(orpc::interruption()));
+                    let events = EndOnShutdown {
+                        events: Some(frames.map(move |frame| orpc_ws::event(&request, frame))),
+                        shutdown: Box::pin(shared.shutdown.wait()),
+                        interruption: Some(interruption),
+                    };
+                    Box::pin(stream::once(async move { opened }).chain(events))
+                }
             };
             frames
         };
@@ -157,11 +146,4 @@ impl<S: Stream<Item = String> + Unpin> Stream for EndOnShutdown<S> {
         }
         next
     }
-}
-
-fn interrupted() -> RpcError {
-    RpcError::new(
-        ErrorCode::SERVICE_UNAVAILABLE,
-        "The stream was interrupted by the server: reconnect to resume",
-    )
 }

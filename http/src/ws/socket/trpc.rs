@@ -6,12 +6,12 @@ use std::sync::Arc;
 use futures_util::future::Either;
 use futures_util::stream;
 use futures_util::StreamExt;
-use outer_core::procedure::{Frame, Reply};
+use outer_core::procedure::Frame;
 use outer_core::protocol::trpc_ws;
 use outer_core::{ErrorCode, ProcedureKind, RpcError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{once, subscribe, CallId, Frames, Socket};
+use super::{answer, once, Answer, CallId, Frames, Socket};
 
 impl<Ctx, S> Socket<Ctx, S>
 where
@@ -22,15 +22,7 @@ where
         if let Some(mut head) = self.awaiting_params.take() {
             match trpc_ws::decode_connection_params(text) {
                 Ok(params) => {
-                    head.connection_params = params.map(|params| {
-                        params
-                            .into_iter()
-                            .map(|(name, value)| match value {
-                                serde_json::Value::String(value) => (name, value),
-                                other => (name, other.to_string()),
-                            })
-                            .collect()
-                    });
+                    head.connection_params = params;
                     self.build_context(head);
                 }
                 Err(error) => {
@@ -82,47 +74,33 @@ where
             .get(&path)
             .is_some_and(|procedure| procedure.kind() == kind);
         if !known {
-            let method = match kind {
-                ProcedureKind::Query => "query",
-                ProcedureKind::Mutation => "mutation",
-                ProcedureKind::Subscription => "subscription",
-            };
-            let error = RpcError::new(
-                ErrorCode::NOT_FOUND,
-                format!("No \"{method}\"-procedure on path \"{path}\""),
-            );
+            let error = trpc_ws::no_such_procedure(kind, &path);
             return self.send(trpc_ws::error(&id, &error, &path));
         }
         let shared = Arc::clone(&self.shared);
         let context = Arc::clone(&self.context);
         let request = id.clone();
         let call = async move {
-            let reply = match context.get().await {
-                Ok(ctx) => shared.app.call_in(ctx, &path, input, last_event_id).await,
-                Err(error) => Err(error),
-            };
-            let frames: Frames = match reply {
+            let context = context.get().await;
+            let frames: Frames = match answer(&shared, context, &path, input, last_event_id).await {
                 Err(error) => once(trpc_ws::error(&request, &error, &path)),
-                Ok(Reply::Value(json)) => once(trpc_ws::data(&request, json.get(), None)),
-                Ok(Reply::Stream(frames)) => match subscribe(&shared, frames) {
-                    Err(error) => once(trpc_ws::error(&request, &error, &path)),
-                    Ok(frames) => {
-                        let started = trpc_ws::started(&request);
-                        let events = frames.flat_map(move |frame| match frame {
-                            // One frame per event, without the list the end's two need.
-                            Frame::Event(event) => {
-                                let (value, mut meta) = event.into_parts();
-                                let data =
-                                    trpc_ws::data(&request, value.get(), meta.take_id().as_ref());
-                                Either::Left(stream::once(ready(data)))
-                            }
-                            end => Either::Right(stream::iter(trpc_ws::subscription_frames(
-                                &request, &path, end,
-                            ))),
-                        });
-                        Box::pin(stream::once(async move { started }).chain(events))
-                    }
-                },
+                Ok(Answer::Value(json)) => once(trpc_ws::data(&request, json.get(), None)),
+                Ok(Answer::Stream(frames)) => {
+                    let started = trpc_ws::started(&request);
+                    let events = frames.flat_map(move |frame| match frame {
+                        // One frame per event, without the list the end's two need.
+                        Frame::Event(event) => {
+                            let (value, mut meta) = event.into_parts();
+                            let data =
+                                trpc_ws::data(&request, value.get(), meta.take_id().as_ref());
+                            Either::Left(stream::once(ready(data)))
+                        }
+                        end => Either::Right(stream::iter(trpc_ws::subscription_frames(
+                            &request, &path, end,
+                        ))),
+                    });
+                    Box::pin(stream::once(async move { started }).chain(events))
+                }
             };
             frames
         };
