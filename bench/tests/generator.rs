@@ -3,35 +3,24 @@
 //! delivered to every subscriber.
 //! Small and quick: no figure is checked, only that what was sent arrived.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use outer_bench::http::Url;
 use outer_bench::load::{run, Config};
 use outer_bench::protocol::Protocol;
 use outer_examples::chat::{self, Chat};
 
 fn small(url: &str, protocol: Protocol) -> Config {
-    let mut config = Config::new(Url::parse(url).unwrap(), protocol, 3);
-    config.events = Some(40);
-    config.duration = None;
-    config.window = 4;
-    config.paced_rate = 200.0;
-    config.paced_duration = Duration::from_millis(100);
-    config.settle = Duration::ZERO;
+    let mut config = common::small(url, protocol);
     config.server_pid = Some(std::process::id());
     config
 }
 
 async fn check(config: Config) {
     let report = run(&config).await.unwrap();
-    assert_eq!(report.connected, 3);
-    assert_eq!(report.load.events, 40);
-    assert_eq!(report.load.deliveries, 3 * 40, "{}", report.to_human());
-    let (_, paced) = report.paced.as_ref().unwrap();
-    assert_eq!(paced.deliveries, 3 * paced.events);
-    assert_eq!(report.lost + report.out_of_order + report.ended_early, 0);
-    assert_eq!(report.load.stalls, 0);
+    common::assert_every_post_delivered(&report);
     assert!(report.rss_idle_kib.is_some());
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["load"]["deliveries"], 120);

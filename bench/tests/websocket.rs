@@ -4,6 +4,8 @@
 //! reference servers there: so the posts go over WebSocket too. Checks that every post reaches
 //! every subscriber and that tRPC's `PING`s are answered.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,25 +135,13 @@ async fn check(protocol: Protocol) {
     });
     let server = tokio::spawn(serve(listener, Arc::clone(&state)));
 
-    let mut config = Config::new(Url::parse(&url).unwrap(), protocol, 3);
-    config.events = Some(40);
-    config.duration = None;
-    config.window = 4;
-    config.paced_rate = 200.0;
-    config.paced_duration = Duration::from_millis(100);
-    config.settle = Duration::ZERO;
+    let mut config = common::small(&url, protocol);
     config.post_over_websocket = true;
     let report = run(&config).await.unwrap();
     server.abort();
 
     assert_eq!(report.protocol, protocol.to_string());
-    assert_eq!(report.connected, 3);
-    assert_eq!(report.load.events, 40);
-    assert_eq!(report.load.deliveries, 3 * 40, "{}", report.to_human());
-    let (_, paced) = report.paced.as_ref().unwrap();
-    assert_eq!(paced.deliveries, 3 * paced.events);
-    assert_eq!(report.lost + report.out_of_order + report.ended_early, 0);
-    assert_eq!(report.load.stalls, 0);
+    common::assert_every_post_delivered(&report);
     let [p50, p99, max] = report.load.latency_us;
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p50} {p99} {max}");
     if protocol == Protocol::TrpcWs {
