@@ -73,6 +73,15 @@ impl OuterBody {
     }
 }
 
+/// An empty body: what a layer answers with on its own (a CORS preflight, say).
+impl Default for OuterBody {
+    fn default() -> Self {
+        Self {
+            state: State::Ended,
+        }
+    }
+}
+
 impl fmt::Debug for OuterBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {

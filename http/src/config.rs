@@ -87,6 +87,59 @@ pub struct ServerConfig {
     /// websocket link at [`rpc_prefix`](Self::rpc_prefix), each socket carrying any number of
     /// calls and subscriptions of the same router. On by default.
     pub websocket: WebSocketConfig,
+    /// HTTP/2, beside HTTP/1.1 on the same port: with prior knowledge on cleartext
+    /// (`curl --http2-prior-knowledge`), and as browsers reach it, over TLS where ALPN offers it.
+    /// On by default.
+    pub http2: Http2Config,
+}
+
+/// How HTTP/2 connections behave (see [`ServerConfig::http2`]).
+///
+/// One HTTP/2 connection carries many requests at once, so a browser's page is no longer held
+/// to six event streams per origin. Every request on it is one stream, limited as an HTTP/1.1
+/// request is ([`ServerConfig::max_body_bytes`], [`ServerConfig::body_read_timeout`], and each
+/// event stream under [`ServerConfig::max_streams`]); these settings limit the connection.
+///
+/// ```
+/// use outer_http::ServerConfig;
+///
+/// let mut config = ServerConfig::default();
+/// config.http2.max_concurrent_streams = 64;
+/// assert!(config.http2.enabled);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Http2Config {
+    /// Whether HTTP/2 is served. When off, a connection that opens with HTTP/2's preface is
+    /// answered as HTTP/1.1 would answer it (an error, then closed), and TLS offers only
+    /// `http/1.1`. Default: `true`.
+    pub enabled: bool,
+    /// The most requests open at once on one connection (HTTP/2's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`); the client waits for one to end before it opens
+    /// more. Default: 256.
+    pub max_concurrent_streams: u32,
+    /// The most bytes of one response buffered for a client that is not reading: past it, the
+    /// response's body is not polled until the client's flow-control window lets bytes go, so
+    /// a slow reader's event stream waits (and lags behind its publisher) instead of growing a
+    /// buffer. Default: 64 KiB.
+    pub max_send_buffer_bytes: usize,
+    /// After this long without a frame from the client, the server sends a PING to check it
+    /// is still there. `None`: never. Default: 15 s.
+    pub keep_alive_interval: Option<std::time::Duration>,
+    /// How long the client has to answer that PING before the connection is closed.
+    /// Default: 10 s.
+    pub keep_alive_timeout: std::time::Duration,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_concurrent_streams: 256,
+            max_send_buffer_bytes: 64 * 1024,
+            keep_alive_interval: Some(Duration::from_secs(15)),
+            keep_alive_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How sockets upgraded to WebSocket behave (see [`ServerConfig::websocket`]).
@@ -183,6 +236,7 @@ impl Default for ServerConfig {
             pages: Vec::new(),
             test_hooks: None,
             websocket: WebSocketConfig::default(),
+            http2: Http2Config::default(),
         }
     }
 }

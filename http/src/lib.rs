@@ -79,12 +79,16 @@ pub mod local;
 pub mod server;
 mod service;
 mod shutdown;
+mod stack;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod ws;
 
 pub use body::{Aborted, OuterBody};
-pub use config::{Page, ServerConfig, WebSocketConfig};
+pub use config::{Http2Config, Page, ServerConfig, WebSocketConfig};
 pub use outer_core::protocol::orpc::OrpcOptions;
 pub use outer_core::protocol::trpc::TrpcOptions;
 pub use outer_core::protocol::StreamTiming;
 pub use service::{HttpHead, OuterService, PeerAddr, ResponseFuture};
 pub use shutdown::Shutdown;
+pub use stack::{BoxError, HttpService, Stack};

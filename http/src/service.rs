@@ -26,8 +26,7 @@ use crate::config::{normalize_prefix, ServerConfig};
 use crate::shutdown::Shutdown;
 use crate::ws;
 
-/// Errors a request body may fail with, as hyper and tower carry them.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::stack::BoxError;
 
 /// Outer as an HTTP service: answers oRPC calls under [`ServerConfig::rpc_prefix`] and 404 to
 /// anything else, with event streams written as they happen.

@@ -119,7 +119,7 @@ fn assert_doubled(answer: &str) {
 fn a_connection_that_is_not_send_is_served_on_a_tokio_local_set() {
     let answer = on_local_set(async {
         let (io, client) = local_connection();
-        let served = tokio::task::spawn_local(serve_connection(io, None, service()));
+        let served = tokio::task::spawn_local(serve_connection(io, None, service(), SpawnLocal));
         let answer = call(client).await;
         served.await.unwrap();
         answer
@@ -129,15 +129,26 @@ fn a_connection_that_is_not_send_is_served_on_a_tokio_local_set() {
 
 #[test]
 fn a_connection_that_is_not_send_is_served_on_a_smol_local_executor() {
-    let executor = smol::LocalExecutor::new();
+    let executor = Rc::new(smol::LocalExecutor::new());
     let answer = smol::block_on(executor.run(async {
         let (io, client) = local_connection();
-        let served = executor.spawn(serve_connection(io, None, service()));
+        let spawn = SpawnOnSmol(Rc::clone(&executor));
+        let served = executor.spawn(serve_connection(io, None, service(), spawn));
         let answer = call(client).await;
         served.await;
         answer
     }));
     assert_doubled(&answer);
+}
+
+/// Spawns on a smol `LocalExecutor`: tasks need not be `Send`.
+#[derive(Clone)]
+struct SpawnOnSmol(Rc<smol::LocalExecutor<'static>>);
+
+impl<F: std::future::Future<Output = ()> + 'static> hyper::rt::Executor<F> for SpawnOnSmol {
+    fn execute(&self, task: F) {
+        self.0.spawn(task).detach();
+    }
 }
 
 /// Spawns connections on tokio's `LocalSet`: they need not be `Send`.

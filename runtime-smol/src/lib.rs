@@ -53,11 +53,19 @@ use smol::stream::Stream;
 
 pub mod client;
 mod hyper_io;
+#[cfg(feature = "tls")]
+#[path = "tls.rs"]
+mod tls_io;
 
 pub use client::{Client, SmolTransport};
 pub use hyper_io::SmolIo;
 pub use outer_http::server::Server;
-pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
+#[cfg(feature = "tls")]
+pub use outer_http::tls;
+pub use outer_http::{
+    Http2Config, HttpService, OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, Stack,
+    StreamTiming,
+};
 
 /// smol as Outer uses it ([`outer_core::rt::Runtime`]): async-io's timer, for keep-alives,
 /// stream deadlines, header timeouts, backoff and retention, and smol's global executor for
@@ -124,34 +132,111 @@ pub fn service<Ctx: Clone + Send + 'static>(
     OuterService::new(app, config, Arc::new(SmolRuntime)).with_spawner(Arc::new(SmolRuntime))
 }
 
-/// Serves `service` on `listener`: spawns the accept loop and one task per connection on
-/// smol's global executor, and returns at once.
+/// Serves `stack` on `listener`: spawns the accept loop and one task per connection on
+/// smol's global executor, and returns at once. Each connection speaks HTTP/1.1 or HTTP/2 (with
+/// prior knowledge), as its first bytes say.
+///
+/// `stack` is an [`OuterService`], or tower layers around one ([`OuterService::layer`]).
 ///
 /// Fails when the listener has no local address.
-pub fn serve<Ctx: Clone + Send + 'static>(
-    listener: TcpListener,
-    service: OuterService<Ctx>,
-) -> io::Result<Server> {
-    start(listener, service, Spawner(None))
+pub fn serve<Ctx, S>(listener: TcpListener, stack: impl Into<Stack<Ctx, S>>) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    start(listener, stack.into(), Spawner(None), SmolIo::new)
 }
 
-/// Serves `service` on `listener`, spawning on `executor`: it serves only while that executor
+/// Serves `stack` on `listener`, spawning on `executor`: it serves only while that executor
 /// runs.
-pub fn serve_on<Ctx: Clone + Send + 'static>(
+pub fn serve_on<Ctx, S>(
     executor: Arc<smol::Executor<'static>>,
     listener: TcpListener,
-    service: OuterService<Ctx>,
-) -> io::Result<Server> {
-    start(listener, service, Spawner(Some(executor)))
+    stack: impl Into<Stack<Ctx, S>>,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    start(listener, stack.into(), Spawner(Some(executor)), SmolIo::new)
 }
 
-fn start<Ctx: Clone + Send + 'static>(
+/// Serves `stack` on `listener` over TLS, on smol's global executor: as [`serve`], each
+/// connection first completing a TLS handshake (in its own task, within the header read
+/// timeout). ALPN offers `h2` and `http/1.1` unless `tls` sets its own, so browsers speak
+/// HTTP/2.
+///
+/// ```no_run
+/// # async fn run(router: outer_core::Router<()>) -> std::io::Result<()> {
+/// use outer_smol::{serve_tls, service, ServerConfig};
+/// let config = ServerConfig::default();
+/// let tls = outer_smol::tls::from_pem_files("cert.pem", "key.pem", &config)?;
+/// let listener = async_net::TcpListener::bind("127.0.0.1:3443").await?;
+/// let server = serve_tls(listener, service(router, config), tls)?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tls")]
+pub fn serve_tls<Ctx, S>(
     listener: TcpListener,
-    service: OuterService<Ctx>,
+    stack: impl Into<Stack<Ctx, S>>,
+    tls: Arc<tls::rustls::ServerConfig>,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    start_tls(listener, stack.into(), Spawner(None), tls)
+}
+
+/// [`serve_tls`], spawning on `executor`: it serves only while that executor runs.
+#[cfg(feature = "tls")]
+pub fn serve_tls_on<Ctx, S>(
+    executor: Arc<smol::Executor<'static>>,
+    listener: TcpListener,
+    stack: impl Into<Stack<Ctx, S>>,
+    tls: Arc<tls::rustls::ServerConfig>,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    start_tls(listener, stack.into(), Spawner(Some(executor)), tls)
+}
+
+#[cfg(feature = "tls")]
+fn start_tls<Ctx, S>(
+    listener: TcpListener,
+    stack: Stack<Ctx, S>,
     spawner: Spawner,
-) -> io::Result<Server> {
+    tls: Arc<tls::rustls::ServerConfig>,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    use smol::future::FutureExt as _;
+    let acceptor = futures_rustls::TlsAcceptor::from(tls::with_alpn(tls, stack.outer().config()));
+    start(listener, stack, spawner, move |stream| {
+        let handshake = acceptor.accept(stream);
+        outer_http::server::Handshake::new(
+            async move { handshake.await.map(tls_io::FuturesIo) }.boxed(),
+        )
+    })
+}
+
+fn start<Ctx, S, I>(
+    listener: TcpListener,
+    stack: Stack<Ctx, S>,
+    spawner: Spawner,
+    wrap: impl Fn(async_net::TcpStream) -> I + Send + Sync + 'static,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+    I: outer_http::server::Socket + Send,
+{
     let local_addr = listener.local_addr()?;
-    let (accept, control) = accept_loop(service, incoming(listener), spawner.clone());
+    let (accept, control) = accept_loop(stack, incoming(listener, wrap), spawner.clone());
     // Detached: dropping the server stops the accept loop through `control`.
     spawner.spawn(accept).detach();
     tracing::info!(%local_addr, "serving");
@@ -159,20 +244,27 @@ fn start<Ctx: Clone + Send + 'static>(
 }
 
 /// Accepted connections, each ready for hyper, with the peer's address.
-type Incoming = Pin<Box<dyn Stream<Item = io::Result<(SmolIo, Option<SocketAddr>)>> + Send>>;
+type Incoming<I> = Pin<Box<dyn Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Send>>;
 
-/// Accepted connections as a stream, each ready for hyper. It owns the listener, so the
-/// listener closes when the accept loop ends.
-fn incoming(listener: TcpListener) -> Incoming {
-    Box::pin(smol::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(stream, peer)| {
-            // Events are small writes that must leave at once, not wait for an ACK.
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
-            }
-            (SmolIo::new(stream), Some(peer))
-        });
-        Some((accepted, listener))
+/// Accepted connections as a stream, each made ready for hyper by `wrap`. It owns the listener,
+/// so the listener closes when the accept loop ends.
+fn incoming<I: Send + 'static>(
+    listener: TcpListener,
+    wrap: impl Fn(async_net::TcpStream) -> I + Send + Sync + 'static,
+) -> Incoming<I> {
+    let wrap = Arc::new(wrap);
+    Box::pin(smol::stream::unfold(listener, move |listener| {
+        let wrap = Arc::clone(&wrap);
+        async move {
+            let accepted = listener.accept().await.map(|(stream, peer)| {
+                // Events are small writes that must leave at once, not wait for an ACK.
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
+                }
+                (wrap(stream), Some(peer))
+            });
+            Some((accepted, listener))
+        }
     }))
 }
 

@@ -55,14 +55,21 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
-use outer_http::server::accept_loop;
+#[cfg(feature = "tls")]
+use outer_http::server::Handshake;
+use outer_http::server::{accept_loop, Socket};
 use tokio::net::{TcpListener, TcpStream};
 
 pub mod client;
 
 pub use client::{Client, TokioTransport};
 pub use outer_http::server::Server;
-pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
+#[cfg(feature = "tls")]
+pub use outer_http::tls;
+pub use outer_http::{
+    Http2Config, HttpService, OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, Stack,
+    StreamTiming,
+};
 
 /// Tokio as Outer uses it ([`outer_core::rt::Runtime`]): its timer, for keep-alives, stream
 /// deadlines, header timeouts, backoff and retention, and `tokio::spawn` for background tasks.
@@ -139,17 +146,76 @@ pub fn service<Ctx: Clone + Send + 'static>(
     OuterService::new(app, config, Arc::new(TokioRuntime)).with_spawner(Arc::new(TokioRuntime))
 }
 
-/// Serves `service` on `listener`: spawns the accept loop and one task per connection on the
-/// current tokio runtime, and returns at once.
+/// Serves `stack` on `listener`: spawns the accept loop and one task per connection on the
+/// current tokio runtime, and returns at once. Each connection speaks HTTP/1.1 or HTTP/2
+/// (with prior knowledge), as its first bytes say.
+///
+/// `stack` is an [`OuterService`], or tower layers around one ([`OuterService::layer`]):
+///
+/// ```no_run
+/// # async fn run(router: outer_core::Router<()>) -> std::io::Result<()> {
+/// use outer_tokio::{serve, service, ServerConfig};
+/// let app = service(router, ServerConfig::default())
+///     .layer(tower_http::cors::CorsLayer::permissive());
+/// let server = serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?, app)?;
+/// # Ok(()) }
+/// ```
 ///
 /// Fails when called outside a tokio runtime, or when the listener has no local address.
-pub fn serve<Ctx: Clone + Send + 'static>(
+pub fn serve<Ctx, S>(listener: TcpListener, stack: impl Into<Stack<Ctx, S>>) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    start(listener, stack.into(), TokioIo::new)
+}
+
+/// Serves `stack` on `listener` over TLS: as [`serve`], each connection first completing a TLS
+/// handshake (in its own task, within the header read timeout). ALPN offers `h2` and
+/// `http/1.1` unless `tls` sets its own, so browsers speak HTTP/2.
+///
+/// ```no_run
+/// # async fn run(router: outer_core::Router<()>) -> std::io::Result<()> {
+/// use outer_tokio::{serve_tls, service, ServerConfig};
+/// let config = ServerConfig::default();
+/// let tls = outer_tokio::tls::from_pem_files("cert.pem", "key.pem", &config)?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3443").await?;
+/// let server = serve_tls(listener, service(router, config), tls)?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tls")]
+pub fn serve_tls<Ctx, S>(
     listener: TcpListener,
-    service: OuterService<Ctx>,
-) -> io::Result<Server> {
+    stack: impl Into<Stack<Ctx, S>>,
+    tls: std::sync::Arc<tls::rustls::ServerConfig>,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    use futures_util::TryFutureExt as _;
+    let stack = stack.into();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::with_alpn(tls, stack.outer().config()));
+    start(listener, stack, move |stream| {
+        Handshake::new(acceptor.accept(stream).map_ok(TokioIo::new as fn(_) -> _))
+    })
+}
+
+/// Serves `stack` on `listener`, each accepted stream made ready for hyper by `wrap`.
+fn start<Ctx, S, I>(
+    listener: TcpListener,
+    stack: Stack<Ctx, S>,
+    wrap: impl Fn(TcpStream) -> I + Send + Unpin + 'static,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+    I: Socket + Send,
+{
     let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     let local_addr = listener.local_addr()?;
-    let (accept, control) = accept_loop(service, Incoming(listener), TokioExecutor::new());
+    let incoming = Incoming { listener, wrap };
+    let (accept, control) = accept_loop(stack, incoming, TokioExecutor::new());
     // Detached: dropping the server stops the accept loop through `control`.
     runtime.spawn(accept);
     tracing::info!(%local_addr, "serving");
@@ -157,19 +223,23 @@ pub fn serve<Ctx: Clone + Send + 'static>(
 }
 
 /// Accepted connections as a stream, each ready for hyper.
-struct Incoming(TcpListener);
+struct Incoming<W> {
+    listener: TcpListener,
+    wrap: W,
+}
 
-impl futures_core::Stream for Incoming {
-    type Item = io::Result<(TokioIo<TcpStream>, Option<SocketAddr>)>;
+impl<W: Fn(TcpStream) -> I + Unpin, I> futures_core::Stream for Incoming<W> {
+    type Item = io::Result<(I, Option<SocketAddr>)>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_accept(cx).map(|accepted| {
+        let this = self.get_mut();
+        this.listener.poll_accept(cx).map(|accepted| {
             Some(accepted.map(|(stream, peer)| {
                 // Events are small writes that must leave at once, not wait for an ACK.
                 if let Err(err) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
                 }
-                (TokioIo::new(stream), Some(peer))
+                ((this.wrap)(stream), Some(peer))
             }))
         })
     }

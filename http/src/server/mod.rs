@@ -1,5 +1,5 @@
-//! Serving connections, runtime-free: the HTTP/1.1 connection loop, the accept loop and graceful
-//! shutdown, written once for every runtime.
+//! Serving connections, runtime-free: HTTP/1.1 and HTTP/2 connections, the accept loop and
+//! graceful shutdown, written once for every runtime.
 //!
 //! A runtime adapter supplies only what needs a runtime: a stream of accepted connections, an
 //! executor to spawn each on, and the timer inside the service. It spawns the accept loop and
@@ -18,11 +18,19 @@ use std::time::{Duration, Instant};
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 
 use crate::service::{OuterService, PeerAddr};
 use crate::shutdown::{OpenCount, Shutdown, Signal};
+use crate::stack::{HttpService, Stack};
 use crate::ws::{self, UpgradeSlot};
+use sniff::Sniff;
+
+mod handshake;
+mod sniff;
+
+pub use handshake::Handshake;
+pub use sniff::Rewind;
 
 /// A connection's socket, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`):
 /// any type hyper can read and write. Not `Send` unless the runtime needs it.
@@ -30,110 +38,265 @@ pub trait Socket: hyper::rt::Read + hyper::rt::Write + Unpin + 'static {}
 
 impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static> Socket for T {}
 
-/// Serves HTTP/1.1 on one connection until the client closes it, or until the service's
-/// [`Shutdown`] is triggered: then the request in progress finishes (its event stream ends
-/// cleanly), and the connection closes.
+/// What runs an HTTP/2 connection's requests: HTTP/2 answers each request in a task of its
+/// own, spawned on this executor (the adapter's runtime). Implemented for every executor that
+/// can spawn those tasks; nothing to implement by hand.
+pub trait StreamExecutor<S: HttpService>:
+    hyper::rt::bounds::Http2ServerConnExec<
+        <OnConnection<S> as hyper::service::Service<http::Request<Incoming>>>::Future,
+        S::ResponseBody,
+    > + Clone
+    + Unpin
+    + 'static
+{
+}
+
+impl<S: HttpService, E> StreamExecutor<S> for E where
+    E: hyper::rt::bounds::Http2ServerConnExec<
+            <OnConnection<S> as hyper::service::Service<http::Request<Incoming>>>::Future,
+            S::ResponseBody,
+        > + Clone
+        + Unpin
+        + 'static
+{
+}
+
+/// Serves one connection until the client closes it, or until the service's [`Shutdown`] is
+/// triggered: then the requests in progress finish (their event streams end cleanly), and the
+/// connection closes.
+///
+/// The connection speaks HTTP/1.1 or HTTP/2, told by its first bytes: HTTP/2 opens with a fixed
+/// preface, which a client sends with prior knowledge on cleartext, or under TLS after ALPN
+/// chose `h2` (so a TLS stream served here follows what ALPN chose). HTTP/2 runs each request
+/// as a task on `executor`. The first bytes must arrive within
+/// [`ServerConfig::header_read_timeout`](crate::ServerConfig::header_read_timeout), as must a
+/// TLS stream's handshake, which runs when it is first read.
 ///
 /// `io` is the connection, already wrapped for hyper (`hyper_util::rt::TokioIo`,
 /// `outer_smol::SmolIo`); `peer`, the client's address, goes into each request's extensions
 /// as a [`PeerAddr`], which context builders read as [`RequestHead::peer`](outer_core::RequestHead::peer).
+/// `stack` is an [`OuterService`], or tower layers around one ([`Stack`]).
 ///
 /// `io` need not be `Send`: a thread-per-core runtime's sockets are not, and the connection
 /// never leaves the thread it is served on. The [`Serving`] future is `Send` exactly when `io`
-/// is, so a work-stealing runtime can still spawn it.
-pub fn serve_connection<Ctx, I>(
+/// and `executor` are, so a work-stealing runtime can still spawn it.
+pub fn serve_connection<Ctx, S, I, E>(
     io: I,
     peer: Option<SocketAddr>,
-    service: OuterService<Ctx>,
-) -> Serving<Ctx, I>
+    stack: impl Into<Stack<Ctx, S>>,
+    executor: E,
+) -> Serving<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
-    let stop = Box::pin(service.shutdown().wait());
-    let mut builder = http1::Builder::new();
-    match service.config().header_read_timeout {
-        Some(timeout) => {
-            builder
-                .timer(HyperTimer(Arc::clone(service.timer())))
-                .header_read_timeout(timeout);
-        }
-        None => {
-            builder.header_read_timeout(None);
-        }
-    }
+    let (outer, service) = stack.into().into_parts();
+    let stop = Box::pin(outer.shutdown().wait());
+    let deadline = outer
+        .config()
+        .header_read_timeout
+        .map(|limit| outer.timer().sleep(limit));
     let on_connection = OnConnection {
         service,
         peer,
-        upgrade: UpgradeSlot::default(),
+        upgrade: None,
     };
     Serving {
-        phase: Phase::Http(builder.serve_connection(io, on_connection)),
+        phase: Phase::Sniffing {
+            io: Some(io),
+            sniff: Sniff::default(),
+            deadline,
+        },
+        on_connection: Some(on_connection),
+        outer,
+        executor,
         stop: Some(stop),
     }
 }
 
 /// One connection being served: what [`serve_connection`] returns. A named type, so that an
-/// executor can be bound to it (`hyper::rt::Executor<Connection<Ctx, I>>`) and its `Send`
+/// executor can be bound to it (`hyper::rt::Executor<Connection<..>>`) and its `Send`
 /// follows the socket's.
-pub struct Serving<Ctx, I>
+pub struct Serving<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
-    phase: Phase<Ctx, I>,
+    phase: Phase<Ctx, S, I, E>,
+    /// The service, until the protocol is known and it moves into hyper's connection.
+    on_connection: Option<OnConnection<S>>,
+    outer: OuterService<Ctx>,
+    executor: E,
     /// The shutdown signal, until it fires; then the connection finishes gracefully.
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-/// What a connection is doing: HTTP, then perhaps a WebSocket its last request upgraded to.
-// HTTP is what nearly every connection does for its whole life: it stays inline rather than
-// costing each connection an allocation, and the rarer, larger socket is boxed.
+/// What a connection is doing: telling its protocol, HTTP/1.1 (then perhaps a WebSocket its
+/// last request upgraded to), or HTTP/2.
+// HTTP/1.1 is what nearly every connection does for its whole life: it stays inline rather
+// than costing each connection an allocation, and the rarer, larger states are boxed.
 #[allow(clippy::large_enum_variant)]
-enum Phase<Ctx, I>
+enum Phase<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
-    Http(http1::Connection<I, OnConnection<Ctx>>),
+    /// Reading the first bytes, within the header read timeout.
+    Sniffing {
+        io: Option<I>,
+        sniff: Sniff,
+        deadline: Option<outer_core::rt::Sleep>,
+    },
+    Http1(http1::Connection<Rewind<I>, OnConnection<S>>),
+    // Boxed: hyper's HTTP/2 connection need not be `Unpin`.
+    Http2(Pin<Box<Http2<S, I, E>>>),
     // Boxed: a socket's state is much larger than an HTTP connection's.
-    WebSocket(Pin<Box<ws::Socket<Ctx, ws::io::TokioIo<I>>>>),
+    WebSocket(Pin<Box<ws::Socket<Ctx, ws::io::TokioIo<Rewind<I>>>>>),
     /// The last request is answered: shutting the socket down (hyper leaves that to us, since
     /// it cannot know whether an upgrade follows).
-    Closing(I),
+    Closing(Rewind<I>),
     Done,
 }
 
-impl<Ctx, I> fmt::Debug for Serving<Ctx, I>
+/// hyper's HTTP/2 connection, as a connection serves it.
+type Http2<S, I, E> = http2::Connection<Rewind<I>, OnConnection<S>, E>;
+
+impl<Ctx, S, I, E> fmt::Debug for Serving<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase {
+            Phase::Sniffing { .. } => "sniffing",
+            Phase::Http1(_) => "http/1.1",
+            Phase::Http2(_) => "h2",
+            Phase::WebSocket(_) => "websocket",
+            Phase::Closing(_) => "closing",
+            Phase::Done => "done",
+        };
         f.debug_struct("Serving")
             .field("stopping", &self.stop.is_none())
-            .field("websocket", &matches!(self.phase, Phase::WebSocket(_)))
+            .field("phase", &phase)
             .finish_non_exhaustive()
     }
 }
 
-impl<Ctx, I> Future for Serving<Ctx, I>
+impl<Ctx, S, I, E> Serving<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
+{
+    /// hyper's HTTP/1.1 connection for a socket that speaks it.
+    fn http1(&mut self, io: Rewind<I>, mut on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
+        let config = self.outer.config();
+        let mut builder = http1::Builder::new();
+        match config.header_read_timeout {
+            Some(timeout) => {
+                builder
+                    .timer(HyperTimer(Arc::clone(self.outer.timer())))
+                    .header_read_timeout(timeout);
+            }
+            None => {
+                builder.header_read_timeout(None);
+            }
+        }
+        if config.websocket.enabled {
+            on_connection.upgrade = Some(UpgradeSlot::default());
+        }
+        Phase::Http1(builder.serve_connection(io, on_connection))
+    }
+
+    /// hyper's HTTP/2 connection, its limits from the configuration.
+    fn http2(&mut self, io: Rewind<I>, on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
+        let config = &self.outer.config().http2;
+        let mut builder = http2::Builder::new(self.executor.clone());
+        builder
+            .timer(HyperTimer(Arc::clone(self.outer.timer())))
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .max_send_buf_size(config.max_send_buffer_bytes)
+            .keep_alive_interval(config.keep_alive_interval)
+            .keep_alive_timeout(config.keep_alive_timeout);
+        Phase::Http2(Box::pin(builder.serve_connection(io, on_connection)))
+    }
+}
+
+impl<Ctx, S, I, E> Future for Serving<Ctx, S, I, E>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+    I: Socket,
+    E: StreamExecutor<S>,
 {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Every field is Unpin (what is not is boxed).
         let this = self.get_mut();
+        let stopping = this
+            .stop
+            .as_mut()
+            .is_some_and(|stop| stop.as_mut().poll(cx).is_ready());
+        if stopping {
+            this.stop = None;
+        }
         loop {
             match &mut this.phase {
-                Phase::Http(connection) => {
-                    if let Some(stop) = this.stop.as_mut() {
-                        if stop.as_mut().poll(cx).is_ready() {
-                            this.stop = None;
-                            Pin::new(&mut *connection).graceful_shutdown();
+                Phase::Sniffing {
+                    io,
+                    sniff,
+                    deadline,
+                } => {
+                    if stopping || this.stop.is_none() {
+                        // Nothing asked yet: nothing to finish.
+                        this.phase = Phase::Done;
+                        continue;
+                    }
+                    if deadline
+                        .as_mut()
+                        .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+                    {
+                        tracing::debug!("no request within the header read timeout");
+                        this.phase = Phase::Done;
+                        continue;
+                    }
+                    let Some(socket) = io.as_mut() else {
+                        unreachable!("the socket stays until the protocol is known");
+                    };
+                    let version = match ready!(sniff.poll(socket, cx)) {
+                        Ok(version) => version,
+                        Err(err) => {
+                            tracing::debug!(error = %err, "connection failed before a request");
+                            this.phase = Phase::Done;
+                            continue;
                         }
+                    };
+                    let io = std::mem::take(sniff).rewind(io.take().unwrap_or_else(|| {
+                        unreachable!("the socket stays until the protocol is known")
+                    }));
+                    let Some(on_connection) = this.on_connection.take() else {
+                        unreachable!("the service stays until the protocol is known");
+                    };
+                    this.phase = match version {
+                        sniff::Version::Http2 if this.outer.config().http2.enabled => {
+                            this.http2(io, on_connection)
+                        }
+                        _ => this.http1(io, on_connection),
+                    };
+                }
+                Phase::Http1(connection) => {
+                    if stopping {
+                        Pin::new(&mut *connection).graceful_shutdown();
                     }
                     // Without shutdown: after a 101 the socket is the WebSocket's.
                     if let Err(err) = ready!(connection.poll_without_shutdown(cx)) {
@@ -142,14 +305,14 @@ where
                         this.phase = Phase::Done;
                         continue;
                     }
-                    let Phase::Http(connection) = std::mem::replace(&mut this.phase, Phase::Done)
+                    let Phase::Http1(connection) = std::mem::replace(&mut this.phase, Phase::Done)
                     else {
                         unreachable!("the phase was just matched");
                     };
                     let parts = connection.into_parts();
-                    this.phase = match parts.service.upgrade.take() {
+                    this.phase = match parts.service.upgrade.and_then(|slot| slot.take()) {
                         Some(upgrade) => Phase::WebSocket(Box::pin(ws::Socket::new(
-                            Arc::clone(parts.service.service.shared()),
+                            Arc::clone(this.outer.shared()),
                             upgrade,
                             ws::io::TokioIo(parts.io),
                             parts.read_buf.to_vec(),
@@ -157,13 +320,24 @@ where
                         None => Phase::Closing(parts.io),
                     };
                 }
+                Phase::Http2(connection) => {
+                    if stopping {
+                        // GOAWAY: no new requests; the open ones finish (their event streams
+                        // end with the protocol's interruption).
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    if let Err(err) = ready!(connection.as_mut().poll(cx)) {
+                        tracing::debug!(error = %err, "HTTP/2 connection ended with an error");
+                    }
+                    this.phase = Phase::Done;
+                }
                 Phase::WebSocket(socket) => {
                     ready!(socket.as_mut().poll(cx));
                     this.phase = Phase::Done;
                 }
                 Phase::Closing(io) => {
                     // An error here means the client is gone already, which is all we wanted.
-                    let _ = ready!(Pin::new(io).poll_shutdown(cx));
+                    let _ = ready!(hyper::rt::Write::poll_shutdown(Pin::new(io), cx));
                     this.phase = Phase::Done;
                 }
                 Phase::Done => return Poll::Ready(()),
@@ -172,49 +346,64 @@ where
     }
 }
 
-/// The service as one connection serves it: each request learns the peer's address, and an
-/// upgrade request where to leave the accepted upgrade.
-struct OnConnection<Ctx> {
-    service: OuterService<Ctx>,
+/// The service as one connection serves it: each request learns the peer's address, and on
+/// HTTP/1.1 an upgrade request where to leave the accepted upgrade.
+pub struct OnConnection<S> {
+    service: S,
     peer: Option<SocketAddr>,
-    upgrade: UpgradeSlot,
+    upgrade: Option<UpgradeSlot>,
 }
 
-impl<Ctx: Clone + Send + 'static> hyper::service::Service<http::Request<Incoming>>
-    for OnConnection<Ctx>
-{
-    type Response = http::Response<crate::OuterBody>;
-    type Error = std::convert::Infallible;
-    type Future = crate::ResponseFuture;
+impl<S> fmt::Debug for OnConnection<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnConnection")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: HttpService> hyper::service::Service<http::Request<Incoming>> for OnConnection<S> {
+    type Response = http::Response<S::ResponseBody>;
+    type Error = S::Error;
+    // Boxed: hyper's HTTP/1.1 connection must be `Unpin` to hand its socket back after a
+    // `101`, and a layer's future need not be.
+    type Future = Pin<Box<tower::util::Oneshot<S, http::Request<Incoming>>>>;
 
     fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(PeerAddr(peer));
         }
-        if ws::wants_upgrade(request.headers()) {
-            request.extensions_mut().insert(self.upgrade.clone());
+        if let Some(slot) = &self.upgrade {
+            if ws::wants_upgrade(request.headers()) {
+                request.extensions_mut().insert(slot.clone());
+            }
         }
-        self.service.respond(request)
+        // A clone per request, made ready before the call, as tower's contract asks.
+        Box::pin(tower::ServiceExt::oneshot(self.service.clone(), request))
     }
 }
 
 /// A connection's task, as the accept loop hands it to the executor: the connection being
 /// served, which ends early when shutdown closes connections by force, and counts as open until
-/// it is dropped. `Send` exactly when its socket is.
-pub struct Connection<Ctx, I>
+/// it is dropped. `Send` exactly when its socket and executor are.
+pub struct Connection<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
-    serving: Serving<Ctx, I>,
+    serving: Serving<Ctx, S, I, E>,
     abort: crate::shutdown::Wait,
     _open: crate::shutdown::OpenGuard,
 }
 
-impl<Ctx, I> fmt::Debug for Connection<Ctx, I>
+impl<Ctx, S, I, E> fmt::Debug for Connection<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
@@ -223,10 +412,12 @@ where
     }
 }
 
-impl<Ctx, I> Future for Connection<Ctx, I>
+impl<Ctx, S, I, E> Future for Connection<Ctx, S, I, E>
 where
     Ctx: Clone + Send + 'static,
+    S: HttpService,
     I: Socket,
+    E: StreamExecutor<S>,
 {
     type Output = ();
 
@@ -257,17 +448,20 @@ const ABORT_WAIT: Duration = Duration::from_secs(1);
 /// Nothing here must be `Send`: on a thread-per-core runtime the listener, its sockets and the
 /// executor stay on their thread. The accept loop and each [`Connection`] are `Send` exactly
 /// when the listener, the sockets and the executor are, as on tokio and smol.
-pub fn accept_loop<Ctx, S, I, E>(
-    service: OuterService<Ctx>,
-    incoming: S,
+pub fn accept_loop<Ctx, S, L, I, E>(
+    stack: impl Into<Stack<Ctx, S>>,
+    incoming: L,
     executor: E,
 ) -> (impl Future<Output = ()>, ServerControl)
 where
     Ctx: Clone + Send + 'static,
-    S: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
+    S: HttpService,
+    L: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
     I: Socket,
-    E: hyper::rt::Executor<Connection<Ctx, I>> + 'static,
+    E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S>,
 {
+    let stack = stack.into();
+    let service = stack.outer().clone();
     let control = ServerControl {
         shutdown: service.shutdown().clone(),
         streams: {
@@ -312,7 +506,7 @@ where
             match next {
                 None => break,
                 Some(Ok((io, peer))) => executor.execute(Connection {
-                    serving: serve_connection(io, peer, service.clone()),
+                    serving: serve_connection(io, peer, stack.clone(), executor.clone()),
                     abort: Arc::clone(&abort).wait(),
                     // Dropped with the task, however it ends, so shutdown sees it go.
                     _open: connections.enter(),
