@@ -30,11 +30,8 @@ async fn check(config: Config) {
 async fn serve_chat() -> (outer_tokio::Server, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = chat::app(Chat::new(), Arc::new(outer_tokio::TokioRuntime));
-    let server = outer_tokio::serve(
-        listener,
-        outer_tokio::service(app, chat::server_config(false)),
-    )
-    .unwrap();
+    let server =
+        outer_tokio::serve(listener, outer_tokio::service(app, chat::server_config())).unwrap();
     let base = format!("http://{}", server.local_addr());
     (server, base)
 }

@@ -29,7 +29,9 @@ use outer_core::rt::Timer;
 use outer_core::{
     event_iterator, procedure, tracked, App, ErrorCode, EventId, RequestHead, Router, RpcError,
 };
-use outer_http::{Page, ServerConfig};
+use outer_http::{
+    OuterService, Pages, PagesService, ServerConfig, Stack, TestHooks, TestHooksService,
+};
 use outer_redis::RedisPublisher;
 use serde::{Deserialize, Serialize};
 
@@ -41,17 +43,30 @@ pub const PAGE: &str = include_str!("chat.html");
 /// types, bundled by esbuild (`typescript/check.sh` checks this bundle is that file's).
 pub const SCRIPT: &str = include_str!("chat.js");
 
-/// The chat server's configuration: the defaults, the page at `/`, and with `test_hooks`, the
-/// failure-test hooks at `/__test` (see [`ServerConfig::test_hooks`]).
-pub fn server_config(test_hooks: bool) -> ServerConfig {
-    ServerConfig {
-        pages: vec![
-            Page::new("/", "text/html; charset=utf-8", PAGE),
-            Page::new("/chat.js", "text/javascript; charset=utf-8", SCRIPT),
-        ],
-        test_hooks: test_hooks.then(|| "/__test".to_string()),
-        ..ServerConfig::default()
-    }
+/// The chat server's configuration: the defaults.
+pub fn server_config() -> ServerConfig {
+    ServerConfig::default()
+}
+
+/// The page at `/` and its script at `/chat.js`.
+pub fn pages() -> Pages {
+    Pages::new()
+        .page("/", "text/html; charset=utf-8", PAGE)
+        .page("/chat.js", "text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The chat's service with its pages, and with `test_hooks`, the failure-test hooks at
+/// `/__test` (see [`TestHooks`]).
+pub type ChatService = tower::util::Either<
+    TestHooksService<ChatCtx, PagesService<OuterService<ChatCtx>>>,
+    PagesService<OuterService<ChatCtx>>,
+>;
+
+/// What the chat server serves: `outer` with the chat's [`pages`], and with `test_hooks` the
+/// failure-test hooks at `/__test`; never turn those on where strangers can reach them.
+pub fn stack(outer: OuterService<ChatCtx>, test_hooks: bool) -> Stack<ChatCtx, ChatService> {
+    let hooks = test_hooks.then(|| TestHooks::new("/__test", &outer));
+    outer.layer(pages()).layer(tower::util::option_layer(hooks))
 }
 
 /// The topic posts are published on (on Redis, the stream `outer:created`).

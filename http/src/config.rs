@@ -74,15 +74,6 @@ pub struct ServerConfig {
     /// tRPC's options: `ping` after 5 s of silence by default, `max_duration` (ends the stream
     /// cleanly; tRPC clients reconnect and resume), and `reconnect_after_inactivity` for clients.
     pub trpc: TrpcOptions,
-    /// Whole files answered to `GET` at exact paths, outside both prefixes: an app's page, say.
-    /// Default: none.
-    pub pages: Vec<Page>,
-    /// A path prefix for failure-test hooks, off (`None`) by default; never turn it on where
-    /// strangers can reach it. With `Some("/__test")`: `GET /__test/streams` answers
-    /// `{"active_streams": n}` (streams whose handler has not been dropped yet) and
-    /// `POST /__test/drop` cuts every open stream as a network failure would
-    /// ([`OuterService::abort_streams`](crate::OuterService::abort_streams)).
-    pub test_hooks: Option<String>,
     /// WebSocket: tRPC's `wsLink` upgrades at [`trpc_prefix`](Self::trpc_prefix) and oRPC's
     /// websocket link at [`rpc_prefix`](Self::rpc_prefix), each socket carrying any number of
     /// calls and subscriptions of the same router. On by default.
@@ -194,32 +185,6 @@ impl Default for WebSocketConfig {
     }
 }
 
-/// A file served whole at one path (see [`ServerConfig::pages`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page {
-    /// The exact URL path, e.g. `/`.
-    pub path: String,
-    /// Its `content-type`, e.g. `text/html; charset=utf-8`.
-    pub content_type: String,
-    /// The bytes.
-    pub body: bytes::Bytes,
-}
-
-impl Page {
-    /// A page at `path`.
-    pub fn new(
-        path: impl Into<String>,
-        content_type: impl Into<String>,
-        body: impl Into<bytes::Bytes>,
-    ) -> Self {
-        Self {
-            path: path.into(),
-            content_type: content_type.into(),
-            body: body.into(),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -233,8 +198,6 @@ impl Default for ServerConfig {
             orpc: OrpcOptions::default(),
             trpc_prefix: Some("/trpc".into()),
             trpc: TrpcOptions::default(),
-            pages: Vec::new(),
-            test_hooks: None,
             websocket: WebSocketConfig::default(),
             http2: Http2Config::default(),
         }

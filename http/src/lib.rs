@@ -76,19 +76,23 @@ pub mod client;
 mod config;
 pub mod fair;
 pub mod local;
+mod pages;
 pub mod server;
 mod service;
 mod shutdown;
 mod stack;
+mod test_hooks;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod ws;
 
 pub use body::{Aborted, OuterBody};
-pub use config::{Http2Config, Page, ServerConfig, WebSocketConfig};
+pub use config::{Http2Config, ServerConfig, WebSocketConfig};
 pub use outer_core::protocol::orpc::OrpcOptions;
 pub use outer_core::protocol::trpc::TrpcOptions;
 pub use outer_core::protocol::StreamTiming;
+pub use pages::{Pages, PagesService};
 pub use service::{HttpHead, OuterService, PeerAddr, ResponseFuture};
 pub use shutdown::Shutdown;
 pub use stack::{BoxError, HttpService, Stack};
+pub use test_hooks::{TestHooks, TestHooksService};

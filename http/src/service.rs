@@ -118,7 +118,6 @@ impl<Ctx: Clone + Send + 'static> OuterService<Ctx> {
     pub fn new(app: impl Into<App<Ctx>>, mut config: ServerConfig, timer: Arc<dyn Timer>) -> Self {
         config.rpc_prefix = normalize_prefix(&config.rpc_prefix);
         config.trpc_prefix = config.trpc_prefix.as_deref().map(normalize_prefix);
-        config.test_hooks = config.test_hooks.as_deref().map(normalize_prefix);
         Self {
             shared: Arc::new(Shared {
                 app: app.into(),
@@ -144,14 +143,6 @@ impl<Ctx: Clone + Send + 'static> OuterService<Ctx> {
         self
     }
 
-    /// Cuts every event stream open now, the way a network failure would: the connection closes
-    /// without the response's final chunk, and each handler is dropped (its cleanup runs).
-    /// Clients that retry reconnect and resume after their last id. For failure tests, and for
-    /// shedding load; streams opened afterwards are not affected.
-    pub fn abort_streams(&self) {
-        abort_streams(&self.shared);
-    }
-
     /// Answers one request. This is what both `Service` impls call.
     pub fn respond<B>(&self, request: Request<B>) -> ResponseFuture
     where
@@ -164,6 +155,14 @@ impl<Ctx: Clone + Send + 'static> OuterService<Ctx> {
 }
 
 impl<Ctx> OuterService<Ctx> {
+    /// Cuts every event stream open now, the way a network failure would: the connection closes
+    /// without the response's final chunk, and each handler is dropped (its cleanup runs).
+    /// Clients that retry reconnect and resume after their last id. For failure tests, and for
+    /// shedding load; streams opened afterwards are not affected.
+    pub fn abort_streams(&self) {
+        abort_streams(&self.shared);
+    }
+
     /// The configuration, with the prefix normalized (`"/rpc/"` reads `"/rpc"`, `"/"` reads
     /// `""`).
     pub fn config(&self) -> &ServerConfig {
@@ -258,42 +257,6 @@ where
     let uri = parts.uri.clone();
     let path = uri.path();
     let config = &shared.config;
-    if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
-        if let Some(page) = config.pages.iter().find(|page| page.path == path) {
-            let mut response = Response::new(OuterBody::full(page.body.clone()));
-            if let Ok(kind) = HeaderValue::from_str(&page.content_type) {
-                response
-                    .headers_mut()
-                    .insert(http::header::CONTENT_TYPE, kind);
-            }
-            return response;
-        }
-    }
-    if let Some(hook) = config
-        .test_hooks
-        .as_deref()
-        .and_then(|prefix| under_prefix(prefix, path))
-    {
-        let answer = match (&parts.method, hook) {
-            (&http::Method::GET, "/streams") => Some(format!(
-                "{{\"active_streams\":{}}}",
-                shared.streams.load(Ordering::SeqCst)
-            )),
-            (&http::Method::POST, "/drop") => {
-                abort_streams(shared);
-                Some(String::from("{\"aborted\":true}"))
-            }
-            _ => None,
-        };
-        if let Some(answer) = answer {
-            let mut response = Response::new(OuterBody::full(answer));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return response;
-        }
-    }
     if config.websocket.enabled && ws::wants_upgrade(&parts.headers) {
         if let Some(protocol) = websocket_route(config, path) {
             span.record("protocol", protocol.name());

@@ -170,7 +170,7 @@ fn the_accept_loop_serves_sockets_that_are_not_send_and_shuts_down() {
         let incoming = futures::stream::iter([Ok((first, None)), Ok((second, None))])
             .chain(futures::stream::pending());
         let (accepting, control) =
-            outer_http::server::accept_loop(service(), Box::pin(incoming), SpawnLocal);
+            outer_http::server::accept_loop(service().into(), Box::pin(incoming), SpawnLocal);
         let accepting = tokio::task::spawn_local(accepting);
         let answers = [call(first_client).await, call(second_client).await];
         assert!(control.shutdown().await, "nothing left open past the grace");
@@ -201,7 +201,7 @@ fn dropping_the_control_stops_the_accept_loop_and_closes_the_listener() {
         }
         let (closed, listener_closed) = futures::channel::oneshot::channel();
         let (accepting, control) =
-            outer_http::server::accept_loop(service(), Listener(Some(closed)), SpawnLocal);
+            outer_http::server::accept_loop(service().into(), Listener(Some(closed)), SpawnLocal);
         let accepting = tokio::task::spawn_local(accepting);
         tokio::task::yield_now().await;
         assert!(!accepting.is_finished(), "accepting until dropped");

@@ -77,7 +77,10 @@ pub mod client;
 
 pub use client::{Client, MonoioTransport};
 pub use outer_http::server::Server;
-pub use outer_http::{OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, StreamTiming};
+pub use outer_http::{
+    Http2Config, HttpService, OrpcOptions, OuterBody, OuterService, ServerConfig, Shutdown, Stack,
+    StreamTiming,
+};
 
 /// monoio as Outer uses it ([`outer_core::rt::Runtime`]): its timer, for keep-alives, stream
 /// deadlines, header timeouts, backoff and retention, and `monoio::spawn` for background tasks,
@@ -168,17 +171,23 @@ pub fn listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Serves `service` on `listener` from this thread: spawns the accept loop and one task per
-/// connection on the current monoio runtime, and returns at once. Call it on a monoio
+/// Serves `stack` (an [`OuterService`], or tower layers around one) on `listener` from this
+/// thread: spawns the accept loop and one task per connection on the current monoio runtime,
+/// and returns at once. Connections speak HTTP/1.1 or HTTP/2 (prior knowledge), as their first
+/// bytes say; HTTP/2's requests run as tasks on the same thread. Call it on a monoio
 /// runtime's thread (monoio panics elsewhere).
 ///
 /// Takes a `std` listener (from [`listener`], or bound any way you like), because it keeps a
 /// duplicate of it: shutdown closes the port through that at once, where io_uring would queue
 /// the close.
-pub fn serve<Ctx: Clone + Send + 'static>(
+pub fn serve<Ctx, S>(
     listener: std::net::TcpListener,
-    service: OuterService<Ctx>,
-) -> io::Result<Server> {
+    stack: impl Into<Stack<Ctx, S>>,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
     let local_addr = listener.local_addr()?;
     let closer = listener.try_clone()?;
     listener.set_nonblocking(true)?;
@@ -186,7 +195,7 @@ pub fn serve<Ctx: Clone + Send + 'static>(
         accepted: Box::pin(accepted(monoio::net::TcpListener::from_std(listener)?)),
         closer,
     };
-    let (accept, control) = accept_loop(service, incoming, OnThisThread);
+    let (accept, control) = accept_loop(stack.into(), incoming, OnThisThread);
     // Detached: dropping the server stops the accept loop through `control`.
     drop(monoio::spawn(accept));
     tracing::info!(%local_addr, "serving");

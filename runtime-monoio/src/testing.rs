@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Once};
 use outer_core::rt::Timer;
 use outer_harness::conformance::{Adapter, Served, ShutDown};
 
-use crate::{serve, Driver, MonoioRuntime, OuterService, Server};
+use crate::{serve, Driver, HttpService, MonoioRuntime, Server, Stack};
 
 /// Runs servers on monoio's io_uring driver; on epoll, saying so once, where the kernel has no
 /// io_uring.
@@ -40,8 +40,12 @@ impl Adapter for IoUring {
         Arc::new(MonoioRuntime)
     }
 
-    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
-        start(Self::driver(), service)
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        start(Self::driver(), stack.into())
     }
 }
 
@@ -52,8 +56,12 @@ impl Adapter for Epoll {
         Arc::new(MonoioRuntime)
     }
 
-    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
-        start(Driver::Epoll, service)
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        start(Driver::Epoll, stack.into())
     }
 }
 
@@ -75,7 +83,11 @@ impl ShutDown for OwnThread {
     }
 }
 
-fn start<Ctx: Clone + Send + 'static>(driver: Driver, service: OuterService<Ctx>) -> Running {
+fn start<Ctx, S>(driver: Driver, stack: Stack<Ctx, S>) -> Running
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
     let (ready, started) = mpsc::channel();
     let (to_thread, from_test) = async_channel::bounded::<Server>(1);
     let (done, shut_down) = mpsc::channel();
@@ -83,7 +95,7 @@ fn start<Ctx: Clone + Send + 'static>(driver: Driver, service: OuterService<Ctx>
         driver
             .block_on(async move {
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                ready.send(serve(listener, service).unwrap()).unwrap();
+                ready.send(serve(listener, stack).unwrap()).unwrap();
                 if let Ok(server) = from_test.recv().await {
                     done.send(server.shutdown().await).unwrap();
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use outer_core::rt::Timer;
 use outer_harness::conformance::{Adapter, Served};
 
-use crate::{serve, OuterService, Server, SmolRuntime};
+use crate::{serve, HttpService, Server, SmolRuntime, Stack};
 
 /// Runs servers on smol.
 pub struct Smol;
@@ -23,10 +23,15 @@ impl Adapter for Smol {
     }
 
     /// On smol's global executor, which runs on threads of its own while the test blocks.
-    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        let stack = stack.into();
         let server = smol::block_on(async {
             let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            serve(listener, service).unwrap()
+            serve(listener, stack).unwrap()
         });
         Served::new(server, |server: Server| smol::block_on(server.shutdown()))
     }

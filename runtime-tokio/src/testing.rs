@@ -7,7 +7,7 @@ use std::sync::Arc;
 use outer_core::rt::Timer;
 use outer_harness::conformance::{Adapter, Served, ShutDown};
 
-use crate::{serve, OuterService, Server, TokioRuntime};
+use crate::{serve, HttpService, Server, Stack, TokioRuntime};
 
 /// Runs servers on tokio.
 pub struct Tokio;
@@ -41,7 +41,12 @@ impl Adapter for Tokio {
         Arc::new(TokioRuntime)
     }
 
-    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Running {
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        let stack = stack.into();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -49,7 +54,7 @@ impl Adapter for Tokio {
             .unwrap();
         let server = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            serve(listener, service).unwrap()
+            serve(listener, stack).unwrap()
         });
         Served::new(server, OwnRuntime(Some(runtime)))
     }

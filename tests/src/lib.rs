@@ -19,10 +19,14 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Serves the chat example on runtime `R` with `config`, on a fresh loopback port.
+/// Serves the chat example on runtime `R` with `config`, on a fresh loopback port, with its
+/// pages and the failure-test hooks (`/__test`).
 pub fn start_chat<R: Adapter>(config: ServerConfig) -> R::Server {
     let app = chat::app(Chat::new(), R::timer());
-    R::start(OuterService::new(app, config, R::timer()))
+    R::start(chat::stack(
+        OuterService::new(app, config, R::timer()),
+        true,
+    ))
 }
 
 /// Installs the interop scripts' npm packages from their lockfile, once per test run. Node and

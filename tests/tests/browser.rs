@@ -28,7 +28,8 @@ use outer_examples::chat::{self, Chat, ChatCtx};
 use outer_http::{OuterService, ServerConfig};
 use outer_tests::npm_ci;
 
-/// Starts a server on `addr` and gives back what stops it (gracefully).
+/// Starts a server on `addr` (the chat's pages and test hooks around `service`) and gives back
+/// what stops it (gracefully).
 type Start = fn(SocketAddr, OuterService<ChatCtx>) -> Box<dyn FnOnce()>;
 
 fn start_tokio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOnce()> {
@@ -39,7 +40,7 @@ fn start_tokio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOn
         .unwrap();
     let server = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        outer_tokio::serve(listener, service).unwrap()
+        outer_tokio::serve(listener, chat::stack(service, true)).unwrap()
     });
     Box::new(move || {
         runtime.block_on(server.shutdown());
@@ -49,7 +50,7 @@ fn start_tokio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOn
 fn start_smol(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnOnce()> {
     let server = smol::block_on(async {
         let listener = smol::net::TcpListener::bind(addr).await.unwrap();
-        outer_smol::serve(listener, service).unwrap()
+        outer_smol::serve(listener, chat::stack(service, true)).unwrap()
     });
     Box::new(move || {
         smol::block_on(server.shutdown());
@@ -65,7 +66,7 @@ fn start_monoio(addr: SocketAddr, service: OuterService<ChatCtx>) -> Box<dyn FnO
         outer_monoio::Driver::available()
             .block_on(async move {
                 let listener = outer_monoio::listener(addr).unwrap();
-                let server = outer_monoio::serve(listener, service).unwrap();
+                let server = outer_monoio::serve(listener, chat::stack(service, true)).unwrap();
                 ready.send(()).unwrap();
                 let _ = stopped.recv().await; // the sender dropped
                 server.shutdown().await;
@@ -141,7 +142,7 @@ fn drive(
 }
 
 fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Timer>) {
-    let config = || chat::server_config(false);
+    let config = || chat::server_config();
     let transcript = drive("browser.mjs", "/", config, start, timer);
     assert!(
         transcript.contains("without a token gets 401"),
@@ -157,7 +158,7 @@ fn page_resumes_after_a_restart(start: Start, timer: Arc<dyn outer_core::rt::Tim
 /// keep-alive tight enough to see in a few seconds: a socket quiet for 0.5 s gets `PING`, and
 /// one that does not answer within 1 s is dropped.
 fn websocket_config() -> ServerConfig {
-    let mut config = chat::server_config(true);
+    let mut config = chat::server_config();
     config.websocket.ping = Some(Duration::from_millis(500));
     config.websocket.pong_wait = Duration::from_secs(1);
     config

@@ -37,7 +37,7 @@ fn stalled_resumers_hold_a_page_each<R: Adapter>() {
     }
     let mut server = R::start(OuterService::new(
         chat::app(chat.clone(), R::timer()),
-        chat::server_config(false),
+        chat::server_config(),
         R::timer(),
     ));
     let before = rss();

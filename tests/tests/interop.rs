@@ -29,7 +29,7 @@ fn run_ws<R: Adapter>(script: &str, prefix: &str) {
 }
 
 fn run_at<R: Adapter>(script: &str, scheme: &str, prefix: &str) {
-    let mut server = start_chat::<R>(outer_examples::chat::server_config(true));
+    let mut server = start_chat::<R>(outer_examples::chat::server_config());
     let addr = server.addr();
     let root = format!("http://{addr}");
     let output = run_node(

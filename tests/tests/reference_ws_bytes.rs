@@ -46,7 +46,7 @@ use outer_examples::chat::{self, Chat, ChatCtx};
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_harness::loopback;
 use outer_harness::websocket::{Received, WsClient};
-use outer_http::{OuterService, ServerConfig};
+use outer_http::{OuterService, ServerConfig, TestHooks};
 use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
 use outer_tests::workspace;
@@ -438,23 +438,21 @@ impl Normalize {
 }
 
 /// The chat's server configuration for the replays: the reference's keep-alive (`pingMs` 500,
-/// `pongWaitMs` 1000) and the failure-test hooks (`POST /__test/drop` for `/control/cut`).
+/// `pongWaitMs` 1000).
 fn config() -> ServerConfig {
-    let mut config = ServerConfig {
-        test_hooks: Some("/__test".into()),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
     config.websocket.ping = Some(Duration::from_millis(500));
     config.websocket.pong_wait = Duration::from_millis(1000);
     config
 }
 
-/// Serves `chat` on runtime `R`; the service's handle, for the reconnect notice.
+/// Serves `chat` on runtime `R`, with the failure-test hooks (`POST /__test/drop` for
+/// `/control/cut`); the service's handle, for the reconnect notice.
 fn serve<R: Adapter>(chat: &Chat) -> (R::Server, OuterService<ChatCtx>) {
     let app = chat::app(chat.clone(), R::timer());
     let service = OuterService::new(app, config(), R::timer());
-    let handle = service.clone();
-    (R::start(service), handle)
+    let hooks = TestHooks::new("/__test", &service);
+    (R::start(service.clone().layer(hooks)), service)
 }
 
 struct Replay<'a, R: Adapter> {

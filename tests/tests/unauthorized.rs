@@ -78,7 +78,7 @@ fn assert_orpc_unauthorized(body: &Value, defined: bool) {
 }
 
 fn refused_without_a_token<R: Adapter>() {
-    let mut server = start_chat::<R>(outer_examples::chat::server_config(false));
+    let mut server = start_chat::<R>(outer_examples::chat::server_config());
     let addr = server.addr();
 
     let body = json_refusal(
@@ -140,7 +140,7 @@ fn refused_without_a_token<R: Adapter>() {
 /// With the token, each protocol's stream opens and carries the post that mentions the name,
 /// and not the one that does not.
 fn streams_with_a_token<R: Adapter>() {
-    let mut server = start_chat::<R>(outer_examples::chat::server_config(false));
+    let mut server = start_chat::<R>(outer_examples::chat::server_config());
     let addr = server.addr();
     let token = "authorization: Bearer ann";
 

@@ -3,12 +3,18 @@
 //!
 //! ```text
 //! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
+//!      [--tls-cert FILE --tls-key FILE]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once it accepts connections (`--listen 127.0.0.1:0`
 //! picks a free port), and shuts down gracefully on SIGINT or SIGTERM: open streams end so that
-//! clients resume elsewhere. `--test-hooks` adds `/__test/streams` and `/__test/drop` for
-//! failure tests (see `outer_http::ServerConfig::test_hooks`); never use it in production.
+//! clients resume elsewhere. Every connection speaks HTTP/1.1 or HTTP/2. `--test-hooks` adds
+//! `/__test/streams` and `/__test/drop` for failure tests (see `outer_http::TestHooks`); never
+//! use it in production.
+//!
+//! `--tls-cert cert.pem --tls-key key.pem` serves HTTPS instead (`listening on https://ADDR`),
+//! with ALPN offering HTTP/2, so a browser's page opens any number of event streams on one
+//! connection; on tokio and smol.
 //!
 //! `--redis redis://127.0.0.1:6379` keeps posts in Redis instead of in memory, with the same
 //! router (see `outer_examples::chat`): every chat server on that Redis shares them, and a
@@ -29,13 +35,15 @@ use outer_http::ServerConfig;
 
 const USAGE: &str =
     "usage: chat [--listen ADDR] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
+            [--tls-cert FILE --tls-key FILE]
        chat --emit-typescript DIR";
 
 const HELP: &str = "\
 Serves the chat: oRPC at /rpc, tRPC at /trpc (over HTTP, and over WebSocket at those two paths:
 ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket). A request with
 `authorization: Bearer <name>` (over tRPC's WebSocket, the connection parameter `authorization`)
-is signed in as <name> (`me`, `mentions.live`). SIGINT or SIGTERM shuts it down gracefully.
+is signed in as <name> (`me`, `mentions.live`). Connections speak HTTP/1.1 or HTTP/2 (prior
+knowledge, or ALPN under TLS). SIGINT or SIGTERM shuts it down gracefully.
 
   --listen ADDR        the address to listen on (default 127.0.0.1:3000; port 0 picks one)
   --runtime NAME       tokio (default), smol, or monoio (one thread per core, each with
@@ -44,6 +52,8 @@ is signed in as <name> (`me`, `mentions.live`). SIGINT or SIGTERM shuts it down 
   --test-hooks         add /__test/streams and /__test/drop, for failure tests; never in production
   --redis URL          keep posts in this Redis (redis://HOST:PORT, or a cluster:
                        redis+cluster://HOST:PORT,HOST:PORT) instead of in memory
+  --tls-cert FILE      serve HTTPS with this PEM certificate chain (and --tls-key); tokio, smol
+  --tls-key FILE       the PEM private key of --tls-cert
   --emit-typescript DIR
                        write DIR/orpc.ts (the oRPC contract) and DIR/trpc.ts (tRPC's AppRouter
                        type) for TypeScript clients, and exit; needs the typescript feature
@@ -56,6 +66,8 @@ struct Args {
     test_hooks: bool,
     /// Posts in this Redis rather than in memory.
     redis: Option<String>,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS with these PEM files.
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// `--help`: print the usage and exit.
     help: bool,
     /// `--emit-typescript DIR`: write the clients' types there and exit.
@@ -77,9 +89,11 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         runtime: Runtime::Tokio,
         test_hooks: false,
         redis: None,
+        tls: None,
         help: false,
         emit_typescript: None,
     };
+    let (mut cert, mut key) = (None, None);
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -111,6 +125,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                         .ok_or("--redis needs a URL (redis://HOST:PORT)")?,
                 );
             }
+            "--tls-cert" => cert = Some(args.next().ok_or("--tls-cert needs a PEM file")?),
+            "--tls-key" => key = Some(args.next().ok_or("--tls-key needs a PEM file")?),
             "--emit-typescript" => {
                 let dir = args.next().ok_or("--emit-typescript needs a directory")?;
                 parsed.emit_typescript = Some(dir.into());
@@ -118,6 +134,14 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "-h" | "--help" => parsed.help = true,
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    parsed.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    if parsed.tls.is_some() && matches!(parsed.runtime, Runtime::Monoio(_)) {
+        return Err("TLS (--tls-cert) is served on tokio and smol, not monoio".into());
     }
     Ok(parsed)
 }
@@ -154,8 +178,16 @@ fn emit_typescript(_: &std::path::Path) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn config(args: &Args) -> ServerConfig {
-    chat::server_config(args.test_hooks)
+fn config(_: &Args) -> ServerConfig {
+    chat::server_config()
+}
+
+/// The TLS settings of `--tls-cert` and `--tls-key`, read before anything starts.
+fn tls(args: &Args) -> std::io::Result<Option<Arc<outer_http::tls::rustls::ServerConfig>>> {
+    args.tls
+        .as_ref()
+        .map(|(cert, key)| outer_http::tls::from_pem_files(cert, key, &config(args)))
+        .transpose()
 }
 
 /// The chat: posts in memory, or in the Redis of `--redis` (checked to answer first). Both are
@@ -227,14 +259,16 @@ fn on_signal(grace: Duration) -> std::io::Result<futures::channel::oneshot::Rece
     Ok(stopped)
 }
 
-fn announce(addr: SocketAddr, runtime: &str) {
+fn announce(addr: SocketAddr, tls: bool, runtime: &str) {
     use std::io::Write;
-    println!("listening on http://{addr} ({runtime})");
+    let scheme = if tls { "https" } else { "http" };
+    println!("listening on {scheme}://{addr} ({runtime})");
     // Tests read this line to learn the port: make sure it leaves now.
     let _ = std::io::stdout().flush();
 }
 
 fn run_tokio(args: &Args) -> std::io::Result<()> {
+    let tls = tls(args)?;
     let stop = on_signal(config(args).shutdown_grace)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -247,8 +281,12 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
             Arc::new(outer_tokio::TokioRuntime),
         )
         .await?;
-        let server = outer_tokio::serve(listener, outer_tokio::service(app, config(args)))?;
-        announce(server.local_addr(), "tokio");
+        let stack = chat::stack(outer_tokio::service(app, config(args)), args.test_hooks);
+        let server = match tls.clone() {
+            Some(tls) => outer_tokio::serve_tls(listener, stack, tls)?,
+            None => outer_tokio::serve(listener, stack)?,
+        };
+        announce(server.local_addr(), tls.is_some(), "tokio");
         let _ = stop.await;
         server.shutdown().await;
         Ok(())
@@ -256,6 +294,7 @@ fn run_tokio(args: &Args) -> std::io::Result<()> {
 }
 
 fn run_smol(args: &Args) -> std::io::Result<()> {
+    let tls = tls(args)?;
     let stop = on_signal(config(args).shutdown_grace)?;
     // One thread runs the tasks and, between them, the reactor: a socket or timer event wakes
     // its task with no hand-off to another thread (smol's global executor would run the tasks
@@ -266,9 +305,12 @@ fn run_smol(args: &Args) -> std::io::Result<()> {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
         let runtime = outer_smol::SmolExecutor(Arc::clone(&spawner));
         let app = chat_app(args, runtime.clone(), Arc::new(runtime)).await?;
-        let service = outer_smol::service(app, config(args));
-        let server = outer_smol::serve_on(spawner, listener, service)?;
-        announce(server.local_addr(), "smol");
+        let stack = chat::stack(outer_smol::service(app, config(args)), args.test_hooks);
+        let server = match tls.clone() {
+            Some(tls) => outer_smol::serve_tls_on(spawner, listener, stack, tls)?,
+            None => outer_smol::serve_on(spawner, listener, stack)?,
+        };
+        announce(server.local_addr(), tls.is_some(), "smol");
         let _ = stop.await;
         server.shutdown().await;
         Ok(())
@@ -300,12 +342,13 @@ fn run_monoio(args: &Args, driver: outer_monoio::Driver) -> std::io::Result<()> 
         .map(|listener| {
             let (app, config, stop, started) =
                 (app.clone(), config(args), stop.clone(), started.clone());
+            let test_hooks = args.test_hooks;
             std::thread::spawn(move || {
                 let failed = started.clone();
                 let served = driver
                     .block_on(async move {
-                        let server =
-                            outer_monoio::serve(listener, outer_monoio::service(app, config))?;
+                        let outer = outer_monoio::service(app, config);
+                        let server = outer_monoio::serve(listener, chat::stack(outer, test_hooks))?;
                         let _ = started.send(Ok(()));
                         let _ = stop.await;
                         server.shutdown().await;
@@ -324,7 +367,11 @@ fn run_monoio(args: &Args, driver: outer_monoio::Driver) -> std::io::Result<()> 
     for outcome in serving.iter().take(threads) {
         outcome?;
     }
-    announce(addr, &format!("monoio, {driver:?}, threads: {threads}"));
+    announce(
+        addr,
+        false,
+        &format!("monoio, {driver:?}, threads: {threads}"),
+    );
     for server in servers {
         server
             .join()
@@ -375,6 +422,16 @@ mod tests {
             .unwrap_err()
             .contains("--listen nowhere"));
         assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        let tls = args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(tls.tls, Some(("c.pem".into(), "k.pem".into())));
+        assert!(args(&["--tls-cert", "c.pem"])
+            .unwrap_err()
+            .contains("go together"));
+        assert!(
+            args(&["--tls-cert", "c", "--tls-key", "k", "--runtime", "monoio"])
+                .unwrap_err()
+                .contains("not monoio")
+        );
         assert!(args(&["--help"]).unwrap().help);
         assert!(!args(&[]).unwrap().help);
     }

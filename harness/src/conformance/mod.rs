@@ -21,7 +21,7 @@ use outer_core::protocol::Framing as _;
 use outer_core::publisher::{MemoryPublisher, Publisher, SeqId, SubscribeOptions};
 use outer_core::rt::Timer;
 use outer_core::{event_iterator, procedure, tracked, Router};
-use outer_http::{OuterService, ServerConfig, Shutdown};
+use outer_http::{HttpService, OuterService, ServerConfig, Shutdown, Stack};
 use serde_json::{json, Value};
 
 use crate::loopback::{
@@ -41,9 +41,13 @@ pub trait Adapter {
     type Server: RunningServer;
     /// The adapter's timer, for the service's keep-alives and deadlines.
     fn timer() -> Arc<dyn Timer>;
-    /// Serves `service` on a fresh loopback port (`127.0.0.1:0`) and returns once it listens.
-    /// Any context: the scenarios of [`context`] build one from each request's head.
-    fn start<Ctx: Clone + Send + 'static>(service: OuterService<Ctx>) -> Self::Server;
+    /// Serves `stack` (an [`OuterService`], or tower layers around one) on a fresh loopback
+    /// port (`127.0.0.1:0`) and returns once it listens. Any context: the scenarios of
+    /// [`context`] build one from each request's head.
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Self::Server
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService;
 }
 
 /// A server an [`Adapter`] started, driven from blocking test code.

@@ -449,7 +449,7 @@ const ABORT_WAIT: Duration = Duration::from_secs(1);
 /// executor stay on their thread. The accept loop and each [`Connection`] are `Send` exactly
 /// when the listener, the sockets and the executor are, as on tokio and smol.
 pub fn accept_loop<Ctx, S, L, I, E>(
-    stack: impl Into<Stack<Ctx, S>>,
+    stack: Stack<Ctx, S>,
     incoming: L,
     executor: E,
 ) -> (impl Future<Output = ()>, ServerControl)
@@ -460,7 +460,6 @@ where
     I: Socket,
     E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S>,
 {
-    let stack = stack.into();
     let service = stack.outer().clone();
     let control = ServerControl {
         shutdown: service.shutdown().clone(),
