@@ -74,8 +74,8 @@ pub struct ServerConfig {
     /// tRPC's options: `ping` after 5 s of silence by default, `max_duration` (ends the stream
     /// cleanly; tRPC clients reconnect and resume), and `reconnect_after_inactivity` for clients.
     pub trpc: TrpcOptions,
-    /// Whole files answered to `GET` at exact paths, outside both prefixes: an app's page, say.
-    /// Default: none.
+    /// Whole files answered to `GET` at exact paths, outside both prefixes: an app's page, say,
+    /// or one made for each request ([`Page::dynamic`]: a metrics scrape). Default: none.
     pub pages: Vec<Page>,
     /// A path prefix for failure-test hooks, off (`None`) by default; never turn it on where
     /// strangers can reach it. With `Some("/__test")`: `GET /__test/streams` answers
@@ -150,6 +150,8 @@ pub struct Page {
     pub content_type: String,
     /// The bytes.
     pub body: bytes::Bytes,
+    /// Made anew for each request instead of `body`, for [`Page::dynamic`].
+    pub render: Option<Render>,
 }
 
 impl Page {
@@ -163,7 +165,52 @@ impl Page {
             path: path.into(),
             content_type: content_type.into(),
             body: body.into(),
+            render: None,
         }
+    }
+
+    /// A page at `path` whose bytes `render` makes for each request: a metrics scrape, say.
+    ///
+    /// ```
+    /// use outer_http::Page;
+    /// let page = Page::dynamic("/metrics", "text/plain; version=0.0.4", || "up 1\n".into());
+    /// assert_eq!(page.bytes(), "up 1\n");
+    /// ```
+    pub fn dynamic(
+        path: impl Into<String>,
+        content_type: impl Into<String>,
+        render: impl Fn() -> bytes::Bytes + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            render: Some(Render(std::sync::Arc::new(render))),
+            ..Self::new(path, content_type, bytes::Bytes::new())
+        }
+    }
+
+    /// The bytes to answer with now.
+    pub fn bytes(&self) -> bytes::Bytes {
+        match &self.render {
+            Some(Render(render)) => render(),
+            None => self.body.clone(),
+        }
+    }
+}
+
+/// What makes a [`Page::dynamic`]'s bytes. Two are equal when they are the same function.
+#[derive(Clone)]
+pub struct Render(std::sync::Arc<dyn Fn() -> bytes::Bytes + Send + Sync>);
+
+impl PartialEq for Render {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Render {}
+
+impl std::fmt::Debug for Render {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Render")
     }
 }
 

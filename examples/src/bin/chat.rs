@@ -16,6 +16,9 @@
 //!
 //! A request with `authorization: Bearer <name>` is signed in as `<name>`: `me` and
 //! `mentions.live` need it.
+//!
+//! `GET /metrics` answers what Outer records (connections, streams, deliveries, resumes, gaps,
+//! calls by procedure and code: see `outer_http::metrics`) in Prometheus's text format.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,6 +28,7 @@ use std::time::Duration;
 use outer_core::rt::Timer;
 use outer_core::App;
 use outer_examples::chat::{self, Chat, ChatCtx, RedisChat};
+use outer_examples::prometheus::Prometheus;
 use outer_http::ServerConfig;
 
 const USAGE: &str =
@@ -33,7 +37,8 @@ const USAGE: &str =
 
 const HELP: &str = "\
 Serves the chat: oRPC at /rpc, tRPC at /trpc (over HTTP, and over WebSocket at those two paths:
-ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket). A request with
+ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket), and its metrics
+in Prometheus's text format at /metrics. A request with
 `authorization: Bearer <name>` (over tRPC's WebSocket, the connection parameter `authorization`)
 is signed in as <name> (`me`, `mentions.live`). SIGINT or SIGTERM shuts it down gracefully.
 
@@ -154,8 +159,15 @@ fn emit_typescript(_: &std::path::Path) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The Prometheus recorder, installed once at start; `/metrics` renders it.
+static METRICS: std::sync::OnceLock<Prometheus> = std::sync::OnceLock::new();
+
 fn config(args: &Args) -> ServerConfig {
-    chat::server_config(args.test_hooks)
+    let mut config = chat::server_config(args.test_hooks);
+    // A page for now, as `serve` takes the service alone: once it takes a stack, `/metrics`
+    // is a route in front of the service instead.
+    config.pages.extend(METRICS.get().map(Prometheus::page));
+    config
 }
 
 /// The chat: posts in memory, or in the Redis of `--redis` (checked to answer first). Both are
@@ -192,6 +204,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match Prometheus::install() {
+        Ok(metrics) => {
+            let _ = METRICS.set(metrics);
+        }
+        Err(err) => {
+            eprintln!("chat: cannot install the metrics recorder: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let served = match args.runtime {
         Runtime::Tokio => run_tokio(&args),
         Runtime::Smol => run_smol(&args),
