@@ -48,11 +48,16 @@ pub fn server_config() -> ServerConfig {
     ServerConfig::default()
 }
 
-/// The page at `/` and its script at `/chat.js`.
+/// The page at `/`, its script at `/chat.js`, and once a Prometheus recorder is installed
+/// ([`crate::prometheus::Prometheus::install`]), the metrics at `/metrics`.
 pub fn pages() -> Pages {
-    Pages::new()
+    let pages = Pages::new()
         .page("/", "text/html; charset=utf-8", PAGE)
-        .page("/chat.js", "text/javascript; charset=utf-8", SCRIPT)
+        .page("/chat.js", "text/javascript; charset=utf-8", SCRIPT);
+    match crate::prometheus::installed() {
+        Some(prometheus) => prometheus.page(pages),
+        None => pages,
+    }
 }
 
 /// The chat's service with its pages, and with `test_hooks`, the failure-test hooks at

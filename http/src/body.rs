@@ -15,7 +15,10 @@ use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
 use outer_core::protocol::SseBody;
+use outer_core::rt::Timer;
 use outer_core::{ErrorCode, RpcError};
+
+use crate::metrics::{StreamMetrics, Transport};
 
 /// The body of every response an [`OuterService`](crate::OuterService) gives: whole bytes, or
 /// an event stream sent as it happens.
@@ -38,6 +41,11 @@ enum State {
         /// Held for as long as the stream is open: it is what `active_streams` counts.
         _slot: StreamSlot,
         span: tracing::Span,
+        metrics: StreamMetrics,
+        /// The clock of the publish-to-write latency.
+        timer: Arc<dyn Timer>,
+        /// Events counted so far (the body's own count runs ahead between chunks).
+        counted: u64,
     },
     Ended,
 }
@@ -50,19 +58,25 @@ impl OuterBody {
         }
     }
 
-    /// An event stream, holding its place under the stream limit until it ends or is dropped.
+    /// An event stream, holding its place under the stream limit until it ends or is dropped,
+    /// and counting what it writes in `metrics`.
     pub(crate) fn events(
         events: SseBody,
         slot: StreamSlot,
         abort: impl std::future::Future<Output = ()> + Send + 'static,
         span: tracing::Span,
+        metrics: StreamMetrics,
+        timer: Arc<dyn Timer>,
     ) -> Self {
         Self {
             state: State::Events {
-                events,
+                events: events.time_wakes(),
                 abort: Box::pin(abort),
                 _slot: slot,
                 span,
+                metrics,
+                timer,
+                counted: 0,
             },
         }
     }
@@ -91,6 +105,18 @@ impl fmt::Debug for OuterBody {
                 .finish(),
             State::Events { .. } => f.write_str("OuterBody::Events"),
             State::Ended => f.write_str("OuterBody::Ended"),
+        }
+    }
+}
+
+impl Drop for OuterBody {
+    fn drop(&mut self) {
+        if let State::Events {
+            events, metrics, ..
+        } = &mut self.state
+        {
+            // Dropped open: the client went away, unless the stream had written its end.
+            metrics.ended(events.end());
         }
     }
 }
@@ -127,6 +153,9 @@ impl Body for OuterBody {
                 events,
                 span,
                 abort,
+                metrics,
+                timer,
+                counted,
                 ..
             } => {
                 // Entered so that what the handler logs while it runs belongs to its call.
@@ -134,15 +163,28 @@ impl Body for OuterBody {
                 if abort.as_mut().poll(cx).is_ready() {
                     tracing::debug!("event stream aborted");
                     drop(entered);
+                    metrics.cut();
                     // Drops the handler (its cleanup runs) and frees the stream's place.
                     this.state = State::Ended;
                     return Poll::Ready(Some(Err(Aborted)));
                 }
-                match Pin::new(events).poll_next(cx) {
-                    Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk.into())))),
+                match Pin::new(&mut *events).poll_next(cx) {
+                    Poll::Ready(Some(chunk)) => {
+                        let sent = events.events_sent();
+                        if sent > *counted {
+                            metrics.delivered(sent - *counted);
+                            *counted = sent;
+                            if let Some(woken) = events.woken_at() {
+                                metrics.waited(timer.now().saturating_sub(woken));
+                            }
+                        }
+                        metrics.wrote(chunk.len());
+                        Poll::Ready(Some(Ok(Frame::data(chunk.into()))))
+                    }
                     Poll::Ready(None) => {
                         tracing::debug!("event stream ended");
                         drop(entered);
+                        metrics.ended(events.end());
                         // Free the stream's place now rather than whenever hyper drops us.
                         this.state = State::Ended;
                         Poll::Ready(None)
@@ -171,25 +213,38 @@ impl Body for OuterBody {
     }
 }
 
-/// A place under the stream limit; the count goes down when it drops.
+/// A place under the stream limit; the count (and the `outer_streams_open` gauge of its
+/// transport) goes down when it drops.
 #[derive(Debug)]
-pub(crate) struct StreamSlot(Arc<AtomicUsize>);
+pub(crate) struct StreamSlot(Arc<AtomicUsize>, ::metrics::Gauge);
 
 impl StreamSlot {
     /// Takes a place if fewer than `max` are taken.
-    pub(crate) fn acquire(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+    pub(crate) fn acquire(
+        count: &Arc<AtomicUsize>,
+        max: usize,
+        transport: Transport,
+    ) -> Option<Self> {
         count
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
                 (open < max).then_some(open + 1)
             })
             .ok()
-            .map(|_| Self(Arc::clone(count)))
+            .map(|_| {
+                let open = crate::metrics::streams_open(transport);
+                open.increment(1);
+                Self(Arc::clone(count), open)
+            })
     }
 
     /// Takes a place, or gives the refusal a stream past the limit gets, over SSE and over
     /// WebSocket alike: 503 `SERVICE_UNAVAILABLE`, retryable.
-    pub(crate) fn take(count: &Arc<AtomicUsize>, max: usize) -> Result<Self, RpcError> {
-        Self::acquire(count, max).ok_or_else(|| {
+    pub(crate) fn take(
+        count: &Arc<AtomicUsize>,
+        max: usize,
+        transport: Transport,
+    ) -> Result<Self, RpcError> {
+        Self::acquire(count, max, transport).ok_or_else(|| {
             RpcError::new(
                 ErrorCode::SERVICE_UNAVAILABLE,
                 format!("Too many open event streams (the limit is {max}); retry later"),
@@ -201,6 +256,7 @@ impl StreamSlot {
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1.decrement(1);
     }
 }
 
@@ -313,10 +369,10 @@ mod tests {
     #[test]
     fn a_stream_slot_is_refused_at_the_limit_and_freed_on_drop() {
         let count = Arc::new(AtomicUsize::new(0));
-        let a = StreamSlot::acquire(&count, 2).unwrap();
-        let _b = StreamSlot::acquire(&count, 2).unwrap();
-        assert!(StreamSlot::acquire(&count, 2).is_none());
+        let a = StreamSlot::acquire(&count, 2, Transport::Sse).unwrap();
+        let _b = StreamSlot::acquire(&count, 2, Transport::Sse).unwrap();
+        assert!(StreamSlot::acquire(&count, 2, Transport::Sse).is_none());
         drop(a);
-        assert!(StreamSlot::acquire(&count, 2).is_some());
+        assert!(StreamSlot::acquire(&count, 2, Transport::Sse).is_some());
     }
 }

@@ -62,6 +62,11 @@
 //! the 101, so nothing is spawned; under another server (axum) the service spawns it on the
 //! runtime given to [`OuterService::with_spawner`].
 //!
+//! ## Metrics
+//! Connections, streams, deliveries and their bytes, resumes, gaps, publish-to-write latency
+//! and calls by procedure and code are recorded through the `metrics` facade: install a
+//! recorder (Prometheus, OpenTelemetry) and they appear; [`metrics`] lists them all.
+//!
 //! ## Client disconnects
 //! A client that closes its connection ends its stream even while the stream is silent: hyper
 //! keeps reading the connection while it writes a response, sees the end of input, and drops
@@ -76,6 +81,7 @@ pub mod client;
 mod config;
 pub mod fair;
 pub mod local;
+pub mod metrics;
 mod pages;
 pub mod server;
 mod service;

@@ -12,7 +12,8 @@ use tower_layer::Layer;
 use crate::OuterBody;
 
 /// A tower layer that answers `GET` and `HEAD` at the paths of its pages with their bytes, and
-/// passes every other request on.
+/// passes every other request on. A page is fixed bytes ([`Pages::page`]), or bytes made for
+/// each request ([`Pages::render`]: a metrics scrape, say).
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -42,7 +43,14 @@ pub struct Pages {
 struct Page {
     path: String,
     content_type: HeaderValue,
-    body: bytes::Bytes,
+    body: Body,
+}
+
+/// A page's bytes: fixed, or made for each request.
+#[derive(Clone)]
+enum Body {
+    Fixed(bytes::Bytes),
+    Render(Arc<dyn Fn() -> bytes::Bytes + Send + Sync>),
 }
 
 impl Pages {
@@ -57,17 +65,39 @@ impl Pages {
     /// # Panics
     /// If `content_type` is not a valid header value (it is a constant in practice).
     pub fn page(
-        mut self,
+        self,
         path: impl Into<String>,
         content_type: &str,
         body: impl Into<bytes::Bytes>,
     ) -> Self {
+        self.add(path.into(), content_type, Body::Fixed(body.into()))
+    }
+
+    /// Adds a page at `path` whose bytes `render` makes for each request.
+    ///
+    /// ```
+    /// let pages = outer_http::Pages::new().render("/time", "text/plain", || "noon".into());
+    /// # let _ = pages;
+    /// ```
+    ///
+    /// # Panics
+    /// If `content_type` is not a valid header value.
+    pub fn render(
+        self,
+        path: impl Into<String>,
+        content_type: &str,
+        render: impl Fn() -> bytes::Bytes + Send + Sync + 'static,
+    ) -> Self {
+        self.add(path.into(), content_type, Body::Render(Arc::new(render)))
+    }
+
+    fn add(mut self, path: String, content_type: &str, body: Body) -> Self {
         #[allow(clippy::expect_used)] // documented: a constant that is wrong is a bug
         let content_type = HeaderValue::from_str(content_type).expect("a valid content-type");
         Arc::make_mut(&mut self.pages).push(Page {
-            path: path.into(),
+            path,
             content_type,
-            body: body.into(),
+            body,
         });
         self
     }
@@ -119,7 +149,11 @@ where
         let readable = matches!(*request.method(), Method::GET | Method::HEAD);
         match self.pages.find(request.uri().path()).filter(|_| readable) {
             Some(page) => {
-                let mut response = Response::new(OuterBody::full(page.body.clone()));
+                let bytes = match &page.body {
+                    Body::Fixed(bytes) => bytes.clone(),
+                    Body::Render(render) => render(),
+                };
+                let mut response = Response::new(OuterBody::full(bytes));
                 response
                     .headers_mut()
                     .insert(CONTENT_TYPE, page.content_type.clone());

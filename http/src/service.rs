@@ -16,13 +16,14 @@ use futures_util::future::{select, Either};
 use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode};
-use outer_core::protocol::{orpc, trpc, Body as CoreBody, HttpResponse};
+use outer_core::protocol::{orpc, trpc, Answer, Answered, Body as CoreBody, HttpResponse};
 use outer_core::rt::{Spawn, Timer};
 use outer_core::{App, ErrorCode, RequestHead, RpcError};
 use tracing::Instrument;
 
 use crate::body::{read_capped, OuterBody, ReadError, StreamSlot};
 use crate::config::{normalize_prefix, ServerConfig};
+use crate::metrics::{StreamMetrics, Transport, UNKNOWN_PROCEDURE};
 use crate::shutdown::Shutdown;
 use crate::ws;
 
@@ -288,6 +289,11 @@ where
             None => read.await,
         },
     };
+    let refused = |error: RpcError| {
+        // A call whose request could not even be read: its procedure is not known.
+        crate::metrics::answered(None, protocol.name(), false, Some(&error));
+        error_response(protocol, &error)
+    };
     let bytes = match read {
         Ok(bytes) => bytes,
         Err(ReadError::TimedOut) => {
@@ -298,7 +304,7 @@ where
             );
             // What is left of the body may still come: the connection cannot carry another
             // request, and closing it frees its descriptor.
-            return closing(error_response(protocol, &error));
+            return closing(refused(error));
         }
         Err(ReadError::TooLarge) => {
             let error = RpcError::new(
@@ -307,26 +313,48 @@ where
             );
             // The rest of the body is never read, so the connection cannot carry another
             // request: say so, and hyper closes it after this answer.
-            return closing(error_response(protocol, &error));
+            return closing(refused(error));
         }
         Err(ReadError::Failed(err)) => {
             let error = RpcError::new(
                 ErrorCode::BAD_REQUEST,
                 format!("Cannot read the request body: {err}"),
             );
-            return closing(error_response(protocol, &error));
+            return closing(refused(error));
         }
     };
     let query = uri.query().unwrap_or_default();
     let head = request_head(parts);
     let timer = Some(Arc::clone(&shared.timer));
+    // Calls answered at once are counted as they are answered; a stream's procedure is kept
+    // for the stream, which counts its call when it ends.
+    let mut opened = None;
+    let mut observe = |answered: Answered<'_>| match answered.answer {
+        Answer::Stream => {
+            let procedure = answered.procedure.unwrap_or(UNKNOWN_PROCEDURE);
+            opened = Some((procedure.to_owned(), answered.resumed));
+        }
+        Answer::Value => {
+            crate::metrics::answered(answered.procedure, protocol.name(), answered.resumed, None)
+        }
+        Answer::Error(error) => crate::metrics::answered(
+            answered.procedure,
+            protocol.name(),
+            answered.resumed,
+            Some(error),
+        ),
+    };
+    let (app, observe) = (&shared.app, &mut observe);
     let response = match protocol {
-        Protocol::Orpc => orpc::handle(&shared.app, head, route, &bytes, &config.orpc, timer).await,
+        Protocol::Orpc => {
+            orpc::handle_observed(app, head, route, &bytes, &config.orpc, timer, observe).await
+        }
         Protocol::Trpc => {
-            trpc::handle(&shared.app, head, route, query, &bytes, &config.trpc, timer).await
+            let options = &config.trpc;
+            trpc::handle_observed(app, head, route, query, &bytes, options, timer, observe).await
         }
     };
-    into_http(response, shared, protocol, span)
+    into_http(response, shared, protocol, span, opened)
 }
 
 /// Accepts a WebSocket upgrade: answers 101 and leaves the socket to the connection (Outer's own
@@ -492,11 +520,13 @@ fn under_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
+/// `opened`: for a stream, the procedure that opened it and whether it resumed.
 fn into_http<Ctx>(
     response: HttpResponse,
     shared: &Shared<Ctx>,
     protocol: Protocol,
     span: &tracing::Span,
+    opened: Option<(String, bool)>,
 ) -> Response<OuterBody> {
     let HttpResponse {
         status,
@@ -506,18 +536,25 @@ fn into_http<Ctx>(
     let body = match body {
         CoreBody::Full(bytes) => OuterBody::full(bytes),
         CoreBody::Events(events) => {
-            let slot = match StreamSlot::take(&shared.streams, shared.config.max_streams) {
+            let (procedure, resumed) =
+                opened.unwrap_or_else(|| (UNKNOWN_PROCEDURE.to_owned(), false));
+            let (max, name) = (shared.config.max_streams, protocol.name());
+            let slot = match StreamSlot::take(&shared.streams, max, Transport::Sse) {
                 Ok(slot) => slot,
                 Err(error) => {
                     // The handler was built but never polled: dropping it now runs nothing but
                     // its cleanup.
                     drop(events);
+                    crate::metrics::answered(Some(&procedure), name, resumed, Some(&error));
                     return error_response(protocol, &error);
                 }
             };
             let events = events.end_on(shared.shutdown.wait());
             let abort = shared.abort_signal();
-            OuterBody::events(events, slot, abort, span.clone())
+            let metrics =
+                StreamMetrics::open(&procedure, name, Transport::Sse, resumed, &shared.shutdown);
+            let timer = Arc::clone(&shared.timer);
+            OuterBody::events(events, slot, abort, span.clone(), metrics, timer)
         }
     };
     let mut http = Response::new(body);

@@ -138,12 +138,25 @@ impl Future for Wait {
 pub(crate) struct OpenCount {
     open: std::sync::atomic::AtomicUsize,
     event: Event,
+    /// A gauge that follows the count (`outer_connections_open`), if any.
+    gauge: Option<::metrics::Gauge>,
 }
 
 impl OpenCount {
+    /// A count that `gauge` follows.
+    pub(crate) fn gauged(gauge: ::metrics::Gauge) -> Self {
+        Self {
+            gauge: Some(gauge),
+            ..Self::default()
+        }
+    }
+
     /// Counts one more; the count goes down when the guard drops.
     pub(crate) fn enter(self: &Arc<Self>) -> OpenGuard {
         self.open.fetch_add(1, Ordering::SeqCst);
+        if let Some(gauge) = &self.gauge {
+            gauge.increment(1);
+        }
         OpenGuard(Arc::clone(self))
     }
 
@@ -178,6 +191,9 @@ pub(crate) struct OpenGuard(Arc<OpenCount>);
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::SeqCst);
+        if let Some(gauge) = &self.0.gauge {
+            gauge.decrement(1);
+        }
         // Every close, not only the last: the accept loop waits for a place under its limit.
         // With no one waiting this is one atomic read.
         self.0.event.notify(usize::MAX);

@@ -17,6 +17,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use futures_core::Stream;
 
+use crate::error::RpcError;
 use crate::procedure::{Frame, FrameStream};
 use crate::rt::{Sleep, Timer};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Wake};
@@ -75,6 +76,51 @@ impl fmt::Debug for Body {
             Body::Events(_) => f.write_str("Events"),
         }
     }
+}
+
+/// One call as a protocol answered it: which procedure, whether it resumed, and how it was
+/// answered. The protocols' `handle_observed` report each call of a request (a tRPC batch has
+/// several) so that an adapter can count them without decoding anything twice; a stream's own
+/// end is its body's ([`SseBody::end`]).
+///
+/// ```
+/// use outer_core::protocol::{Answer, Answered};
+/// let answered = Answered { procedure: Some("post.live"), resumed: true, answer: Answer::Stream };
+/// assert!(matches!(answered.answer, Answer::Stream));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Answered<'a> {
+    /// The procedure's dotted path, when the router serves one there; `None` for a path it
+    /// does not serve or a request too malformed to name one (so that what a client makes up
+    /// never becomes a name an adapter keeps).
+    pub procedure: Option<&'a str>,
+    /// Whether the call came with a last event id: a subscription resuming.
+    pub resumed: bool,
+    /// How it was answered.
+    pub answer: Answer<'a>,
+}
+
+/// How a call was answered (see [`Answered`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Answer<'a> {
+    /// With a value.
+    Value,
+    /// With an event stream, now open.
+    Stream,
+    /// With this error, before any stream opened.
+    Error(&'a RpcError),
+}
+
+/// How an event stream ended (see [`SseBody::end`]).
+#[derive(Clone, Debug)]
+pub enum StreamEnd {
+    /// With the handler's return value.
+    Returned,
+    /// With the error that ended it; a publisher's gap is `PRECONDITION_FAILED` with the gap's
+    /// kind in `data.gap`.
+    Failed(RpcError),
+    /// Cut short by the server: its deadline or its shutdown.
+    Interrupted,
 }
 
 /// How a protocol writes an event stream.
@@ -147,6 +193,13 @@ pub struct SseBody {
     streak: usize,
     /// The runtime's yield under way ([`Timer::yield_now`]), once the streak is long enough.
     yielding: Option<Sleep>,
+    /// Events written so far: a field, not a callback, so counting costs an addition.
+    events_sent: u64,
+    /// How the stream ended, once it has: boxed, as it is rare and the body is kept per stream.
+    end: Option<Box<StreamEnd>>,
+    /// When the frames that went into the last chunk woke the body, in nanoseconds by the
+    /// timer's clock, 0 for never (see [`time_wakes`](SseBody::time_wakes)).
+    woken_at: u64,
 }
 
 /// The waker an [`SseBody`] polls its frames with. It notes that the frames woke it before it
@@ -161,9 +214,23 @@ pub struct SseBody {
 struct FramesWake {
     woken: AtomicBool,
     task: Mutex<Option<Waker>>,
+    /// With [`SseBody::time_wakes`]: the clock that stamps the wake that finds the frames
+    /// asleep, and that stamp (nanoseconds by the clock, 0 for none).
+    clock: Option<Arc<dyn Timer>>,
+    woken_at: portable_atomic::AtomicU64,
 }
 
 impl FramesWake {
+    /// Woken to begin with: the first poll must look at the frames.
+    fn new(clock: Option<Arc<dyn Timer>>) -> Arc<Self> {
+        Arc::new(FramesWake {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+            clock,
+            woken_at: portable_atomic::AtomicU64::new(0),
+        })
+    }
+
     /// Makes `waker` the one to wake, unless the one held already wakes the same task.
     fn register(&self, waker: &Waker) {
         self.task.with(|task| {
@@ -174,7 +241,18 @@ impl FramesWake {
     }
 
     fn wake_task(&self) {
-        // The flag first: the task this wakes must find it set.
+        if let Some(clock) = &self.clock {
+            // Only the first wake since the body last looked: a publish that finds the body
+            // already woken adds nothing, and the stamp is the oldest event's. Two wakes racing
+            // here both stamp, a few nanoseconds apart.
+            if !self.woken.load(Ordering::Relaxed) {
+                let now = u64::try_from(clock.now().as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                self.woken_at.store(now, Ordering::Relaxed);
+            }
+        }
+        // The flag after the stamp, the task before: the task this wakes must find both.
         self.woken.store(true, Ordering::Release);
         // Woken outside the lock: a waker may run code that wakes this one again.
         let task = self.task.with(|task| task.clone());
@@ -230,11 +308,7 @@ impl SseBody {
             (Some(timer), Some(limit)) => Some(timer.sleep(limit)),
             _ => None,
         };
-        // Woken to begin with: the first poll must look at the frames.
-        let frames_wake = Arc::new(FramesWake {
-            woken: AtomicBool::new(true),
-            task: Mutex::new(None),
-        });
+        let frames_wake = FramesWake::new(None);
         Self {
             frames: Some(frames),
             framing: Box::new(framing),
@@ -250,7 +324,39 @@ impl SseBody {
             frames_wake,
             streak: 0,
             yielding: None,
+            events_sent: 0,
+            end: None,
+            woken_at: 0,
         }
+    }
+
+    /// Stamps, by the timer's clock, each wake that finds the stream waiting for its frames,
+    /// so that [`woken_at`](Self::woken_at) tells when the events of a chunk became ready: for
+    /// a publisher's subscription, the publish that woke it. Costs a clock read per such wake,
+    /// on the waking thread; without a timer it does nothing.
+    pub fn time_wakes(mut self) -> Self {
+        if self.timer.is_some() && !self.opened {
+            self.frames_wake = FramesWake::new(self.timer.clone());
+            self.frames_waker = Waker::from(Arc::clone(&self.frames_wake));
+        }
+        self
+    }
+
+    /// How many events the stream has handed out so far, in the chunks returned until now.
+    pub fn events_sent(&self) -> u64 {
+        self.events_sent
+    }
+
+    /// How the stream ended, once it has (`None` while open, and for a stream dropped open).
+    pub fn end(&self) -> Option<&StreamEnd> {
+        self.end.as_deref()
+    }
+
+    /// With [`time_wakes`](Self::time_wakes): when (by the timer's clock) the wake that made the
+    /// last chunk's events ready happened. `None` for a chunk whose events were ready without a
+    /// wake (a catch-up read on, the first poll) or that holds none.
+    pub fn woken_at(&self) -> Option<Duration> {
+        (self.woken_at != 0).then(|| Duration::from_nanos(self.woken_at))
     }
 
     /// Ends the stream between two events when `signal` completes: for a graceful shutdown. The
@@ -376,6 +482,7 @@ impl SseBody {
         };
         if ended(&mut this.shutdown, cx) || ended(&mut this.deadline, cx) {
             this.close();
+            this.end = Some(Box::new(StreamEnd::Interrupted));
             this.framing.interrupted(&mut out);
             return Poll::Ready(if out.is_empty() { None } else { Some(out) });
         }
@@ -384,7 +491,14 @@ impl SseBody {
         // wakes this task for the next poll.
         this.frames_wake.register(cx.waker());
         let moved = this.frames_wake.woken.swap(false, Ordering::Acquire);
+        this.woken_at = 0;
+        let sent_before = this.events_sent;
         if let (true, Some(frames)) = (moved, this.frames.as_mut()) {
+            // Untimed bodies skip the atomic: they never stamp.
+            let stamp = match this.frames_wake.clock {
+                Some(_) => this.frames_wake.woken_at.swap(0, Ordering::Relaxed),
+                None => 0,
+            };
             let mut frames_cx = Context::from_waker(&this.frames_waker);
             let mut pending = false;
             while out.len() < MAX_CHUNK {
@@ -393,7 +507,20 @@ impl SseBody {
                         if out.capacity() == 0 {
                             out.reserve(this.size_hint.clamp(MIN_CHUNK, MAX_HINT));
                         }
-                        let last = !matches!(frame, Frame::Event(_));
+                        let last = match &frame {
+                            Frame::Event(_) => {
+                                this.events_sent += 1;
+                                false
+                            }
+                            Frame::Done(_) => {
+                                this.end = Some(Box::new(StreamEnd::Returned));
+                                true
+                            }
+                            Frame::Error(error) => {
+                                this.end = Some(Box::new(StreamEnd::Failed(error.clone())));
+                                true
+                            }
+                        };
                         this.framing.frame(frame, &mut out);
                         if last {
                             finished = true;
@@ -401,6 +528,8 @@ impl SseBody {
                         }
                     }
                     Poll::Ready(None) => {
+                        this.end
+                            .get_or_insert_with(|| Box::new(StreamEnd::Returned));
                         finished = true;
                         break;
                     }
@@ -414,6 +543,9 @@ impl SseBody {
                 // Stopped at a full chunk (or the end) with frames perhaps still ready and no
                 // wake to come for them: look again next time.
                 this.frames_wake.woken.store(true, Ordering::Relaxed);
+            }
+            if stamp != 0 && this.events_sent > sent_before {
+                this.woken_at = stamp;
             }
         }
         if finished {
@@ -502,6 +634,72 @@ mod tests {
         let chunks: Vec<String> = block_on(body.collect());
         // The opening waits for the handler's first poll, and takes what it made ready.
         assert_eq!(chunks, ["<open><e:1><e:2><done>"]);
+    }
+
+    #[test]
+    fn a_body_counts_the_events_it_sent_and_says_how_it_ended() {
+        let error = RpcError::new(crate::ErrorCode::BAD_REQUEST, "nope");
+        let mut failed = SseBody::new(
+            frames(alloc::vec![
+                Frame::Event(Event::new(json(1))),
+                Frame::Event(Event::new(json(2))),
+                Frame::Error(error),
+            ]),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        );
+        assert!(failed.end().is_none());
+        let _: Vec<String> = block_on(failed.by_ref().collect());
+        assert_eq!(failed.events_sent(), 2);
+        assert!(matches!(failed.end(), Some(StreamEnd::Failed(e)) if e.code() == "BAD_REQUEST"));
+
+        let mut returned = SseBody::new(
+            frames(alloc::vec![Frame::Done(json(0))]),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        );
+        let _: Vec<String> = block_on(returned.by_ref().collect());
+        assert_eq!(returned.events_sent(), 0);
+        assert!(matches!(returned.end(), Some(StreamEnd::Returned)));
+
+        let mut cut = SseBody::new(
+            FrameStream::new(futures::stream::pending()),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        )
+        .end_on(core::future::ready(()));
+        let _: Vec<String> = block_on(cut.by_ref().collect());
+        assert!(matches!(cut.end(), Some(StreamEnd::Interrupted)));
+    }
+
+    #[test]
+    fn with_timed_wakes_a_chunk_tells_when_the_wake_that_readied_its_events_happened() {
+        let clock = Arc::new(Instant::default());
+        let (send, recv) = futures::channel::mpsc::unbounded::<Frame>();
+        let timer: Arc<dyn Timer> = clock.clone();
+        let mut body = SseBody::new(
+            FrameStream::new(recv),
+            Tags,
+            &StreamTiming::default(),
+            Some(timer),
+        )
+        .time_wakes();
+        assert_eq!(poll_once(&mut body), Poll::Ready(Some("<open>".into())));
+        assert_eq!(body.woken_at(), None, "nothing woke the opening");
+        assert!(poll_once(&mut body).is_pending());
+        clock.0.store(7_000, Ordering::SeqCst);
+        send.unbounded_send(Frame::Event(Event::new(json(1))))
+            .unwrap();
+        // A second event before the body looks: the stamp stays the first one's.
+        clock.0.store(9_000, Ordering::SeqCst);
+        send.unbounded_send(Frame::Event(Event::new(json(2))))
+            .unwrap();
+        assert_eq!(poll_once(&mut body), Poll::Ready(Some("<e:1><e:2>".into())));
+        assert_eq!(body.woken_at(), Some(Duration::from_nanos(7_000)));
+        assert_eq!(body.events_sent(), 2);
     }
 
     #[test]

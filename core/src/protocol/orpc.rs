@@ -11,7 +11,7 @@ use alloc::string::String;
 use core::time::Duration;
 use serde_json::Value;
 
-use super::{Body, Framing, HttpResponse, SseBody, StreamTiming};
+use super::{Answer, Answered, Body, Framing, HttpResponse, SseBody, StreamTiming};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 use crate::head::RequestHead;
@@ -288,17 +288,50 @@ pub async fn handle<Ctx>(
     options: &OrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
+    handle_observed(app, head, route, body, options, timer, &mut |_| {}).await
+}
+
+/// [`handle`], telling `observe` how the call was answered (once per request): for an
+/// adapter's metrics.
+pub async fn handle_observed<Ctx>(
+    app: &App<Ctx>,
+    head: RequestHead,
+    route: &str,
+    body: &[u8],
+    options: &OrpcOptions,
+    timer: Option<Arc<dyn Timer>>,
+    observe: &mut (dyn FnMut(Answered<'_>) + Send),
+) -> HttpResponse {
+    let refused = |observe: &mut (dyn FnMut(Answered<'_>) + Send), error: RpcError| {
+        observe(Answered {
+            procedure: None,
+            resumed: false,
+            answer: Answer::Error(&error),
+        });
+        error_response(&error)
+    };
     let call = match decode_request(&head, route, body) {
         Ok(call) => call,
-        Err(error) => return error_response(&error),
+        Err(error) => return refused(observe, error),
     };
     if app.router().get(&call.path).is_none() {
-        return error_response(&RpcError::from_code(ErrorCode::NOT_FOUND));
+        return refused(observe, RpcError::from_code(ErrorCode::NOT_FOUND));
     }
-    match app
+    let resumed = call.last_event_id.is_some();
+    let answered = app
         .call(head, &call.path, call.input, call.last_event_id)
-        .await
-    {
+        .await;
+    let answer = match &answered {
+        Err(error) => Answer::Error(error),
+        Ok(Reply::Value(_)) => Answer::Value,
+        Ok(Reply::Stream(_)) => Answer::Stream,
+    };
+    observe(Answered {
+        procedure: Some(&call.path),
+        resumed,
+        answer,
+    });
+    match answered {
         Err(error) => error_response(&error),
         Ok(Reply::Value(json)) => HttpResponse::json(200, value_body(&json)),
         Ok(Reply::Stream(frames)) => HttpResponse {

@@ -14,7 +14,7 @@ use core::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Body, Framing, HttpResponse, SseBody, StreamTiming};
+use super::{Answer, Answered, Body, Framing, HttpResponse, SseBody, StreamTiming};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 use crate::head::RequestHead;
@@ -363,26 +363,51 @@ enum Outcome {
 /// with its error.
 pub async fn handle<Ctx: Clone>(
     app: &App<Ctx>,
-    mut head: RequestHead,
+    head: RequestHead,
     route: &str,
     query: &str,
     body: &[u8],
     options: &TrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
+    handle_observed(app, head, route, query, body, options, timer, &mut |_| {}).await
+}
+
+/// [`handle`], telling `observe` how each call of the request was answered: for an adapter's
+/// metrics.
+#[allow(clippy::too_many_arguments)] // handle's, and the observer
+pub async fn handle_observed<Ctx: Clone>(
+    app: &App<Ctx>,
+    mut head: RequestHead,
+    route: &str,
+    query: &str,
+    body: &[u8],
+    options: &TrpcOptions,
+    timer: Option<Arc<dyn Timer>>,
+    observe: &mut (dyn FnMut(Answered<'_>) + Send),
+) -> HttpResponse {
     match connection_params(query) {
         Ok(params) => head.connection_params = params,
-        Err(error) => return error_response(&error, None),
+        Err(error) => {
+            observe(refusal(None, &error));
+            return error_response(&error, None);
+        }
     }
     let request = match decode_request(&head, route, query, body) {
         Ok(request) => request,
-        Err(failure) => return error_response(&failure.error, failure.path.as_deref()),
+        Err(failure) => {
+            observe(refusal(
+                served(app, failure.path.as_deref()),
+                &failure.error,
+            ));
+            return error_response(&failure.error, failure.path.as_deref());
+        }
     };
     if !request.batch {
         let call = &request.calls[0];
         if let Some(procedure) = app.router().get(&call.path) {
             if procedure.kind() == ProcedureKind::Subscription {
-                return subscribe(app, head, request, options, timer).await;
+                return subscribe(app, head, request, options, timer, observe).await;
             }
         }
     }
@@ -407,6 +432,14 @@ pub async fn handle<Ctx: Clone>(
                 }
             },
         };
+        observe(Answered {
+            procedure: served(app, Some(&call.path)),
+            resumed: false,
+            answer: match &outcome {
+                Outcome::Data(_) => Answer::Value,
+                Outcome::Error(error) => Answer::Error(error),
+            },
+        });
         outcomes.push((call.path, outcome));
     }
     let status = batch_status(outcomes.iter().map(|(_, o)| match o {
@@ -442,6 +475,20 @@ pub async fn handle<Ctx: Clone>(
             .insert(0, ("allow", Cow::Borrowed(allowed)));
     }
     response
+}
+
+/// `path` if the router serves a procedure there: what a client makes up never becomes a name.
+fn served<'p, Ctx>(app: &App<Ctx>, path: Option<&'p str>) -> Option<&'p str> {
+    path.filter(|path| app.router().get(path).is_some())
+}
+
+/// A call refused before it reached a procedure's answer.
+fn refusal<'a>(procedure: Option<&'a str>, error: &'a RpcError) -> Answered<'a> {
+    Answered {
+        procedure,
+        resumed: false,
+        answer: Answer::Error(error),
+    }
 }
 
 /// Calls the procedure at `path` in the request's context, built at the first call that reaches
@@ -540,13 +587,18 @@ async fn subscribe<Ctx>(
     mut request: TrpcRequest,
     options: &TrpcOptions,
     timer: Option<Arc<dyn Timer>>,
+    observe: &mut (dyn FnMut(Answered<'_>) + Send),
 ) -> HttpResponse {
     let call = request.calls.remove(0);
     let path = call.path;
     let (input, resume) = match merge_last_event_id(call.input, request.last_event_id) {
         Ok(merged) => merged,
-        Err(error) => return error_response(&error, Some(&path)),
+        Err(error) => {
+            observe(refusal(Some(&path), &error));
+            return error_response(&error, Some(&path));
+        }
     };
+    let resumed = resume.is_some();
     let mut headers: Vec<(&'static str, Cow<'static, str>)> = alloc::vec![
         ("content-type", Cow::Borrowed("text/event-stream")),
         ("cache-control", Cow::Borrowed("no-cache, no-transform")),
@@ -563,9 +615,22 @@ async fn subscribe<Ctx>(
         match app.call(head, &path, input, resume.clone()).await {
             Ok(Reply::Stream(frames)) => frames,
             Ok(Reply::Value(_)) => error_stream(RpcError::internal("not a subscription")),
-            Err(error) => return error_response(&error, Some(&path)),
+            Err(error) => {
+                observe(Answered {
+                    procedure: Some(&path),
+                    resumed,
+                    answer: Answer::Error(&error),
+                });
+                return error_response(&error, Some(&path));
+            }
         }
     };
+    // A stream opens (even one that only carries the refusal of a POST): its end tells the rest.
+    observe(Answered {
+        procedure: Some(&path),
+        resumed,
+        answer: Answer::Stream,
+    });
     let timing = StreamTiming {
         keep_alive: options.ping,
         max_duration: options.max_duration,

@@ -22,6 +22,9 @@
 //!
 //! A request with `authorization: Bearer <name>` is signed in as `<name>`: `me` and
 //! `mentions.live` need it.
+//!
+//! `GET /metrics` answers what Outer records (connections, streams, deliveries, resumes, gaps,
+//! calls by procedure and code: see `outer_http::metrics`) in Prometheus's text format.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use outer_core::rt::Timer;
 use outer_core::App;
 use outer_examples::chat::{self, Chat, ChatCtx, RedisChat};
+use outer_examples::prometheus::Prometheus;
 use outer_http::ServerConfig;
 
 const USAGE: &str =
@@ -40,7 +44,8 @@ const USAGE: &str =
 
 const HELP: &str = "\
 Serves the chat: oRPC at /rpc, tRPC at /trpc (over HTTP, and over WebSocket at those two paths:
-ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket). A request with
+ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket), and its metrics
+in Prometheus's text format at /metrics. A request with
 `authorization: Bearer <name>` (over tRPC's WebSocket, the connection parameter `authorization`)
 is signed in as <name> (`me`, `mentions.live`). Connections speak HTTP/1.1 or HTTP/2 (prior
 knowledge, or ALPN under TLS). SIGINT or SIGTERM shuts it down gracefully.
@@ -224,6 +229,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match Prometheus::install() {
+        // `chat::stack` serves it at /metrics from now on.
+        Ok(_) => {}
+        Err(err) => {
+            eprintln!("chat: cannot install the metrics recorder: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let served = match args.runtime {
         Runtime::Tokio => run_tokio(&args),
         Runtime::Smol => run_smol(&args),

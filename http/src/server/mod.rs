@@ -469,7 +469,7 @@ where
         },
         timer: Arc::clone(service.timer()),
         grace: service.config().shutdown_grace,
-        connections: Arc::new(OpenCount::default()),
+        connections: Arc::new(OpenCount::gauged(crate::metrics::connections_open())),
         accept_done: Arc::new(Signal::default()),
         abort: Arc::new(Signal::default()),
         dropped: Arc::new(Signal::default()),

@@ -35,6 +35,16 @@ pub(crate) enum WsProtocol {
     Orpc,
 }
 
+impl WsProtocol {
+    /// The protocol's `protocol` label.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WsProtocol::Trpc => "trpc",
+            WsProtocol::Orpc => "orpc",
+        }
+    }
+}
+
 /// An accepted upgrade: what the socket needs once hyper hands it over.
 #[derive(Debug)]
 pub(crate) struct Upgrade {

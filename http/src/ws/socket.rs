@@ -22,7 +22,7 @@ use futures_util::stream::{self, SelectAll};
 use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, Sink, Stream, StreamExt};
 use outer_core::procedure::{Frame, FrameStream, Json, Reply};
-use outer_core::protocol::{orpc_ws, trpc_ws};
+use outer_core::protocol::{orpc_ws, trpc_ws, StreamEnd};
 use outer_core::rt::Sleep;
 use outer_core::{ErrorCode, EventId, RequestHead, RpcError};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -33,6 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{Upgrade, WsProtocol};
 use crate::body::StreamSlot;
+use crate::metrics::{StreamMetrics, Transport};
 use crate::service::Shared;
 
 mod orpc;
@@ -684,39 +685,82 @@ enum Answer {
 }
 
 /// Runs a call in `context` (or answers the context's refusal); a subscription takes its place
-/// under `max_streams` here, as an SSE stream does.
+/// under `max_streams` here, as an SSE stream does. Counts the call if it is answered here, and
+/// gives a stream the handles that count it when it ends (see [`crate::metrics`]).
 async fn answer<Ctx: Clone>(
     shared: &Shared<Ctx>,
+    protocol: WsProtocol,
     context: Result<Ctx, RpcError>,
     path: &str,
     input: Option<serde_json::Value>,
     last_event_id: Option<EventId>,
 ) -> Result<Answer, RpcError> {
-    match shared
-        .app
-        .call_in(context?, path, input, last_event_id)
-        .await?
-    {
+    let resumed = last_event_id.is_some();
+    let answered = match context {
+        Ok(ctx) => shared.app.call_in(ctx, path, input, last_event_id).await,
+        Err(error) => Err(error),
+    };
+    let answered = answered.and_then(|reply| match reply {
         Reply::Value(json) => Ok(Answer::Value(json)),
-        Reply::Stream(frames) => Ok(Answer::Stream(Subscribed {
-            _slot: StreamSlot::take(&shared.streams, shared.config.max_streams)?,
-            frames,
-        })),
+        Reply::Stream(frames) => {
+            let max = shared.config.max_streams;
+            let slot = StreamSlot::take(&shared.streams, max, Transport::WebSocket)?;
+            let (name, shutdown) = (protocol.name(), &shared.shutdown);
+            let metrics = StreamMetrics::open(path, name, Transport::WebSocket, resumed, shutdown);
+            Ok(Answer::Stream(Subscribed {
+                _slot: slot,
+                frames,
+                metrics,
+            }))
+        }
+    });
+    match &answered {
+        Ok(Answer::Stream(_)) => {}
+        Ok(Answer::Value(_)) => {
+            crate::metrics::answered(Some(path), protocol.name(), resumed, None)
+        }
+        Err(error) => crate::metrics::answered(Some(path), protocol.name(), resumed, Some(error)),
     }
+    answered
 }
 
-/// A subscription's frames, holding its place under `max_streams` until they are dropped.
+/// A subscription's frames, holding its place under `max_streams` until they are dropped, and
+/// counting its events and how it ends.
 struct Subscribed {
     frames: FrameStream,
     _slot: StreamSlot,
+    metrics: StreamMetrics,
+}
+
+impl Subscribed {
+    /// A counter of the stream's bytes, for the protocol that writes its messages.
+    fn bytes(&self) -> ::metrics::Counter {
+        self.metrics.bytes_counter()
+    }
 }
 
 impl Stream for Subscribed {
     type Item = Frame;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        self.frames.poll_next_unpin(cx)
+        let next = self.frames.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(Some(Frame::Event(_))) => self.metrics.delivered(1),
+            Poll::Ready(Some(Frame::Done(_)) | None) => {
+                self.metrics.ended(Some(&StreamEnd::Returned))
+            }
+            Poll::Ready(Some(Frame::Error(error))) => self.metrics.failed(error),
+            Poll::Pending => {}
+        }
+        next
     }
+}
+
+/// Counts a call the socket refused before it reached a procedure: `procedure` when the router
+/// serves it.
+fn refused<Ctx>(shared: &Shared<Ctx>, protocol: WsProtocol, path: Option<&str>, error: &RpcError) {
+    let served = path.filter(|path| shared.app.router().get(path).is_some());
+    crate::metrics::answered(served, protocol.name(), false, Some(error));
 }
 
 fn once(frame: String) -> Frames {

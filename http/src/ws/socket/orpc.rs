@@ -12,7 +12,7 @@ use outer_core::protocol::{orpc, orpc_ws};
 use outer_core::{ErrorCode, RequestHead, RpcError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{answer, once, truncate, Answer, CallId, Frames, Phase, Socket};
+use super::{answer, once, refused, truncate, Answer, CallId, Frames, Phase, Socket};
 
 impl<Ctx, S> Socket<Ctx, S>
 where
@@ -35,6 +35,11 @@ where
             orpc_ws::ClientMessage::ClientEvent(_) => return,
             orpc_ws::ClientMessage::Request { id, call, headers } => (id, call, headers),
         };
+        let path = call.as_ref().ok().map(|call| call.path.as_str());
+        let refuse = |socket: &mut Self, error: RpcError| {
+            refused(&socket.shared, socket.protocol, path, &error);
+            socket.send(orpc_ws::error(&id, &error));
+        };
         if self.live.contains_key(id.as_json()) {
             let error = RpcError::new(
                 ErrorCode::BAD_REQUEST,
@@ -43,25 +48,32 @@ where
                     id.as_json()
                 ),
             );
-            return self.send(orpc_ws::error(&id, &error));
+            return refuse(self, error);
         }
         if self.busy() {
             let error = self.too_many();
-            return self.send(orpc_ws::error(&id, &error));
+            return refuse(self, error);
         }
+        let not_found = |socket: &mut Self| {
+            let error = RpcError::from_code(ErrorCode::NOT_FOUND);
+            refused(&socket.shared, socket.protocol, None, &error);
+            socket.send(orpc_ws::not_found(&id));
+        };
         let call = match call {
             Ok(call) if self.shared.app.router().get(&call.path).is_some() => call,
-            Ok(_) => return self.send(orpc_ws::not_found(&id)),
-            Err(error) if error.code() == ErrorCode::NOT_FOUND.name => {
-                return self.send(orpc_ws::not_found(&id))
+            Ok(_) => return not_found(self),
+            Err(error) if error.code() == ErrorCode::NOT_FOUND.name => return not_found(self),
+            Err(error) => {
+                refused(&self.shared, self.protocol, None, &error);
+                return self.send(orpc_ws::error(&id, &error));
             }
-            Err(error) => return self.send(orpc_ws::error(&id, &error)),
         };
         if matches!(self.phase, Phase::Notified(_)) {
             let error = RpcError::new(
                 ErrorCode::SERVICE_UNAVAILABLE,
                 "The server is shutting down; retry on another",
             );
+            refused(&self.shared, self.protocol, Some(&call.path), &error);
             return self.send(orpc_ws::error(&id, &error));
         }
         // Headers of the call's own (the link's `headers` option) get a context of their own,
@@ -73,22 +85,31 @@ where
         let shared = Arc::clone(&self.shared);
         let context = Arc::clone(&self.context);
         let request = id.clone();
+        let protocol = self.protocol;
         let run = async move {
             let context = match own_head {
                 Some(head) => shared.app.context(head).await,
                 None => context.get().await,
             };
             let (path, input, resume) = (call.path, call.input, call.last_event_id);
-            let frames: Frames = match answer(&shared, context, &path, input, resume).await {
+            let answered = answer(&shared, protocol, context, &path, input, resume).await;
+            let frames: Frames = match answered {
                 Err(error) => once(orpc_ws::error(&request, &error)),
                 Ok(Answer::Value(json)) => {
                     once(orpc_ws::response(&request, 200, &orpc::value_body(&json)))
                 }
                 Ok(Answer::Stream(frames)) => {
+                    let bytes = frames.bytes();
                     let opened = orpc_ws::stream_opened(&request);
+                    bytes.increment(opened.len() as u64);
                     let interruption = orpc_ws::event(&request, Frame::Error(orpc::interruption()));
+                    let events = frames.map(move |frame| {
+                        let text = orpc_ws::event(&request, frame);
+                        bytes.increment(text.len() as u64);
+                        text
+                    });
                     let events = EndOnShutdown {
-                        events: Some(frames.map(move |frame| orpc_ws::event(&request, frame))),
+                        events: Some(events),
                         shutdown: Box::pin(shared.shutdown.wait()),
                         interruption: Some(interruption),
                     };

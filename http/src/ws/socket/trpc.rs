@@ -11,7 +11,7 @@ use outer_core::protocol::trpc_ws;
 use outer_core::{ErrorCode, ProcedureKind, RpcError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{answer, once, Answer, CallId, Frames, Socket};
+use super::{answer, once, refused, Answer, CallId, Frames, Socket};
 
 impl<Ctx, S> Socket<Ctx, S>
 where
@@ -61,10 +61,12 @@ where
                 ErrorCode::BAD_REQUEST,
                 format!("Duplicate id {}", id.as_json()),
             );
+            refused(&self.shared, self.protocol, Some(&path), &error);
             return self.send(trpc_ws::error(&id, &error, &path));
         }
         if self.busy() {
             let error = self.too_many();
+            refused(&self.shared, self.protocol, Some(&path), &error);
             return self.send(trpc_ws::error(&id, &error, &path));
         }
         let known = self
@@ -75,29 +77,39 @@ where
             .is_some_and(|procedure| procedure.kind() == kind);
         if !known {
             let error = trpc_ws::no_such_procedure(kind, &path);
+            // A procedure of another kind is still a name the router serves.
+            refused(&self.shared, self.protocol, Some(&path), &error);
             return self.send(trpc_ws::error(&id, &error, &path));
         }
         let shared = Arc::clone(&self.shared);
         let context = Arc::clone(&self.context);
         let request = id.clone();
+        let protocol = self.protocol;
         let call = async move {
             let context = context.get().await;
-            let frames: Frames = match answer(&shared, context, &path, input, last_event_id).await {
+            let answered = answer(&shared, protocol, context, &path, input, last_event_id).await;
+            let frames: Frames = match answered {
                 Err(error) => once(trpc_ws::error(&request, &error, &path)),
                 Ok(Answer::Value(json)) => once(trpc_ws::data(&request, json.get(), None)),
                 Ok(Answer::Stream(frames)) => {
+                    let bytes = frames.bytes();
                     let started = trpc_ws::started(&request);
+                    bytes.increment(started.len() as u64);
                     let events = frames.flat_map(move |frame| match frame {
                         // One frame per event, without the list the end's two need.
                         Frame::Event(event) => {
                             let (value, mut meta) = event.into_parts();
                             let data =
                                 trpc_ws::data(&request, value.get(), meta.take_id().as_ref());
+                            bytes.increment(data.len() as u64);
                             Either::Left(stream::once(ready(data)))
                         }
-                        end => Either::Right(stream::iter(trpc_ws::subscription_frames(
-                            &request, &path, end,
-                        ))),
+                        end => {
+                            let frames = trpc_ws::subscription_frames(&request, &path, end);
+                            let written: usize = frames.iter().map(String::len).sum();
+                            bytes.increment(written as u64);
+                            Either::Right(stream::iter(frames))
+                        }
                     });
                     Box::pin(stream::once(async move { started }).chain(events))
                 }
