@@ -9,6 +9,8 @@
 //!   logic. The test moves bytes and cuts the connection after any byte, so resume,
 //!   cancellation and error handling are checked with no socket and no runtime.
 //! - [`loopback`]: the same over a real socket, with a blocking HTTP/1.1 client.
+//! - [`http2`]: a blocking HTTP/2 client, many requests on one connection, with a say over
+//!   flow control and a record of the server's control frames.
 //! - [`properties`]: Outer's promises (resume, cancellation cleanup, error propagation) as
 //!   routers to run and checks of what a client saw.
 //! - [`conformance`]: the suite every runtime adapter runs, over loopback HTTP: implement
@@ -23,6 +25,7 @@
 pub mod client_suite;
 mod clock;
 pub mod conformance;
+pub mod http2;
 pub mod loopback;
 pub mod properties;
 pub mod protocol;

@@ -100,9 +100,9 @@ pub struct ServerConfig {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Http2Config {
-    /// Whether HTTP/2 is served. When off, a connection that opens with HTTP/2's preface is
-    /// answered as HTTP/1.1 would answer it (an error, then closed), and TLS offers only
-    /// `http/1.1`. Default: `true`.
+    /// Whether HTTP/2 is served. When off, a connection that opens with HTTP/2's preface goes
+    /// to HTTP/1.1, which answers it nothing and closes it (hyper's HTTP/1.1 gives no status
+    /// to a preface), and TLS offers only `http/1.1`. Default: `true`.
     pub enabled: bool,
     /// The most requests open at once on one connection (HTTP/2's
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`); the client waits for one to end before it opens

@@ -4,7 +4,8 @@
 //! in one of its test files; it then runs every scenario below, and the loopback property runs
 //! of [`properties`], as ordinary `#[test]`s. See harness/README.md for a walkthrough.
 //!
-//! The scenarios drive the server with the blocking client of [`crate::loopback`], so they need
+//! The scenarios drive the server with the blocking clients of [`crate::loopback`] (HTTP/1.1),
+//! [`crate::websocket`] and [`crate::http2`] (HTTP/2, scenarios in [`http2`]), so they need
 //! nothing from the adapter's runtime but the server itself. Waits are deadlines for liveness
 //! (a hung server fails the test instead of hanging it), never claims about how long something
 //! took.
@@ -29,6 +30,7 @@ use crate::loopback::{
 };
 
 pub mod context;
+pub mod http2;
 pub mod properties;
 pub mod websocket;
 
@@ -301,6 +303,7 @@ pub fn interruption() -> String {
 #[allow(missing_docs)] // each scenario's name is its documentation
 pub mod suite {
     use super::context::{self, ContextProbe};
+    pub use super::http2::*;
     pub use super::websocket::*;
     use super::*;
 
@@ -964,6 +967,23 @@ macro_rules! conformance_suite {
             websocket_upgrades_are_checked_and_served_only_at_the_prefixes,
             trpc_connection_params_reach_the_context_builder,
             orpc_call_headers_reach_the_context_builder,
+            unary_calls_over_http2_answer_as_over_http1,
+            http2_stream_events_arrive_one_by_one_as_they_are_yielded,
+            many_http2_streams_on_one_connection_all_receive_their_events,
+            resetting_an_http2_stream_runs_its_cleanup_and_spares_the_others,
+            http2_bodies_over_the_cap_are_413_and_the_connection_goes_on,
+            an_http2_body_that_never_ends_is_408_and_the_connection_goes_on,
+            http2_streams_past_max_streams_are_refused_with_503,
+            http2_streams_past_max_concurrent_streams_wait_or_are_refused,
+            a_silent_http2_stream_gets_keep_alive_comments,
+            max_stream_duration_ends_an_http2_stream_without_done,
+            graceful_shutdown_ends_http2_streams_with_the_interruption_and_goaway,
+            an_http2_reader_that_stops_stalls_only_its_own_stream,
+            abort_streams_resets_http2_streams_and_the_connection_goes_on,
+            shutdown_closes_http2_connections_still_busy_after_the_grace,
+            an_http2_client_that_never_answers_pings_is_dropped_with_its_streams,
+            a_partial_http2_preface_is_cut_off_after_the_header_read_timeout,
+            with_http2_off_a_prior_knowledge_connection_is_not_served_as_http2,
         );
         $crate::conformance_suite!(@properties $runtime;
             resume_over_loopback_misses_nothing,
