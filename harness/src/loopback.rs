@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use outer_core::{Event, EventId, RpcError};
 use serde_json::Value;
 
+use crate::http2::{H2Client, H2Response};
 use crate::protocol::{decode_refusal, Protocol};
 use crate::subscriber::{events, Seen, Subscriber};
 use crate::websocket::{decode_server_message, Received, ServerMessage, WsClient};
@@ -283,6 +284,8 @@ pub struct LoopbackSession {
     transport: Transport,
     response: Option<RawResponse>,
     socket: Option<WsClient>,
+    /// Over HTTP/2: the connection and the stream's response on it.
+    h2: Option<(H2Client, H2Response)>,
 }
 
 /// How a [`LoopbackSession`] reaches the server: an HTTP request per connection with the
@@ -293,11 +296,14 @@ pub enum Transport {
     Http,
     /// One WebSocket per connection, upgraded at the protocol's prefix.
     WebSocket,
+    /// One HTTP/2 connection (prior knowledge) per connection, the stream as Server-Sent
+    /// Events on one of its streams.
+    Http2,
 }
 
 impl Transport {
-    /// Both transports, for suites that run each case on each.
-    pub const ALL: [Transport; 2] = [Transport::Http, Transport::WebSocket];
+    /// Every transport, for suites that run each case on each.
+    pub const ALL: [Transport; 3] = [Transport::Http, Transport::WebSocket, Transport::Http2];
 }
 
 impl LoopbackSession {
@@ -311,6 +317,7 @@ impl LoopbackSession {
             transport: Transport::Http,
             response: None,
             socket: None,
+            h2: None,
         }
     }
 
@@ -400,6 +407,9 @@ impl LoopbackSession {
         if self.transport == Transport::WebSocket {
             return self.connect_websocket();
         }
+        if self.transport == Transport::Http2 {
+            return self.connect_http2();
+        }
         let request = self.client.next_request();
         let mut response = send(self.addr, &request.to_http(&self.prefix));
         if response.status == 200 {
@@ -418,9 +428,37 @@ impl LoopbackSession {
         self.addr = addr;
     }
 
+    /// Subscribes on a new HTTP/2 connection.
+    fn connect_http2(&mut self) {
+        let request = self.client.next_request();
+        let client = H2Client::connect(self.addr);
+        let mut path = format!("{}{}", self.prefix, request.route);
+        if !request.query.is_empty() {
+            path.push('?');
+            path.push_str(&request.query);
+        }
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let mut call = client.open(request.method, &path, &headers);
+        call.send(request.body.as_bytes(), true);
+        let mut response = call.response();
+        if response.status == 200 {
+            self.h2 = Some((client, response));
+        } else {
+            let status = response.status;
+            let (body, _) = response.read_to_end();
+            let error = decode_refusal(self.client.protocol(), status, body.as_bytes());
+            client.close();
+            self.client.refused(error);
+        }
+    }
+
     /// Whether a connection is open.
     pub fn is_connected(&self) -> bool {
-        self.response.is_some() || self.socket.is_some()
+        self.response.is_some() || self.socket.is_some() || self.h2.is_some()
     }
 
     /// Reads until `n` more events have arrived, or the session finishes, or the stream ends
@@ -436,13 +474,18 @@ impl LoopbackSession {
                 }
                 continue;
             }
-            let Some(response) = self.response.as_mut() else {
-                break;
+            let chunk = match (self.response.as_mut(), self.h2.as_mut()) {
+                (Some(response), _) => response.read_chunk(),
+                (None, Some((_, response))) => response.read_chunk(),
+                (None, None) => break,
             };
-            match response.read_chunk() {
+            match chunk {
                 Some(chunk) => self.client.receive(chunk.as_bytes()),
                 None => {
                     self.response = None;
+                    if let Some((client, _)) = self.h2.take() {
+                        client.close();
+                    }
                     self.client.closed();
                 }
             }
@@ -473,11 +516,14 @@ impl LoopbackSession {
             }
             return;
         }
-        if let Some(response) = self.response.as_mut() {
-            if let Some(chunk) = response.read_chunk() {
-                let bytes = chunk.as_bytes();
-                self.client.receive(&bytes[..keep.min(bytes.len())]);
-            }
+        let chunk = match (self.response.as_mut(), self.h2.as_mut()) {
+            (Some(response), _) => response.read_chunk(),
+            (None, Some((_, response))) => response.read_chunk(),
+            (None, None) => None,
+        };
+        if let Some(chunk) = chunk {
+            let bytes = chunk.as_bytes();
+            self.client.receive(&bytes[..keep.min(bytes.len())]);
         }
         self.disconnect();
     }
@@ -490,6 +536,11 @@ impl LoopbackSession {
         }
         if let Some(socket) = self.socket.take() {
             socket.close();
+            self.client.closed();
+        }
+        if let Some((client, response)) = self.h2.take() {
+            response.reset();
+            client.close();
             self.client.closed();
         }
     }

@@ -240,7 +240,7 @@ fn publish<P: Publisher<u64>>(publisher: &P, n: u64) -> Result<EventId, TestCase
 /// on the in-memory publisher ([`PublisherUnderTest::memory`]); see
 /// [`resume_over_loopback_with`] for another publisher.
 pub fn resume_over_loopback_misses_nothing<R: Adapter>() {
-    resume_over_loopback_with::<R, _>(loopback_cases(18), PublisherUnderTest::memory);
+    resume_over_loopback_with::<R, _>(loopback_cases(27), PublisherUnderTest::memory);
 }
 
 /// The resume property of [`resume_over_loopback_misses_nothing`] over loopback HTTP on `R`,
@@ -388,7 +388,7 @@ pub fn cancellation_over_loopback_leaves_nothing<R: Adapter>() {
         0u64..5,
         proptest::collection::vec(step(), 0..12),
     );
-    runner(loopback_cases(18))
+    runner(loopback_cases(27))
         .run(&strategy, |(protocol, transport, setup, pace, steps)| {
             let publisher = MemoryPublisher::builder().retain_last(64).build();
             let live = Live::default();
@@ -451,7 +451,7 @@ pub fn errors_over_loopback_propagate<R: Adapter>() {
         1u64..=COUNT + 1,
         proptest::option::weighted(0.2, bad_input_strategy()),
     );
-    runner(loopback_cases(24))
+    runner(loopback_cases(36))
         .run(
             &strategy,
             |(protocol, transport, failure, fail_at, bad_input)| {
