@@ -55,6 +55,16 @@
 //! handler looping over Outer's always-ready futures yields; and a stream yields its thread after
 //! each full chunk it hands out without waiting, so one fast stream cannot starve the others.
 //!
+//! ## HTTP/2, TLS and tower layers
+//! The servers of [`server`] serve HTTP/1.1 and HTTP/2 on one port, told by each connection's
+//! first bytes ([`ServerConfig::http2`] has the limits); TLS (feature `tls`, module `tls`) is
+//! the adapters' `serve_tls`. They serve an [`OuterService`] or any [`Stack`] of tower layers
+//! around one ([`OuterService::layer`]): [`Pages`] and [`TestHooks`] are two such layers.
+//!
+//! ## Metrics
+//! Connections, streams, deliveries, resumes, gaps, latency and calls are recorded through the
+//! `metrics` facade: see [`metrics`].
+//!
 //! ## WebSocket
 //! An upgrade to the tRPC prefix speaks tRPC's `wsLink`, one to the oRPC prefix oRPC's
 //! websocket link ([`ServerConfig::websocket`] has the limits): the same router, many calls on

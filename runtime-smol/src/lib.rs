@@ -1,6 +1,8 @@
 //! # outer-smol
 //!
-//! Outer on smol: serve a router over HTTP/1.1 with hyper, on async-io's reactor.
+//! Outer on smol: serve a router over HTTP/1.1 and HTTP/2 with hyper, on async-io's reactor;
+//! over TLS with rustls (`serve_tls`, feature `tls`), inside any tower layers
+//! ([`OuterService::layer`]).
 //!
 //! ```no_run
 //! use outer_core::{procedure, Router};

@@ -1,6 +1,8 @@
 //! # outer-tokio
 //!
-//! Outer on tokio: serve a router over HTTP/1.1 with hyper, or mount it in axum.
+//! Outer on tokio: serve a router over HTTP/1.1 and HTTP/2 with hyper, over TLS with rustls
+//! (`serve_tls`, feature `tls`), inside any tower layers ([`OuterService::layer`]), or mount
+//! it in axum.
 //!
 //! ```no_run
 //! use outer_core::{procedure, Router};
