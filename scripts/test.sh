@@ -2,8 +2,9 @@
 # Every test, on a fresh machine: installs what the tests need, then runs `cargo test --workspace`
 # (arguments are passed on to it). What it installs, only where it is missing:
 # - Debian's redis-server (the Redis publisher's tests and the failover tests start their own
-#   servers on free loopback ports) and chromium (the browser test; set CHROMIUM to use another
-#   binary), with apt-get, as root or through sudo;
+#   servers on free loopback ports), chromium (the browser tests; set CHROMIUM to use another
+#   binary) and curl (tests/tests/tls.rs runs it over HTTP/2 and TLS), with apt-get, as root or
+#   through sudo;
 # - Debian's Rust 1.96 with its sources, lld and qemu-system-arm (scripts/cross-toolchain.sh):
 #   the embedded example's test cross-builds it for a Cortex-M3 and runs it under QEMU;
 # - the npm packages of the interop and browser tests (tests/interop) and of the oRPC reference
@@ -24,6 +25,7 @@ source scripts/cross-toolchain.sh
 apt_install() {
   local missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
     missing+=(chromium)
   fi
@@ -42,7 +44,7 @@ check_node() {
 apt_install
 cross_toolchain_install
 check_node
-say "redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/'), node $(node --version), $("${CHROMIUM:-chromium}" --version 2>/dev/null | tail -1)"
+say "redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/'), node $(node --version), $("${CHROMIUM:-chromium}" --version 2>/dev/null | tail -1), $(curl --version | head -1 | cut -d' ' -f1-2)"
 
 say "npm packages (tests/interop/package-lock.json)"
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)

@@ -5,11 +5,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use outer_examples::chat::{self, Chat};
-use outer_harness::conformance::Adapter;
-use outer_http::{OuterService, ServerConfig};
+use outer_examples::chat::{self, Chat, ChatCtx, ChatService};
+use outer_harness::conformance::{Adapter, RunningServer, Served};
+use outer_http::server::Server;
+use outer_http::tls::rustls;
+use outer_http::{HttpService, OuterService, ServerConfig, Stack};
+use outer_smol::testing::Smol;
+use outer_tokio::testing::Tokio;
 
 /// The workspace's root folder.
 pub fn workspace() -> PathBuf {
@@ -22,11 +27,203 @@ pub fn workspace() -> PathBuf {
 /// Serves the chat example on runtime `R` with `config`, on a fresh loopback port, with its
 /// pages and the failure-test hooks (`/__test`).
 pub fn start_chat<R: Adapter>(config: ServerConfig) -> R::Server {
+    R::start(chat_stack::<R>(config))
+}
+
+/// The chat example with `config` on runtime `R`'s timer, with its pages and the failure-test
+/// hooks (`/__test`): what [`start_chat`] serves, for a test that adds a layer or serves it
+/// over TLS.
+pub fn chat_stack<R: Adapter>(config: ServerConfig) -> Stack<ChatCtx, ChatService> {
     let app = chat::app(Chat::new(), R::timer());
-    R::start(chat::stack(
-        OuterService::new(app, config, R::timer()),
-        true,
-    ))
+    chat::stack(OuterService::new(app, config, R::timer()), true)
+}
+
+/// A certificate authority and a server certificate it signed, for `localhost` and `127.0.0.1`,
+/// made fresh for each test and written as PEM files to a folder of its own, removed on drop:
+/// no key material lives in the repository. Clients trust [`ca`](Self::ca) (Node with
+/// `NODE_EXTRA_CA_CERTS`, curl with `--cacert`); Chromium is told the server certificate's key
+/// (`tests/interop/chromium.mjs`).
+#[derive(Debug)]
+pub struct Certificates {
+    dir: PathBuf,
+    /// The authority's certificate (PEM).
+    pub ca: PathBuf,
+    /// The server's certificate chain (PEM): its certificate, then the authority's.
+    pub cert: PathBuf,
+    /// The server certificate's private key (PEM, PKCS #8).
+    pub key: PathBuf,
+}
+
+impl Certificates {
+    /// Makes the authority and the server certificate (ECDSA P-256) and writes them out.
+    pub fn generate() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca_params = CertificateParams::default();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params.distinguished_name = rcgen::DistinguishedName::new();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Outer test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "outer-tests-tls-{}-{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Certificates {
+            ca: write("ca.pem", ca.pem()),
+            cert: write("cert.pem", format!("{}{}", cert.pem(), ca.pem())),
+            key: write("key.pem", key.serialize_pem()),
+            dir,
+        }
+    }
+
+    /// The server's TLS settings for `config` (ALPN `h2` and `http/1.1`), read back from the
+    /// files as `chat --tls-cert --tls-key` reads them.
+    pub fn server(&self, config: &ServerConfig) -> Arc<rustls::ServerConfig> {
+        outer_http::tls::from_pem_files(&self.cert, &self.key, config).unwrap()
+    }
+
+    /// A client's TLS settings that trust [`ca`](Self::ca) and nothing else, offering `alpn`.
+    pub fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(client)
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The runtimes that serve TLS (`serve_tls`): tokio and smol. [`Adapter::start`], over TLS.
+pub trait TlsAdapter: Adapter {
+    /// A running TLS server.
+    type TlsServer: RunningServer;
+    /// Serves `stack` over TLS with `tls` on a fresh loopback port, and returns once it listens.
+    fn start_tls<Ctx, S>(
+        stack: impl Into<Stack<Ctx, S>>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Self::TlsServer
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService;
+}
+
+/// A tokio runtime of the server's own, as `Tokio`'s servers have, shut down without waiting
+/// for its workers when dropped.
+#[derive(Debug)]
+pub struct TokioKeeper(Option<tokio::runtime::Runtime>);
+
+impl outer_harness::conformance::ShutDown for TokioKeeper {
+    fn shut_down(&mut self, server: Server) -> bool {
+        self.0.as_ref().unwrap().block_on(server.shutdown())
+    }
+}
+
+impl Drop for TokioKeeper {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl TlsAdapter for Tokio {
+    type TlsServer = Served<TokioKeeper>;
+
+    fn start_tls<Ctx, S>(
+        stack: impl Into<Stack<Ctx, S>>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Self::TlsServer
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        let stack = stack.into();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            outer_tokio::serve_tls(listener, stack, tls).unwrap()
+        });
+        Served::new(server, TokioKeeper(Some(runtime)))
+    }
+}
+
+impl TlsAdapter for Smol {
+    type TlsServer = Served<fn(Server) -> bool>;
+
+    /// On smol's global executor, as `Smol` serves.
+    fn start_tls<Ctx, S>(
+        stack: impl Into<Stack<Ctx, S>>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Self::TlsServer
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        let stack = stack.into();
+        let server = smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            outer_smol::serve_tls(listener, stack, tls).unwrap()
+        });
+        Served::new(server, |server: Server| smol::block_on(server.shutdown()))
+    }
+}
+
+/// The chat as [`start_chat`] serves it, over TLS with `certificates`.
+pub fn start_chat_tls<R: TlsAdapter>(
+    config: ServerConfig,
+    certificates: &Certificates,
+) -> R::TlsServer {
+    let tls = certificates.server(&config);
+    R::start_tls(chat_stack::<R>(config), tls)
 }
 
 /// Installs the interop scripts' npm packages from their lockfile, once per test run. Node and

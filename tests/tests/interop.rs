@@ -11,37 +11,65 @@
 //! package: calls and batches over one socket, tracked subscriptions, errors that end a
 //! subscription, stop and cancel seen as cleanup on the server, `connectionParams` signing a tRPC
 //! socket in, lazy sockets, and resume after the server cuts every socket, each post exactly once.
+//!
+//! All four again over TLS, on tokio and smol (the runtimes that serve it): the scripts get an
+//! `https://` or `wss://` URL (the hooks `https://` too) and Node trusts the test's certificate
+//! authority (`NODE_EXTRA_CA_CERTS`). Node's fetch and `ws` offer no HTTP/2, so these prove the
+//! clients' whole protocols over TLS with ALPN's `http/1.1`, the WebSocket upgrades included.
 
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
-use outer_tests::{run_node, start_chat};
+use outer_tests::{run_node, start_chat, start_chat_tls, Certificates, TlsAdapter};
 use outer_tokio::testing::Tokio;
 
 fn run<R: Adapter>(script: &str, prefix: &str) {
-    run_at::<R>(script, "http", prefix);
+    let server = start_chat::<R>(outer_examples::chat::server_config());
+    check(server, script, "http", "http", prefix, &[]);
 }
 
 /// As [`run`], for the WebSocket scripts: they get the socket's URL (`ws://ADDR/trpc`), the hooks
 /// stay plain HTTP.
 fn run_ws<R: Adapter>(script: &str, prefix: &str) {
-    run_at::<R>(script, "ws", prefix);
+    let server = start_chat::<R>(outer_examples::chat::server_config());
+    check(server, script, "ws", "http", prefix, &[]);
 }
 
-fn run_at<R: Adapter>(script: &str, scheme: &str, prefix: &str) {
-    let mut server = start_chat::<R>(outer_examples::chat::server_config());
-    let addr = server.addr();
-    let root = format!("http://{addr}");
-    let output = run_node(
+/// As [`run`] or [`run_ws`] (`scheme` `https` or `wss`), the chat served over TLS.
+fn run_tls<R: TlsAdapter>(script: &str, scheme: &str, prefix: &str) {
+    let certificates = Certificates::generate();
+    let server = start_chat_tls::<R>(outer_examples::chat::server_config(), &certificates);
+    let ca = certificates.ca.to_str().unwrap().to_string();
+    check(
+        server,
         script,
-        &format!("{scheme}://{addr}{prefix}"),
-        &[
-            ("DROP_URL", format!("{root}/__test/drop")),
-            ("CLEANUP_URL", format!("{root}/__test/streams")),
-            // The chat has `me` and `mentions.live` behind a bearer token.
-            ("AUTH_PROCEDURES", "1".to_string()),
-        ],
+        scheme,
+        "https",
+        prefix,
+        &[("NODE_EXTRA_CA_CERTS", ca)],
     );
+}
+
+/// Runs `script` against `server` at `scheme://ADDR/prefix`, its hooks at `hooks://ADDR/__test`,
+/// with every optional step on, and checks that none was skipped and every stream was cleaned up.
+fn check(
+    mut server: impl RunningServer,
+    script: &str,
+    scheme: &str,
+    hooks: &str,
+    prefix: &str,
+    env: &[(&str, String)],
+) {
+    let addr = server.addr();
+    let root = format!("{hooks}://{addr}");
+    let mut env = env.to_vec();
+    env.extend([
+        ("DROP_URL", format!("{root}/__test/drop")),
+        ("CLEANUP_URL", format!("{root}/__test/streams")),
+        // The chat has `me` and `mentions.live` behind a bearer token.
+        ("AUTH_PROCEDURES", "1".to_string()),
+    ]);
+    let output = run_node(script, &format!("{scheme}://{addr}{prefix}"), &env);
     // The optional steps must have run, not been skipped.
     assert!(!output.contains("skip"), "a step was skipped:\n{output}");
     assert!(output.contains("all checks passed"), "{output}");
@@ -107,4 +135,44 @@ fn orpc_ws_client_works_against_outer_on_smol() {
 #[test]
 fn orpc_ws_client_works_against_outer_on_monoio() {
     run_ws::<Monoio>("orpc-ws.mjs", "/rpc");
+}
+
+#[test]
+fn orpc_client_works_against_outer_over_tls_on_tokio() {
+    run_tls::<Tokio>("orpc.mjs", "https", "/rpc");
+}
+
+#[test]
+fn orpc_client_works_against_outer_over_tls_on_smol() {
+    run_tls::<Smol>("orpc.mjs", "https", "/rpc");
+}
+
+#[test]
+fn trpc_client_works_against_outer_over_tls_on_tokio() {
+    run_tls::<Tokio>("trpc.mjs", "https", "/trpc");
+}
+
+#[test]
+fn trpc_client_works_against_outer_over_tls_on_smol() {
+    run_tls::<Smol>("trpc.mjs", "https", "/trpc");
+}
+
+#[test]
+fn trpc_ws_client_works_against_outer_over_tls_on_tokio() {
+    run_tls::<Tokio>("trpc-ws.mjs", "wss", "/trpc");
+}
+
+#[test]
+fn trpc_ws_client_works_against_outer_over_tls_on_smol() {
+    run_tls::<Smol>("trpc-ws.mjs", "wss", "/trpc");
+}
+
+#[test]
+fn orpc_ws_client_works_against_outer_over_tls_on_tokio() {
+    run_tls::<Tokio>("orpc-ws.mjs", "wss", "/rpc");
+}
+
+#[test]
+fn orpc_ws_client_works_against_outer_over_tls_on_smol() {
+    run_tls::<Smol>("orpc-ws.mjs", "wss", "/rpc");
 }
