@@ -139,7 +139,7 @@ where
 {
     type Response = Response<OuterBody>;
     type Error = S::Error;
-    type Future = Either<future::Ready<Result<Response<OuterBody>, S::Error>>, S::Future>;
+    type Future = AnswerOrPass<S::Error, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -153,13 +153,19 @@ where
                     Body::Fixed(bytes) => bytes.clone(),
                     Body::Render(render) => render(),
                 };
-                let mut response = Response::new(OuterBody::full(bytes));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, page.content_type.clone());
-                Either::Left(future::ready(Ok(response)))
+                answer(bytes, page.content_type.clone())
             }
             None => Either::Right(self.inner.call(request)),
         }
     }
+}
+
+/// The future of a layer that answers some requests itself, whole, and passes the rest on.
+pub(crate) type AnswerOrPass<E, F> = Either<future::Ready<Result<Response<OuterBody>, E>>, F>;
+
+/// A whole answer of `bytes` as `content_type`, given by a layer itself.
+pub(crate) fn answer<E, F>(bytes: bytes::Bytes, content_type: HeaderValue) -> AnswerOrPass<E, F> {
+    let mut response = Response::new(OuterBody::full(bytes));
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
+    Either::Left(future::ready(Ok(response)))
 }

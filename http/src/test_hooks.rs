@@ -2,12 +2,13 @@
 
 use std::task::{Context, Poll};
 
-use futures_util::future::{self, Either};
-use http::header::{HeaderValue, CONTENT_TYPE};
+use futures_util::future::Either;
+use http::header::HeaderValue;
 use http::{Method, Request, Response};
 use tower_layer::Layer;
 
 use crate::config::normalize_prefix;
+use crate::pages::{answer, AnswerOrPass};
 use crate::{OuterBody, OuterService};
 
 /// A tower layer that serves failure-test hooks under a prefix, for the [`OuterService`] it was
@@ -89,7 +90,7 @@ where
 {
     type Response = Response<OuterBody>;
     type Error = S::Error;
-    type Future = Either<future::Ready<Result<Response<OuterBody>, S::Error>>, S::Future>;
+    type Future = AnswerOrPass<S::Error, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -100,7 +101,7 @@ where
             .uri()
             .path()
             .strip_prefix(self.hooks.prefix.as_str());
-        let answer = match (request.method(), hook) {
+        let json = match (request.method(), hook) {
             (&Method::GET, Some("/streams")) => Some(format!(
                 "{{\"active_streams\":{}}}",
                 self.hooks.outer.active_streams()
@@ -111,14 +112,8 @@ where
             }
             _ => None,
         };
-        match answer {
-            Some(answer) => {
-                let mut response = Response::new(OuterBody::full(answer));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Either::Left(future::ready(Ok(response)))
-            }
+        match json {
+            Some(json) => answer(json.into(), HeaderValue::from_static("application/json")),
             None => Either::Right(self.inner.call(request)),
         }
     }

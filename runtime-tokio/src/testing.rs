@@ -18,6 +18,13 @@ pub type Running = Served<OwnRuntime>;
 /// The server's runtime: it lives until the server is dropped, shut down or not.
 pub struct OwnRuntime(Option<tokio::runtime::Runtime>);
 
+impl OwnRuntime {
+    /// Keeps `runtime` for a server started on it.
+    pub fn new(runtime: tokio::runtime::Runtime) -> Self {
+        Self(Some(runtime))
+    }
+}
+
 impl ShutDown for OwnRuntime {
     fn shut_down(&mut self, server: Server) -> bool {
         self.0.as_ref().unwrap().block_on(server.shutdown())

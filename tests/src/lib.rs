@@ -14,7 +14,7 @@ use outer_http::server::Server;
 use outer_http::tls::rustls;
 use outer_http::{HttpService, OuterService, ServerConfig, Stack};
 use outer_smol::testing::Smol;
-use outer_tokio::testing::Tokio;
+use outer_tokio::testing::{OwnRuntime, Tokio};
 
 /// The workspace's root folder.
 pub fn workspace() -> PathBuf {
@@ -152,27 +152,8 @@ pub trait TlsAdapter: Adapter {
         S: HttpService;
 }
 
-/// A tokio runtime of the server's own, as `Tokio`'s servers have, shut down without waiting
-/// for its workers when dropped.
-#[derive(Debug)]
-pub struct TokioKeeper(Option<tokio::runtime::Runtime>);
-
-impl outer_harness::conformance::ShutDown for TokioKeeper {
-    fn shut_down(&mut self, server: Server) -> bool {
-        self.0.as_ref().unwrap().block_on(server.shutdown())
-    }
-}
-
-impl Drop for TokioKeeper {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 impl TlsAdapter for Tokio {
-    type TlsServer = Served<TokioKeeper>;
+    type TlsServer = Served<OwnRuntime>;
 
     fn start_tls<Ctx, S>(
         stack: impl Into<Stack<Ctx, S>>,
@@ -192,7 +173,7 @@ impl TlsAdapter for Tokio {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             outer_tokio::serve_tls(listener, stack, tls).unwrap()
         });
-        Served::new(server, TokioKeeper(Some(runtime)))
+        Served::new(server, OwnRuntime::new(runtime))
     }
 }
 
