@@ -9,6 +9,17 @@
 #   bench/callgrind.sh                      # outer-tokio outer-smol outer-monoio floor
 #   SERVERS="outer-tokio" bench/callgrind.sh
 #   SERVERS="outer-tokio outer-tokio-trpc-ws outer-tokio-orpc-ws" bench/callgrind.sh   # SSE vs WebSocket
+#   SERVERS="outer-tokio outer-tokio-h2 outer-tokio-h2-mux" bench/callgrind.sh   # HTTP/1.1 vs HTTP/2
+#
+# The -h2 entries are those of bench/run.sh: the same server, subscribers on HTTP/2 with prior
+# knowledge, a connection each (outer-tokio-h2, outer-smol-h2) or all 100 streams on one
+# connection (outer-tokio-h2-mux, outer-smol-h2-mux).
+#
+# Work done once whose instruction count depends on how long it runs rather than on the
+# deliveries is left out of each run's total: the inclusive count of each function in EXCLUDE.
+# By default quanta::Clock::new, the clock calibration of the chat's Prometheus recorder, which
+# reads the clock until the TSC's rate settles: 11-13 million instructions under valgrind, a
+# different number each run (up to ±150 per delivery in the difference if left in).
 #
 # Needs valgrind (Debian's package). About a minute and a half per server.
 set -euo pipefail
@@ -20,6 +31,7 @@ LONG=${LONG:-30}
 RATE=5
 SUBSCRIBERS=100
 PORT=${PORT:-3720}
+EXCLUDE=${EXCLUDE:-"quanta::Clock::new"}
 OUT=target/bench/callgrind
 mkdir -p "$OUT"
 cargo build --release -q -p outer-bench -p outer-examples --bins
@@ -27,7 +39,7 @@ cargo build --release -q -p outer-bench -p outer-examples --bins
 # Instructions (Ir) of one server run with SECONDS of paced posts; prints "IR POSTS".
 run() {
   local server=$1 seconds=$2 file="$OUT/$1-$2.out" log="$OUT/$1-$2.log"
-  local cmd url="http://127.0.0.1:$PORT/rpc" protocol=orpc
+  local cmd url="http://127.0.0.1:$PORT/rpc" protocol=orpc extra=()
   case $server in
     outer-tokio) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime tokio) ;;
     # The same server; the subscribers speak WebSocket (see bench/run.sh).
@@ -36,6 +48,12 @@ run() {
     outer-tokio-orpc-ws) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime tokio)
       protocol=orpc-ws ;;
     outer-smol) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime smol) ;;
+    # The same servers; the subscribers speak HTTP/2 (see bench/run.sh).
+    outer-tokio-h2 | outer-smol-h2 | outer-tokio-h2-mux | outer-smol-h2-mux)
+      local runtime=${server#outer-}
+      cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime "${runtime%%-*}")
+      protocol=orpc-h2
+      case $server in *-mux) extra=(--streams-per-connection "$SUBSCRIBERS") ;; esac ;;
     # valgrind does not follow io_uring: monoio on its epoll driver.
     outer-monoio) cmd=(target/release/chat --listen "127.0.0.1:$PORT" --runtime monoio-epoll) ;;
     floor) cmd=(target/release/floor --listen "127.0.0.1:$PORT") ;;
@@ -49,11 +67,16 @@ run() {
   target/release/load --url "$url" --protocol "$protocol" \
     --subscribers "$SUBSCRIBERS" --events 20 --window 4 --publishers 1 \
     --paced-rate "$RATE" --paced-duration "$seconds" --settle 1 --connect-timeout 60 \
-    >"$OUT/$server-$seconds.load" 2>&1
+    "${extra[@]}" >"$OUT/$server-$seconds.load" 2>&1
   kill -INT "$pid"
   wait "$pid" || true
-  local ir
+  local ir name once
   ir=$(callgrind_annotate "$file" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+  for name in $EXCLUDE; do
+    once=$(callgrind_annotate --inclusive=yes --threshold=100 "$file" 2>/dev/null |
+      { grep -F ":$name [" || true; } | head -1 | sed -n 's/^ *\([0-9,]*\) .*/\1/p' | tr -d ,)
+    ir=$(( ir - ${once:-0} ))
+  done
   local paced
   paced=$(sed -n 's/.*"paced":{[^}]*"events":\([0-9]*\).*/\1/p' "$OUT/$server-$seconds.load")
   echo "$ir ${paced:-0}"

@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# End to end: fan-out over SSE (and, on request, WebSocket), every server side by side on this
-# machine.
+# End to end: fan-out over SSE (and, on request, WebSocket or SSE over HTTP/2), every server side
+# by side on this machine.
 #
 #   bench/run.sh                      # all servers, N = 100, 1,000, 10,000 (about 14 minutes,
 #                                     # plus up to 3 for trpc-ref at 10,000: see BENCHMARKS.md)
 #   NS="100" SERVERS="outer-tokio floor" bench/run.sh
 #   # Outer's subscribers over WebSocket beside SSE (not in the default SERVERS):
 #   NS="100 1000" SERVERS="outer-tokio outer-tokio-trpc-ws outer-tokio-orpc-ws" bench/run.sh
+#   # Outer's subscribers over HTTP/2 beside HTTP/1.1 (not in the default SERVERS either):
+#   NS="100 1000 10000" SERVERS="outer-tokio outer-tokio-h2 outer-tokio-h2-mux outer-smol outer-smol-h2 floor" bench/run.sh
 #
 # The WebSocket entries, outer-tokio-trpc-ws, outer-smol-trpc-ws and outer-tokio-orpc-ws, start
 # the same chat server as outer-tokio / outer-smol; only the subscribers differ: each opens one
 # WebSocket to ws://ADDR/trpc (tRPC wsLink) or ws://ADDR/rpc (oRPC's websocket link) and
 # subscribes to post.live there (load's --protocol trpc-ws / orpc-ws). Posts go over HTTP as for
 # the SSE entries, so every figure but the subscribers' transport is alike.
+#
+# The HTTP/2 entries likewise start the same chat server (which serves HTTP/2 beside HTTP/1.1 on
+# its port, told by the connection's first bytes) and change only the subscribers: each sends
+# oRPC's post.live request, as outer-tokio's subscribers do, over HTTP/2 with prior knowledge
+# (load's --protocol orpc-h2, on the h2 crate's client) and reads the same SSE body from DATA
+# frames. outer-tokio-h2 and outer-smol-h2 give each subscriber a connection of its own, as
+# HTTP/1.1 does (the protocols' per-stream costs side by side); outer-tokio-h2-mux and
+# outer-smol-h2-mux put STREAMS_PER_CONNECTION (default 100) subscribers' streams on each
+# connection, as a browser's page or a gateway does; outer-tokio-trpc-h2 is tRPC's post.live
+# (GET /trpc/post.live) on a connection each, beside outer-tokio-trpc. Posts go over HTTP/1.1.
 #
 # Each (server, N) gets a fresh server process (so its RSS before the subscribers is a clean
 # baseline), then one `load` run: N subscribers connect, the server's RSS is sampled idle, then
@@ -44,6 +56,7 @@ PACED_DURATION=${PACED_DURATION:-5}
 PACED_DELIVERIES=${PACED_DELIVERIES:-20000}
 PIN=${PIN:-1}
 PORT=${PORT:-3710}
+STREAMS_PER_CONNECTION=${STREAMS_PER_CONNECTION:-100}
 
 # 10,000 subscribers need 10,000 sockets in each process, plus a few.
 ulimit -n "$(ulimit -Hn)"
@@ -94,11 +107,12 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# Starts server $1 on $PORT; sets SERVER_PID, URL and PROTOCOL.
+# Starts server $1 on $PORT; sets SERVER_PID, URL, PROTOCOL and EXTRA (more arguments to load).
 start_server() {
   local addr=127.0.0.1:$PORT
   PROTOCOL=orpc
   URL=http://$addr/rpc
+  EXTRA=()
   case $1 in
     outer-tokio) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null & ;;
     outer-smol) "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime smol >/dev/null & ;;
@@ -124,6 +138,18 @@ start_server() {
     outer-tokio-orpc-ws)
       PROTOCOL=orpc-ws
       URL=http://$addr/rpc
+      "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null &
+      ;;
+    # Subscribers on HTTP/2 (prior knowledge), posts over HTTP/1.1.
+    outer-tokio-h2 | outer-smol-h2 | outer-tokio-h2-mux | outer-smol-h2-mux)
+      PROTOCOL=orpc-h2
+      case $1 in *-mux) EXTRA=(--streams-per-connection "$STREAMS_PER_CONNECTION") ;; esac
+      local runtime=${1#outer-}
+      "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime "${runtime%%-*}" >/dev/null &
+      ;;
+    outer-tokio-trpc-h2)
+      PROTOCOL=trpc-h2
+      URL=http://$addr/trpc
       "${server_cpu[@]}" $BIN/chat --listen "$addr" --runtime tokio >/dev/null &
       ;;
     floor) "${server_cpu[@]}" $BIN/floor --listen "$addr" >/dev/null & ;;
@@ -159,7 +185,7 @@ for n in $NS; do
     "${gen_cpu[@]}" $BIN/load --url "$URL" --protocol "$PROTOCOL" --label "$server" \
       --subscribers "$n" --duration "$DURATION" --window "$WINDOW" --publishers "$PUBLISHERS" \
       --paced-rate "$paced_rate" --paced-duration "$PACED_DURATION" \
-      --server-pid "$SERVER_PID" --settle 2 | tee -a "$OUT" | grep '^#' || true
+      --server-pid "$SERVER_PID" --settle 2 "${EXTRA[@]}" | tee -a "$OUT" | grep '^#' || true
     echo "#   uptime:$(uptime | sed 's/.*load average//'), cpu pressure $(pressure)"
     stop_server
   done

@@ -1,5 +1,6 @@
 //! The load run: N subscribers on their own connections (SSE responses, or WebSockets for the
-//! `-ws` protocols), a publisher, and what they measure.
+//! `-ws` protocols; for the `-h2` protocols SSE responses over HTTP/2, on their own connections
+//! or several streams to a connection), a publisher, and what they measure.
 //!
 //! A run goes: sample the server's RSS; connect the N subscribers (at most `connect_concurrency`
 //! at a time) and time it; wait `settle` and sample the RSS again (idle subscribers); post
@@ -27,6 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::histogram::Histogram;
 use crate::http::{parse_head, read_more, Connection, Dechunker, Head, HttpError, Url};
+use crate::http2;
 use crate::procfs;
 use crate::protocol::{parse_stamp, stamped_title, Protocol};
 use crate::ws;
@@ -43,8 +45,12 @@ pub struct Config {
     pub protocol: Protocol,
     /// A name for the server in the report.
     pub label: String,
-    /// How many subscribers, one connection each.
+    /// How many subscribers, one connection each (for the `-h2` protocols, one stream each, on
+    /// connections of [`Config::streams_per_connection`]).
     pub subscribers: usize,
+    /// For the `-h2` protocols: subscribers' streams on each HTTP/2 connection (1: a connection
+    /// each, as over HTTP/1.1; 100: multiplexed, as a browser's page or a gateway does).
+    pub streams_per_connection: usize,
     /// The load phase ends after this many posts (if set)...
     pub events: Option<u64>,
     /// ...or after this long (if set), whichever comes first.
@@ -89,6 +95,7 @@ impl Config {
             protocol,
             label: String::from("server"),
             subscribers,
+            streams_per_connection: 1,
             events: None,
             duration: Some(Duration::from_secs(10)),
             rate: 0.0,
@@ -178,6 +185,8 @@ pub struct Report {
     pub subscribers: usize,
     /// Subscribers that connected.
     pub connected: usize,
+    /// Streams per HTTP/2 connection, for the `-h2` protocols.
+    pub streams_per_connection: Option<usize>,
     /// Connections posting at once in the load phase (on a first-in-first-out executor each
     /// gets about one turn per round of subscriber writes, so this bounds posts per round).
     pub publishers: usize,
@@ -219,6 +228,7 @@ impl Report {
             "protocol": self.protocol,
             "subscribers": self.subscribers,
             "connected": self.connected,
+            "streams_per_connection": self.streams_per_connection,
             "publishers": self.publishers,
             "load_average": self.load_average,
             "connect_s": round(self.connect_seconds, 3),
@@ -243,9 +253,12 @@ impl Report {
     pub fn to_human(&self) -> String {
         let l = &self.load;
         let mut line = format!(
-            "{} {} N={} (connected {}): connect {:.2} s, RSS/idle sub {}; load: {:.0} deliveries/s ({} posts in {:.1} s), latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, CPU server {} gen {:.2} cores, {} / {:.2} µs per delivery",
+            "{} {}{} N={} (connected {}): connect {:.2} s, RSS/idle sub {}; load: {:.0} deliveries/s ({} posts in {:.1} s), latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, CPU server {} gen {:.2} cores, {} / {:.2} µs per delivery",
             self.label,
             self.protocol,
+            self.streams_per_connection
+                .filter(|&k| k > 1)
+                .map_or(String::new(), |k| format!(" ({k} streams per connection)")),
             self.subscribers,
             self.connected,
             self.connect_seconds,
@@ -454,6 +467,12 @@ enum Subscribe {
     Sse(Vec<u8>),
     /// Open a WebSocket to this URL and subscribe on it.
     Ws { url: String, protocol: Protocol },
+    /// Open a stream with this request on the pool's HTTP/2 connection for the subscriber, and
+    /// read the SSE response.
+    H2 {
+        pool: http2::Pool,
+        subscription: http2::Subscription,
+    },
 }
 
 /// An open `post.live` stream.
@@ -461,16 +480,25 @@ enum Opened {
     /// The connection, what was read of it and where the body starts.
     Sse(TcpStream, Vec<u8>, Head, usize),
     Ws(Box<ws::Socket>),
+    H2(h2::RecvStream),
 }
 
-/// Opens one `post.live` stream, up to its response head (SSE) or the server's word that the
-/// subscription began (WebSocket).
-async fn connect(addr: SocketAddr, how: &Subscribe, gate: &Semaphore) -> Result<Opened, HttpError> {
+/// Opens subscriber `index`'s `post.live` stream, up to its response head (SSE) or the server's
+/// word that the subscription began (WebSocket).
+async fn connect(
+    addr: SocketAddr,
+    index: usize,
+    how: &Subscribe,
+    gate: &Semaphore,
+) -> Result<Opened, HttpError> {
     // Held until the head arrives: bounds the connects in flight (the listen backlog).
     let _permit = gate
         .acquire()
         .await
         .map_err(|_| HttpError("the connect gate closed".into()))?;
+    if let Subscribe::H2 { pool, subscription } = how {
+        return Ok(Opened::H2(pool.subscribe(index, subscription).await?));
+    }
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let request = match how {
@@ -480,6 +508,7 @@ async fn connect(addr: SocketAddr, how: &Subscribe, gate: &Semaphore) -> Result<
                 ws::subscribe(stream, url, *protocol).await?,
             )))
         }
+        Subscribe::H2 { .. } => unreachable!("opened above"),
     };
     stream.write_all(request).await?;
     let mut buf = Vec::with_capacity(8192);
@@ -525,6 +554,21 @@ async fn read_stream(
     }
 }
 
+/// Reads an HTTP/2 stream's SSE body until it fails or ends (an error, as for [`read_stream`]).
+async fn read_h2(shared: &Shared, mut stream: h2::RecvStream) -> Result<(), HttpError> {
+    let mut reader = Reader {
+        // HTTP/2 frames the body itself: no chunked coding.
+        chunked: false,
+        dechunker: Dechunker::new(),
+        decoder: SseDecoder::new(),
+        tally: Tally::default(),
+    };
+    while let Some(data) = http2::next(&mut stream).await? {
+        reader.feed(shared, &data)?;
+    }
+    Err(HttpError("the stream ended".into()))
+}
+
 /// Reads a subscription's WebSocket until it fails or ends (an error, as for [`read_stream`]).
 async fn read_socket(shared: &Shared, mut socket: Box<ws::Socket>) -> Result<(), HttpError> {
     let mut tally = Tally::default();
@@ -548,11 +592,13 @@ async fn read_socket(shared: &Shared, mut socket: Box<ws::Socket>) -> Result<(),
 async fn subscriber(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    index: usize,
     how: Arc<Subscribe>,
     gate: Arc<Semaphore>,
     deadline: tokio::time::Instant,
 ) {
-    let opened = match tokio::time::timeout_at(deadline, connect(addr, &how, &gate)).await {
+    let connecting = connect(addr, index, &how, &gate);
+    let opened = match tokio::time::timeout_at(deadline, connecting).await {
         Ok(opened) => opened,
         Err(_) => Err(HttpError("not connected before the connect timeout".into())),
     };
@@ -565,6 +611,7 @@ async fn subscriber(
                     read_stream(&shared, stream, buf, head, start).await
                 }
                 Opened::Ws(socket) => read_socket(&shared, socket).await,
+                Opened::H2(stream) => read_h2(&shared, stream).await,
             };
             if result.is_err() {
                 shared.ended_early.fetch_add(1, Ordering::Relaxed);
@@ -614,6 +661,11 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
             url: ws::url(&config.url),
             protocol: config.protocol,
         }
+    } else if config.protocol.is_http2() {
+        Subscribe::H2 {
+            pool: http2::Pool::new(addr, n, config.streams_per_connection),
+            subscription: http2::Subscription::new(config.protocol, &config.url)?,
+        }
     } else {
         Subscribe::Sse(config.protocol.subscribe_request(&config.url))
     });
@@ -621,10 +673,11 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + config.connect_timeout;
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
+    for index in 0..n {
         tasks.spawn(subscriber(
             Arc::clone(&shared),
             addr,
+            index,
             Arc::clone(&how),
             Arc::clone(&gate),
             deadline,
@@ -723,6 +776,10 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
         protocol: config.protocol.to_string(),
         subscribers: n,
         connected,
+        streams_per_connection: config
+            .protocol
+            .is_http2()
+            .then_some(config.streams_per_connection.max(1)),
         publishers: publisher.conns.len(),
         load_average,
         connect_seconds,

@@ -1,7 +1,8 @@
 //! The wire protocols as the load generator speaks them, for the chat router's two procedures
 //! only: `post.create` (publish) and `post.live` (subscribe). The byte layouts are in
 //! `shared/protocols/{orpc,trpc}.md`; the WebSocket frames of the `-ws` variants are in
-//! [`crate::ws`] (captured in `tests/fixtures/reference-ws/NOTES.md`).
+//! [`crate::ws`] (captured in `tests/fixtures/reference-ws/NOTES.md`); the `-h2` variants send
+//! the same requests over HTTP/2 ([`crate::http2`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +22,10 @@ pub enum Protocol {
     /// tRPC's `wsLink`: subscribers on `ws://…{base}`, one `subscription` frame each; posts over
     /// HTTP as [`Protocol::Trpc`].
     TrpcWs,
+    /// [`Protocol::Orpc`]'s `post.live` over HTTP/2 with prior knowledge; posts over HTTP/1.1.
+    OrpcH2,
+    /// [`Protocol::Trpc`]'s `post.live` over HTTP/2 with prior knowledge; posts over HTTP/1.1.
+    TrpcH2,
 }
 
 impl FromStr for Protocol {
@@ -31,8 +36,10 @@ impl FromStr for Protocol {
             "trpc" => Ok(Protocol::Trpc),
             "orpc-ws" => Ok(Protocol::OrpcWs),
             "trpc-ws" => Ok(Protocol::TrpcWs),
+            "orpc-h2" => Ok(Protocol::OrpcH2),
+            "trpc-h2" => Ok(Protocol::TrpcH2),
             other => Err(format!(
-                "--protocol takes orpc, trpc, orpc-ws or trpc-ws, not {other:?}"
+                "--protocol takes orpc, trpc, orpc-ws, trpc-ws, orpc-h2 or trpc-h2, not {other:?}"
             )),
         }
     }
@@ -45,22 +52,25 @@ impl fmt::Display for Protocol {
             Protocol::Trpc => "trpc",
             Protocol::OrpcWs => "orpc-ws",
             Protocol::TrpcWs => "trpc-ws",
+            Protocol::OrpcH2 => "orpc-h2",
+            Protocol::TrpcH2 => "trpc-h2",
         })
     }
 }
 
 impl Protocol {
-    /// The protocol over HTTP: itself, or the one a `-ws` variant posts with.
+    /// The protocol over HTTP/1.1: itself, or the one a `-ws` or `-h2` variant posts with.
     ///
     /// ```
     /// use outer_bench::protocol::Protocol;
     /// assert_eq!(Protocol::TrpcWs.http(), Protocol::Trpc);
+    /// assert_eq!(Protocol::OrpcH2.http(), Protocol::Orpc);
     /// assert_eq!(Protocol::Orpc.http(), Protocol::Orpc);
     /// ```
     pub fn http(self) -> Protocol {
         match self {
-            Protocol::Orpc | Protocol::OrpcWs => Protocol::Orpc,
-            Protocol::Trpc | Protocol::TrpcWs => Protocol::Trpc,
+            Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => Protocol::Orpc,
+            Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => Protocol::Trpc,
         }
     }
 
@@ -69,8 +79,36 @@ impl Protocol {
         matches!(self, Protocol::OrpcWs | Protocol::TrpcWs)
     }
 
-    /// The request that opens a `post.live` stream over SSE (for a `-ws` variant, the one its
-    /// HTTP protocol would send).
+    /// Whether subscribers read their SSE response over HTTP/2 ([`crate::http2`]).
+    pub fn is_http2(self) -> bool {
+        matches!(self, Protocol::OrpcH2 | Protocol::TrpcH2)
+    }
+
+    /// The method, path and body of the request that opens a `post.live` stream (with `accept:
+    /// text/event-stream`), whatever carries it.
+    ///
+    /// ```
+    /// use outer_bench::{http::Url, protocol::Protocol};
+    /// let url = Url::parse("http://127.0.0.1:3200/rpc").unwrap();
+    /// assert_eq!(
+    ///     Protocol::OrpcH2.subscribe_parts(&url),
+    ///     ("POST", "/rpc/post/live".to_string(), &b"{}"[..])
+    /// );
+    /// ```
+    pub fn subscribe_parts(self, url: &Url) -> (&'static str, String, &'static [u8]) {
+        match self.http() {
+            // An envelope without `json` is oRPC's `undefined` input, as the client sends it.
+            Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => {
+                ("POST", format!("{}/post/live", url.base), b"{}")
+            }
+            Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => {
+                ("GET", format!("{}/post.live", url.base), b"")
+            }
+        }
+    }
+
+    /// The request that opens a `post.live` stream over SSE on HTTP/1.1 (for a `-ws` or `-h2`
+    /// variant, the one its HTTP protocol would send).
     ///
     /// ```
     /// use outer_bench::{http::Url, protocol::Protocol};
@@ -79,38 +117,28 @@ impl Protocol {
     /// assert!(wire.starts_with(b"GET /trpc/post.live HTTP/1.1\r\n"));
     /// ```
     pub fn subscribe_request(self, url: &Url) -> Vec<u8> {
-        let accept = "accept: text/event-stream\r\n";
-        match self.http() {
-            // An envelope without `json` is oRPC's `undefined` input, as the client sends it.
-            Protocol::Orpc | Protocol::OrpcWs => request(
-                "POST",
-                &format!("{}/post/live", url.base),
-                &url.authority,
-                accept,
-                b"{}",
-            ),
-            Protocol::Trpc | Protocol::TrpcWs => request(
-                "GET",
-                &format!("{}/post.live", url.base),
-                &url.authority,
-                accept,
-                b"",
-            ),
-        }
+        let (method, path, body) = self.subscribe_parts(url);
+        request(
+            method,
+            &path,
+            &url.authority,
+            "accept: text/event-stream\r\n",
+            body,
+        )
     }
 
     /// The request that publishes a post with `title` (a JSON string's content: no escaping is
     /// done, so keep it to plain ASCII without quotes or backslashes).
     pub fn publish_request(self, url: &Url, title: &str) -> Vec<u8> {
         match self.http() {
-            Protocol::Orpc | Protocol::OrpcWs => request(
+            Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => request(
                 "POST",
                 &format!("{}/post/create", url.base),
                 &url.authority,
                 "",
                 format!("{{\"json\":{{\"title\":\"{title}\"}}}}").as_bytes(),
             ),
-            Protocol::Trpc | Protocol::TrpcWs => request(
+            Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => request(
                 "POST",
                 &format!("{}/post.create", url.base),
                 &url.authority,
@@ -134,8 +162,8 @@ impl Protocol {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|err| HttpError(format!("post.create answered non-JSON: {err}")))?;
         let post = match self.http() {
-            Protocol::Orpc | Protocol::OrpcWs => &value["json"],
-            Protocol::Trpc | Protocol::TrpcWs => &value["result"]["data"],
+            Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => &value["json"],
+            Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => &value["result"]["data"],
         };
         post["id"].as_u64().ok_or_else(|| {
             HttpError(format!(

@@ -54,10 +54,10 @@ pub fn url(url: &Url) -> String {
 /// ```
 pub fn subscribe_frame(protocol: Protocol) -> String {
     match protocol.http() {
-        Protocol::Orpc | Protocol::OrpcWs => {
+        Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => {
             format!(r#"{{"i":"{SUBSCRIPTION}","p":{{"u":"/post/live","b":{{}}}}}}"#)
         }
-        Protocol::Trpc | Protocol::TrpcWs => format!(
+        Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => format!(
             r#"{{"id":{SUBSCRIPTION},"method":"subscription","params":{{"path":"post.live"}}}}"#
         ),
     }
@@ -79,10 +79,10 @@ pub fn subscribe_frame(protocol: Protocol) -> String {
 /// ```
 pub fn publish_frame(protocol: Protocol, request: u64, title: &str) -> String {
     match protocol.http() {
-        Protocol::Orpc | Protocol::OrpcWs => format!(
+        Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => format!(
             r#"{{"i":"{request}","p":{{"u":"/post/create","b":{{"json":{{"title":"{title}"}}}}}}}}"#
         ),
-        Protocol::Trpc | Protocol::TrpcWs => format!(
+        Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => format!(
             r#"{{"id":{request},"method":"mutation","params":{{"input":{{"title":"{title}"}},"path":"post.create"}}}}"#
         ),
     }
@@ -139,8 +139,8 @@ pub enum Frame {
 /// ```
 pub fn parse(protocol: Protocol, text: &str) -> Result<Frame, HttpError> {
     let frame = match protocol.http() {
-        Protocol::Trpc | Protocol::TrpcWs => parse_trpc(text),
-        Protocol::Orpc | Protocol::OrpcWs => parse_orpc(text),
+        Protocol::Trpc | Protocol::TrpcWs | Protocol::TrpcH2 => parse_trpc(text),
+        Protocol::Orpc | Protocol::OrpcWs | Protocol::OrpcH2 => parse_orpc(text),
     };
     frame.map_err(|err| HttpError(format!("a frame the generator cannot read ({err}): {text}")))
 }

@@ -55,6 +55,38 @@ async fn every_post_reaches_every_websocket_subscriber_from_outer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_reaches_every_http2_subscriber_from_outer() {
+    // Subscribers on HTTP/2 with prior knowledge, posts over HTTP/1.1, as bench/run.sh's `-h2`
+    // entries run it: a connection each, then two streams to a connection (the three subscribers
+    // on two connections, one of them multiplexed).
+    let (server, base) = serve_chat().await;
+    for per_connection in [1, 2] {
+        for (path, protocol) in [("rpc", Protocol::OrpcH2), ("trpc", Protocol::TrpcH2)] {
+            let mut config = small(&format!("{base}/{path}"), protocol);
+            config.streams_per_connection = per_connection;
+            let report = run(&config).await.unwrap();
+            common::assert_every_post_delivered(&report);
+            assert_eq!(report.streams_per_connection, Some(per_connection));
+            let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+            assert_eq!(json["protocol"], protocol.to_string());
+            assert_eq!(json["streams_per_connection"], per_connection);
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_http2_subscriber_a_server_refuses_is_an_error_not_a_hang() {
+    // The chat answers an unknown procedure 404, over HTTP/2 as over HTTP/1.1.
+    let (server, base) = serve_chat().await;
+    let mut config = small(&format!("{base}/nowhere"), Protocol::TrpcH2);
+    config.connect_timeout = Duration::from_secs(5);
+    let err = run(&config).await.unwrap_err();
+    assert!(err.to_string().contains("post.live answered 404"), "{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_post_reaches_every_subscriber_from_the_floor() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -2,8 +2,8 @@
 //! the report as one JSON line, then a line for people starting with `#`.
 //!
 //! ```text
-//! load --url http://127.0.0.1:3000/rpc [--protocol orpc|trpc|orpc-ws|trpc-ws] [--label NAME]
-//!      [--subscribers N] [--events M] [--duration SECS] [--rate POSTS_PER_S] [--window W]
+//! load --url http://127.0.0.1:3000/rpc [--protocol orpc|trpc|orpc-ws|trpc-ws|orpc-h2|trpc-h2]
+//!      [--label NAME] [--subscribers N] [--streams-per-connection K] [--events M] [--duration SECS] [--rate POSTS_PER_S] [--window W]
 //!      [--publishers P]
 //!      [--paced-rate POSTS_PER_S --paced-duration SECS] [--connect-concurrency C]
 //!      [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS]
@@ -13,7 +13,10 @@
 //! `--url` is the protocol's base: `/rpc` for oRPC, `/trpc` for tRPC. With `orpc-ws` and
 //! `trpc-ws` the subscribers open WebSockets to the same host, port and path (`ws://…/trpc`) and
 //! subscribe there; posts still go over HTTP, as for `orpc` and `trpc`, unless `--post ws`
-//! (for servers that take calls over WebSocket only). The load phase stops
+//! (for servers that take calls over WebSocket only). With `orpc-h2` and `trpc-h2` the
+//! subscribers send `orpc`'s and `trpc`'s request over HTTP/2 with prior knowledge (cleartext),
+//! `--streams-per-connection` (default 1) of them on each connection; posts go over HTTP/1.1.
+//! The load phase stops
 //! after `--events` posts or `--duration` seconds (default 10), whichever comes first; with
 //! `--rate 0` (the default) it posts as fast as the window allows, with up to `--publishers`
 //! (default 4) posts in flight. `--threads 1` (the default)
@@ -27,8 +30,8 @@ use outer_bench::load::{run, Config};
 use outer_bench::protocol::Protocol;
 
 const USAGE: &str =
-    "usage: load --url URL [--protocol orpc|trpc|orpc-ws|trpc-ws] [--label NAME] [--subscribers N] \
-[--events M] [--duration SECS] [--rate R] [--window W] [--publishers P] [--paced-rate R --paced-duration SECS] \
+    "usage: load --url URL [--protocol orpc|trpc|orpc-ws|trpc-ws|orpc-h2|trpc-h2] [--label NAME] [--subscribers N] \
+[--streams-per-connection K] [--events M] [--duration SECS] [--rate R] [--window W] [--publishers P] [--paced-rate R --paced-duration SECS] \
 [--connect-concurrency C] [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS] [--threads T] \
 [--post http|ws]";
 
@@ -65,6 +68,12 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), Stri
         match flag.as_str() {
             "--label" => config.label = value,
             "--subscribers" => config.subscribers = num(&flag, &value)?,
+            "--streams-per-connection" => {
+                config.streams_per_connection = num(&flag, &value)?;
+                if config.streams_per_connection == 0 {
+                    return Err("--streams-per-connection is at least 1".into());
+                }
+            }
             "--events" => config.events = Some(num(&flag, &value)?),
             "--duration" => {
                 config.duration = Some(secs(&flag, &value)?);
@@ -90,6 +99,12 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), Stri
             }
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    if config.streams_per_connection > 1 && !config.protocol.is_http2() {
+        return Err(format!(
+            "--streams-per-connection is for orpc-h2 and trpc-h2, not {}",
+            config.protocol
+        ));
     }
     // `--events` alone bounds the phase by count only.
     if config.events.is_some() && !duration_set {

@@ -77,10 +77,15 @@ fn main() -> ExitCode {
             let lost = run["lost"].as_u64().unwrap_or(0)
                 + run["ended_early"].as_u64().unwrap_or(0)
                 + load["stalls"].as_u64().unwrap_or(0);
+            // Multiplexed HTTP/2 subscribers: `orpc-h2 ×100` (streams per connection).
+            let protocol = match run["streams_per_connection"].as_u64() {
+                Some(k) if k > 1 => format!("{} ×{k}", run["protocol"].as_str().unwrap_or("?")),
+                _ => run["protocol"].as_str().unwrap_or("?").to_string(),
+            };
             println!(
                 "| {} | {} | {} | {} | {} / {} | {} | {} / {} / {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
                 run["label"].as_str().unwrap_or("?"),
-                run["protocol"].as_str().unwrap_or("?"),
+                protocol,
                 fmt_rate(f(&load["deliveries_per_s"])),
                 opt(f(&load["events_per_s"]), 0),
                 ms(&load["latency_us"]["p50"]),
