@@ -148,7 +148,8 @@ fn metrics_count_a_scripted_session_connect_post_resume_gap_and_errors() {
             &[("protocol", "orpc")]
         ),
         1.0,
-        "the one live post was woken by its publish"
+        "the one live post was woken by its publish (a process's first stream is one of the \
+         sampled ones, outer_http::metrics::LATENCY_SAMPLE)"
     );
 
     // Resume: a post made while away is replayed after the last event id.

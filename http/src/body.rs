@@ -70,7 +70,11 @@ impl OuterBody {
     ) -> Self {
         Self {
             state: State::Events {
-                events: events.time_wakes(),
+                events: if crate::metrics::time_this_stream() {
+                    events.time_wakes()
+                } else {
+                    events
+                },
                 abort: Box::pin(abort),
                 _slot: slot,
                 span,

@@ -19,7 +19,7 @@
 //! | `outer_delivered_bytes_total` | counter | `protocol`, `transport` | bytes of event streams handed to connections: the events with their framing, and each stream's opening, keep-alive and closing frames (over SSE the body's bytes, before chunked encoding; over WebSocket the text of each message) |
 //! | `outer_resumes_total` | counter | `protocol` | calls that came with a last event id: subscriptions resuming |
 //! | `outer_gaps_total` | counter | `kind` | streams that ended with a publisher's gap: `expired`, `unknown` or `lagged` (`outer_core::publisher::GapKind`). `kind="lagged"` counts the subscribers that fell so far behind that events were lost to them |
-//! | `outer_publish_to_write_seconds` | histogram | `protocol` | over SSE, for each chunk that carries events: from the wake that made its first event ready (for a publisher's subscription, the publish) to the chunk being handed to the connection |
+//! | `outer_publish_to_write_seconds` | histogram | `protocol` | over SSE, for each chunk that carries events on a sampled stream (one in [`LATENCY_SAMPLE`]: the first, then every sixteenth): from the wake that made its first event ready (for a publisher's subscription, the publish) to the chunk being handed to the connection |
 //! | `outer_calls_total` | counter | `procedure`, `protocol`, `code` | calls, once each, by how they ended (below) |
 //!
 //! Labels: `protocol` is `orpc` or `trpc`; `transport` is `sse` or `websocket`; `procedure` is
@@ -80,6 +80,19 @@ pub const GAPS_TOTAL: &str = "outer_gaps_total";
 /// Histogram `{protocol}`, seconds: from the publish that woke an SSE stream to its chunk being
 /// handed to the connection.
 pub const PUBLISH_TO_WRITE_SECONDS: &str = "outer_publish_to_write_seconds";
+
+/// One event stream in this many is timed for [`PUBLISH_TO_WRITE_SECONDS`]. Timing a stream
+/// costs two clock reads and a histogram sample per chunk, about 6% of a delivery's
+/// instructions (BENCHMARKS.md, "The metrics' cost per delivery"); a sample of the streams
+/// gives the same distribution for a sixteenth of that.
+pub const LATENCY_SAMPLE: u32 = 16;
+
+/// Whether the stream opening now is one of the timed ones: the first, then every
+/// [`LATENCY_SAMPLE`]th.
+pub(crate) fn time_this_stream() -> bool {
+    static OPENED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % LATENCY_SAMPLE == 0
+}
 /// Counter `{procedure, protocol, code}`: calls, by how they ended.
 pub const CALLS_TOTAL: &str = "outer_calls_total";
 

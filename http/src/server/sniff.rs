@@ -90,7 +90,18 @@ impl<I: Read + Unpin> Read for Rewind<I> {
             let n = buf.remaining().min(this.end - this.start);
             buf.put_slice(&this.read[this.start..this.start + n]);
             this.start += n;
-            return Poll::Ready(Ok(()));
+            if this.start < this.end || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            // The rest of what the socket holds in the same read: the request that followed
+            // those bytes is usually there already. Handed over in pieces, the first read
+            // would be a few bytes, and hyper's buffer would grow to twice its size to make
+            // room for the next one, for the whole life of the connection.
+            return match Pin::new(&mut this.io).poll_read(cx, buf) {
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                // The bytes put back are an answer already; the waker is registered for more.
+                Poll::Ready(Ok(())) | Poll::Pending => Poll::Ready(Ok(())),
+            };
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
