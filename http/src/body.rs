@@ -183,6 +183,7 @@ impl Body for OuterBody {
                             }
                         }
                         metrics.wrote(chunk.len());
+                        metrics.behind(events.is_behind());
                         Poll::Ready(Some(Ok(Frame::data(chunk.into()))))
                     }
                     Poll::Ready(None) => {
@@ -193,7 +194,10 @@ impl Body for OuterBody {
                         this.state = State::Ended;
                         Poll::Ready(None)
                     }
-                    Poll::Pending => Poll::Pending,
+                    Poll::Pending => {
+                        metrics.behind(events.is_behind());
+                        Poll::Pending
+                    }
                 }
             }
             State::Ended => Poll::Ready(None),

@@ -20,6 +20,7 @@
 //! | `outer_resumes_total` | counter | `protocol` | calls that came with a last event id: subscriptions resuming |
 //! | `outer_gaps_total` | counter | `kind` | streams that ended with a publisher's gap: `expired`, `unknown` or `lagged` (`outer_core::publisher::GapKind`). `kind="lagged"` counts the subscribers that fell so far behind that events were lost to them |
 //! | `outer_publish_to_write_seconds` | histogram | `protocol` | over SSE, for each chunk that carries events on a sampled stream (one in [`LATENCY_SAMPLE`]: the first, then every sixteenth): from the wake that made its first event ready (for a publisher's subscription, the publish) to the chunk being handed to the connection |
+//! | `outer_streams_behind` | gauge | `transport` | lagging subscribers: SSE streams whose last chunk filled up (64 KiB) with more events ready, so their client reads slower than the events come (`outer_core::protocol::SseBody::is_behind`); one that catches up leaves it. It is seen as the stream is written, so a client that has stopped reading altogether counts once its connection takes bytes again; those that fall so far behind that their publisher drops events end with `outer_gaps_total{kind="lagged"}` |
 //! | `outer_calls_total` | counter | `procedure`, `protocol`, `code` | calls, once each, by how they ended (below) |
 //!
 //! Labels: `protocol` is `orpc` or `trpc`; `transport` is `sse` or `websocket`; `procedure` is
@@ -80,6 +81,9 @@ pub const GAPS_TOTAL: &str = "outer_gaps_total";
 /// Histogram `{protocol}`, seconds: from the publish that woke an SSE stream to its chunk being
 /// handed to the connection.
 pub const PUBLISH_TO_WRITE_SECONDS: &str = "outer_publish_to_write_seconds";
+
+/// Gauge: event streams behind their events now, whose client reads slower than they come.
+pub const STREAMS_BEHIND: &str = "outer_streams_behind";
 
 /// One event stream in this many is timed for [`PUBLISH_TO_WRITE_SECONDS`]. Timing a stream
 /// costs two clock reads and a histogram sample per chunk, about 6% of a delivery's
@@ -180,6 +184,9 @@ pub(crate) struct StreamMetrics {
     deliveries: Counter,
     bytes: Counter,
     latency: Histogram,
+    behind: Gauge,
+    /// Counted in `behind` now.
+    is_behind: bool,
     procedure: String,
     protocol: &'static str,
     shutdown: Shutdown,
@@ -204,6 +211,8 @@ impl StreamMetrics {
             deliveries: counter!(DELIVERIES_TOTAL, &labels),
             bytes: counter!(DELIVERED_BYTES_TOTAL, &labels),
             latency: histogram!(PUBLISH_TO_WRITE_SECONDS, "protocol" => protocol),
+            behind: gauge!(STREAMS_BEHIND, "transport" => transport.label()),
+            is_behind: false,
             procedure: procedure.to_owned(),
             protocol,
             shutdown: shutdown.clone(),
@@ -224,6 +233,18 @@ impl StreamMetrics {
     /// A chunk went out `latency` after the publish that made its events ready.
     pub(crate) fn waited(&self, latency: std::time::Duration) {
         self.latency.record(latency.as_secs_f64());
+    }
+
+    /// Whether the stream is behind its events now.
+    pub(crate) fn behind(&mut self, behind: bool) {
+        if behind != self.is_behind {
+            self.is_behind = behind;
+            if behind {
+                self.behind.increment(1.0);
+            } else {
+                self.behind.decrement(1.0);
+            }
+        }
     }
 
     /// The stream ended as `end` says; `None`: it was dropped before its end.
@@ -272,6 +293,7 @@ impl StreamMetrics {
 
 impl Drop for StreamMetrics {
     fn drop(&mut self) {
+        self.behind(false);
         self.ended(None);
     }
 }
@@ -308,5 +330,51 @@ mod tests {
             "x",
         );
         assert_eq!(code_label(&own), "OUT_OF_STOCK");
+    }
+
+    #[test]
+    fn a_stream_counts_as_behind_until_it_catches_up_or_goes() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        // A snapshot takes what moved since the last one: the gauge is their sum.
+        let total = std::cell::Cell::new(0.0);
+        let behind = || {
+            let moved = snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .find(|(key, ..)| key.key().name() == STREAMS_BEHIND)
+                .map(|(.., value)| match value {
+                    DebugValue::Gauge(value) => value.into_inner(),
+                    other => panic!("{other:?}"),
+                });
+            total.set(total.get() + moved.unwrap_or(0.0));
+            Some(total.get())
+        };
+        let shutdown = Shutdown::new();
+        let (mut first, mut second) = ::metrics::with_local_recorder(&recorder, || {
+            let open =
+                || StreamMetrics::open("post.live", "orpc", Transport::Sse, false, &shutdown);
+            (open(), open())
+        });
+        first.behind(true);
+        first.behind(true);
+        second.behind(true);
+        assert_eq!(
+            behind(),
+            Some(2.0),
+            "each stream once, however often it is told"
+        );
+        first.behind(false);
+        assert_eq!(behind(), Some(1.0), "caught up");
+        drop(second);
+        assert_eq!(
+            behind(),
+            Some(0.0),
+            "a stream that goes while behind leaves the count"
+        );
+        drop(first);
+        assert_eq!(behind(), Some(0.0));
     }
 }

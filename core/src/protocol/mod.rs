@@ -195,6 +195,8 @@ pub struct SseBody {
     yielding: Option<Sleep>,
     /// Events written so far: a field, not a callback, so counting costs an addition.
     events_sent: u64,
+    /// The last chunk filled up with frames perhaps still ready: see [`SseBody::is_behind`].
+    behind: bool,
     /// How the stream ended, once it has: boxed, as it is rare and the body is kept per stream.
     end: Option<Box<StreamEnd>>,
     /// When the frames that went into the last chunk woke the body, in nanoseconds by the
@@ -325,6 +327,7 @@ impl SseBody {
             streak: 0,
             yielding: None,
             events_sent: 0,
+            behind: false,
             end: None,
             woken_at: 0,
         }
@@ -340,6 +343,14 @@ impl SseBody {
             self.frames_waker = Waker::from(Arc::clone(&self.frames_wake));
         }
         self
+    }
+
+    /// Whether the stream is behind its events: the last chunk it handed out filled up
+    /// (64 KiB) while more frames were perhaps ready. A stream whose client reads slower than
+    /// its events come stays behind; one that catches up is not. An adapter counts its lagging
+    /// subscribers with it.
+    pub fn is_behind(&self) -> bool {
+        self.behind
     }
 
     /// How many events the stream has handed out so far, in the chunks returned until now.
@@ -544,6 +555,7 @@ impl SseBody {
                 // wake to come for them: look again next time.
                 this.frames_wake.woken.store(true, Ordering::Relaxed);
             }
+            this.behind = !pending && !finished;
             if stamp != 0 && this.events_sent > sent_before {
                 this.woken_at = stamp;
             }
@@ -673,6 +685,44 @@ mod tests {
         .end_on(core::future::ready(()));
         let _: Vec<String> = block_on(cut.by_ref().collect());
         assert!(matches!(cut.end(), Some(StreamEnd::Interrupted)));
+    }
+
+    #[test]
+    fn a_body_is_behind_while_its_chunks_fill_up_and_not_once_it_has_caught_up() {
+        use futures::FutureExt;
+        // More ready events than one chunk holds, then nothing more for now.
+        let ready = (0..20_000).map(|n| Frame::Event(Event::new(json(n))));
+        let stream = futures::stream::iter(ready).chain(futures::stream::pending());
+        let mut body = SseBody::new(
+            FrameStream::new(stream),
+            Tags,
+            &StreamTiming::default(),
+            None,
+        );
+        assert!(!body.is_behind());
+        let mut chunks = 0;
+        // A body yields its thread after a full chunk (Pending, woken at once): polled again
+        // until it is pending twice in a row, it has taken every ready event.
+        let mut pending = 0;
+        while pending < 2 {
+            match body.next().now_or_never() {
+                Some(Some(chunk)) => {
+                    pending = 0;
+                    chunks += 1;
+                    if chunk.len() >= MAX_CHUNK {
+                        assert!(body.is_behind(), "a full chunk with more ready");
+                    }
+                }
+                Some(None) => panic!("the stream does not end"),
+                None => pending += 1,
+            }
+        }
+        assert!(chunks > 1, "the events took several chunks");
+        assert_eq!(body.events_sent(), 20_000);
+        assert!(
+            !body.is_behind(),
+            "caught up: the last poll found nothing ready"
+        );
     }
 
     #[test]
