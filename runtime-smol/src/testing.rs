@@ -29,10 +29,18 @@ impl Adapter for Smol {
         S: HttpService,
     {
         let stack = stack.into();
-        let server = smol::block_on(async {
-            let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            serve(listener, stack).unwrap()
-        });
-        Served::new(server, |server: Server| smol::block_on(server.shutdown()))
+        start_with(|listener| serve(listener, stack))
     }
+}
+
+/// A server that `serve` starts on a fresh loopback listener, on smol's global executor (as
+/// [`Smol`]'s are): for servers `serve` makes in other ways (over TLS, say).
+pub fn start_with(
+    serve: impl FnOnce(async_net::TcpListener) -> std::io::Result<Server>,
+) -> Running {
+    let server = smol::block_on(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        serve(listener).unwrap()
+    });
+    Served::new(server, |server: Server| smol::block_on(server.shutdown()))
 }

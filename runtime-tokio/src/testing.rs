@@ -18,13 +18,6 @@ pub type Running = Served<OwnRuntime>;
 /// The server's runtime: it lives until the server is dropped, shut down or not.
 pub struct OwnRuntime(Option<tokio::runtime::Runtime>);
 
-impl OwnRuntime {
-    /// Keeps `runtime` for a server started on it.
-    pub fn new(runtime: tokio::runtime::Runtime) -> Self {
-        Self(Some(runtime))
-    }
-}
-
 impl ShutDown for OwnRuntime {
     fn shut_down(&mut self, server: Server) -> bool {
         self.0.as_ref().unwrap().block_on(server.shutdown())
@@ -54,15 +47,23 @@ impl Adapter for Tokio {
         S: HttpService,
     {
         let stack = stack.into();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            serve(listener, stack).unwrap()
-        });
-        Served::new(server, OwnRuntime(Some(runtime)))
+        start_with(|listener| serve(listener, stack))
     }
+}
+
+/// A server that `serve` starts on a fresh loopback listener, on a runtime of its own (as
+/// [`Tokio`]'s are): for servers `serve` makes in other ways (over TLS, say).
+pub fn start_with(
+    serve: impl FnOnce(tokio::net::TcpListener) -> std::io::Result<Server>,
+) -> Running {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        serve(listener).unwrap()
+    });
+    Served::new(server, OwnRuntime(Some(runtime)))
 }

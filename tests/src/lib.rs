@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use outer_examples::chat::{self, Chat, ChatCtx, ChatService};
-use outer_harness::conformance::{Adapter, RunningServer, Served};
-use outer_http::server::Server;
+use outer_harness::conformance::{Adapter, RunningServer};
 use outer_http::tls::rustls;
 use outer_http::{HttpService, OuterService, ServerConfig, Stack};
 use outer_smol::testing::Smol;
-use outer_tokio::testing::{OwnRuntime, Tokio};
+use outer_tokio::testing::Tokio;
 
 /// The workspace's root folder.
 pub fn workspace() -> PathBuf {
@@ -153,7 +152,7 @@ pub trait TlsAdapter: Adapter {
 }
 
 impl TlsAdapter for Tokio {
-    type TlsServer = Served<OwnRuntime>;
+    type TlsServer = outer_tokio::testing::Running;
 
     fn start_tls<Ctx, S>(
         stack: impl Into<Stack<Ctx, S>>,
@@ -164,21 +163,12 @@ impl TlsAdapter for Tokio {
         S: HttpService,
     {
         let stack = stack.into();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            outer_tokio::serve_tls(listener, stack, tls).unwrap()
-        });
-        Served::new(server, OwnRuntime::new(runtime))
+        outer_tokio::testing::start_with(|listener| outer_tokio::serve_tls(listener, stack, tls))
     }
 }
 
 impl TlsAdapter for Smol {
-    type TlsServer = Served<fn(Server) -> bool>;
+    type TlsServer = outer_smol::testing::Running;
 
     /// On smol's global executor, as `Smol` serves.
     fn start_tls<Ctx, S>(
@@ -190,11 +180,7 @@ impl TlsAdapter for Smol {
         S: HttpService,
     {
         let stack = stack.into();
-        let server = smol::block_on(async {
-            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            outer_smol::serve_tls(listener, stack, tls).unwrap()
-        });
-        Served::new(server, |server: Server| smol::block_on(server.shutdown()))
+        outer_smol::testing::start_with(|listener| outer_smol::serve_tls(listener, stack, tls))
     }
 }
 

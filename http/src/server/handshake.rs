@@ -37,6 +37,19 @@ where
     F: Future<Output = io::Result<T>> + Unpin,
     T: Unpin,
 {
+    /// `op` on the stream, once the handshake has finished.
+    fn on_stream<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match self.poll_stream(cx) {
+            Poll::Ready(Ok(stream)) => op(stream, cx),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     /// The stream, once the handshake has finished.
     fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Pin<&mut T>>> {
         if let Handshake::Running(handshake) = self {
@@ -67,11 +80,8 @@ where
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut().poll_stream(cx) {
-            Poll::Ready(Ok(stream)) => stream.poll_read(cx, buf),
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
-        }
+        self.get_mut()
+            .on_stream(cx, |stream, cx| stream.poll_read(cx, buf))
     }
 }
 
@@ -85,11 +95,8 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().poll_stream(cx) {
-            Poll::Ready(Ok(stream)) => stream.poll_write(cx, buf),
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
-        }
+        self.get_mut()
+            .on_stream(cx, |stream, cx| stream.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -97,11 +104,8 @@ where
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().poll_stream(cx) {
-            Poll::Ready(Ok(stream)) => stream.poll_write_vectored(cx, bufs),
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
-        }
+        self.get_mut()
+            .on_stream(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -105,11 +105,11 @@ where
     };
     Serving {
         phase: Phase::Sniffing {
-            io: Some(io),
+            io,
             sniff: Sniff::default(),
             deadline,
+            on_connection,
         },
-        on_connection: Some(on_connection),
         outer,
         executor,
         stop: Some(stop),
@@ -127,8 +127,6 @@ where
     E: StreamExecutor<S>,
 {
     phase: Phase<Ctx, S, I, E>,
-    /// The service, until the protocol is known and it moves into hyper's connection.
-    on_connection: Option<OnConnection<S>>,
     outer: OuterService<Ctx>,
     executor: E,
     /// The shutdown signal, until it fires; then the connection finishes gracefully.
@@ -147,11 +145,13 @@ where
     I: Socket,
     E: StreamExecutor<S>,
 {
-    /// Reading the first bytes, within the header read timeout.
+    /// Reading the first bytes, within the header read timeout; the service moves into hyper's
+    /// connection once the protocol is known.
     Sniffing {
-        io: Option<I>,
+        io: I,
         sniff: Sniff,
         deadline: Option<outer_core::rt::Sleep>,
+        on_connection: OnConnection<S>,
     },
     Http1(http1::Connection<Rewind<I>, OnConnection<S>>),
     // Boxed: hyper's HTTP/2 connection need not be `Unpin`.
@@ -198,7 +198,7 @@ where
     E: StreamExecutor<S>,
 {
     /// hyper's HTTP/1.1 connection for a socket that speaks it.
-    fn http1(&mut self, io: Rewind<I>, mut on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
+    fn http1(&self, io: Rewind<I>, mut on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
         let config = self.outer.config();
         let mut builder = http1::Builder::new();
         match config.header_read_timeout {
@@ -218,7 +218,7 @@ where
     }
 
     /// hyper's HTTP/2 connection, its limits from the configuration.
-    fn http2(&mut self, io: Rewind<I>, on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
+    fn http2(&self, io: Rewind<I>, on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
         let config = &self.outer.config().http2;
         let mut builder = http2::Builder::new(self.executor.clone());
         builder
@@ -256,8 +256,9 @@ where
                     io,
                     sniff,
                     deadline,
+                    ..
                 } => {
-                    if stopping || this.stop.is_none() {
+                    if this.stop.is_none() {
                         // Nothing asked yet: nothing to finish.
                         this.phase = Phase::Done;
                         continue;
@@ -270,10 +271,7 @@ where
                         this.phase = Phase::Done;
                         continue;
                     }
-                    let Some(socket) = io.as_mut() else {
-                        unreachable!("the socket stays until the protocol is known");
-                    };
-                    let version = match ready!(sniff.poll(socket, cx)) {
+                    let version = match ready!(sniff.poll(io, cx)) {
                         Ok(version) => version,
                         Err(err) => {
                             tracing::debug!(error = %err, "connection failed before a request");
@@ -281,12 +279,16 @@ where
                             continue;
                         }
                     };
-                    let io = std::mem::take(sniff).rewind(io.take().unwrap_or_else(|| {
-                        unreachable!("the socket stays until the protocol is known")
-                    }));
-                    let Some(on_connection) = this.on_connection.take() else {
-                        unreachable!("the service stays until the protocol is known");
+                    let Phase::Sniffing {
+                        io,
+                        sniff,
+                        on_connection,
+                        ..
+                    } = std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
+                        unreachable!("the phase was just matched");
                     };
+                    let io = sniff.rewind(io);
                     this.phase = match version {
                         sniff::Version::Http2 if this.outer.config().http2.enabled => {
                             this.http2(io, on_connection)
