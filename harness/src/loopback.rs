@@ -146,7 +146,10 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> RawResponse {
 
 /// Reads the head of the answer to a request already sent on `stream`; the body as it comes.
 pub fn read_response(stream: TcpStream) -> RawResponse {
-    let mut reader = BufReader::new(stream);
+    read_head(BufReader::new(stream))
+}
+
+fn read_head(mut reader: BufReader<TcpStream>) -> RawResponse {
     let mut line = String::new();
     reader.read_line(&mut line).expect("read the status line");
     let status = line
@@ -260,6 +263,12 @@ impl RawResponse {
     /// Closes the connection, as a client that goes away does.
     pub fn disconnect(self) {
         drop(self.reader);
+    }
+
+    /// The answer to the next request pipelined on this connection, once this one is read.
+    pub fn next_response(self) -> RawResponse {
+        assert!(self.end.is_some(), "this response is not read to its end");
+        read_head(self.reader)
     }
 
     /// The connection, to read what comes after this response.

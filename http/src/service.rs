@@ -557,7 +557,13 @@ fn into_http<Ctx>(
             OuterBody::events(events, slot, abort, span.clone(), metrics, timer)
         }
     };
+    let streaming = body.is_stream();
     let mut http = Response::new(body);
+    if streaming {
+        // The request was read to its end before any call: the connection may serve the
+        // client's next one after this stream (see `server::hand_off`).
+        http.extensions_mut().insert(crate::server::RequestRead);
+    }
     *http.status_mut() = StatusCode::from_u16(status).unwrap_or_else(|_| {
         tracing::warn!(status, "a response had an invalid status; sending 500");
         StatusCode::INTERNAL_SERVER_ERROR

@@ -30,6 +30,7 @@ use crate::loopback::{
 };
 
 pub mod context;
+pub mod hand_off;
 pub mod http2;
 pub mod properties;
 pub mod websocket;
@@ -303,6 +304,7 @@ pub fn interruption() -> String {
 #[allow(missing_docs)] // each scenario's name is its documentation
 pub mod suite {
     use super::context::{self, ContextProbe};
+    pub use super::hand_off::*;
     pub use super::http2::*;
     pub use super::websocket::*;
     use super::*;
@@ -955,6 +957,12 @@ macro_rules! conformance_suite {
             a_subscription_refused_by_middleware_answers_401_and_never_streams,
             a_subscription_refused_in_its_setup_answers_its_error_and_never_streams,
             middleware_wrap_runs_once_around_each_stream,
+            a_connection_serves_the_next_request_after_its_stream_ends,
+            responses_pipelined_before_a_stream_arrive_whole_and_first,
+            a_request_pipelined_behind_a_stream_closes_the_connection_after_it,
+            a_stream_asked_to_close_closes_its_connection_after_it,
+            abort_streams_cuts_http1_streams_without_their_last_chunk,
+            bytes_sent_after_a_stream_request_are_ignored,
             trpc_over_websocket_speaks_wslink,
             orpc_over_websocket_speaks_rpclink,
             bad_websocket_input_gets_clear_errors_and_the_socket_stays_usable,

@@ -5,6 +5,11 @@
 //! executor to spawn each on, and the timer inside the service. It spawns the accept loop and
 //! returns a [`Server`] around the [`ServerControl`]. TLS or other transports plug in the same
 //! way, or call [`serve_connection`] from an accept loop of their own.
+//!
+//! On HTTP/1.1 an event stream's response is written by Outer rather than by hyper: once hyper
+//! has flushed what it buffered, the connection takes its socket back, writes the head, and
+//! writes each chunk of the stream itself ([`OnResponse`]); hyper's buffers are freed for as
+//! long as the stream lives, and the connection goes back to hyper after a stream that ended.
 
 use std::fmt;
 use std::future::Future;
@@ -22,13 +27,18 @@ use hyper::server::conn::{http1, http2};
 
 use crate::service::{OuterService, PeerAddr};
 use crate::shutdown::{OpenCount, Shutdown, Signal};
+use crate::stack::BoxError;
 use crate::stack::{HttpService, Stack};
 use crate::ws::{self, UpgradeSlot};
+use hand_off::{HandOff, StreamWriter};
 use sniff::Sniff;
 
+mod hand_off;
 mod handshake;
 mod sniff;
 
+pub(crate) use hand_off::RequestRead;
+pub use hand_off::{HandedOff, OnResponse};
 pub use handshake::Handshake;
 pub use sniff::Rewind;
 
@@ -102,6 +112,7 @@ where
         service,
         peer,
         upgrade: None,
+        hand_off: None,
     };
     Serving {
         phase: Phase::Sniffing {
@@ -158,6 +169,14 @@ where
     Http2(Pin<Box<Http2<S, I, E>>>),
     // Boxed: a socket's state is much larger than an HTTP connection's.
     WebSocket(Pin<Box<ws::Socket<Ctx, ws::io::TokioIo<Rewind<I>>>>>),
+    /// An event stream's response, written by Outer once hyper handed the socket back (see
+    /// `hand_off`).
+    Streaming {
+        writer: StreamWriter<Rewind<I>, S::ResponseBody>,
+        /// The service, for the client's next request once the stream has ended, when the
+        /// connection may serve one.
+        next: Option<OnConnection<S>>,
+    },
     /// The last request is answered: shutting the socket down (hyper leaves that to us, since
     /// it cannot know whether an upgrade follows).
     Closing(Rewind<I>),
@@ -180,6 +199,7 @@ where
             Phase::Http1(_) => "http/1.1",
             Phase::Http2(_) => "h2",
             Phase::WebSocket(_) => "websocket",
+            Phase::Streaming { .. } => "event stream",
             Phase::Closing(_) => "closing",
             Phase::Done => "done",
         };
@@ -198,7 +218,7 @@ where
     E: StreamExecutor<S>,
 {
     /// hyper's HTTP/1.1 connection for a socket that speaks it.
-    fn http1(&self, io: Rewind<I>, mut on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
+    fn http1(&self, mut io: Rewind<I>, mut on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
         let config = self.outer.config();
         let mut builder = http1::Builder::new();
         match config.header_read_timeout {
@@ -214,6 +234,9 @@ where
         if config.websocket.enabled {
             on_connection.upgrade = Some(UpgradeSlot::default());
         }
+        let hand_off = HandOff::new();
+        io.signal_flushes(Some(Arc::clone(&hand_off.flush)));
+        on_connection.hand_off = Some(hand_off);
         Phase::Http1(builder.serve_connection(io, on_connection))
     }
 
@@ -302,9 +325,29 @@ where
                     }
                     // Without shutdown: after a 101 the socket is the WebSocket's.
                     if let Err(err) = ready!(connection.poll_without_shutdown(cx)) {
-                        // A client that goes away mid-response is ordinary for event streams.
-                        tracing::debug!(error = %err, "connection ended with an error");
-                        this.phase = Phase::Done;
+                        let Phase::Http1(connection) =
+                            std::mem::replace(&mut this.phase, Phase::Done)
+                        else {
+                            unreachable!("the phase was just matched");
+                        };
+                        // hyper stopped at the hand-off of an event stream, or for a real
+                        // error: a client that goes away mid-response is ordinary.
+                        let mut parts = connection.into_parts();
+                        match parts.service.hand_off.as_ref().and_then(HandOff::take) {
+                            Some((response, reuse)) => {
+                                parts.io.signal_flushes(None);
+                                // Bytes hyper read past the request: a pipelined request the
+                                // writer never answers, so the connection closes after it.
+                                let reuse = reuse && parts.read_buf.is_empty();
+                                this.phase = Phase::Streaming {
+                                    writer: StreamWriter::new(parts.io, response),
+                                    next: reuse.then_some(parts.service),
+                                };
+                            }
+                            None => {
+                                tracing::debug!(error = %err, "connection ended with an error")
+                            }
+                        }
                         continue;
                     }
                     let Phase::Http1(connection) = std::mem::replace(&mut this.phase, Phase::Done)
@@ -337,6 +380,26 @@ where
                     ready!(socket.as_mut().poll(cx));
                     this.phase = Phase::Done;
                 }
+                Phase::Streaming { writer, .. } => {
+                    // A shutdown ends the stream from inside its body (its protocol's
+                    // interruption); the connection closes after it.
+                    let whole = ready!(Pin::new(writer).poll(cx));
+                    let Phase::Streaming { writer, next } =
+                        std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
+                        unreachable!("the phase was just matched");
+                    };
+                    this.phase = match next {
+                        Some(on_connection) if whole && this.stop.is_some() => {
+                            let mut io = writer.into_io();
+                            io.signal_flushes(None);
+                            this.http1(io, on_connection)
+                        }
+                        // Cut short: the client learns it from the missing last chunk.
+                        _ if !whole => Phase::Done,
+                        _ => Phase::Closing(writer.into_io()),
+                    };
+                }
                 Phase::Closing(io) => {
                     // An error here means the client is gone already, which is all we wanted.
                     let _ = ready!(hyper::rt::Write::poll_shutdown(Pin::new(io), cx));
@@ -348,15 +411,17 @@ where
     }
 }
 
-/// The service as one connection serves it: each request learns the peer's address, and on
-/// HTTP/1.1 an upgrade request where to leave the accepted upgrade.
-pub struct OnConnection<S> {
+/// The service as one connection serves it: each request learns the peer's address; on
+/// HTTP/1.1 an upgrade request learns where to leave the accepted upgrade, and an event
+/// stream's response is handed to Outer's own writer ([`OnResponse`]).
+pub struct OnConnection<S: HttpService> {
     service: S,
     peer: Option<SocketAddr>,
     upgrade: Option<UpgradeSlot>,
+    hand_off: Option<HandOff<S::ResponseBody>>,
 }
 
-impl<S> fmt::Debug for OnConnection<S> {
+impl<S: HttpService> fmt::Debug for OnConnection<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OnConnection")
             .field("peer", &self.peer)
@@ -366,10 +431,8 @@ impl<S> fmt::Debug for OnConnection<S> {
 
 impl<S: HttpService> hyper::service::Service<http::Request<Incoming>> for OnConnection<S> {
     type Response = http::Response<S::ResponseBody>;
-    type Error = S::Error;
-    // Boxed: hyper's HTTP/1.1 connection must be `Unpin` to hand its socket back after a
-    // `101`, and a layer's future need not be.
-    type Future = Pin<Box<tower::util::Oneshot<S, http::Request<Incoming>>>>;
+    type Error = BoxError;
+    type Future = OnResponse<S>;
 
     fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
         if let Some(peer) = self.peer {
@@ -380,8 +443,18 @@ impl<S: HttpService> hyper::service::Service<http::Request<Incoming>> for OnConn
                 request.extensions_mut().insert(slot.clone());
             }
         }
+        let hand_off = self
+            .hand_off
+            .as_ref()
+            .filter(|_| hand_off::may_hand_off(&request))
+            .cloned();
+        let close = hand_off::asks_to_close(&request);
         // A clone per request, made ready before the call, as tower's contract asks.
-        Box::pin(tower::ServiceExt::oneshot(self.service.clone(), request))
+        OnResponse::new(
+            Box::pin(tower::ServiceExt::oneshot(self.service.clone(), request)),
+            hand_off,
+            close,
+        )
     }
 }
 

@@ -12,9 +12,12 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
+
+use super::hand_off::FlushSignal;
 
 /// What every HTTP/2 connection starts with (RFC 9113, section 3.4).
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -65,6 +68,7 @@ impl Sniff {
             start: 0,
             end: self.len,
             io,
+            flushes: None,
         }
     }
 }
@@ -77,6 +81,15 @@ pub struct Rewind<I> {
     start: usize,
     end: usize,
     io: I,
+    /// Told of each flush, on an HTTP/1.1 connection whose event streams may be handed off.
+    flushes: Option<Arc<FlushSignal>>,
+}
+
+impl<I> Rewind<I> {
+    /// Tells `signal` of each flush from now on (`None`: no longer).
+    pub(crate) fn signal_flushes(&mut self, signal: Option<Arc<FlushSignal>>) {
+        self.flushes = signal;
+    }
 }
 
 impl<I: Read + Unpin> Read for Rewind<I> {
@@ -129,7 +142,11 @@ impl<I: Write + Unpin> Write for Rewind<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        if let Some(signal) = &self.flushes {
+            signal.flushed();
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
