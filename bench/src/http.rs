@@ -6,10 +6,10 @@
 //! one read buffer and a few bytes of parsing state, and reading an event costs one `read`.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// An error talking to the server, with what was being done.
 #[derive(Debug)]
@@ -381,6 +381,53 @@ enum Retry {
     /// Nothing of the answer came: a new connection may be tried.
     Fresh(HttpError),
     Fatal(HttpError),
+}
+
+/// Opens a connection to `addr`: from `source` when given (the kernel still picks the port),
+/// else from whatever address the kernel picks.
+///
+/// One source address reaches one server address and port from at most the ephemeral port
+/// range (`net.ipv4.ip_local_port_range`, about 28,000 ports by default): more subscribers than
+/// that connect from several source addresses (on Linux all of 127.0.0.0/8 is loopback). On
+/// Linux the port is chosen at `connect` rather than at `bind` (`IP_BIND_ADDRESS_NO_PORT`), so
+/// that each source address has the whole range for each destination, as an unbound socket does.
+pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(target_os = "linux")]
+    if source.is_ipv4() {
+        bind_address_no_port(&socket)?;
+    }
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT` on `socket`: a `bind` to port 0 leaves the port to `connect`.
+#[cfg(target_os = "linux")]
+fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is the socket's own, open for the call; the option's value is a
+    // c_int that outlives the call, with its size given.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of_val(&on) as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Reads what is there into the spare capacity of `buf`, growing it if full.

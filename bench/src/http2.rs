@@ -9,12 +9,11 @@
 //! connection (the per-stream cost of HTTP/2 against HTTP/1.1's), more multiplexes a group's
 //! streams on one connection, as a browser's page or a gateway does.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
 use h2::RecvStream;
-use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
 
 use crate::http::{HttpError, Url};
@@ -91,6 +90,8 @@ pub struct Pool {
     addr: SocketAddr,
     per_connection: usize,
     connections: Box<[OnceCell<SendRequest<Bytes>>]>,
+    /// Connection `c` comes from `sources[c % len]`; none: the kernel's choice.
+    sources: Vec<IpAddr>,
 }
 
 impl Pool {
@@ -103,7 +104,15 @@ impl Pool {
             connections: (0..subscribers.div_ceil(per_connection))
                 .map(|_| OnceCell::new())
                 .collect(),
+            sources: Vec::new(),
         }
+    }
+
+    /// The same, its connections coming from these local addresses in turn (see
+    /// [`crate::http::connect`]); none: the kernel's choice.
+    pub fn with_sources(mut self, sources: Vec<IpAddr>) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// How many connections the subscribers use.
@@ -122,13 +131,15 @@ impl Pool {
     /// Subscriber `index`'s connection, opened if it is the first of its group to ask (if that
     /// failed, the next to ask tries again).
     async fn connection(&self, index: usize) -> Result<SendRequest<Bytes>, HttpError> {
+        let which = index / self.per_connection;
         let cell = self
             .connections
-            .get(index / self.per_connection)
+            .get(which)
             .ok_or_else(|| HttpError(format!("no subscriber {index} in this run")))?;
+        let source = (!self.sources.is_empty()).then(|| self.sources[which % self.sources.len()]);
         let send = cell
             .get_or_try_init(|| async {
-                let stream = TcpStream::connect(self.addr).await?;
+                let stream = crate::http::connect(self.addr, source).await?;
                 stream.set_nodelay(true)?;
                 let (send, connection) = h2::client::Builder::new()
                     .initial_window_size(STREAM_WINDOW)

@@ -15,7 +15,8 @@
 //! deliveries per second compare like with like and nothing is dropped. The paced phase posts at
 //! a fixed rate below capacity, for latency.
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::histogram::Histogram;
-use crate::http::{parse_head, read_more, Connection, Dechunker, Head, HttpError, Url};
+use crate::http::{self, parse_head, read_more, Connection, Dechunker, Head, HttpError, Url};
 use crate::http2;
 use crate::procfs;
 use crate::protocol::{parse_stamp, stamped_title, Protocol};
@@ -35,6 +36,104 @@ use crate::ws;
 
 /// Completion counters per post id, modulo this: must exceed any window.
 const RING: u64 = 1 << 14;
+
+/// Subscriber connections per source address under [`Sources::Auto`]: below the ~28,000 ports
+/// of Linux's default ephemeral range (32768-60999), with room for what else is connected.
+pub const CONNECTIONS_PER_SOURCE: usize = 25_000;
+
+/// The local addresses subscribers connect from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Sources {
+    /// The kernel's choice, unless the subscribers need more connections than
+    /// [`CONNECTIONS_PER_SOURCE`] and the server is on IPv4 loopback: then
+    /// `ceil(connections / CONNECTIONS_PER_SOURCE)` addresses from 127.0.0.2 up.
+    #[default]
+    Auto,
+    /// These, in turn (subscriber connection `i` from `list[i % len]`); none: the kernel's
+    /// choice.
+    List(Vec<IpAddr>),
+}
+
+impl Sources {
+    /// The addresses `connections` subscriber connections to `server` come from (none: the
+    /// kernel's choice).
+    ///
+    /// ```
+    /// use outer_bench::load::Sources;
+    /// let local = "127.0.0.1:3000".parse().unwrap();
+    /// assert!(Sources::Auto.resolve(local, 25_000).is_empty());
+    /// assert_eq!(Sources::Auto.resolve(local, 100_000).len(), 4);
+    /// assert_eq!(Sources::Auto.resolve(local, 100_001).len(), 5);
+    /// assert!(Sources::Auto.resolve("10.0.0.1:3000".parse().unwrap(), 100_000).is_empty());
+    /// ```
+    pub fn resolve(&self, server: SocketAddr, connections: usize) -> Vec<IpAddr> {
+        match self {
+            Self::List(list) => list.clone(),
+            Self::Auto if connections > CONNECTIONS_PER_SOURCE && server.ip().is_loopback() => {
+                match server.ip() {
+                    IpAddr::V4(_) => loopback_sources(connections.div_ceil(CONNECTIONS_PER_SOURCE)),
+                    // IPv6 has one loopback address.
+                    IpAddr::V6(_) => Vec::new(),
+                }
+            }
+            Self::Auto => Vec::new(),
+        }
+    }
+}
+
+impl std::str::FromStr for Sources {
+    type Err = String;
+
+    /// `auto`, `none`, a count `K` (K loopback addresses from 127.0.0.2 up), or addresses
+    /// separated by commas.
+    ///
+    /// ```
+    /// use outer_bench::load::Sources;
+    /// let ip = |text: &str| text.parse().unwrap();
+    /// assert_eq!("auto".parse(), Ok(Sources::Auto));
+    /// assert_eq!("none".parse(), Ok(Sources::List(vec![])));
+    /// assert_eq!("2".parse(), Ok(Sources::List(vec![ip("127.0.0.2"), ip("127.0.0.3")])));
+    /// assert_eq!("10.0.0.1,10.0.0.2".parse(), Ok(Sources::List(vec![ip("10.0.0.1"), ip("10.0.0.2")])));
+    /// assert!("127.0.0.2,nowhere".parse::<Sources>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => return Ok(Self::Auto),
+            "none" | "0" => return Ok(Self::List(Vec::new())),
+            _ => {}
+        }
+        if let Ok(count) = text.parse::<usize>() {
+            return Ok(Self::List(loopback_sources(count)));
+        }
+        text.split(',')
+            .map(|one| {
+                one.trim()
+                    .parse()
+                    .map_err(|_| format!("{one}: not an IP address"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self::List)
+    }
+}
+
+/// `count` loopback addresses from 127.0.0.2 up (127.0.0.1 stays the publishers').
+fn loopback_sources(count: usize) -> Vec<IpAddr> {
+    let first = u32::from(Ipv4Addr::new(127, 0, 0, 2));
+    (0..count.min(1 << 23))
+        .map(|i| IpAddr::V4(Ipv4Addr::from(first + i as u32)))
+        .collect()
+}
+
+/// What each SSE subscriber reads into: sized as the read buffer each had of its own before,
+/// so that reads come as they did.
+const READ_BYTES: usize = 8192;
+
+thread_local! {
+    /// The buffer the SSE subscribers on this thread read into, one at a time: their decoders
+    /// keep what a read leaves unfinished, so none needs a buffer of its own between reads (at
+    /// 100,000 subscribers, 8 KiB each would be 800 MB).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BYTES].into_boxed_slice());
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -85,6 +184,9 @@ pub struct Config {
     /// servers in `tests/fixtures/reference-ws`. Off by default: the figures compare fan-out,
     /// with posts made the same way for SSE and WebSocket subscribers.
     pub post_over_websocket: bool,
+    /// The local addresses the subscribers connect from (the publishers connect from the
+    /// kernel's choice).
+    pub source_addresses: Sources,
 }
 
 impl Config {
@@ -110,6 +212,7 @@ impl Config {
             settle: Duration::from_secs(1),
             stall: Duration::from_secs(5),
             post_over_websocket: false,
+            source_addresses: Sources::Auto,
         }
     }
 }
@@ -201,6 +304,10 @@ pub struct Report {
     pub rss_idle_kib: Option<u64>,
     /// The server's RSS after the run, KiB.
     pub rss_after_kib: Option<u64>,
+    /// The generator's own RSS with every subscriber connected and idle, KiB.
+    pub generator_rss_idle_kib: Option<u64>,
+    /// Source addresses the subscribers connected from (0: the kernel's choice, one address).
+    pub source_addresses: usize,
     /// Events missing from a subscriber's sequence of ids (after its first), summed.
     pub lost: u64,
     /// Events that came with an id at or below one already seen, summed.
@@ -236,6 +343,8 @@ impl Report {
             "rss_idle_kib": self.rss_idle_kib,
             "rss_after_kib": self.rss_after_kib,
             "rss_per_idle_subscriber_bytes": self.rss_per_idle_subscriber().map(|b| round(b, 0)),
+            "generator_rss_idle_kib": self.generator_rss_idle_kib,
+            "source_addresses": self.source_addresses,
             "lost": self.lost,
             "out_of_order": self.out_of_order,
             "ended_early": self.ended_early,
@@ -253,7 +362,7 @@ impl Report {
     pub fn to_human(&self) -> String {
         let l = &self.load;
         let mut line = format!(
-            "{} {}{} N={} (connected {}): connect {:.2} s, RSS/idle sub {}; load: {:.0} deliveries/s ({} posts in {:.1} s), latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, CPU server {} gen {:.2} cores, {} / {:.2} µs per delivery",
+            "{} {}{} N={} (connected {}): connect {:.2} s{}, RSS/idle sub {}{}; load: {:.0} deliveries/s ({} posts in {:.1} s), latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, CPU server {} gen {:.2} cores, {} / {:.2} µs per delivery",
             self.label,
             self.protocol,
             self.streams_per_connection
@@ -262,8 +371,14 @@ impl Report {
             self.subscribers,
             self.connected,
             self.connect_seconds,
+            match self.source_addresses {
+                0 => String::new(),
+                k => format!(" from {k} source addresses"),
+            },
             self.rss_per_idle_subscriber()
                 .map_or("?".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+            self.generator_rss_idle_kib
+                .map_or(String::new(), |kib| format!(" (generator {:.0} MiB)", kib as f64 / 1024.0)),
             l.deliveries_per_second(),
             l.events,
             l.seconds,
@@ -487,6 +602,7 @@ enum Opened {
 /// word that the subscription began (WebSocket).
 async fn connect(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     index: usize,
     how: &Subscribe,
     gate: &Semaphore,
@@ -499,7 +615,7 @@ async fn connect(
     if let Subscribe::H2 { pool, subscription } = how {
         return Ok(Opened::H2(pool.subscribe(index, subscription).await?));
     }
-    let mut stream = TcpStream::connect(addr).await?;
+    let mut stream = http::connect(addr, source).await?;
     stream.set_nodelay(true)?;
     let request = match how {
         Subscribe::Sse(request) => request,
@@ -533,8 +649,8 @@ async fn connect(
 /// Reads a stream until it fails or ends (which is an error: the run ends it by aborting).
 async fn read_stream(
     shared: &Shared,
-    mut stream: TcpStream,
-    mut buf: Vec<u8>,
+    stream: TcpStream,
+    buf: Vec<u8>,
     head: Head,
     start: usize,
 ) -> Result<(), HttpError> {
@@ -545,12 +661,17 @@ async fn read_stream(
         tally: Tally::default(),
     };
     reader.feed(shared, &buf[start..])?;
+    drop(buf);
     loop {
-        buf.clear();
-        if read_more(&mut stream, &mut buf).await? == 0 {
-            return Err(HttpError("the stream ended".into()));
-        }
-        reader.feed(shared, &buf)?;
+        stream.readable().await?;
+        // What `read` does (wait until readable, then read what is there), into the thread's
+        // buffer: no await while it is borrowed.
+        SCRATCH.with_borrow_mut(|scratch| match stream.try_read(scratch) {
+            Ok(0) => Err(HttpError("the stream ended".into())),
+            Ok(read) => reader.feed(shared, &scratch[..read]),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(err) => Err(err.into()),
+        })?;
     }
 }
 
@@ -592,12 +713,14 @@ async fn read_socket(shared: &Shared, mut socket: Box<ws::Socket>) -> Result<(),
 async fn subscriber(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    source: Option<IpAddr>,
     index: usize,
     how: Arc<Subscribe>,
     gate: Arc<Semaphore>,
     deadline: tokio::time::Instant,
 ) {
-    let connecting = connect(addr, index, &how, &gate);
+    // Boxed: the task keeps the reading's state, not the larger connecting's, once connected.
+    let connecting = Box::pin(connect(addr, source, index, &how, &gate));
     let opened = match tokio::time::timeout_at(deadline, connecting).await {
         Ok(opened) => opened,
         Err(_) => Err(HttpError("not connected before the connect timeout".into())),
@@ -656,6 +779,12 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     let rss_before = pid.and_then(procfs::rss_kib);
 
     // Connect.
+    let connections = if config.protocol.is_http2() {
+        n.div_ceil(config.streams_per_connection.max(1))
+    } else {
+        n
+    };
+    let sources = config.source_addresses.resolve(addr, connections);
     let how = Arc::new(if config.protocol.is_websocket() {
         Subscribe::Ws {
             url: ws::url(&config.url),
@@ -663,7 +792,8 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
         }
     } else if config.protocol.is_http2() {
         Subscribe::H2 {
-            pool: http2::Pool::new(addr, n, config.streams_per_connection),
+            pool: http2::Pool::new(addr, n, config.streams_per_connection)
+                .with_sources(sources.clone()),
             subscription: http2::Subscription::new(config.protocol, &config.url)?,
         }
     } else {
@@ -674,9 +804,13 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     let deadline = tokio::time::Instant::now() + config.connect_timeout;
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..n {
+        // HTTP/2 subscribers take their connection's source from the pool.
+        let source = (!sources.is_empty() && !config.protocol.is_http2())
+            .then(|| sources[index % sources.len()]);
         tasks.spawn(subscriber(
             Arc::clone(&shared),
             addr,
+            source,
             index,
             Arc::clone(&how),
             Arc::clone(&gate),
@@ -714,6 +848,7 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
     }
     tokio::time::sleep(config.settle).await;
     let rss_idle = pid.and_then(procfs::rss_kib);
+    let generator_rss_idle = procfs::rss_kib(std::process::id());
 
     // Warm up: until every subscriber has received a post, its subscription may not be live.
     let mut publisher = Publisher {
@@ -786,6 +921,8 @@ pub async fn run(config: &Config) -> Result<Report, HttpError> {
         rss_before_kib: rss_before,
         rss_idle_kib: rss_idle,
         rss_after_kib: rss_after,
+        generator_rss_idle_kib: generator_rss_idle,
+        source_addresses: sources.len(),
         lost: shared.lost.load(Ordering::Relaxed),
         out_of_order: shared.out_of_order.load(Ordering::Relaxed),
         ended_early: shared.ended_early.load(Ordering::Relaxed),

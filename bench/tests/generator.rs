@@ -99,6 +99,30 @@ async fn every_post_reaches_every_subscriber_from_the_floor() {
     server.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_connect_from_the_source_addresses_asked_for() {
+    // As at N = 100,000, where one source address has too few ports for the subscribers: here
+    // two loopback addresses besides 127.0.0.1, over HTTP/1.1 and over HTTP/2 (whose pool
+    // connects on its own).
+    let (server, base) = serve_chat().await;
+    for protocol in [Protocol::Orpc, Protocol::OrpcH2] {
+        let mut config = small(&format!("{base}/rpc"), protocol);
+        config.source_addresses = "2".parse().unwrap();
+        let report = run(&config).await.unwrap();
+        common::assert_every_post_delivered(&report);
+        assert_eq!(report.source_addresses, 2);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["source_addresses"], 2);
+    }
+    // A source address not on this machine: every connect fails, and the run says so.
+    let mut config = small(&format!("{base}/rpc"), Protocol::Orpc);
+    config.source_addresses = "192.0.2.1".parse().unwrap();
+    config.connect_timeout = Duration::from_secs(5);
+    let err = run(&config).await.unwrap_err();
+    assert!(err.to_string().contains("no subscriber connected"), "{err}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_server_that_is_not_there_is_an_error_not_a_hang() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

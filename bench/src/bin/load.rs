@@ -7,7 +7,7 @@
 //!      [--publishers P]
 //!      [--paced-rate POSTS_PER_S --paced-duration SECS] [--connect-concurrency C]
 //!      [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS]
-//!      [--threads T] [--post http|ws]
+//!      [--threads T] [--post http|ws] [--source-addresses auto|none|K|IP,IP,...]
 //! ```
 //!
 //! `--url` is the protocol's base: `/rpc` for oRPC, `/trpc` for tRPC. With `orpc-ws` and
@@ -21,6 +21,13 @@
 //! `--rate 0` (the default) it posts as fast as the window allows, with up to `--publishers`
 //! (default 4) posts in flight. `--threads 1` (the default)
 //! runs the generator on one thread, so that its CPU use reads against one core.
+//!
+//! `--source-addresses` says which local addresses the subscribers connect from: one source
+//! address reaches the server's address and port from at most the ephemeral port range (about
+//! 28,000 ports by default), so `auto` (the default) spreads more than 25,000 subscriber
+//! connections to a loopback server over ceil(connections / 25,000) addresses from 127.0.0.2 up
+//! (all of 127.0.0.0/8 is loopback on Linux), and leaves fewer to the kernel, as before. `K` takes
+//! K such loopback addresses, `none` the kernel's choice always, and a list those addresses.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,7 +40,7 @@ const USAGE: &str =
     "usage: load --url URL [--protocol orpc|trpc|orpc-ws|trpc-ws|orpc-h2|trpc-h2] [--label NAME] [--subscribers N] \
 [--streams-per-connection K] [--events M] [--duration SECS] [--rate R] [--window W] [--publishers P] [--paced-rate R --paced-duration SECS] \
 [--connect-concurrency C] [--connect-timeout SECS] [--server-pid PID] [--title-bytes B] [--settle SECS] [--threads T] \
-[--post http|ws]";
+[--post http|ws] [--source-addresses auto|none|K|IP,IP,...]";
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), String> {
     let mut url = None;
@@ -90,6 +97,11 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<(Config, usize), Stri
             "--title-bytes" => config.title_len = num(&flag, &value)?,
             "--settle" => config.settle = secs(&flag, &value)?,
             "--threads" => threads = num(&flag, &value)?,
+            "--source-addresses" => {
+                config.source_addresses = value
+                    .parse()
+                    .map_err(|why| format!("--source-addresses {value}: {why}"))?
+            }
             "--post" => {
                 config.post_over_websocket = match value.as_str() {
                     "http" => false,

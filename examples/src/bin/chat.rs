@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
-//!      [--tls-cert FILE --tls-key FILE]
+//!      [--tls-cert FILE --tls-key FILE] [--max-connections N] [--max-streams N]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once it accepts connections (`--listen 127.0.0.1:0`
@@ -39,7 +39,7 @@ use outer_http::ServerConfig;
 
 const USAGE: &str =
     "usage: chat [--listen ADDR] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
-            [--tls-cert FILE --tls-key FILE]
+            [--tls-cert FILE --tls-key FILE] [--max-connections N] [--max-streams N]
        chat --emit-typescript DIR";
 
 const HELP: &str = "\
@@ -59,6 +59,10 @@ knowledge, or ALPN under TLS). SIGINT or SIGTERM shuts it down gracefully.
                        redis+cluster://HOST:PORT,HOST:PORT) instead of in memory
   --tls-cert FILE      serve HTTPS with this PEM certificate chain (and --tls-key); tokio, smol
   --tls-key FILE       the PEM private key of --tls-cert
+  --max-connections N  keep at most N connections open (default 16384, or the descriptor
+                       limit less 64 when lower); keep it under `ulimit -n`
+  --max-streams N      serve at most N event streams at once (default 10000; more are
+                       answered 503)
   --emit-typescript DIR
                        write DIR/orpc.ts (the oRPC contract) and DIR/trpc.ts (tRPC's AppRouter
                        type) for TypeScript clients, and exit; needs the typescript feature
@@ -77,6 +81,10 @@ struct Args {
     help: bool,
     /// `--emit-typescript DIR`: write the clients' types there and exit.
     emit_typescript: Option<std::path::PathBuf>,
+    /// `--max-connections N`: [`ServerConfig::max_connections`] rather than its default.
+    max_connections: Option<usize>,
+    /// `--max-streams N`: [`ServerConfig::max_streams`] rather than its default.
+    max_streams: Option<usize>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -97,6 +105,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         tls: None,
         help: false,
         emit_typescript: None,
+        max_connections: None,
+        max_streams: None,
     };
     let (mut cert, mut key) = (None, None);
     let mut args = args.into_iter();
@@ -135,6 +145,21 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--emit-typescript" => {
                 let dir = args.next().ok_or("--emit-typescript needs a directory")?;
                 parsed.emit_typescript = Some(dir.into());
+            }
+            "--max-connections" | "--max-streams" => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| format!("{flag} needs a number"))?;
+                let count = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&count| count > 0)
+                    .ok_or_else(|| format!("{flag} {value}: not a positive number"))?;
+                if flag == "--max-connections" {
+                    parsed.max_connections = Some(count);
+                } else {
+                    parsed.max_streams = Some(count);
+                }
             }
             "-h" | "--help" => parsed.help = true,
             other => return Err(format!("unknown argument {other}")),
@@ -183,8 +208,15 @@ fn emit_typescript(_: &std::path::Path) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn config(_: &Args) -> ServerConfig {
-    chat::server_config()
+fn config(args: &Args) -> ServerConfig {
+    let mut config = chat::server_config();
+    if let Some(max) = args.max_connections {
+        config.max_connections = max;
+    }
+    if let Some(max) = args.max_streams {
+        config.max_streams = max;
+    }
+    config
 }
 
 /// The TLS settings of `--tls-cert` and `--tls-key`, read before anything starts.
@@ -447,5 +479,25 @@ mod tests {
         );
         assert!(args(&["--help"]).unwrap().help);
         assert!(!args(&[]).unwrap().help);
+    }
+
+    #[test]
+    fn limits_override_the_defaults() {
+        let parsed = args(&["--max-connections", "120000", "--max-streams", "110000"]).unwrap();
+        let config = config(&parsed);
+        assert_eq!(config.max_connections, 120_000);
+        assert_eq!(config.max_streams, 110_000);
+        let default = config_of(&[]);
+        assert_eq!(default, chat::server_config());
+        assert!(args(&["--max-streams", "0"])
+            .unwrap_err()
+            .contains("not a positive number"));
+        assert!(args(&["--max-connections"])
+            .unwrap_err()
+            .contains("needs a number"));
+    }
+
+    fn config_of(list: &[&str]) -> ServerConfig {
+        config(&args(list).unwrap())
     }
 }
