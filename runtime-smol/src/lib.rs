@@ -50,7 +50,7 @@ use std::time::Duration;
 use async_net::TcpListener;
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
-use outer_http::server::accept_loop;
+use outer_http::server::accept_loop_in_lanes;
 use smol::stream::Stream;
 
 pub mod client;
@@ -238,7 +238,12 @@ where
     I: outer_http::server::Socket + Send,
 {
     let local_addr = listener.local_addr()?;
-    let (accept, control) = accept_loop(stack, incoming(listener, wrap), spawner.clone());
+    // Event streams are written from a lane per core: smol's executor runs tasks first in,
+    // first out, and a task per stream would put every publisher behind all the streams its
+    // publish woke (see `outer_http::server::accept_loop_in_lanes`).
+    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (accept, control) =
+        accept_loop_in_lanes(stack, incoming(listener, wrap), spawner.clone(), lanes);
     // Detached: dropping the server stops the accept loop through `control`.
     spawner.spawn(accept).detach();
     tracing::info!(%local_addr, "serving");

@@ -31,15 +31,18 @@ use crate::stack::BoxError;
 use crate::stack::{HttpService, Stack};
 use crate::ws::{self, UpgradeSlot};
 use hand_off::{HandOff, StreamWriter};
+use lanes::{Lanes, Link};
 use sniff::Sniff;
 
 mod hand_off;
 mod handshake;
+mod lanes;
 mod sniff;
 
 pub(crate) use hand_off::RequestRead;
 pub use hand_off::{HandedOff, OnResponse};
 pub use handshake::Handshake;
+pub use lanes::LaneTask;
 pub use sniff::Rewind;
 
 /// A connection's socket, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`):
@@ -48,24 +51,27 @@ pub trait Socket: hyper::rt::Read + hyper::rt::Write + Unpin + 'static {}
 
 impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static> Socket for T {}
 
-/// What runs an HTTP/2 connection's requests: HTTP/2 answers each request in a task of its
-/// own, spawned on this executor (the adapter's runtime). Implemented for every executor that
-/// can spawn those tasks; nothing to implement by hand.
-pub trait StreamExecutor<S: HttpService>:
+/// What runs a connection's tasks besides its own: HTTP/2 answers each request in a task of
+/// its own, and an accept loop writes its HTTP/1.1 event streams from a few lane tasks
+/// ([`LaneTask`]), both spawned on this executor (the adapter's runtime). Implemented for every
+/// executor that can spawn those tasks; nothing to implement by hand.
+pub trait StreamExecutor<S: HttpService, I>:
     hyper::rt::bounds::Http2ServerConnExec<
         <OnConnection<S> as hyper::service::Service<http::Request<Incoming>>>::Future,
         S::ResponseBody,
-    > + Clone
+    > + hyper::rt::Executor<LaneTask<Rewind<I>, S::ResponseBody>>
+    + Clone
     + Unpin
     + 'static
 {
 }
 
-impl<S: HttpService, E> StreamExecutor<S> for E where
+impl<S: HttpService, I, E> StreamExecutor<S, I> for E where
     E: hyper::rt::bounds::Http2ServerConnExec<
             <OnConnection<S> as hyper::service::Service<http::Request<Incoming>>>::Future,
             S::ResponseBody,
-        > + Clone
+        > + hyper::rt::Executor<LaneTask<Rewind<I>, S::ResponseBody>>
+        + Clone
         + Unpin
         + 'static
 {
@@ -100,7 +106,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     let (outer, service) = stack.into().into_parts();
     let stop = Box::pin(outer.shutdown().wait());
@@ -123,6 +129,7 @@ where
         },
         outer,
         executor,
+        lanes: None,
         stop: Some(stop),
     }
 }
@@ -135,11 +142,14 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     phase: Phase<Ctx, S, I, E>,
     outer: OuterService<Ctx>,
     executor: E,
+    /// Where its HTTP/1.1 event streams are written, when its accept loop has lanes; else in
+    /// this task.
+    lanes: Option<Lanes<Rewind<I>, S::ResponseBody, E>>,
     /// The shutdown signal, until it fires; then the connection finishes gracefully.
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -154,7 +164,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     /// Reading the first bytes, within the header read timeout; the service moves into hyper's
     /// connection once the protocol is known.
@@ -164,7 +174,9 @@ where
         deadline: Option<outer_core::rt::Sleep>,
         on_connection: OnConnection<S>,
     },
-    Http1(http1::Connection<Rewind<I>, OnConnection<S>>),
+    // Boxed: hyper's connection is three times the size of the rest, and an event stream's
+    // connection outlives it (its task keeps the size of its largest phase).
+    Http1(Box<http1::Connection<Rewind<I>, OnConnection<S>>>),
     // Boxed: hyper's HTTP/2 connection need not be `Unpin`.
     Http2(Pin<Box<Http2<S, I, E>>>),
     // Boxed: a socket's state is much larger than an HTTP connection's.
@@ -175,6 +187,11 @@ where
         writer: StreamWriter<Rewind<I>, S::ResponseBody>,
         /// The service, for the client's next request once the stream has ended, when the
         /// connection may serve one.
+        next: Option<OnConnection<S>>,
+    },
+    /// The same, its writer in one of the accept loop's lanes.
+    InLane {
+        link: Link<Rewind<I>>,
         next: Option<OnConnection<S>>,
     },
     /// The last request is answered: shutting the socket down (hyper leaves that to us, since
@@ -191,7 +208,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.phase {
@@ -200,6 +217,7 @@ where
             Phase::Http2(_) => "h2",
             Phase::WebSocket(_) => "websocket",
             Phase::Streaming { .. } => "event stream",
+            Phase::InLane { .. } => "event stream in a lane",
             Phase::Closing(_) => "closing",
             Phase::Done => "done",
         };
@@ -215,8 +233,15 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
+    /// Writes the connection's HTTP/1.1 event streams in `lanes`, if any, rather than in its
+    /// own task.
+    fn in_lanes(mut self, lanes: Option<Lanes<Rewind<I>, S::ResponseBody, E>>) -> Self {
+        self.lanes = lanes;
+        self
+    }
+
     /// hyper's HTTP/1.1 connection for a socket that speaks it.
     fn http1(&self, mut io: Rewind<I>, mut on_connection: OnConnection<S>) -> Phase<Ctx, S, I, E> {
         let config = self.outer.config();
@@ -237,7 +262,23 @@ where
         let hand_off = HandOff::new();
         io.signal_flushes(Some(Arc::clone(&hand_off.flush)));
         on_connection.hand_off = Some(hand_off);
-        Phase::Http1(builder.serve_connection(io, on_connection))
+        Phase::Http1(Box::new(builder.serve_connection(io, on_connection)))
+    }
+
+    /// What follows an event stream: the next request, when the stream ended whole (`io`),
+    /// the connection may serve one and the server is not stopping; else the close. A stream
+    /// cut short leaves the socket as it is: the client learns of the cut from the missing
+    /// last chunk.
+    fn after_stream(
+        &self,
+        io: Option<Rewind<I>>,
+        next: Option<OnConnection<S>>,
+    ) -> Phase<Ctx, S, I, E> {
+        match (io, next) {
+            (Some(io), Some(on_connection)) if self.stop.is_some() => self.http1(io, on_connection),
+            (Some(io), _) => Phase::Closing(io),
+            (None, _) => Phase::Done,
+        }
     }
 
     /// hyper's HTTP/2 connection, its limits from the configuration.
@@ -259,7 +300,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     type Output = ();
 
@@ -321,7 +362,7 @@ where
                 }
                 Phase::Http1(connection) => {
                     if stopping {
-                        Pin::new(&mut *connection).graceful_shutdown();
+                        Pin::new(&mut **connection).graceful_shutdown();
                     }
                     // Without shutdown: after a 101 the socket is the WebSocket's.
                     if let Err(err) = ready!(connection.poll_without_shutdown(cx)) {
@@ -332,16 +373,21 @@ where
                         };
                         // hyper stopped at the hand-off of an event stream, or for a real
                         // error: a client that goes away mid-response is ordinary.
-                        let mut parts = connection.into_parts();
+                        let mut parts = (*connection).into_parts();
                         match parts.service.hand_off.as_ref().and_then(HandOff::take) {
                             Some((response, reuse)) => {
                                 parts.io.signal_flushes(None);
                                 // Bytes hyper read past the request: a pipelined request the
                                 // writer never answers, so the connection closes after it.
                                 let reuse = reuse && parts.read_buf.is_empty();
-                                this.phase = Phase::Streaming {
-                                    writer: StreamWriter::new(parts.io, response),
-                                    next: reuse.then_some(parts.service),
+                                let writer = StreamWriter::new(parts.io, response);
+                                let next = reuse.then_some(parts.service);
+                                this.phase = match &this.lanes {
+                                    Some(lanes) => Phase::InLane {
+                                        link: lanes.run(writer),
+                                        next,
+                                    },
+                                    None => Phase::Streaming { writer, next },
                                 };
                             }
                             None => {
@@ -354,7 +400,7 @@ where
                     else {
                         unreachable!("the phase was just matched");
                     };
-                    let parts = connection.into_parts();
+                    let parts = (*connection).into_parts();
                     this.phase = match parts.service.upgrade.and_then(|slot| slot.take()) {
                         Some(upgrade) => Phase::WebSocket(Box::pin(ws::Socket::new(
                             Arc::clone(this.outer.shared()),
@@ -389,16 +435,16 @@ where
                     else {
                         unreachable!("the phase was just matched");
                     };
-                    this.phase = match next {
-                        Some(on_connection) if whole && this.stop.is_some() => {
-                            let mut io = writer.into_io();
-                            io.signal_flushes(None);
-                            this.http1(io, on_connection)
-                        }
-                        // Cut short: the client learns it from the missing last chunk.
-                        _ if !whole => Phase::Done,
-                        _ => Phase::Closing(writer.into_io()),
+                    this.phase = this.after_stream(whole.then(|| writer.into_io()), next);
+                }
+                Phase::InLane { link, .. } => {
+                    let io = ready!(link.poll_ended(cx));
+                    let Phase::InLane { next, .. } =
+                        std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
+                        unreachable!("the phase was just matched");
                     };
+                    this.phase = this.after_stream(io, next);
                 }
                 Phase::Closing(io) => {
                     // An error here means the client is gone already, which is all we wanted.
@@ -466,7 +512,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     serving: Serving<Ctx, S, I, E>,
     abort: crate::shutdown::Wait,
@@ -478,7 +524,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
@@ -492,7 +538,7 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
     I: Socket,
-    E: StreamExecutor<S>,
+    E: StreamExecutor<S, I>,
 {
     type Output = ();
 
@@ -533,7 +579,46 @@ where
     S: HttpService,
     L: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
     I: Socket,
-    E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S>,
+    E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S, I>,
+{
+    accept_with(stack, incoming, executor, 0)
+}
+
+/// [`accept_loop`], with each HTTP/1.1 event stream written from one of `lanes` tasks (one
+/// per core is the usual choice) rather than from its connection's own task: for executors
+/// that run tasks first in, first out, where a publish that wakes N connection tasks would
+/// make every other task (the publishers' connections among them) wait behind all N. A lane
+/// writes to its woken streams a few at a time and lets the other tasks run in between. smol's
+/// adapter serves this way; see the `lanes` module of this crate for why tokio's does not.
+pub fn accept_loop_in_lanes<Ctx, S, L, I, E>(
+    stack: Stack<Ctx, S>,
+    incoming: L,
+    executor: E,
+    lanes: usize,
+) -> (impl Future<Output = ()>, ServerControl)
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+    L: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
+    I: Socket,
+    E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S, I>,
+{
+    accept_with(stack, incoming, executor, lanes.max(1))
+}
+
+/// The accept loop, with `lanes` lanes (0: none).
+fn accept_with<Ctx, S, L, I, E>(
+    stack: Stack<Ctx, S>,
+    incoming: L,
+    executor: E,
+    lanes: usize,
+) -> (impl Future<Output = ()>, ServerControl)
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+    L: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
+    I: Socket,
+    E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S, I>,
 {
     let service = stack.outer().clone();
     let control = ServerControl {
@@ -554,7 +639,10 @@ where
     let done = FireOnDrop(Arc::clone(&control.accept_done));
     let abort = Arc::clone(&control.abort);
     let mut incoming = incoming;
+    let lanes = (lanes > 0).then(|| Lanes::new(lanes, executor.clone()));
     let task = async move {
+        // However the loop ends, the lanes end after their last streams.
+        let _lanes = lanes.as_ref().map(Lanes::closer);
         // Fired however the loop ends, even if its task is dropped.
         let _done = done;
         let timer = Arc::clone(service.timer());
@@ -580,7 +668,8 @@ where
             match next {
                 None => break,
                 Some(Ok((io, peer))) => executor.execute(Connection {
-                    serving: serve_connection(io, peer, stack.clone(), executor.clone()),
+                    serving: serve_connection(io, peer, stack.clone(), executor.clone())
+                        .in_lanes(lanes.clone()),
                     abort: Arc::clone(&abort).wait(),
                     // Dropped with the task, however it ends, so shutdown sees it go.
                     _open: connections.enter(),

@@ -1,0 +1,309 @@
+//! Event streams written from a few tasks rather than one task each: "lanes".
+//!
+//! Once hyper has handed an event stream's socket back ([`super::hand_off`]), its writer need
+//! not stay in its connection's task. A publish to N subscribers would wake N connection tasks
+//! through the executor, each to write one chunk; on an executor that runs tasks first in,
+//! first out (smol's), a publisher's connection then waits behind all N for its next turn, so
+//! posts arrive one per publisher connection per round of writes however fast the writes are.
+//! An accept loop started with [`accept_loop_in_lanes`](super::accept_loop_in_lanes) instead
+//! runs each stream's writer in one of a few lane tasks (one per core).
+//! A publish wakes the streams inside their lane (an atomic push onto the lane's ready list, as
+//! `FuturesUnordered` does), the lane is scheduled once, and it writes to its ready streams a
+//! batch at a time, yielding to the executor between batches: the other tasks of the thread,
+//! publishers among them, get a turn every batch whatever the executor's order.
+//!
+//! Which runtimes want lanes is their adapter's choice, by measurement: smol's does (its
+//! executor is first in, first out), tokio's does not. Tokio already runs a task woken by I/O
+//! ahead of the queue (its LIFO slot) and makes every task yield on a budget of its own; there a
+//! lane only adds its turns (each a trip through tokio's deferred wakes and a look at the I/O
+//! driver) to what tokio does well, and measured 0.5 to 0.9 times the throughput of a task per
+//! connection (BENCHMARKS.md).
+//!
+//! Each stream's connection task stays, parked, for what the connection owns: its place under
+//! the connection limit, its forced close at shutdown (which drops the writer in its lane), and
+//! the socket back once a stream that ended whole leaves it fit for the next request.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::task::AtomicWaker;
+use futures_util::StreamExt;
+use http_body::Body;
+
+use super::hand_off::StreamWriter;
+use crate::stack::BoxError;
+
+/// Streams a lane polls per turn at most, before it lets the thread's other tasks run. Measured
+/// on smol at 1,000 and 10,000 subscribers (BENCHMARKS.md): 16 led 64, 256 and 4,096.
+const STREAMS_PER_TURN: usize = 16;
+
+/// The lanes of one accept loop: a few tasks, spawned on first use, that write its connections'
+/// event streams. Cheap to clone.
+pub(crate) struct Lanes<I, B, E> {
+    lanes: Arc<[Arc<Lane<I, B>>]>,
+    next: Arc<AtomicUsize>,
+    executor: E,
+}
+
+impl<I, B, E: Clone> Clone for Lanes<I, B, E> {
+    fn clone(&self) -> Self {
+        Self {
+            lanes: Arc::clone(&self.lanes),
+            next: Arc::clone(&self.next),
+            executor: self.executor.clone(),
+        }
+    }
+}
+
+impl<I, B, E> fmt::Debug for Lanes<I, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lanes")
+            .field("lanes", &self.lanes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One lane: the streams handed to it and not yet taken in, and its task's waker.
+struct Lane<I, B> {
+    arriving: Mutex<Vec<Delegated<I, B>>>,
+    waker: AtomicWaker,
+    started: AtomicBool,
+    /// Set once the accept loop and every connection of it are gone: the lane ends once empty.
+    closed: AtomicBool,
+    /// Streams polled in this turn of the lane's task (see [`STREAMS_PER_TURN`]).
+    polled: AtomicUsize,
+}
+
+impl<I, B, E> Lanes<I, B, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    E: hyper::rt::Executor<LaneTask<I, B>> + Clone,
+{
+    /// `count` lanes (at least one), spawned on `executor` when first needed.
+    pub(crate) fn new(count: usize, executor: E) -> Self {
+        let lanes = (0..count.max(1))
+            .map(|_| {
+                Arc::new(Lane {
+                    arriving: Mutex::new(Vec::new()),
+                    waker: AtomicWaker::new(),
+                    started: AtomicBool::new(false),
+                    closed: AtomicBool::new(false),
+                    polled: AtomicUsize::new(0),
+                })
+            })
+            .collect();
+        Self {
+            lanes,
+            next: Arc::new(AtomicUsize::new(0)),
+            executor,
+        }
+    }
+
+    /// Hands `writer` to a lane; the link tells how it ended and gives the socket back.
+    pub(crate) fn run(&self, writer: StreamWriter<I, B>) -> Link<I> {
+        let shared = Arc::new(Shared {
+            cancelled: AtomicBool::new(false),
+            ended: Mutex::new(None),
+            connection: AtomicWaker::new(),
+            stream: AtomicWaker::new(),
+        });
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let lane = &self.lanes[index];
+        lane.arriving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Delegated {
+                writer: Some(writer),
+                shared: Arc::clone(&shared),
+                lane: Arc::clone(lane),
+            });
+        if !lane.started.swap(true, Ordering::AcqRel) {
+            self.executor.execute(LaneTask {
+                lane: Arc::clone(lane),
+                streams: FuturesUnordered::new(),
+            });
+        }
+        lane.waker.wake();
+        Link(shared)
+    }
+
+    /// Closes the lanes when dropped (the accept loop is done): they end once their last
+    /// stream has.
+    pub(crate) fn closer(&self) -> Closer<I, B> {
+        Closer(Arc::clone(&self.lanes))
+    }
+}
+
+/// See [`Lanes::closer`].
+pub(crate) struct Closer<I, B>(Arc<[Arc<Lane<I, B>>]>);
+
+impl<I, B> Drop for Closer<I, B> {
+    fn drop(&mut self) {
+        for lane in self.0.iter() {
+            lane.closed.store(true, Ordering::Release);
+            lane.waker.wake();
+        }
+    }
+}
+
+/// A lane's task: every stream handed to the lane, polled as each wakes.
+pub struct LaneTask<I, B> {
+    lane: Arc<Lane<I, B>>,
+    streams: FuturesUnordered<Delegated<I, B>>,
+}
+
+impl<I, B> fmt::Debug for LaneTask<I, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaneTask")
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, B> Future for LaneTask<I, B>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Every field is Unpin.
+        let this = self.get_mut();
+        this.lane.waker.register(cx.waker());
+        let arrived = std::mem::take(
+            &mut *this
+                .lane
+                .arriving
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        this.streams.extend(arrived);
+        // A new turn. `FuturesUnordered` polls each woken stream once per call, and answers
+        // `Pending` (waking this task) once two of them yielded: past the turn's budget, each
+        // stream yields without running (`Delegated::poll`), so a turn ends there.
+        this.lane.polled.store(0, Ordering::Relaxed);
+        let mut ended = 0;
+        loop {
+            match this.streams.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => {
+                    ended += 1;
+                    if ended == STREAMS_PER_TURN {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Poll::Ready(None) => {
+                    return if this.lane.closed.load(Ordering::Acquire) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    };
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// What a lane and a stream's connection share.
+struct Shared<I> {
+    /// Set by the connection when it is dropped (closed by force): the lane drops the stream.
+    cancelled: AtomicBool,
+    /// Set by the lane when the stream ends: the socket when it ended whole, else `None`.
+    ended: Mutex<Option<Option<I>>>,
+    connection: AtomicWaker,
+    stream: AtomicWaker,
+}
+
+/// A stream in its lane.
+struct Delegated<I, B> {
+    writer: Option<StreamWriter<I, B>>,
+    shared: Arc<Shared<I>>,
+    lane: Arc<Lane<I, B>>,
+}
+
+impl<I, B> Future for Delegated<I, B>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Every field is Unpin.
+        let this = self.get_mut();
+        if this.lane.polled.fetch_add(1, Ordering::Relaxed) >= STREAMS_PER_TURN {
+            // The lane's turn is over: run in its next one.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.shared.stream.register(cx.waker());
+        let Some(writer) = this.writer.as_mut() else {
+            return Poll::Ready(());
+        };
+        let ended = if this.shared.cancelled.load(Ordering::Acquire) {
+            None
+        } else {
+            match Pin::new(writer).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(whole) => Some(whole),
+            }
+        };
+        let writer = this.writer.take();
+        let io = match (ended, writer) {
+            (Some(true), Some(writer)) => Some(writer.into_io()),
+            _ => None,
+        };
+        *this
+            .shared
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(io);
+        this.shared.connection.wake();
+        Poll::Ready(())
+    }
+}
+
+/// A connection's hold on its stream in a lane: completes when the stream ends, with the socket
+/// if it ended whole. Dropping it drops the stream in its lane.
+pub(crate) struct Link<I>(Arc<Shared<I>>);
+
+impl<I> Link<I> {
+    /// `Ready(Some(io))` once the stream ended whole, `Ready(None)` once it was cut.
+    pub(crate) fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<Option<I>> {
+        self.0.connection.register(cx.waker());
+        match self
+            .0
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(io) => Poll::Ready(io),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<I> Drop for Link<I> {
+    fn drop(&mut self) {
+        self.0.cancelled.store(true, Ordering::Release);
+        self.0.stream.wake();
+    }
+}
+
+impl<I> fmt::Debug for Link<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link").finish_non_exhaustive()
+    }
+}
