@@ -624,7 +624,7 @@ fn wrap_can_replace_the_answer_of_a_query_and_of_a_subscription() {
                     // A stream of its own that passes the events on, counting them.
                     Reply::Stream(frames) => Ok(Reply::Stream(FrameStream::new(frames.inspect(
                         move |frame| {
-                            if matches!(frame, Frame::Event(_)) {
+                            if frame.is_event() {
                                 seen.hit();
                             }
                         },

@@ -43,6 +43,9 @@ struct Inner {
     data: Json,
     id: Option<EventId>,
     encoded: [OnceLock<Bytes>; Encoding::COUNT],
+    /// How many times each encoding was written: what the tests count.
+    #[cfg(test)]
+    encodes: [core::sync::atomic::AtomicUsize; Encoding::COUNT],
 }
 
 /// A wire encoding of an event that is the same for every stream of a protocol, and so is made
@@ -74,6 +77,8 @@ impl SharedEvent {
             data,
             id,
             encoded: [OnceLock::new(), OnceLock::new()],
+            #[cfg(test)]
+            encodes: Default::default(),
         }))
     }
 
@@ -94,6 +99,9 @@ impl SharedEvent {
     pub fn encoded(&self, encoding: Encoding, encode: impl FnOnce(&mut String)) -> Bytes {
         self.0.encoded[encoding.index()]
             .get_or_init(|| {
+                #[cfg(test)]
+                self.0.encodes[encoding.index()]
+                    .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 // Room for the JSON and a line or two of framing around it.
                 let mut out = String::with_capacity(self.0.data.get().len() + 64);
                 encode(&mut out);
@@ -111,6 +119,12 @@ impl SharedEvent {
             let _ = event.meta_mut().set_id(id.clone());
         }
         event
+    }
+
+    /// How many times `encoding` was written for this event.
+    #[cfg(test)]
+    pub(crate) fn encodes(&self, encoding: Encoding) -> usize {
+        self.0.encodes[encoding.index()].load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether two handles share one event.

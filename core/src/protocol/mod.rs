@@ -1089,6 +1089,109 @@ mod tests {
         assert_eq!(yields, full, "one yield per full chunk");
     }
 
+    /// Counts its serializations.
+    #[cfg(all(feature = "publisher", feature = "orpc", feature = "trpc"))]
+    struct Serialized(Arc<core::sync::atomic::AtomicUsize>, u32);
+
+    #[cfg(all(feature = "publisher", feature = "orpc", feature = "trpc"))]
+    impl serde::Serialize for Serialized {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            serializer.serialize_u32(self.1)
+        }
+    }
+
+    #[cfg(all(feature = "publisher", feature = "orpc", feature = "trpc"))]
+    #[test]
+    fn every_subscriber_of_a_publish_sends_the_same_bytes_made_once_per_protocol() {
+        use crate::procedure::{Encoding, IntoEventStream};
+        use crate::protocol::orpc::OrpcFraming;
+        use crate::protocol::trpc::{TrpcFraming, TrpcOptions};
+        use crate::publisher::{MemoryPublisher, SubscribeOptions};
+
+        const N: usize = 20;
+        let publisher = MemoryPublisher::<Serialized>::new();
+        let subscribe = || {
+            publisher
+                .subscribe_now("t", SubscribeOptions::new())
+                .unwrap()
+        };
+        let timing = StreamTiming::default();
+        let trpc = || TrpcFraming::new(&TrpcOptions::default(), "t", None);
+        let mut orpc_bodies: Vec<SseBody> = (0..N)
+            .map(|_| SseBody::new(subscribe().into_frames(None), OrpcFraming, &timing, None))
+            .collect();
+        let mut trpc_bodies: Vec<SseBody> = (0..N)
+            .map(|_| SseBody::new(subscribe().into_frames(None), trpc(), &timing, None))
+            .collect();
+        for body in orpc_bodies.iter_mut().chain(&mut trpc_bodies) {
+            assert!(
+                matches!(poll_once(body), Poll::Ready(Some(_))),
+                "the opening"
+            );
+            assert!(poll_once(body).is_pending());
+        }
+        // A subscriber of its own, to hold the published event and look into it.
+        let mut watcher = subscribe();
+
+        let serialized = Arc::new(core::sync::atomic::AtomicUsize::new(0));
+        let id = publisher.publish_now("t", Serialized(Arc::clone(&serialized), 42));
+        let chunks = |bodies: &mut Vec<SseBody>| -> Vec<Bytes> {
+            bodies
+                .iter_mut()
+                .map(|body| match poll_once(body) {
+                    Poll::Ready(Some(chunk)) => chunk,
+                    other => panic!("expected the event's chunk, got {other:?}"),
+                })
+                .collect()
+        };
+        let orpc_chunks = chunks(&mut orpc_bodies);
+        let trpc_chunks = chunks(&mut trpc_bodies);
+
+        // One allocation per protocol, pointed to by every subscriber's chunk.
+        for chunks in [&orpc_chunks, &trpc_chunks] {
+            assert!(chunks.iter().all(|c| c.as_ptr() == chunks[0].as_ptr()));
+        }
+        assert_ne!(orpc_chunks[0].as_ptr(), trpc_chunks[0].as_ptr());
+        // The data serialized once, each protocol's frame written once, for 2 * N streams.
+        assert_eq!(serialized.load(Ordering::SeqCst), 1);
+        let published = block_on(watcher.next()).unwrap().unwrap();
+        let shared = published.shared_event().unwrap();
+        assert_eq!(shared.encodes(Encoding::OrpcSse), 1);
+        assert_eq!(shared.encodes(Encoding::TrpcSse), 1);
+
+        // The bytes the old path wrote: a plain event, its JSON and id copied, framed per stream.
+        let old = |framing: &mut dyn Framing| {
+            let event = crate::tracked(id.get(), json(42)).unwrap();
+            let mut out = Chunk::new();
+            framing.frame(Frame::Event(event), &mut out);
+            out.into_bytes()
+        };
+        assert_eq!(orpc_chunks[0], old(&mut OrpcFraming));
+        assert_eq!(trpc_chunks[0], old(&mut trpc()));
+        assert_eq!(
+            orpc_chunks[0],
+            "event: message\nid: 1\ndata: {\"json\":42}\n\n"
+        );
+        assert_eq!(trpc_chunks[0], "data: 42\nid: 1\n\n\n");
+    }
+
+    #[cfg(feature = "trpc")]
+    #[test]
+    fn a_trpc_event_without_an_id_after_a_shared_one_restores_the_shared_id() {
+        use crate::procedure::SharedEvent;
+        use crate::protocol::trpc::{TrpcFraming, TrpcOptions};
+        let mut framing = TrpcFraming::new(&TrpcOptions::default(), "t", None);
+        let mut out = Chunk::new();
+        let shared = SharedEvent::new(json(1), Some(crate::EventId::from(5u64)));
+        framing.frame(Frame::Shared(shared), &mut out);
+        framing.frame(Frame::Shared(SharedEvent::new(json(2), None)), &mut out);
+        assert_eq!(
+            out.into_string(),
+            "data: 1\nid: 5\n\n\ndata: 2\nid: \n\n\nevent: restore-id\ndata: \nid: 5\n\n\n"
+        );
+    }
+
     /// Counts wake-ups.
     struct Woken(core::sync::atomic::AtomicUsize);
 
