@@ -159,13 +159,13 @@ mod tests {
             .map(|e| {
                 e.encoded(Encoding::OrpcSse, |out| {
                     runs += 1;
-                    out.push_str("o");
+                    out.push('o');
                 })
             })
             .collect();
         assert_eq!(runs, 1);
         assert!(orpc.iter().all(|b| b.as_ptr() == orpc[0].as_ptr()));
-        let trpc = event.encoded(Encoding::TrpcSse, |out| out.push_str("t"));
+        let trpc = event.encoded(Encoding::TrpcSse, |out| out.push('t'));
         assert_eq!((&orpc[0][..], &trpc[..]), (&b"o"[..], &b"t"[..]));
         assert_eq!(event.to_event().id().unwrap().as_str(), "1");
     }
