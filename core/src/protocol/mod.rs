@@ -141,7 +141,7 @@ pub enum StreamEnd {
 /// writes it from its data and id, as it would a [`Frame::Event`].
 ///
 /// ```
-/// use outer_core::procedure::{Encoding, Frame};
+/// use outer_core::procedure::Frame;
 /// use outer_core::protocol::{Chunk, Framing};
 ///
 /// /// Each event's data on a line.
