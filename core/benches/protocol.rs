@@ -2,23 +2,21 @@
 //! post, for oRPC and tRPC, in events per second.
 //!
 //! The event is the chat example's: a post (`{"id":..,"title":..}`, an 80-byte title) published
-//! once and shared, with its id as the SSE id. Each subscriber takes its shared JSON (serialized
-//! once per event by `Published`, copied per subscriber into the frame's `Json`), makes the
-//! tracked event and writes it with the protocol's framing into the stream's text. 1,000 events
-//! per iteration, written into one buffer that is cleared each iteration, as an `SseBody` gathers
-//! ready frames into one chunk.
+//! once and shared, with its id as the SSE id. Each subscriber takes the post's shared event
+//! (made once per event by `Published`) and hands it to the protocol's framing, which takes the
+//! frame the first subscriber encoded and pushes it into the stream's chunk. 1,000 events per
+//! iteration, each into a chunk of its own, as an `SseBody` sends an event that arrives alone.
 //! Run: `cargo bench -p outer-core --bench protocol`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use outer_core::procedure::{Frame, Json};
+use outer_core::procedure::Frame;
 use outer_core::protocol::orpc::OrpcFraming;
 use outer_core::protocol::trpc::{TrpcFraming, TrpcOptions};
-use outer_core::protocol::Framing;
+use outer_core::protocol::{Chunk, Framing};
 use outer_core::publisher::{Published, SeqId};
-use outer_core::tracked;
 use serde::Serialize;
 
 const EVENTS: u64 = 1_000;
@@ -42,47 +40,43 @@ fn posts() -> Vec<Published<Post>> {
         .collect()
 }
 
-/// One subscriber's work for one event: the shared JSON into a frame, the frame into text.
-fn encode(post: &Published<Post>, framing: &mut impl Framing, out: &mut String) {
-    // `Published` serializes once; later calls copy the cached bytes, as every subscriber does.
-    let json: Json = match serde_json::value::to_raw_value(post) {
-        Ok(json) => json,
+/// One subscriber's work for one event: the shared event into a frame, the frame into a chunk,
+/// the chunk into the bytes its socket is handed.
+fn encode(post: &Published<Post>, framing: &mut impl Framing) -> usize {
+    let event = match post.shared_event() {
+        Ok(event) => event,
         Err(err) => panic!("a post serializes: {err}"),
     };
-    let event = match tracked(post.id, json) {
-        Ok(event) => event,
-        Err(err) => panic!("a number is a valid id: {err}"),
-    };
-    framing.frame(Frame::Event(event), out);
+    let mut out = Chunk::new();
+    framing.frame(Frame::Shared(event), &mut out);
+    out.into_bytes().len()
 }
 
 fn bench(c: &mut Criterion) {
     let posts = posts();
-    let mut out = String::with_capacity(256 * EVENTS as usize);
-    // Warm each post's cache, as the first subscriber to send it does.
+    let mut trpc = TrpcFraming::new(&TrpcOptions::default(), "post.live", None);
+    // Warm each post's frames, as the first subscriber of each protocol to send it does.
     for post in &posts {
-        encode(post, &mut OrpcFraming, &mut out);
+        encode(post, &mut OrpcFraming);
+        encode(post, &mut trpc);
     }
     let mut group = c.benchmark_group("protocol");
     group.throughput(Throughput::Elements(EVENTS));
     group.bench_function("orpc/event", |b| {
         b.iter(|| {
-            out.clear();
             let mut framing = OrpcFraming;
-            for post in black_box(&posts) {
-                encode(post, &mut framing, &mut out);
-            }
-            black_box(out.len())
+            black_box(&posts)
+                .iter()
+                .map(|post| encode(post, &mut framing))
+                .sum::<usize>()
         })
     });
     group.bench_function("trpc/event", |b| {
-        let mut framing = TrpcFraming::new(&TrpcOptions::default(), "post.live", None);
         b.iter(|| {
-            out.clear();
-            for post in black_box(&posts) {
-                encode(post, &mut framing, &mut out);
-            }
-            black_box(out.len())
+            black_box(&posts)
+                .iter()
+                .map(|post| encode(post, &mut trpc))
+                .sum::<usize>()
         })
     });
     group.finish();

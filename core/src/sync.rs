@@ -68,11 +68,9 @@ mod imp {
     }
 
     /// A cell written once, read by reference ever after.
-    #[cfg(feature = "publisher")]
     #[derive(Debug, Default)]
     pub(crate) struct OnceLock<T>(std::sync::OnceLock<T>);
 
-    #[cfg(feature = "publisher")]
     impl<T> OnceLock<T> {
         pub(crate) const fn new() -> Self {
             Self(std::sync::OnceLock::new())
@@ -118,11 +116,9 @@ mod imp {
     }
 
     /// A cell written once, read by reference ever after.
-    #[cfg(feature = "publisher")]
     #[derive(Debug, Default)]
     pub(crate) struct OnceLock<T>(once_cell::sync::OnceCell<T>);
 
-    #[cfg(feature = "publisher")]
     impl<T> OnceLock<T> {
         pub(crate) const fn new() -> Self {
             Self(once_cell::sync::OnceCell::new())
@@ -144,5 +140,4 @@ mod imp {
 }
 
 pub(crate) use imp::Mutex;
-#[cfg(feature = "publisher")]
 pub(crate) use imp::OnceLock;

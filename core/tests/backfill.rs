@@ -284,7 +284,7 @@ fn a_subscription_returns_the_feed_and_each_event_goes_out_with_its_id() {
     feed.posts(6);
     let app = app(&feed);
     let mut body = orpc_stream(&app, "2").unwrap();
-    let text = ready_items(&mut body).0.concat();
+    let text = String::from_utf8(ready_items(&mut body).0.concat()).unwrap();
     assert_eq!(
         text,
         ": \n\n\
@@ -295,7 +295,7 @@ fn a_subscription_returns_the_feed_and_each_event_goes_out_with_its_id() {
     );
     feed.post();
     assert_eq!(
-        ready_items(&mut body).0.concat(),
+        String::from_utf8(ready_items(&mut body).0.concat()).unwrap(),
         "event: message\nid: 7\ndata: {\"json\":70}\n\n"
     );
 

@@ -221,7 +221,9 @@ fn stream(reply: Result<Reply, RpcError>) -> (Vec<Value>, Result<Value, RpcError
     let mut events = Vec::new();
     for frame in block_on(collect_frames(frames)) {
         match frame {
-            Frame::Event(event) => events.push(serde_json::from_str(event.data().get()).unwrap()),
+            Frame::Event(_) | Frame::Shared(_) => {
+                events.push(serde_json::from_str(frame.event_data().unwrap().get()).unwrap())
+            }
             Frame::Done(json) => return (events, Ok(serde_json::from_str(json.get()).unwrap())),
             Frame::Error(error) => return (events, Err(error)),
         }
@@ -255,7 +257,9 @@ fn trpc<C: Clone>(app: &App<C>, head: RequestHead, route: &str, query: &str) -> 
 fn text(response: HttpResponse) -> String {
     match response.body {
         Body::Full(bytes) => String::from_utf8(bytes).unwrap(),
-        Body::Events(events) => block_on(events.collect::<Vec<_>>()).concat(),
+        Body::Events(events) => {
+            String::from_utf8(block_on(events.collect::<Vec<_>>()).concat()).unwrap()
+        }
     }
 }
 
@@ -620,7 +624,7 @@ fn wrap_can_replace_the_answer_of_a_query_and_of_a_subscription() {
                     // A stream of its own that passes the events on, counting them.
                     Reply::Stream(frames) => Ok(Reply::Stream(FrameStream::new(frames.inspect(
                         move |frame| {
-                            if matches!(frame, Frame::Event(_)) {
+                            if frame.is_event() {
                                 seen.hit();
                             }
                         },

@@ -163,7 +163,9 @@ fn app() -> App<()> {
 fn body_text(response: HttpResponse) -> String {
     match response.body {
         Body::Full(bytes) => String::from_utf8(bytes).unwrap(),
-        Body::Events(events) => block_on(events.collect::<Vec<_>>()).concat(),
+        Body::Events(events) => {
+            String::from_utf8(block_on(events.collect::<Vec<_>>()).concat()).unwrap()
+        }
     }
 }
 
@@ -309,9 +311,9 @@ fn unit_answers_and_returns_are_written_as_undefined() {
 fn an_interrupted_stream_tells_the_client_to_reconnect() {
     use outer_core::protocol::Framing;
     let mut framing = outer_core::protocol::orpc::OrpcFraming;
-    let mut out = String::new();
+    let mut out = outer_core::protocol::Chunk::new();
     framing.interrupted(&mut out);
-    assert!(out.starts_with("event: error\ndata: {\"json\":{\"defined\":false,\"code\":\"SERVICE_UNAVAILABLE\",\"status\":503,"));
+    assert!(out.into_string().starts_with("event: error\ndata: {\"json\":{\"defined\":false,\"code\":\"SERVICE_UNAVAILABLE\",\"status\":503,"));
 }
 
 #[test]

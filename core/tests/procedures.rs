@@ -54,6 +54,7 @@ fn frames(reply: Reply) -> Vec<Frame> {
 fn data(frame: &Frame) -> Value {
     match frame {
         Frame::Event(event) => serde_json::from_str(event.data().get()).unwrap(),
+        Frame::Shared(event) => serde_json::from_str(event.data().get()).unwrap(),
         Frame::Done(json) => serde_json::from_str(json.get()).unwrap(),
         Frame::Error(err) => panic!("unexpected error {err}"),
     }

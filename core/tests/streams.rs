@@ -53,7 +53,7 @@ fn ready_text(body: &mut SseBody) -> String {
     loop {
         woken.0.store(false, Ordering::SeqCst);
         match Pin::new(&mut *body).poll_next(&mut cx) {
-            Poll::Ready(Some(chunk)) => text.push_str(&chunk),
+            Poll::Ready(Some(chunk)) => text.push_str(std::str::from_utf8(&chunk).unwrap()),
             Poll::Ready(None) => return text,
             Poll::Pending if woken.0.load(Ordering::SeqCst) => continue,
             Poll::Pending => return text,
@@ -71,7 +71,9 @@ fn events_body(response: HttpResponse) -> SseBody {
 fn text(response: HttpResponse) -> String {
     match response.body {
         Body::Full(bytes) => String::from_utf8(bytes).unwrap(),
-        Body::Events(events) => block_on(events.collect::<Vec<_>>()).concat(),
+        Body::Events(events) => {
+            String::from_utf8(block_on(events.collect::<Vec<_>>()).concat()).unwrap()
+        }
     }
 }
 

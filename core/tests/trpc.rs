@@ -136,7 +136,9 @@ fn call(
 fn text(response: HttpResponse) -> String {
     match response.body {
         Body::Full(bytes) => String::from_utf8(bytes).unwrap(),
-        Body::Events(events) => block_on(events.collect::<Vec<_>>()).concat(),
+        Body::Events(events) => {
+            String::from_utf8(block_on(events.collect::<Vec<_>>()).concat()).unwrap()
+        }
     }
 }
 

@@ -92,9 +92,9 @@ fn id_text(post: &Value) -> String {
 /// The next post, checking that its SSE id is its id.
 async fn next_post(frames: &mut FrameStream) -> Value {
     match within("a post", frames.next()).await {
-        Some(Frame::Event(event)) => {
-            let post: Value = serde_json::from_str(event.data().get()).unwrap();
-            assert_eq!(event.id().unwrap().as_str(), id_text(&post), "{post}");
+        Some(frame) if frame.is_event() => {
+            let post: Value = serde_json::from_str(frame.event_data().unwrap().get()).unwrap();
+            assert_eq!(frame.event_id().unwrap().as_str(), id_text(&post), "{post}");
             post
         }
         other => panic!("expected a post, got {other:?}"),

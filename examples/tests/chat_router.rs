@@ -70,9 +70,9 @@ fn value(reply: Result<Reply, RpcError>) -> Value {
 /// The next event's id and data.
 fn next_event(frames: &mut FrameStream) -> (String, Value) {
     match block_on(frames.next()) {
-        Some(Frame::Event(event)) => (
-            event.id().unwrap().to_string(),
-            serde_json::from_str(event.data().get()).unwrap(),
+        Some(frame) if frame.is_event() => (
+            frame.event_id().unwrap().to_string(),
+            serde_json::from_str(frame.event_data().unwrap().get()).unwrap(),
         ),
         other => panic!("expected an event, got {other:?}"),
     }

@@ -1611,7 +1611,10 @@ fn stream_text(response: HttpResponse) -> (Vec<String>, Vec<SseEvent>) {
     let Body::Events(body) = response.body else {
         unreachable!("checked by the caller")
     };
-    let chunks: Vec<String> = block_on(body.collect());
+    let chunks: Vec<String> = block_on(body.collect::<Vec<_>>())
+        .into_iter()
+        .map(|chunk| String::from_utf8(chunk.into()).expect("an event stream is text"))
+        .collect();
     let mut decoder = SseDecoder::with_limits(UNLIMITED);
     let events = feed(&mut decoder, chunks.iter().map(String::as_bytes))
         .into_iter()

@@ -184,7 +184,7 @@ impl<Ctx: Clone + 'static> Session<Ctx> {
                 return;
             }
             match poll_once(body) {
-                Poll::Ready(Some(chunk)) => self.in_flight.extend_from_slice(chunk.as_bytes()),
+                Poll::Ready(Some(chunk)) => self.in_flight.extend_from_slice(&chunk),
                 Poll::Ready(None) => self.server_done = true,
                 Poll::Pending => return,
             }

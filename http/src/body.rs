@@ -2,7 +2,9 @@
 //! event stream chunk by chunk as the handler yields.
 //!
 //! No buffering of streams happens here: each chunk the core's `SseBody` produces becomes one
-//! data frame, which hyper writes and flushes before it polls for the next.
+//! data frame, which hyper writes and flushes before it polls for the next. A chunk is `Bytes`:
+//! a published event alone in its chunk is the frame every subscriber shares, handed to hyper
+//! without a copy.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -184,7 +186,7 @@ impl Body for OuterBody {
                         }
                         metrics.wrote(chunk.len());
                         metrics.behind(events.is_behind());
-                        Poll::Ready(Some(Ok(Frame::data(chunk.into()))))
+                        Poll::Ready(Some(Ok(Frame::data(chunk))))
                     }
                     Poll::Ready(None) => {
                         tracing::debug!("event stream ended");

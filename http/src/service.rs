@@ -776,8 +776,9 @@ mod tests {
         assert_eq!(json_body(refused)["json"]["code"], "SERVICE_UNAVAILABLE");
         let text = block_on(stream.into_body().collect()).unwrap().to_bytes();
         let text = String::from_utf8(text.to_vec()).unwrap();
-        let mut interruption = String::new();
+        let mut interruption = outer_core::protocol::Chunk::new();
         Framing::interrupted(&mut orpc::OrpcFraming, &mut interruption);
+        let interruption = interruption.into_string();
         assert!(
             interruption.contains("SERVICE_UNAVAILABLE"),
             "{interruption}"

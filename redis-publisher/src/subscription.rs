@@ -298,7 +298,8 @@ impl CatchUp {
 }
 
 /// A subscription is a subscription's stream as it is: each event goes out with its stream id
-/// as its SSE id, and its JSON made once for every subscriber in the process.
+/// as its SSE id, as a shared event ([`Frame::Shared`](outer_core::procedure::Frame::Shared)):
+/// its JSON, and each protocol's SSE frame of it, made once for every subscriber in the process.
 impl<T> outer_core::IntoEventStream for Subscription<T>
 where
     T: serde::Serialize + DeserializeOwned + Send + Sync + 'static,

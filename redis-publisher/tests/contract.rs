@@ -737,8 +737,9 @@ fn a_subscription_is_a_procedures_stream_and_its_setup_errors_are_statuses<R: Rt
         let ids = publish_all(&publisher, "t", [10, 20]).await;
         // Each event goes out with its stream id as its SSE id.
         let mut frames = call_live(&router, Some(&ids[0].to_string())).await.unwrap();
+        // Shared: its JSON and frames made once for every subscriber in the process.
         match within("an event", frames.next()).await {
-            Some(Frame::Event(event)) => {
+            Some(Frame::Shared(event)) => {
                 assert_eq!(event.id().unwrap().as_str(), ids[1].to_string());
                 assert_eq!(event.data().get(), "20");
             }

@@ -29,12 +29,14 @@ use crate::sync::{arc_dyn, Arc};
 mod builder;
 mod declared;
 mod shape;
+mod shared;
 mod stream;
 
 pub use builder::{procedure, Next, ProcedureBuilder, Request, TypedProcedure};
 pub use shape::Shape;
 #[cfg(feature = "typescript")]
 pub use shape::Signature;
+pub use shared::{Encoding, SharedEvent};
 #[cfg(feature = "publisher")]
 pub(crate) use stream::item_frames;
 pub use stream::{events, Events, IntoEventStream, OutputCheck, StreamItem, Tracked};
@@ -169,14 +171,61 @@ pub fn encode_output<O: Serialize + ?Sized>(output: &O) -> Result<Json, RpcError
 }
 
 /// One step of a type-erased stream: an event, then exactly one `Done` or `Error` at the end.
+///
+/// An event comes as one of two kinds: `Event`, which this stream alone sends (a handler's own
+/// events, with any meta), or `Shared`, which every subscriber of a publisher's topic sends and
+/// whose wire bytes the protocols make once for all of them.
 #[derive(Debug)]
 pub enum Frame {
     /// A yielded value with its meta.
     Event(Event<Json>),
+    /// A published event, shared with every other stream that sends it.
+    Shared(SharedEvent),
     /// The handler returned this value.
     Done(Json),
     /// The handler failed (or an output failed validation).
     Error(RpcError),
+}
+
+impl Frame {
+    /// Whether this is an event (`Event` or `Shared`), not the stream's end.
+    pub fn is_event(&self) -> bool {
+        matches!(self, Frame::Event(_) | Frame::Shared(_))
+    }
+
+    /// An event's data, whichever kind it is.
+    ///
+    /// ```
+    /// use outer_core::procedure::{Frame, SharedEvent};
+    /// let json = serde_json::value::to_raw_value(&5).unwrap();
+    /// let frame = Frame::Shared(SharedEvent::new(json, None));
+    /// assert_eq!(frame.event_data().unwrap().get(), "5");
+    /// ```
+    pub fn event_data(&self) -> Option<&RawValue> {
+        match self {
+            Frame::Event(event) => Some(event.data()),
+            Frame::Shared(event) => Some(event.data()),
+            Frame::Done(_) | Frame::Error(_) => None,
+        }
+    }
+
+    /// An event's id, whichever kind it is.
+    pub fn event_id(&self) -> Option<&EventId> {
+        match self {
+            Frame::Event(event) => event.id(),
+            Frame::Shared(event) => event.id(),
+            Frame::Done(_) | Frame::Error(_) => None,
+        }
+    }
+
+    /// The same frame with a shared event made a plain [`Event`] (its JSON copied): for tests
+    /// and tools that match on one shape of event.
+    pub fn unshared(self) -> Frame {
+        match self {
+            Frame::Shared(event) => Frame::Event(event.to_event()),
+            other => other,
+        }
+    }
 }
 
 /// A type-erased event stream, as protocols consume it. Dropping it cancels the handler.

@@ -2,7 +2,8 @@
 //!
 //! [`IntoEventStream`] is implemented by [`EventIterator`] (a handler written like a
 //! generator, with a return value), by the publishers' subscriptions (each event goes out
-//! with the publisher's id as its SSE id and its JSON made once for every subscriber), and by
+//! with the publisher's id as its SSE id, as a [`Frame::Shared`]: its JSON and each protocol's
+//! bytes made once for every subscriber), and by
 //! [`Events`], which [`events`] makes from any `Stream` of events.
 
 use core::fmt;
@@ -76,31 +77,33 @@ pub trait IntoEventStream: Send + 'static {
 ///
 /// Implemented for [`Event<T>`], `Result<Event<T>, E>`, and the publishers' items
 /// ([`Published`], `Result<Published<T, Id>, E>`), which keep their publisher id as the SSE
-/// id and serialize once for every subscriber.
+/// id and become a [`Frame::Shared`]: their JSON, and each protocol's bytes, are made once for
+/// every subscriber.
 pub trait StreamItem {
     /// The data of the event.
     type Data;
 
-    /// The event, ready for the wire, or the error that ends the stream.
-    fn into_frame(self, check: Option<&OutputCheck<Self::Data>>) -> Result<Event<Json>, RpcError>;
+    /// The event's frame, ready for the wire ([`Frame::Event`] or [`Frame::Shared`]), or the
+    /// error that ends the stream.
+    fn into_frame(self, check: Option<&OutputCheck<Self::Data>>) -> Result<Frame, RpcError>;
 }
 
 impl<T: Serialize> StreamItem for Event<T> {
     type Data = T;
 
-    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Frame, RpcError> {
         if let Some(check) = check {
             check.check(self.data())?;
         }
         let (data, meta) = self.into_parts();
-        Ok(Event::with_meta(encode_output(&data)?, meta))
+        Ok(Frame::Event(Event::with_meta(encode_output(&data)?, meta)))
     }
 }
 
 impl<T: Serialize, E: Into<RpcError>> StreamItem for Result<Event<T>, E> {
     type Data = T;
 
-    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Frame, RpcError> {
         self.map_err(Into::into)?.into_frame(check)
     }
 }
@@ -109,16 +112,14 @@ impl<T: Serialize, E: Into<RpcError>> StreamItem for Result<Event<T>, E> {
 impl<T: Serialize, Id: Clone + Into<EventId>> StreamItem for Published<T, Id> {
     type Data = T;
 
-    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Frame, RpcError> {
+        // The check runs per subscriber: it is the procedure's, and two procedures may send
+        // one publish with different checks.
         if let Some(check) = check {
             check.check(self.data())?;
         }
-        // Serializing the `Published` reuses the JSON the first subscriber made.
-        let json = encode_output(&self)?;
-        let mut event = Event::new(json);
-        // An EventId is checked already, so setting it cannot fail.
-        let _ = event.meta_mut().set_id(self.id().clone().into());
-        Ok(event)
+        // The first subscriber makes the shared event; the others take a clone of it.
+        Ok(Frame::Shared(self.shared_event()?))
     }
 }
 
@@ -128,7 +129,7 @@ impl<T: Serialize, Id: Clone + Into<EventId>, E: Into<RpcError>> StreamItem
 {
     type Data = T;
 
-    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Event<Json>, RpcError> {
+    fn into_frame(self, check: Option<&OutputCheck<T>>) -> Result<Frame, RpcError> {
         self.map_err(Into::into)?.into_frame(check)
     }
 }
@@ -175,8 +176,8 @@ where
     }
 }
 
-/// How one item of a stream becomes the event it sends, given the procedure's output check.
-pub(crate) type ToFrame<I, D> = fn(I, Option<&OutputCheck<D>>) -> Result<Event<Json>, RpcError>;
+/// How one item of a stream becomes the event frame it sends, given the procedure's output check.
+pub(crate) type ToFrame<I, D> = fn(I, Option<&OutputCheck<D>>) -> Result<Frame, RpcError>;
 
 /// The frames of a stream of items: each item made an event by `to_frame` (an `Err` ends the
 /// stream with it), and `null` as the return value when the items end. One shape for
@@ -214,7 +215,7 @@ impl<S: Stream + Unpin, D> Stream for ItemFrames<S, D> {
         let frame = match Pin::new(items).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(item)) => match (this.to_frame)(item, this.check.as_ref()) {
-                Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
+                Ok(event) => return Poll::Ready(Some(event)),
                 Err(error) => Frame::Error(error),
             },
             Poll::Ready(None) => Frame::Done(null()),
@@ -268,7 +269,7 @@ impl<T: Serialize, R: Serialize> Stream for IteratorFrames<T, R> {
         let frame = match Pin::new(&mut *events).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(event))) => match event.into_frame(this.check.as_ref()) {
-                Ok(event) => return Poll::Ready(Some(Frame::Event(event))),
+                Ok(event) => return Poll::Ready(Some(event)),
                 Err(error) => Frame::Error(error),
             },
             Poll::Ready(Some(Err(error))) => Frame::Error(error),
@@ -352,7 +353,7 @@ impl Stream for IdsRequired {
             return Poll::Ready(None);
         };
         match Pin::new(frames).poll_next(cx) {
-            Poll::Ready(Some(Frame::Event(event))) if event.id().is_none() => {
+            Poll::Ready(Some(frame)) if frame.is_event() && frame.event_id().is_none() => {
                 // Drop the handler now, as any stream that ends does.
                 self.0 = None;
                 Poll::Ready(Some(Frame::Error(RpcError::internal(

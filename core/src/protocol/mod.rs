@@ -5,11 +5,17 @@
 //! these over sockets; nothing here does I/O. [`SseBody`] drives an event stream: it writes the
 //! protocol's opening bytes, each frame as it comes, keep-alives after silence, and ends at a
 //! deadline or on shutdown, dropping the handler so its cleanup runs.
+//!
+//! A publisher's event reaches its streams as a [`Frame::Shared`]: each protocol's framing
+//! encodes it once, into bytes every stream of that protocol shares
+//! ([`SharedEvent::encoded`](crate::procedure::SharedEvent::encoded)), and a [`Chunk`] that
+//! holds just that frame goes out as those bytes. Per subscriber, an event then costs a
+//! reference count, not a copy of its JSON and a frame written again.
 
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec::Vec;
+use bytes::Bytes;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -22,6 +28,7 @@ use crate::procedure::{Frame, FrameStream};
 use crate::rt::{Sleep, Timer};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Wake};
 
+mod chunk;
 #[cfg(feature = "orpc")]
 pub mod orpc;
 #[cfg(feature = "orpc")]
@@ -30,6 +37,8 @@ pub mod orpc_ws;
 pub mod trpc;
 #[cfg(feature = "trpc")]
 pub mod trpc_ws;
+
+pub use chunk::Chunk;
 
 /// An HTTP response, before an adapter writes it.
 #[derive(Debug)]
@@ -123,19 +132,45 @@ pub enum StreamEnd {
     Interrupted,
 }
 
-/// How a protocol writes an event stream.
+/// How a protocol writes an event stream, into the [`Chunk`] its body hands out next.
+///
+/// A [`Frame::Shared`] is the same for every stream of a topic: a framing whose bytes for it do
+/// not depend on the stream writes them once, with
+/// [`SharedEvent::encoded`](crate::procedure::SharedEvent::encoded), and pushes them with
+/// [`Chunk::push_shared`]. One that does not know the event's [`Encoding`](crate::procedure::Encoding)
+/// writes it from its data and id, as it would a [`Frame::Event`].
+///
+/// ```
+/// use outer_core::procedure::Frame;
+/// use outer_core::protocol::{Chunk, Framing};
+///
+/// /// Each event's data on a line.
+/// struct Lines;
+/// impl Framing for Lines {
+///     fn open(&mut self, _: &mut Chunk) {}
+///     fn frame(&mut self, frame: Frame, out: &mut Chunk) {
+///         if let Some(data) = frame.event_data() {
+///             out.push_str(data.get());
+///             out.push_str("\n");
+///         }
+///     }
+///     fn keep_alive(&mut self, out: &mut Chunk) {
+///         out.push_str("\n");
+///     }
+/// }
+/// ```
 pub trait Framing: Send + 'static {
     /// Bytes sent as soon as the stream opens, so the headers reach the client at once.
-    fn open(&mut self, out: &mut String);
+    fn open(&mut self, out: &mut Chunk);
     /// One frame: an event, the return value, or the error.
-    fn frame(&mut self, frame: Frame, out: &mut String);
+    fn frame(&mut self, frame: Frame, out: &mut Chunk);
     /// A keep-alive after a silence.
-    fn keep_alive(&mut self, out: &mut String);
+    fn keep_alive(&mut self, out: &mut Chunk);
     /// The stream is being cut short (deadline or shutdown) and the client should reconnect and
     /// resume. Nothing by default: a clean end is enough where clients reconnect on their own
     /// (EventSource, tRPC). oRPC's client takes a clean end for a finished stream, so its
     /// framing writes a retryable error here.
-    fn interrupted(&mut self, out: &mut String) {
+    fn interrupted(&mut self, out: &mut Chunk) {
         let _ = out;
     }
 }
@@ -165,10 +200,11 @@ const YIELD_AFTER: usize = MAX_CHUNK;
 const MIN_CHUNK: usize = 256;
 const MAX_HINT: usize = 4096;
 
-/// An event stream's body: frames in, text chunks out.
+/// An event stream's body: frames in, chunks of bytes out.
 ///
 /// Frames that are ready together go out in one chunk; a frame that arrives alone goes out at
-/// once. Dropping the body drops the handler (the client went away).
+/// once, and when it is a published event, as the very bytes every other stream of its protocol
+/// sends (see [`Chunk`]). Dropping the body drops the handler (the client went away).
 pub struct SseBody {
     frames: Option<FrameStream>,
     framing: Box<dyn Framing>,
@@ -181,8 +217,8 @@ pub struct SseBody {
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     opened: bool,
     /// The length of the last chunk, which the next one starts with room for: a stream's
-    /// events tend to be alike, and a `String` grown from empty to a 200-byte event reallocates
-    /// five times, per subscriber per event.
+    /// events tend to be alike, and a buffer grown from empty to a 200-byte event reallocates
+    /// five times, per subscriber per event. A chunk that is one shared frame makes no room.
     size_hint: usize,
     /// Whether the frames may have moved since they last said `Pending`, and the task to wake
     /// when they do.
@@ -423,9 +459,9 @@ impl SseBody {
 }
 
 impl Stream for SseBody {
-    type Item = String;
+    type Item = Bytes;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = &mut *self;
         if this.streak >= YIELD_AFTER && this.frames.is_some() {
             // Let the other tasks of this thread run; come back right after them.
@@ -473,12 +509,12 @@ impl Future for WakeOnce {
 impl SseBody {
     /// The next chunk: the opening bytes, the frames that are ready, an interruption, a
     /// keep-alive, or the end.
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = self;
         if this.frames.is_none() {
             return Poll::Ready(None);
         }
-        let mut out = String::new();
+        let mut out = Chunk::new();
         if !this.opened {
             // The opening bytes go out with what the handler's first poll makes ready, and only
             // after that poll: a handler that subscribes before its first await is subscribed
@@ -495,7 +531,11 @@ impl SseBody {
             this.close();
             this.end = Some(Box::new(StreamEnd::Interrupted));
             this.framing.interrupted(&mut out);
-            return Poll::Ready(if out.is_empty() { None } else { Some(out) });
+            return Poll::Ready(if out.is_empty() {
+                None
+            } else {
+                Some(out.into_bytes())
+            });
         }
         let mut finished = false;
         // Registered before the flag is read: a frame that wakes in between is seen now, or
@@ -515,11 +555,11 @@ impl SseBody {
             while out.len() < MAX_CHUNK {
                 match Pin::new(&mut *frames).poll_next(&mut frames_cx) {
                     Poll::Ready(Some(frame)) => {
-                        if out.capacity() == 0 {
-                            out.reserve(this.size_hint.clamp(MIN_CHUNK, MAX_HINT));
+                        if !out.has_room() {
+                            out.room(this.size_hint.clamp(MIN_CHUNK, MAX_HINT));
                         }
                         let last = match &frame {
-                            Frame::Event(_) => {
+                            Frame::Event(_) | Frame::Shared(_) => {
                                 this.events_sent += 1;
                                 false
                             }
@@ -562,17 +602,21 @@ impl SseBody {
         }
         if finished {
             this.close();
-            return Poll::Ready(if out.is_empty() { None } else { Some(out) });
+            return Poll::Ready(if out.is_empty() {
+                None
+            } else {
+                Some(out.into_bytes())
+            });
         }
         if !out.is_empty() {
             this.size_hint = out.len();
             this.reset_idle();
-            return Poll::Ready(Some(out));
+            return Poll::Ready(Some(out.into_bytes()));
         }
         if this.poll_keep_alive(cx) {
             this.framing.keep_alive(&mut out);
             this.reset_idle();
-            return Poll::Ready(Some(out));
+            return Poll::Ready(Some(out.into_bytes()));
         }
         Poll::Pending
     }
@@ -590,21 +634,21 @@ mod tests {
     /// Writes frames as short tags, to see what the body does with them.
     struct Tags;
     impl Framing for Tags {
-        fn open(&mut self, out: &mut String) {
+        fn open(&mut self, out: &mut Chunk) {
             out.push_str("<open>");
         }
-        fn frame(&mut self, frame: Frame, out: &mut String) {
+        fn frame(&mut self, frame: Frame, out: &mut Chunk) {
             match frame {
-                Frame::Event(e) => {
+                Frame::Event(_) | Frame::Shared(_) => {
                     out.push_str("<e:");
-                    out.push_str(e.data().get());
-                    out.push('>');
+                    out.push_str(frame.event_data().unwrap().get());
+                    out.push_str(">");
                 }
                 Frame::Done(_) => out.push_str("<done>"),
                 Frame::Error(_) => out.push_str("<error>"),
             }
         }
-        fn keep_alive(&mut self, out: &mut String) {
+        fn keep_alive(&mut self, out: &mut Chunk) {
             out.push_str("<ka>");
         }
     }
@@ -643,7 +687,7 @@ mod tests {
             &StreamTiming::default(),
             None,
         );
-        let chunks: Vec<String> = block_on(body.collect());
+        let chunks: Vec<Bytes> = block_on(body.collect());
         // The opening waits for the handler's first poll, and takes what it made ready.
         assert_eq!(chunks, ["<open><e:1><e:2><done>"]);
     }
@@ -662,7 +706,7 @@ mod tests {
             None,
         );
         assert!(failed.end().is_none());
-        let _: Vec<String> = block_on(failed.by_ref().collect());
+        let _: Vec<Bytes> = block_on(failed.by_ref().collect());
         assert_eq!(failed.events_sent(), 2);
         assert!(matches!(failed.end(), Some(StreamEnd::Failed(e)) if e.code() == "BAD_REQUEST"));
 
@@ -672,7 +716,7 @@ mod tests {
             &StreamTiming::default(),
             None,
         );
-        let _: Vec<String> = block_on(returned.by_ref().collect());
+        let _: Vec<Bytes> = block_on(returned.by_ref().collect());
         assert_eq!(returned.events_sent(), 0);
         assert!(matches!(returned.end(), Some(StreamEnd::Returned)));
 
@@ -683,7 +727,7 @@ mod tests {
             None,
         )
         .end_on(core::future::ready(()));
-        let _: Vec<String> = block_on(cut.by_ref().collect());
+        let _: Vec<Bytes> = block_on(cut.by_ref().collect());
         assert!(matches!(cut.end(), Some(StreamEnd::Interrupted)));
     }
 
@@ -828,12 +872,15 @@ mod tests {
             Poll::Ready(chunk) => chunk,
             Poll::Pending => None,
         };
-        assert_eq!(poll(&mut body).as_deref(), Some("<open>"));
+        assert_eq!(poll(&mut body).as_deref(), Some(&b"<open>"[..]));
         for n in 1..=100 {
             now_ms.store(n, Ordering::SeqCst);
             send.unbounded_send(Frame::Event(Event::new(json(n as u32))))
                 .unwrap();
-            assert_eq!(poll(&mut body), Some(alloc::format!("<e:{n}>")));
+            assert_eq!(
+                poll(&mut body),
+                Some(Bytes::from(alloc::format!("<e:{n}>")))
+            );
         }
         for quiet in [5_000, 5_099] {
             now_ms.store(quiet, Ordering::SeqCst);
@@ -844,11 +891,11 @@ mod tests {
             );
         }
         now_ms.store(5_100, Ordering::SeqCst);
-        assert_eq!(poll(&mut body).as_deref(), Some("<ka>"));
+        assert_eq!(poll(&mut body).as_deref(), Some(&b"<ka>"[..]));
         now_ms.store(10_099, Ordering::SeqCst);
         assert_eq!(poll(&mut body), None);
         now_ms.store(10_100, Ordering::SeqCst);
-        assert_eq!(poll(&mut body).as_deref(), Some("<ka>"));
+        assert_eq!(poll(&mut body).as_deref(), Some(&b"<ka>"[..]));
         sleeps.load(Ordering::SeqCst)
     }
 
@@ -886,17 +933,17 @@ mod tests {
             },
             Some(Arc::new(Instant::default())),
         );
-        let chunks: Vec<String> = block_on(body.collect());
+        let chunks: Vec<Bytes> = block_on(body.collect());
         assert_eq!(chunks, ["<open>"]);
         assert!(cleaned.load(Ordering::SeqCst));
     }
 
     struct Interrupting;
     impl Framing for Interrupting {
-        fn open(&mut self, _: &mut String) {}
-        fn frame(&mut self, _: Frame, _: &mut String) {}
-        fn keep_alive(&mut self, _: &mut String) {}
-        fn interrupted(&mut self, out: &mut String) {
+        fn open(&mut self, _: &mut Chunk) {}
+        fn frame(&mut self, _: Frame, _: &mut Chunk) {}
+        fn keep_alive(&mut self, _: &mut Chunk) {}
+        fn interrupted(&mut self, out: &mut Chunk) {
             out.push_str("<cut>");
         }
     }
@@ -911,7 +958,7 @@ mod tests {
             None,
         )
         .end_on(core::future::ready(()));
-        let chunks: Vec<String> = block_on(body.collect());
+        let chunks: Vec<Bytes> = block_on(body.collect());
         assert_eq!(chunks, ["<cut>"]);
         assert!(cleaned.load(Ordering::SeqCst));
     }
@@ -926,7 +973,7 @@ mod tests {
             None,
         )
         .end_on(core::future::ready(()));
-        let chunks: Vec<String> = block_on(body.collect());
+        let chunks: Vec<Bytes> = block_on(body.collect());
         assert_eq!(chunks, ["<open>"]);
         assert!(cleaned.load(Ordering::SeqCst));
     }
@@ -939,7 +986,7 @@ mod tests {
             &StreamTiming::default(),
             None,
         );
-        let chunks: Vec<String> = block_on(body.collect());
+        let chunks: Vec<Bytes> = block_on(body.collect());
         assert_eq!(chunks, ["<open><error>"]);
     }
 
@@ -956,7 +1003,7 @@ mod tests {
         }
     }
 
-    fn poll_once(body: &mut SseBody) -> Poll<Option<String>> {
+    fn poll_once(body: &mut SseBody) -> Poll<Option<Bytes>> {
         block_on(async { futures::poll!(body.next()) })
     }
 
@@ -1021,7 +1068,7 @@ mod tests {
                 Poll::Ready(Some(chunk)) => {
                     chunks += 1;
                     full += usize::from(chunk.len() >= MAX_CHUNK);
-                    seen += chunk.matches("<e:").count();
+                    seen += core::str::from_utf8(&chunk).unwrap().matches("<e:").count();
                 }
                 Poll::Ready(None) => break,
                 // After a full chunk the body yields its thread, and asks to run again at once.
@@ -1040,6 +1087,109 @@ mod tests {
         // each full one.
         assert!(chunks >= 4, "{chunks} chunks");
         assert_eq!(yields, full, "one yield per full chunk");
+    }
+
+    /// Counts its serializations.
+    #[cfg(all(feature = "publisher", feature = "orpc", feature = "trpc"))]
+    struct Serialized(Arc<core::sync::atomic::AtomicUsize>, u32);
+
+    #[cfg(all(feature = "publisher", feature = "orpc", feature = "trpc"))]
+    impl serde::Serialize for Serialized {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            serializer.serialize_u32(self.1)
+        }
+    }
+
+    #[cfg(all(feature = "publisher", feature = "orpc", feature = "trpc"))]
+    #[test]
+    fn every_subscriber_of_a_publish_sends_the_same_bytes_made_once_per_protocol() {
+        use crate::procedure::{Encoding, IntoEventStream};
+        use crate::protocol::orpc::OrpcFraming;
+        use crate::protocol::trpc::{TrpcFraming, TrpcOptions};
+        use crate::publisher::{MemoryPublisher, SubscribeOptions};
+
+        const N: usize = 20;
+        let publisher = MemoryPublisher::<Serialized>::new();
+        let subscribe = || {
+            publisher
+                .subscribe_now("t", SubscribeOptions::new())
+                .unwrap()
+        };
+        let timing = StreamTiming::default();
+        let trpc = || TrpcFraming::new(&TrpcOptions::default(), "t", None);
+        let mut orpc_bodies: Vec<SseBody> = (0..N)
+            .map(|_| SseBody::new(subscribe().into_frames(None), OrpcFraming, &timing, None))
+            .collect();
+        let mut trpc_bodies: Vec<SseBody> = (0..N)
+            .map(|_| SseBody::new(subscribe().into_frames(None), trpc(), &timing, None))
+            .collect();
+        for body in orpc_bodies.iter_mut().chain(&mut trpc_bodies) {
+            assert!(
+                matches!(poll_once(body), Poll::Ready(Some(_))),
+                "the opening"
+            );
+            assert!(poll_once(body).is_pending());
+        }
+        // A subscriber of its own, to hold the published event and look into it.
+        let mut watcher = subscribe();
+
+        let serialized = Arc::new(core::sync::atomic::AtomicUsize::new(0));
+        let id = publisher.publish_now("t", Serialized(Arc::clone(&serialized), 42));
+        let chunks = |bodies: &mut Vec<SseBody>| -> Vec<Bytes> {
+            bodies
+                .iter_mut()
+                .map(|body| match poll_once(body) {
+                    Poll::Ready(Some(chunk)) => chunk,
+                    other => panic!("expected the event's chunk, got {other:?}"),
+                })
+                .collect()
+        };
+        let orpc_chunks = chunks(&mut orpc_bodies);
+        let trpc_chunks = chunks(&mut trpc_bodies);
+
+        // One allocation per protocol, pointed to by every subscriber's chunk.
+        for chunks in [&orpc_chunks, &trpc_chunks] {
+            assert!(chunks.iter().all(|c| c.as_ptr() == chunks[0].as_ptr()));
+        }
+        assert_ne!(orpc_chunks[0].as_ptr(), trpc_chunks[0].as_ptr());
+        // The data serialized once, each protocol's frame written once, for 2 * N streams.
+        assert_eq!(serialized.load(Ordering::SeqCst), 1);
+        let published = block_on(watcher.next()).unwrap().unwrap();
+        let shared = published.shared_event().unwrap();
+        assert_eq!(shared.encodes(Encoding::OrpcSse), 1);
+        assert_eq!(shared.encodes(Encoding::TrpcSse), 1);
+
+        // The bytes the old path wrote: a plain event, its JSON and id copied, framed per stream.
+        let old = |framing: &mut dyn Framing| {
+            let event = crate::tracked(id.get(), json(42)).unwrap();
+            let mut out = Chunk::new();
+            framing.frame(Frame::Event(event), &mut out);
+            out.into_bytes()
+        };
+        assert_eq!(orpc_chunks[0], old(&mut OrpcFraming));
+        assert_eq!(trpc_chunks[0], old(&mut trpc()));
+        assert_eq!(
+            orpc_chunks[0],
+            "event: message\nid: 1\ndata: {\"json\":42}\n\n"
+        );
+        assert_eq!(trpc_chunks[0], "data: 42\nid: 1\n\n\n");
+    }
+
+    #[cfg(feature = "trpc")]
+    #[test]
+    fn a_trpc_event_without_an_id_after_a_shared_one_restores_the_shared_id() {
+        use crate::procedure::SharedEvent;
+        use crate::protocol::trpc::{TrpcFraming, TrpcOptions};
+        let mut framing = TrpcFraming::new(&TrpcOptions::default(), "t", None);
+        let mut out = Chunk::new();
+        let shared = SharedEvent::new(json(1), Some(crate::EventId::from(5u64)));
+        framing.frame(Frame::Shared(shared), &mut out);
+        framing.frame(Frame::Shared(SharedEvent::new(json(2), None)), &mut out);
+        assert_eq!(
+            out.into_string(),
+            "data: 1\nid: 5\n\n\ndata: 2\nid: \n\n\nevent: restore-id\ndata: \nid: 5\n\n\n"
+        );
     }
 
     /// Counts wake-ups.

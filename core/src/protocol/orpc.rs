@@ -9,16 +9,18 @@ use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use core::time::Duration;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Answer, Answered, Body, Framing, HttpResponse, SseBody, StreamTiming};
+use super::{Answer, Answered, Body, Chunk, Framing, HttpResponse, SseBody, StreamTiming};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 use crate::head::RequestHead;
+use crate::procedure::Encoding;
 use crate::procedure::{Frame, Json, Reply};
 use crate::router::App;
 use crate::rt::Timer;
-use crate::sse::EventWriter;
+use crate::sse::{EventWriter, SseBuf};
 use crate::sync::Arc;
 
 /// How an oRPC endpoint behaves. The defaults are oRPC's own.
@@ -259,12 +261,15 @@ pub fn value_body(json: &Json) -> String {
 }
 
 /// Writes [`value_body`]`(json)` as the event's data, straight into the stream's text.
-fn write_value<'a>(writer: EventWriter<'a, String>, json: &Json) -> EventWriter<'a, String> {
+fn write_value<'a, B: SseBuf + ?Sized>(
+    writer: EventWriter<'a, B>,
+    json: &RawValue,
+) -> EventWriter<'a, B> {
     writer.data_parts(&value_parts(json))
 }
 
 /// The pieces [`value_body`] joins: the envelope around the JSON, or `{}` for `null`.
-pub(crate) fn value_parts(json: &Json) -> [&str; 3] {
+pub(crate) fn value_parts(json: &RawValue) -> [&str; 3] {
     match json.get() {
         "null" => ["{}", "", ""],
         body => ["{\"json\":", body, "}"],
@@ -360,11 +365,11 @@ pub fn interruption() -> RpcError {
 pub struct OrpcFraming;
 
 impl Framing for OrpcFraming {
-    fn open(&mut self, out: &mut String) {
+    fn open(&mut self, out: &mut Chunk) {
         out.push_str(": \n\n");
     }
 
-    fn frame(&mut self, frame: Frame, out: &mut String) {
+    fn frame(&mut self, frame: Frame, out: &mut Chunk) {
         // Ids and comments were checked for CR, LF and NUL when the event was built, so the
         // writer has nothing left to refuse.
         let written = match frame {
@@ -383,6 +388,19 @@ impl Framing for OrpcFraming {
                 }
                 write_value(writer, &data).finish()
             }
+            // The same bytes as an `Event` with this data and id, written once for every stream.
+            Frame::Shared(event) => {
+                let mut written = Ok(());
+                let bytes = event.encoded(Encoding::OrpcSse, |text| {
+                    let mut writer = EventWriter::new(text).event("message");
+                    if let Some(id) = event.id() {
+                        writer = writer.id(id.as_str());
+                    }
+                    written = write_value(writer, event.data()).finish();
+                });
+                out.push_shared(bytes);
+                written
+            }
             Frame::Done(value) => write_value(EventWriter::new(out).event("done"), &value).finish(),
             Frame::Error(error) => EventWriter::new(out)
                 .event("error")
@@ -395,14 +413,14 @@ impl Framing for OrpcFraming {
         );
     }
 
-    fn keep_alive(&mut self, out: &mut String) {
+    fn keep_alive(&mut self, out: &mut Chunk) {
         out.push_str(": \n\n");
     }
 
     /// oRPC's client (and its retry plugin) takes a clean end without `done` for a finished
     /// stream, so an interrupted stream says so with a retryable error: with `ClientRetryPlugin`
     /// the client reconnects and resumes after its last id.
-    fn interrupted(&mut self, out: &mut String) {
+    fn interrupted(&mut self, out: &mut Chunk) {
         self.frame(Frame::Error(interruption()), out);
     }
 }
@@ -410,12 +428,12 @@ impl Framing for OrpcFraming {
 /// The text of a whole event stream for `frames` (no keep-alives): for tests and tools.
 pub fn encode_frames(frames: impl IntoIterator<Item = Frame>) -> String {
     let mut framing = OrpcFraming;
-    let mut out = String::new();
+    let mut out = Chunk::new();
     framing.open(&mut out);
     for frame in frames {
         framing.frame(frame, &mut out);
     }
-    out
+    out.into_string()
 }
 
 /// What a client reads from an oRPC event stream.

@@ -23,6 +23,7 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::orpc::{decode_envelope, error_body, malformed, procedure_path, value_parts, OrpcCall};
@@ -193,24 +194,10 @@ pub fn event(id: &MessageId, frame: Frame) -> String {
     match frame {
         Frame::Event(event) => {
             let (value, meta) = event.into_parts();
-            out.push_str("\"message\",\"d\":");
-            out.extend(value_parts(&value));
-            if meta.id().is_some() || meta.retry().is_some() {
-                out.push_str(",\"m\":{");
-                if let Some(event_id) = meta.id() {
-                    out.push_str("\"id\":");
-                    out.push_str(&serde_json::to_string(event_id.as_str()).unwrap_or_default());
-                }
-                if let Some(retry) = meta.retry() {
-                    if meta.id().is_some() {
-                        out.push(',');
-                    }
-                    out.push_str("\"retry\":");
-                    out.push_str(&retry.to_string());
-                }
-                out.push('}');
-            }
+            message(&value, meta.id(), meta.retry(), &mut out);
         }
+        // The message carries this socket's call id: nothing whole to share, written per call.
+        Frame::Shared(event) => message(event.data(), event.id(), None, &mut out),
         Frame::Done(value) => {
             out.push_str("\"done\",\"d\":");
             out.extend(value_parts(&value));
@@ -222,6 +209,27 @@ pub fn event(id: &MessageId, frame: Frame) -> String {
     }
     out.push_str("}}");
     out
+}
+
+/// A `message` event's `"d"` and `"m"`, after `"e":`.
+fn message(value: &RawValue, id: Option<&EventId>, retry: Option<u64>, out: &mut String) {
+    out.push_str("\"message\",\"d\":");
+    out.extend(value_parts(value));
+    if id.is_some() || retry.is_some() {
+        out.push_str(",\"m\":{");
+        if let Some(event_id) = id {
+            out.push_str("\"id\":");
+            out.push_str(&serde_json::to_string(event_id.as_str()).unwrap_or_default());
+        }
+        if let Some(retry) = retry {
+            if id.is_some() {
+                out.push(',');
+            }
+            out.push_str("\"retry\":");
+            out.push_str(&retry.to_string());
+        }
+        out.push('}');
+    }
 }
 
 #[cfg(test)]

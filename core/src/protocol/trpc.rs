@@ -12,16 +12,17 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Answer, Answered, Body, Framing, HttpResponse, SseBody, StreamTiming};
+use super::{Answer, Answered, Body, Chunk, Framing, HttpResponse, SseBody, StreamTiming};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::EventId;
 use crate::head::RequestHead;
-use crate::procedure::{error_stream, Frame, Reply};
+use crate::procedure::{error_stream, Encoding, Frame, Reply, SharedEvent};
 use crate::router::App;
 use crate::rt::Timer;
-use crate::sse::EventWriter;
+use crate::sse::{EncodeError, EventWriter, SseBuf};
 use crate::sync::Arc;
 use crate::ProcedureKind;
 
@@ -638,7 +639,7 @@ async fn subscribe<Ctx>(
     let framing = TrpcFraming {
         client_config: options.client_config(),
         path,
-        last_event_id: resume,
+        last_event_id: resume.map_or(LastId::None, LastId::Own),
     };
     HttpResponse {
         status: 200,
@@ -738,7 +739,27 @@ pub struct TrpcFraming {
     path: String,
     /// The last id sent or resumed from: an event without one then carries an empty `id:`
     /// and a `restore-id` event puts the browser's last id back.
-    last_event_id: Option<EventId>,
+    last_event_id: LastId,
+}
+
+/// A [`TrpcFraming`]'s last id. A shared event's is kept as the event itself: one reference
+/// count per event, where holding the id would copy it, per subscriber per event, for the rare
+/// event without an id that follows.
+#[derive(Debug)]
+enum LastId {
+    None,
+    Own(EventId),
+    Shared(SharedEvent),
+}
+
+impl LastId {
+    fn get(&self) -> Option<&EventId> {
+        match self {
+            LastId::None => None,
+            LastId::Own(id) => Some(id),
+            LastId::Shared(event) => event.id(),
+        }
+    }
 }
 
 impl TrpcFraming {
@@ -747,13 +768,52 @@ impl TrpcFraming {
         Self {
             client_config: options.client_config(),
             path: path.into(),
-            last_event_id,
+            last_event_id: last_event_id.map_or(LastId::None, LastId::Own),
+        }
+    }
+
+    /// An event's data with its id, or, without one, an empty `id:` and a `restore-id` event
+    /// when an id came before.
+    fn write_event(
+        &self,
+        data: &RawValue,
+        id: Option<&EventId>,
+        out: &mut Chunk,
+    ) -> Result<(), EncodeError> {
+        match (id, self.last_event_id.get()) {
+            (Some(id), _) => write_data(data, id, out),
+            (None, None) => EventWriter::new(out)
+                .data(data.get())
+                .finish_with_blank_line(),
+            (None, Some(last)) => EventWriter::new(out)
+                .data(data.get())
+                .id("")
+                .finish_with_blank_line()
+                .and_then(|()| {
+                    EventWriter::new(out)
+                        .event("restore-id")
+                        .data("")
+                        .id(last.as_str())
+                        .finish_with_blank_line()
+                }),
         }
     }
 }
 
+/// An event with an id: `data:` then `id:`, the same for every stream.
+fn write_data<B: SseBuf + ?Sized>(
+    data: &RawValue,
+    id: &EventId,
+    out: &mut B,
+) -> Result<(), EncodeError> {
+    EventWriter::new(out)
+        .data(data.get())
+        .id(id.as_str())
+        .finish_with_blank_line()
+}
+
 impl Framing for TrpcFraming {
-    fn open(&mut self, out: &mut String) {
+    fn open(&mut self, out: &mut Chunk) {
         let written = EventWriter::new(out)
             .event("connected")
             .data(&self.client_config)
@@ -761,38 +821,31 @@ impl Framing for TrpcFraming {
         debug_assert!(written.is_ok());
     }
 
-    fn frame(&mut self, frame: Frame, out: &mut String) {
+    fn frame(&mut self, frame: Frame, out: &mut Chunk) {
         // Ids were checked for CR, LF and NUL when the event was built.
         let written = match frame {
             Frame::Event(event) => {
                 let (data, mut meta) = event.into_parts();
-                match meta.take_id() {
-                    Some(id) => {
-                        let written = EventWriter::new(out)
-                            .data(data.get())
-                            .id(id.as_str())
-                            .finish_with_blank_line();
-                        self.last_event_id = Some(id);
-                        written
-                    }
-                    None => match &self.last_event_id {
-                        None => EventWriter::new(out)
-                            .data(data.get())
-                            .finish_with_blank_line(),
-                        Some(last) => EventWriter::new(out)
-                            .data(data.get())
-                            .id("")
-                            .finish_with_blank_line()
-                            .and_then(|()| {
-                                EventWriter::new(out)
-                                    .event("restore-id")
-                                    .data("")
-                                    .id(last.as_str())
-                                    .finish_with_blank_line()
-                            }),
-                    },
+                let id = meta.take_id();
+                let written = self.write_event(&data, id.as_ref(), out);
+                if let Some(id) = id {
+                    self.last_event_id = LastId::Own(id);
                 }
+                written
             }
+            // With an id, the same bytes for every stream: written once, shared.
+            Frame::Shared(event) => match event.id() {
+                Some(id) => {
+                    let mut written = Ok(());
+                    let bytes = event.encoded(Encoding::TrpcSse, |text| {
+                        written = write_data(event.data(), id, text);
+                    });
+                    out.push_shared(bytes);
+                    self.last_event_id = LastId::Shared(event);
+                    written
+                }
+                None => self.write_event(event.data(), None, out),
+            },
             // tRPC does not send the return value.
             Frame::Done(_) => EventWriter::new(out)
                 .event("return")
@@ -813,7 +866,7 @@ impl Framing for TrpcFraming {
         );
     }
 
-    fn keep_alive(&mut self, out: &mut String) {
+    fn keep_alive(&mut self, out: &mut Chunk) {
         let written = EventWriter::new(out)
             .event("ping")
             .data("")

@@ -318,6 +318,8 @@ pub fn subscription_frames(id: &RequestId, path: &str, frame: Frame) -> Vec<Stri
             let (value, mut meta) = event.into_parts();
             vec![data(id, value.get(), meta.take_id().as_ref())]
         }
+        // The message carries this socket's request id: nothing whole to share.
+        Frame::Shared(event) => vec![data(id, event.data().get(), event.id())],
         Frame::Done(_) => vec![stopped(id)],
         Frame::Error(failure) => vec![error(id, &failure, path), stopped(id)],
     }

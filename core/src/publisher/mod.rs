@@ -10,7 +10,10 @@
 //!   (the number in decimal, as apps number their rows) parses back; any other last event id is
 //!   refused as [`SubscribeError::MalformedId`] (`BAD_REQUEST`).
 //! - **Sharing**: an event is stored once per publish, in one `Arc`, however many subscribers
-//!   read it, and serialized to JSON at most once ([`Published`]).
+//!   read it, serialized to JSON at most once ([`Published`]), and framed at most once per
+//!   protocol: every subscriber's stream sends the same bytes
+//!   ([`SharedEvent`](crate::procedure::SharedEvent)), so a subscriber's work per event is a
+//!   cursor in the topic and two reference counts.
 //! - **Retention**: each topic keeps its last K events (default 1024,
 //!   [`retain_last`](MemoryPublisherBuilder::retain_last)) and, if asked, only those younger
 //!   than T ([`retain_for`](MemoryPublisherBuilder::retain_for)). A subscription with a last

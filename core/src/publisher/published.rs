@@ -1,6 +1,8 @@
 //! A published event as every subscriber receives it: its id and data shared by all of them,
-//! serialized to JSON at most once however many subscribers send it. Not a wire format.
+//! serialized to JSON at most once, and framed for each protocol at most once, however many
+//! subscribers send it. Not a wire format.
 
+use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use core::fmt;
@@ -10,15 +12,20 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::SeqId;
+use crate::error::RpcError;
 use crate::event::{Event, EventId};
+use crate::procedure::{output_error, Issue, SharedEvent};
 use crate::sync::{Arc, OnceLock};
 
 /// One published event: its id and its data, which every subscriber shares through one `Arc`.
 ///
 /// It derefs to the data. Its [`Serialize`] impl turns the data into JSON the first time any
 /// subscriber serializes it and hands the same bytes to every other subscriber, so a fan-out to
-/// 10,000 streams runs `T::serialize` once. [`into_event`](Published::into_event) makes it the
-/// tracked [`Event`] a streaming handler yields.
+/// 10,000 streams runs `T::serialize` once. A subscription's stream sends it as one
+/// [`SharedEvent`] ([`shared_event`](Published::shared_event)), made by the first subscriber and
+/// cloned (one `Arc`) by the others, so each protocol's SSE frame for it is written once too and
+/// every stream hands the same bytes to its socket. [`into_event`](Published::into_event) makes
+/// it the tracked [`Event`] a streaming handler yields.
 ///
 /// ```
 /// use outer_core::publisher::{Published, SeqId};
@@ -42,6 +49,11 @@ struct Shared<T> {
     /// The JSON of `data` with the id as its first field, made by the first [`WithIds`]
     /// stream that sends it.
     json_with_id: OnceLock<Result<Box<RawValue>, String>>,
+    /// The event every subscription's stream sends: `data`'s JSON (copied from `json`: once per
+    /// publish, not per subscriber) with the id, and the frames the protocols make of it.
+    shared: OnceLock<Result<SharedEvent, String>>,
+    /// The same for [`WithIds`] streams, whose data is `json_with_id`.
+    shared_with_id: OnceLock<Result<SharedEvent, String>>,
 }
 
 impl<T, I> Published<T, I> {
@@ -53,6 +65,8 @@ impl<T, I> Published<T, I> {
                 data,
                 json: OnceLock::new(),
                 json_with_id: OnceLock::new(),
+                shared: OnceLock::new(),
+                shared_with_id: OnceLock::new(),
             }),
         }
     }
@@ -116,6 +130,51 @@ impl<T: Serialize, I> Published<T, I> {
             })
             .as_deref()
             .map_err(String::as_str)
+    }
+}
+
+impl<T: Serialize, I: Clone + Into<EventId>> Published<T, I> {
+    /// The event a subscription's stream sends for this publish: the data's JSON with the id,
+    /// made by the first subscriber to ask and shared (one `Arc`) with every other, along with
+    /// the frames each protocol writes of it ([`SharedEvent::encoded`]). An error (data serde
+    /// cannot write) is the same output error for every subscriber.
+    ///
+    /// ```
+    /// use outer_core::publisher::{Published, SeqId};
+    /// let post = Published::new(SeqId::new(7), "hi");
+    /// let (a, b) = (post.clone().shared_event().unwrap(), post.shared_event().unwrap());
+    /// assert!(a.ptr_eq(&b));
+    /// assert_eq!((a.data().get(), a.id().unwrap().as_str()), ("\"hi\"", "7"));
+    /// ```
+    pub fn shared_event(&self) -> Result<SharedEvent, RpcError> {
+        let json = || Ok(self.data_json().map_err(String::from)?.to_owned());
+        self.shared_with(&self.shared.shared, json)
+            .map_err(|message| output_error(&[Issue::new(message)]))
+    }
+
+    /// [`shared_event`](Self::shared_event) with the data's JSON from
+    /// [`json_with_id`](Self::json_with_id): what [`with_ids`](super::with_ids) sends. The
+    /// error is `json_with_id`'s message.
+    pub(super) fn shared_event_with_id(&self) -> Result<SharedEvent, &str>
+    where
+        I: Serialize,
+    {
+        let json = || Ok(self.json_with_id().map_err(String::from)?.to_owned());
+        self.shared_with(&self.shared.shared_with_id, json)
+    }
+
+    fn shared_with<'a>(
+        &'a self,
+        cell: &'a OnceLock<Result<SharedEvent, String>>,
+        json: impl FnOnce() -> Result<Box<RawValue>, String>,
+    ) -> Result<SharedEvent, &'a str> {
+        match cell.get_or_init(|| {
+            let id: EventId = self.id.clone().into();
+            Ok(SharedEvent::new(json()?, Some(id)))
+        }) {
+            Ok(event) => Ok(event.clone()),
+            Err(message) => Err(message),
+        }
     }
 }
 

@@ -1,18 +1,14 @@
 //! Events whose data carries their id, as apps send rows: `{"id":7,"title":"hi"}` with SSE
 //! `id: 7`, the JSON made once per event however many subscribers send it.
 
-use alloc::borrow::ToOwned;
-use alloc::boxed::Box;
-
 use futures_core::Stream;
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
 use super::Published;
 use crate::error::{ErrorCode, RpcError};
-use crate::event::{Event, EventId};
-use crate::procedure::{item_frames, FrameStream, IntoEventStream, OutputCheck};
+use crate::event::EventId;
+use crate::procedure::{item_frames, Frame, FrameStream, IntoEventStream, OutputCheck};
 
 /// Data with its id as a field: what a [`with_ids`] stream sends for each event. Serializes as
 /// the data's object with `"id"` first.
@@ -75,8 +71,8 @@ impl<T: ts_rs::TS, Id: ts_rs::TS> ts_rs::TS for WithId<T, Id> {
 
 /// Sends a subscription's events (a publisher's, or [`backfilled`](super::backfilled)) with
 /// each one's id in its data as well as in its SSE id: `{"id":7,"title":"hi"}`, the shape an
-/// app's rows have. The data must serialize as an object. Like the events themselves, the JSON
-/// is made once per event, not once per subscriber.
+/// app's rows have. The data must serialize as an object. Like the events themselves, the JSON,
+/// and each protocol's frame of it, is made once per event, not once per subscriber.
 ///
 /// The stream is `Unpin`, as subscriptions and [`Backfilled`](super::Backfilled) are, so it
 /// is held as it is, without a box per subscriber (`Box::pin` one that is not).
@@ -124,12 +120,12 @@ where
     }
 }
 
-/// The event for one item: the data's JSON with its id first (made once per event), and the
-/// publisher's id as the SSE id.
+/// The event for one item: the data's JSON with its id first and the publisher's id as the SSE
+/// id, shared by every subscriber (made once per event, as are the protocols' frames of it).
 fn frame<T, Id, E>(
     item: Result<Published<T, Id>, E>,
     check: Option<&OutputCheck<WithId<T, Id>>>,
-) -> Result<Event<Box<RawValue>>, RpcError>
+) -> Result<Frame, RpcError>
 where
     T: Serialize + Clone,
     Id: Serialize + Clone + Into<EventId>,
@@ -142,11 +138,8 @@ where
             data: published.data().clone(),
         })?;
     }
-    let json = published
-        .json_with_id()
+    let event = published
+        .shared_event_with_id()
         .map_err(|message| RpcError::new(ErrorCode::INTERNAL_SERVER_ERROR, message))?;
-    let mut event = Event::new(json.to_owned());
-    // An EventId is checked already, so setting it cannot fail.
-    let _ = event.meta_mut().set_id(published.id().clone().into());
-    Ok(event)
+    Ok(Frame::Shared(event))
 }

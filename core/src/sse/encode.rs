@@ -193,7 +193,7 @@ impl<'a, B: SseBuf + ?Sized> EventWriter<'a, B> {
     /// Writes the `data:` lines of the text `parts` make when joined, as
     /// [`data`](EventWriter::data)`(&parts.concat())` would, without building that text when it
     /// is one line (a framing that wraps each event's JSON in an envelope writes it this way,
-    /// once per subscriber per event).
+    /// once per event for a published one, once per stream for a handler's own).
     ///
     /// ```
     /// use outer_core::sse::EventWriter;

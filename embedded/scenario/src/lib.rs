@@ -237,7 +237,7 @@ fn drain(body: &mut SseBody, mut sink: impl FnMut(&[u8])) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
     loop {
         match Pin::new(&mut *body).poll_next(&mut cx) {
-            Poll::Ready(Some(chunk)) => sink(chunk.as_bytes()),
+            Poll::Ready(Some(chunk)) => sink(&chunk),
             Poll::Ready(None) => return true,
             Poll::Pending => return false,
         }

@@ -294,9 +294,9 @@ pub fn quiet_config() -> ServerConfig {
 /// What the oRPC framing writes when a stream is cut short (deadline or shutdown) instead of
 /// `done`: a retryable error, so clients reconnect and resume.
 pub fn interruption() -> String {
-    let mut out = String::new();
+    let mut out = outer_core::protocol::Chunk::new();
     OrpcFraming.interrupted(&mut out);
-    out
+    out.into_string()
 }
 
 /// The scenarios, one function per behaviour; [`conformance_suite!`](crate::conformance_suite)

@@ -745,7 +745,7 @@ impl Stream for Subscribed {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         let next = self.frames.poll_next_unpin(cx);
         match &next {
-            Poll::Ready(Some(Frame::Event(_))) => self.metrics.delivered(1),
+            Poll::Ready(Some(Frame::Event(_) | Frame::Shared(_))) => self.metrics.delivered(1),
             Poll::Ready(Some(Frame::Done(_)) | None) => {
                 self.metrics.ended(Some(&StreamEnd::Returned))
             }

@@ -96,11 +96,14 @@ where
                     let started = trpc_ws::started(&request);
                     bytes.increment(started.len() as u64);
                     let events = frames.flat_map(move |frame| match frame {
-                        // One frame per event, without the list the end's two need.
-                        Frame::Event(event) => {
-                            let (value, mut meta) = event.into_parts();
-                            let data =
-                                trpc_ws::data(&request, value.get(), meta.take_id().as_ref());
+                        // One frame per event, without the list the end's two need. A shared
+                        // event is written per socket too: its message carries this call's id.
+                        Frame::Event(_) | Frame::Shared(_) => {
+                            let data = trpc_ws::data(
+                                &request,
+                                frame.event_data().map_or("null", |data| data.get()),
+                                frame.event_id(),
+                            );
                             bytes.increment(data.len() as u64);
                             Either::Left(stream::once(ready(data)))
                         }
