@@ -381,7 +381,13 @@ where
                                 // writer never answers, so the connection closes after it.
                                 let reuse = reuse && parts.read_buf.is_empty();
                                 let writer = StreamWriter::new(parts.io, response);
-                                let next = reuse.then_some(parts.service);
+                                // Without its slots, which the next hyper connection makes
+                                // anew: an idle stream keeps as little as it can.
+                                let next = reuse.then(|| OnConnection {
+                                    upgrade: None,
+                                    hand_off: None,
+                                    ..parts.service
+                                });
                                 this.phase = match &this.lanes {
                                     Some(lanes) => Phase::InLane {
                                         link: lanes.run(writer),
