@@ -2,8 +2,9 @@
 //! event stream chunk by chunk as the handler yields.
 //!
 //! No buffering of streams happens here: each chunk the core's `SseBody` produces becomes one
-//! data frame, which hyper writes and flushes before it polls for the next. A chunk is `Bytes`:
-//! a published event alone in its chunk is the frame every subscriber shares, handed to hyper
+//! data frame, written and flushed before the body is polled for the next: by hyper over
+//! HTTP/2, by Outer's own writer over HTTP/1.1 on its servers (`server::hand_off`). A chunk is
+//! `Bytes`: a published event alone in its chunk is the frame every subscriber shares, written
 //! without a copy.
 
 use std::fmt;

@@ -184,7 +184,7 @@ fn is_event_stream<B: Body>(response: &Response<B>) -> bool {
 }
 
 /// A request's future on a connection: the service's answer, or, for an event stream on
-/// HTTP/1.1, the hand-off (see the [module docs](self)).
+/// HTTP/1.1, the hand-off to Outer's own writer (see the [module docs](crate::server)).
 pub struct OnResponse<S: HttpService> {
     // Boxed: hyper's HTTP/1.1 connection must be `Unpin` to hand its socket back, and a
     // layer's future need not be.

@@ -219,7 +219,8 @@ struct Shared<I> {
     /// Set by the connection when it is dropped (closed by force): the lane drops the stream.
     cancelled: AtomicBool,
     /// Set by the lane when the stream ends: the socket when it ended whole, else `None`.
-    ended: Mutex<Option<Option<I>>>,
+    /// Boxed: an idle stream keeps this place, and most never fill it.
+    ended: Mutex<Option<Option<Box<I>>>>,
     connection: AtomicWaker,
     stream: AtomicWaker,
 }
@@ -261,7 +262,7 @@ where
         };
         let writer = this.writer.take();
         let io = match (ended, writer) {
-            (Some(true), Some(writer)) => Some(writer.into_io()),
+            (Some(true), Some(writer)) => Some(Box::new(writer.into_io())),
             _ => None,
         };
         *this
@@ -289,7 +290,7 @@ impl<I> Link<I> {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            Some(io) => Poll::Ready(io),
+            Some(io) => Poll::Ready(io.map(|io| *io)),
             None => Poll::Pending,
         }
     }
@@ -305,5 +306,140 @@ impl<I> Drop for Link<I> {
 impl<I> fmt::Debug for Link<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Link").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::Response;
+    use http_body_util::StreamBody;
+    use hyper_util::rt::TokioIo;
+    use std::convert::Infallible;
+    use std::future::poll_fn;
+    use tokio::io::AsyncReadExt;
+
+    /// Spawns on tokio, counting the lane tasks still alive.
+    #[derive(Clone, Default)]
+    struct Counting(Arc<AtomicUsize>);
+
+    struct Alive<F>(F, Arc<AtomicUsize>);
+
+    impl<F: Future + Unpin> Future for Alive<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            Pin::new(&mut self.0).poll(cx)
+        }
+    }
+
+    impl<F> Drop for Alive<F> {
+        fn drop(&mut self) {
+            self.1.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<F: Future<Output = ()> + Send + Unpin + 'static> hyper::rt::Executor<F> for Counting {
+        fn execute(&self, task: F) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(Alive(task, Arc::clone(&self.0)));
+        }
+    }
+
+    /// A body of `chunks`, then the end if `ends`, else nothing more; `dropped` is set when it
+    /// is dropped.
+    fn body(
+        chunks: &[&'static str],
+        ends: bool,
+        dropped: Arc<AtomicBool>,
+    ) -> impl Body<Data = Bytes, Error = Infallible> + Send + Unpin + 'static {
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let guard = SetOnDrop(dropped);
+        let frames: Vec<_> = chunks
+            .iter()
+            .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        let tail = futures_util::stream::poll_fn(move |_| {
+            let _ = &guard;
+            if ends {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        });
+        StreamBody::new(futures_util::stream::iter(frames).chain(tail))
+    }
+
+    fn response<B>(body: B) -> Response<B> {
+        Response::builder().header("date", "x").body(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_lane_writes_streams_gives_whole_ones_back_drops_cut_ones_and_ends_when_closed() {
+        let executor = Counting::default();
+        let lanes = Lanes::new(2, executor.clone());
+        let closer = lanes.closer();
+
+        // A stream that ends: written whole, its socket back.
+        let (client, server) = tokio::io::duplex(4096);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let writer = StreamWriter::new(
+            TokioIo::new(server),
+            response(body(&["a", "bc"], true, Arc::clone(&dropped))),
+        );
+        let mut link = lanes.run(writer);
+        let io = poll_fn(|cx| link.poll_ended(cx)).await;
+        assert!(
+            io.is_some(),
+            "a stream that ended whole gives its socket back"
+        );
+        drop(io);
+        let mut written = String::new();
+        let mut client = client;
+        client.read_to_string(&mut written).await.unwrap();
+        assert_eq!(
+            written,
+            "HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n\
+             1\r\na\r\n2\r\nbc\r\n0\r\n\r\n"
+        );
+        assert!(dropped.load(Ordering::SeqCst));
+
+        // A stream that never ends: dropping its link drops it in its lane.
+        let (_client, server) = tokio::io::duplex(4096);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let writer = StreamWriter::new(
+            TokioIo::new(server),
+            response(body(&["a"], false, Arc::clone(&dropped))),
+        );
+        let link = lanes.run(writer);
+        tokio::task::yield_now().await;
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(link);
+        for _ in 0..100 {
+            if dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the cut stream's body was dropped"
+        );
+
+        // Two lanes were used; once closed and empty they end.
+        assert_eq!(executor.0.load(Ordering::SeqCst), 2);
+        drop(closer);
+        for _ in 0..100 {
+            if executor.0.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(executor.0.load(Ordering::SeqCst), 0, "the lane tasks ended");
     }
 }

@@ -183,8 +183,10 @@ where
     WebSocket(Pin<Box<ws::Socket<Ctx, ws::io::TokioIo<Rewind<I>>>>>),
     /// An event stream's response, written by Outer once hyper handed the socket back (see
     /// `hand_off`).
+    // The writer boxed: a stream's task keeps the size of its largest phase, and on a server
+    // with lanes (smol's) the writer lives in its lane, not here.
     Streaming {
-        writer: StreamWriter<Rewind<I>, S::ResponseBody>,
+        writer: Box<StreamWriter<Rewind<I>, S::ResponseBody>>,
         /// The service, for the client's next request once the stream has ended, when the
         /// connection may serve one.
         next: Option<OnConnection<S>>,
@@ -393,7 +395,10 @@ where
                                         link: lanes.run(writer),
                                         next,
                                     },
-                                    None => Phase::Streaming { writer, next },
+                                    None => Phase::Streaming {
+                                        writer: Box::new(writer),
+                                        next,
+                                    },
                                 };
                             }
                             None => {
@@ -435,13 +440,13 @@ where
                 Phase::Streaming { writer, .. } => {
                     // A shutdown ends the stream from inside its body (its protocol's
                     // interruption); the connection closes after it.
-                    let whole = ready!(Pin::new(writer).poll(cx));
+                    let whole = ready!(Pin::new(&mut **writer).poll(cx));
                     let Phase::Streaming { writer, next } =
                         std::mem::replace(&mut this.phase, Phase::Done)
                     else {
                         unreachable!("the phase was just matched");
                     };
-                    this.phase = this.after_stream(whole.then(|| writer.into_io()), next);
+                    this.phase = this.after_stream(whole.then(|| (*writer).into_io()), next);
                 }
                 Phase::InLane { link, .. } => {
                     let io = ready!(link.poll_ended(cx));
@@ -587,7 +592,7 @@ where
     I: Socket,
     E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S, I>,
 {
-    accept_with(stack, incoming, executor, 0)
+    accept_loop_in_lanes(stack, incoming, executor, 0)
 }
 
 /// [`accept_loop`], with each HTTP/1.1 event stream written from one of `lanes` tasks (one
@@ -596,24 +601,8 @@ where
 /// make every other task (the publishers' connections among them) wait behind all N. A lane
 /// writes to its woken streams a few at a time and lets the other tasks run in between. smol's
 /// adapter serves this way; see the `lanes` module of this crate for why tokio's does not.
+/// With `lanes` 0, each stream is written from its connection's task: [`accept_loop`].
 pub fn accept_loop_in_lanes<Ctx, S, L, I, E>(
-    stack: Stack<Ctx, S>,
-    incoming: L,
-    executor: E,
-    lanes: usize,
-) -> (impl Future<Output = ()>, ServerControl)
-where
-    Ctx: Clone + Send + 'static,
-    S: HttpService,
-    L: Stream<Item = io::Result<(I, Option<SocketAddr>)>> + Unpin + 'static,
-    I: Socket,
-    E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S, I>,
-{
-    accept_with(stack, incoming, executor, lanes.max(1))
-}
-
-/// The accept loop, with `lanes` lanes (0: none).
-fn accept_with<Ctx, S, L, I, E>(
     stack: Stack<Ctx, S>,
     incoming: L,
     executor: E,
