@@ -59,7 +59,7 @@ use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
 #[cfg(feature = "tls")]
 use outer_http::server::Handshake;
-use outer_http::server::{accept_loop, Socket};
+use outer_http::server::{accept_loop_in_lanes, Socket};
 use tokio::net::{TcpListener, TcpStream};
 
 pub mod client;
@@ -169,7 +169,34 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
 {
-    start(listener, stack.into(), TokioIo::new)
+    start(listener, stack.into(), 0, TokioIo::new)
+}
+
+/// Serves `stack` on `listener` as [`serve`] does, with each HTTP/1.1 event stream written from
+/// one of `lanes` tasks rather than from its connection's own
+/// ([`outer_http::server::accept_loop_in_lanes`]): a publish then wakes one task per lane
+/// through the scheduler instead of one per subscriber. For schedulers that run tasks first in,
+/// first out, as smol's adapter always serves. On tokio's multi-thread scheduler a task per
+/// stream measured faster (its LIFO slot already runs the publishers' connections first; see
+/// BENCHMARKS.md), so [`serve`] keeps it; measure before choosing this.
+///
+/// ```no_run
+/// # async fn run(router: outer_core::Router<()>) -> std::io::Result<()> {
+/// use outer_tokio::{serve_in_lanes, service, ServerConfig};
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let server = serve_in_lanes(listener, service(router, ServerConfig::default()), 2)?;
+/// # Ok(()) }
+/// ```
+pub fn serve_in_lanes<Ctx, S>(
+    listener: TcpListener,
+    stack: impl Into<Stack<Ctx, S>>,
+    lanes: usize,
+) -> io::Result<Server>
+where
+    Ctx: Clone + Send + 'static,
+    S: HttpService,
+{
+    start(listener, stack.into(), lanes.max(1), TokioIo::new)
 }
 
 /// Serves `stack` on `listener` over TLS: as [`serve`], each connection first completing a TLS
@@ -198,15 +225,17 @@ where
     use futures_util::TryFutureExt as _;
     let stack = stack.into();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls::with_alpn(tls, stack.outer().config()));
-    start(listener, stack, move |stream| {
+    start(listener, stack, 0, move |stream| {
         Handshake::new(acceptor.accept(stream).map_ok(TokioIo::new as fn(_) -> _))
     })
 }
 
-/// Serves `stack` on `listener`, each accepted stream made ready for hyper by `wrap`.
+/// Serves `stack` on `listener`, each accepted stream made ready for hyper by `wrap`, its event
+/// streams written from `lanes` lanes (0: from their connections' tasks).
 fn start<Ctx, S, I>(
     listener: TcpListener,
     stack: Stack<Ctx, S>,
+    lanes: usize,
     wrap: impl Fn(TcpStream) -> I + Send + Unpin + 'static,
 ) -> io::Result<Server>
 where
@@ -217,7 +246,7 @@ where
     let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     let local_addr = listener.local_addr()?;
     let incoming = Incoming { listener, wrap };
-    let (accept, control) = accept_loop(stack, incoming, TokioExecutor::new());
+    let (accept, control) = accept_loop_in_lanes(stack, incoming, TokioExecutor::new(), lanes);
     // Detached: dropping the server stops the accept loop through `control`.
     runtime.spawn(accept);
     tracing::info!(%local_addr, "serving");

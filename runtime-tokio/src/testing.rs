@@ -7,7 +7,7 @@ use std::sync::Arc;
 use outer_core::rt::Timer;
 use outer_harness::conformance::{Adapter, Served, ShutDown};
 
-use crate::{serve, HttpService, Server, Stack, TokioRuntime};
+use crate::{serve, serve_in_lanes, HttpService, Server, Stack, TokioRuntime};
 
 /// Runs servers on tokio.
 pub struct Tokio;
@@ -48,6 +48,27 @@ impl Adapter for Tokio {
     {
         let stack = stack.into();
         start_with(|listener| serve(listener, stack))
+    }
+}
+
+/// Runs servers on tokio, their event streams written from two lanes ([`serve_in_lanes`]): the
+/// lanes' code on a work-stealing runtime, beside smol's.
+pub struct TokioLanes;
+
+impl Adapter for TokioLanes {
+    type Server = Running;
+
+    fn timer() -> Arc<dyn Timer> {
+        Arc::new(TokioRuntime)
+    }
+
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        let stack = stack.into();
+        start_with(|listener| serve_in_lanes(listener, stack, 2))
     }
 }
 
