@@ -21,6 +21,7 @@ use outer_core::protocol::orpc::OrpcOptions;
 /// config.max_streams = 1_000;
 /// config.orpc.timing.max_duration = Some(Duration::from_secs(3600));
 /// assert_eq!(config.rpc_prefix, "/rpc");
+/// assert_eq!(config.rpc_v2_prefix.as_deref(), Some("/rpc2"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -29,6 +30,13 @@ pub struct ServerConfig {
     /// want under axum's `nest_service`, since axum strips the nesting path before the service
     /// sees the request. A trailing `/` is ignored. Default: `"/rpc"`.
     pub rpc_prefix: String,
+    /// The URL prefix oRPC 2 clients (`@orpc/client` 2.x) are served under, from the same
+    /// router; [`rpc_prefix`](Self::rpc_prefix) serves oRPC 1 clients. The two versions' requests
+    /// cannot be told apart (the same paths, bodies and headers) while their answers differ
+    /// (error bodies, the end of a stream), so each version has its own prefix. A prefix equal
+    /// to `rpc_prefix` takes it over: set `Some("/rpc")` once every client speaks oRPC 2.
+    /// `None` turns oRPC 2 off. oRPC 2's WebSocket link is not served. Default: `Some("/rpc2")`.
+    pub rpc_v2_prefix: Option<String>,
     /// The largest request body read, in bytes. A larger one is answered 413
     /// `PAYLOAD_TOO_LARGE` at once when its `content-length` says so, otherwise as soon as the
     /// bytes read pass the limit: no more than one read past it is ever buffered.
@@ -189,6 +197,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             rpc_prefix: "/rpc".into(),
+            rpc_v2_prefix: Some("/rpc2".into()),
             max_body_bytes: 1024 * 1024,
             max_streams: 10_000,
             header_read_timeout: Some(Duration::from_secs(30)),

@@ -16,7 +16,8 @@ use futures_util::future::{select, Either};
 use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode};
-use outer_core::protocol::{orpc, trpc, Answer, Answered, Body as CoreBody, HttpResponse};
+use outer_core::protocol::orpc::OrpcVersion;
+use outer_core::protocol::{trpc, Answer, Answered, Body as CoreBody, HttpResponse};
 use outer_core::rt::{Spawn, Timer};
 use outer_core::{App, ErrorCode, RequestHead, RpcError};
 use tracing::Instrument;
@@ -118,6 +119,7 @@ impl<Ctx: Clone + Send + 'static> OuterService<Ctx> {
     /// `config`, running keep-alives, stream deadlines and header timeouts on `timer`.
     pub fn new(app: impl Into<App<Ctx>>, mut config: ServerConfig, timer: Arc<dyn Timer>) -> Self {
         config.rpc_prefix = normalize_prefix(&config.rpc_prefix);
+        config.rpc_v2_prefix = config.rpc_v2_prefix.as_deref().map(normalize_prefix);
         config.trpc_prefix = config.trpc_prefix.as_deref().map(normalize_prefix);
         Self {
             shared: Arc::new(Shared {
@@ -251,7 +253,7 @@ where
             ErrorCode::SERVICE_UNAVAILABLE,
             "The server is shutting down; retry on another",
         );
-        return closing(error_response(Protocol::Orpc, &error));
+        return closing(error_response(Protocol::ORPC, &error));
     }
     // The head moves into the call below; a clone of the URI (its bytes are shared, not
     // copied) keeps the path and the query at hand for routing.
@@ -272,7 +274,7 @@ where
                 config.rpc_prefix
             ),
         );
-        return error_response(Protocol::Orpc, &error);
+        return error_response(Protocol::ORPC, &error);
     };
     span.record("protocol", protocol.name());
     let cap = config.max_body_bytes;
@@ -346,8 +348,9 @@ where
     };
     let (app, observe) = (&shared.app, &mut observe);
     let response = match protocol {
-        Protocol::Orpc => {
-            orpc::handle_observed(app, head, route, &bytes, &config.orpc, timer, observe).await
+        Protocol::Orpc(version) => {
+            let options = &config.orpc;
+            (version.handle_observed(app, head, route, &bytes, options, timer, observe)).await
         }
         Protocol::Trpc => {
             let options = &config.trpc;
@@ -380,7 +383,7 @@ fn upgrade<Ctx: Clone + Send + 'static>(
     let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let upgrade = ws::Upgrade {
         protocol: match protocol {
-            Protocol::Orpc => ws::WsProtocol::Orpc,
+            Protocol::Orpc(_) => ws::WsProtocol::Orpc,
             Protocol::Trpc => ws::WsProtocol::Trpc,
         },
         connection_params: protocol == Protocol::Trpc
@@ -418,13 +421,15 @@ fn upgrade<Ctx: Clone + Send + 'static>(
 }
 
 /// The protocol whose WebSocket is served at `path`: the prefix itself (`/trpc`, `/rpc`), with or
-/// without a trailing slash.
+/// without a trailing slash. oRPC 1's only: oRPC 2's WebSocket link is not served, so an oRPC 2
+/// prefix that took over oRPC 1's takes its WebSocket away too.
 fn websocket_route(config: &ServerConfig, path: &str) -> Option<Protocol> {
     let path = path.strip_suffix('/').unwrap_or(path);
     if config.trpc_prefix.as_deref() == Some(path) {
         return Some(Protocol::Trpc);
     }
-    (config.rpc_prefix == path).then_some(Protocol::Orpc)
+    let taken_over = config.rpc_v2_prefix.as_deref() == Some(path);
+    (config.rpc_prefix == path && !taken_over).then_some(Protocol::ORPC)
 }
 
 /// The head a context is built from: what the protocols read, the peer's address, and the
@@ -485,24 +490,32 @@ impl HttpHead for RequestHead {
 /// The wire protocol a path is served with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
-    Orpc,
+    Orpc(OrpcVersion),
     Trpc,
 }
 
 impl Protocol {
+    /// oRPC 1, what a path outside every prefix is answered in.
+    const ORPC: Protocol = Protocol::Orpc(OrpcVersion::V1);
+
+    /// The name in metrics and traces.
     fn name(self) -> &'static str {
         match self {
-            Protocol::Orpc => "orpc",
+            Protocol::Orpc(OrpcVersion::V1) => "orpc",
+            Protocol::Orpc(OrpcVersion::V2) => "orpc2",
             Protocol::Trpc => "trpc",
         }
     }
 }
 
 /// Which protocol serves `path`, and the path under its prefix. The longer prefix is tried
-/// first, so `/trpc/x` stays tRPC's even when oRPC is served at the root.
+/// first, so `/trpc/x` stays tRPC's even when oRPC is served at the root; of two equal ones,
+/// oRPC 2's wins (it took oRPC 1's over).
 fn route<'p>(config: &ServerConfig, path: &'p str) -> Option<(Protocol, &'p str)> {
-    let orpc = (Protocol::Orpc, config.rpc_prefix.as_str());
+    let orpc = (Protocol::ORPC, config.rpc_prefix.as_str());
+    let orpc2 = config.rpc_v2_prefix.as_deref();
     let mut prefixes = [
+        orpc2.map(|p| (Protocol::Orpc(OrpcVersion::V2), p)),
         Some(orpc),
         config.trpc_prefix.as_deref().map(|p| (Protocol::Trpc, p)),
     ];
@@ -585,7 +598,7 @@ fn into_http<Ctx>(
 /// An error body in the protocol's shape, with the error's status.
 fn error_response(protocol: Protocol, error: &RpcError) -> Response<OuterBody> {
     let body: bytes::Bytes = match protocol {
-        Protocol::Orpc => orpc::error_body(error).into(),
+        Protocol::Orpc(version) => version.error_body(error).into(),
         Protocol::Trpc => match trpc::error_response(error, None).body {
             CoreBody::Full(bytes) => bytes.into(),
             CoreBody::Events(_) => bytes::Bytes::new(),
@@ -668,7 +681,7 @@ mod tests {
     use super::*;
     use futures::executor::block_on;
     use http_body_util::{BodyExt, Full};
-    use outer_core::protocol::Framing;
+    use outer_core::protocol::{orpc, Framing};
     use outer_core::rt::Sleep;
     use outer_core::{event_iterator, procedure, Router};
     use serde_json::{json, Value};
@@ -740,6 +753,36 @@ mod tests {
     }
 
     #[test]
+    fn each_orpc_version_answers_under_its_own_prefix_and_v2_can_take_v1s_over() {
+        let both = service(ServerConfig::default());
+        // A v1 and a v2 error body for the same refusal, from the same router.
+        let v1 = json_body(call(&both, post("/rpc/nope", "")));
+        assert_eq!(v1["json"]["status"], 404);
+        assert!(v1["json"].get("inferable").is_none(), "{v1}");
+        let v2 = json_body(call(&both, post("/rpc2/nope", "")));
+        assert_eq!(v2["json"]["inferable"], false);
+        assert!(v2["json"].get("status").is_none(), "{v2}");
+        assert_eq!(
+            json_body(call(&both, post("/rpc2/ping", r#"{"json":{"n":1}}"#))),
+            json!({"json": {"n": 1}})
+        );
+
+        let taken_over = service(ServerConfig {
+            rpc_v2_prefix: Some("/rpc/".into()),
+            ..Default::default()
+        });
+        let v2 = json_body(call(&taken_over, post("/rpc/nope", "")));
+        assert_eq!(v2["json"]["inferable"], false, "{v2}");
+
+        let off = service(ServerConfig {
+            rpc_v2_prefix: None,
+            ..Default::default()
+        });
+        let outside = json_body(call(&off, post("/rpc2/ping", r#"{"json":{"n":1}}"#)));
+        assert_eq!(outside["json"]["code"], "NOT_FOUND");
+    }
+
+    #[test]
     fn an_empty_prefix_serves_at_the_root_as_under_a_nest() {
         let config = ServerConfig {
             rpc_prefix: "/".into(),
@@ -777,7 +820,10 @@ mod tests {
         let text = block_on(stream.into_body().collect()).unwrap().to_bytes();
         let text = String::from_utf8(text.to_vec()).unwrap();
         let mut interruption = outer_core::protocol::Chunk::new();
-        Framing::interrupted(&mut orpc::OrpcFraming, &mut interruption);
+        Framing::interrupted(
+            &mut orpc::OrpcFraming::new(OrpcVersion::V1),
+            &mut interruption,
+        );
         let interruption = interruption.into_string();
         assert!(
             interruption.contains("SERVICE_UNAVAILABLE"),

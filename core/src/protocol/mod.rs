@@ -1119,7 +1119,14 @@ mod tests {
         let timing = StreamTiming::default();
         let trpc = || TrpcFraming::new(&TrpcOptions::default(), "t", None);
         let mut orpc_bodies: Vec<SseBody> = (0..N)
-            .map(|_| SseBody::new(subscribe().into_frames(None), OrpcFraming, &timing, None))
+            .map(|_| {
+                SseBody::new(
+                    subscribe().into_frames(None),
+                    OrpcFraming::V1,
+                    &timing,
+                    None,
+                )
+            })
             .collect();
         let mut trpc_bodies: Vec<SseBody> = (0..N)
             .map(|_| SseBody::new(subscribe().into_frames(None), trpc(), &timing, None))
@@ -1167,7 +1174,7 @@ mod tests {
             framing.frame(Frame::Event(event), &mut out);
             out.into_bytes()
         };
-        assert_eq!(orpc_chunks[0], old(&mut OrpcFraming));
+        assert_eq!(orpc_chunks[0], old(&mut OrpcFraming::V1));
         assert_eq!(trpc_chunks[0], old(&mut trpc()));
         assert_eq!(
             orpc_chunks[0],

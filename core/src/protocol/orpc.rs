@@ -1,9 +1,17 @@
-//! oRPC's RPC protocol (as `@orpc/client` 1.16 speaks it), as pure functions.
+//! oRPC's RPC protocol, versions 1 and 2, as pure functions.
 //!
 //! Requests: `POST {prefix}/post/live` with a `{"json": input, "meta": [...]}` envelope and the
 //! resume id in `last-event-id`. Answers: the same envelope for values, `{"json": {defined,
 //! code, status, message, data}}` for errors, and for streams an SSE body of `message`, `done`
 //! and `error` events. The byte layout is in `shared/protocols/orpc.md`; this module does no I/O.
+//!
+//! oRPC 2 changed the wire in small ways that break either client against the other version's
+//! server: its error bodies carry `inferable` instead of `status`, its streams end with `close`
+//! instead of `done`, `undefined` is no data instead of `{}`, meta types are names instead of
+//! numbers, and its server accepts `GET` behind a CSRF check. Requests of the two versions
+//! cannot be told apart, so each version is served under its own prefix. The free functions
+//! here speak version 1, as `@orpc/client` 1.x does; [`OrpcVersion`]'s methods speak the version
+//! you pick. `tests/fixtures/reference/NOTES.md` lists every difference, with captures.
 
 use alloc::borrow::Cow;
 use alloc::format;
@@ -42,6 +50,31 @@ impl Default for OrpcOptions {
     }
 }
 
+/// Which major version of oRPC's protocol is spoken: `@orpc/client` 1.x or 2.x.
+///
+/// ```
+/// use outer_core::protocol::orpc::OrpcVersion;
+/// use outer_core::RpcError;
+///
+/// let error = RpcError::custom("NOT_FOUND", "gone");
+/// assert_eq!(
+///     OrpcVersion::V1.error_body(&error),
+///     r#"{"json":{"defined":false,"code":"NOT_FOUND","status":404,"message":"gone"}}"#
+/// );
+/// assert_eq!(
+///     OrpcVersion::V2.error_body(&error),
+///     r#"{"json":{"defined":false,"inferable":false,"code":"NOT_FOUND","message":"gone"}}"#
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OrpcVersion {
+    /// oRPC 1 (`@orpc/client` and `@orpc/server` 1.16).
+    #[default]
+    V1,
+    /// oRPC 2 (`@orpc/client` and `@orpc/server` 2.0.0-beta.16).
+    V2,
+}
+
 /// A decoded oRPC request: which procedure, with what input, resuming after which id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OrpcCall {
@@ -62,7 +95,8 @@ pub(crate) fn malformed(reason: impl Into<String>) -> RpcError {
         .with_data(serde_json::json!({ "reason": reason }))
 }
 
-/// Decodes a request. `route` is the URL path under the prefix (`/post/live`).
+/// Decodes a version 1 request ([`OrpcVersion::decode_request`]). `route` is the URL path under
+/// the prefix (`/post/live`).
 ///
 /// ```
 /// use outer_core::protocol::orpc::decode_request;
@@ -73,22 +107,101 @@ pub(crate) fn malformed(reason: impl Into<String>) -> RpcError {
 /// assert_eq!(call.input, Some(serde_json::json!({"n": 1})));
 /// ```
 pub fn decode_request(head: &RequestHead, route: &str, body: &[u8]) -> Result<OrpcCall, RpcError> {
-    let path = procedure_path(route).ok_or_else(|| RpcError::from_code(ErrorCode::NOT_FOUND))?;
-    if !head.method.eq_ignore_ascii_case("POST") {
-        // oRPC's own message; procedures cannot opt in to GET here.
-        return Err(RpcError::from_code(ErrorCode::METHOD_NOT_SUPPORTED));
-    }
-    let last_event_id = match head.header("last-event-id") {
-        Some(id) => {
-            EventId::from_resume(id).map_err(|err| malformed(format!("last-event-id: {err}")))?
+    OrpcVersion::V1.decode_request(head, route, body)
+}
+
+/// The message oRPC 2's CSRF guard answers with.
+pub const CSRF_BLOCKED: &str = "Request blocked by CSRF protection.";
+
+impl OrpcVersion {
+    /// Decodes a request. `route` is the URL path under the prefix (`/post/live`).
+    ///
+    /// Version 1 takes `POST` only (405 `METHOD_NOT_SUPPORTED` otherwise, as oRPC 1 answers a
+    /// procedure that did not opt in to `GET`). Version 2 also takes `GET` with the envelope in
+    /// `?data=`, as oRPC 2's server does for every procedure, and first refuses what a browser
+    /// marks as not made by script (`sec-fetch-mode` present and neither `cors` nor
+    /// `same-origin`: a form post, an `<img>`, a navigation) with 403 `FORBIDDEN`, oRPC 2's CSRF
+    /// guard.
+    ///
+    /// ```
+    /// use outer_core::protocol::orpc::OrpcVersion;
+    /// use outer_core::RequestHead;
+    ///
+    /// let mut head = RequestHead::new("GET", "/rpc/ping");
+    /// head.query = "data=%7B%22json%22%3A%7B%22n%22%3A1%7D%7D".into();
+    /// let call = OrpcVersion::V2.decode_request(&head, "/ping", b"").unwrap();
+    /// assert_eq!(call.input, Some(serde_json::json!({"n": 1})));
+    /// assert_eq!(OrpcVersion::V1.decode_request(&head, "/ping", b"").unwrap_err().status(), 405);
+    ///
+    /// let head = RequestHead::new("POST", "/rpc/ping").with_header("sec-fetch-mode", "no-cors");
+    /// assert_eq!(OrpcVersion::V2.decode_request(&head, "/ping", b"").unwrap_err().status(), 403);
+    /// ```
+    pub fn decode_request(
+        self,
+        head: &RequestHead,
+        route: &str,
+        body: &[u8],
+    ) -> Result<OrpcCall, RpcError> {
+        let path =
+            procedure_path(route).ok_or_else(|| RpcError::from_code(ErrorCode::NOT_FOUND))?;
+        let get = head.method.eq_ignore_ascii_case("GET");
+        match self {
+            OrpcVersion::V1 if !head.method.eq_ignore_ascii_case("POST") => {
+                // oRPC's own message; procedures cannot opt in to GET here.
+                return Err(RpcError::from_code(ErrorCode::METHOD_NOT_SUPPORTED));
+            }
+            OrpcVersion::V1 => {}
+            OrpcVersion::V2 => {
+                let fetched_by_script = head.header("sec-fetch-mode").is_none_or(|mode| {
+                    mode.eq_ignore_ascii_case("cors") || mode.eq_ignore_ascii_case("same-origin")
+                });
+                if !fetched_by_script {
+                    return Err(RpcError::new(ErrorCode::FORBIDDEN, CSRF_BLOCKED));
+                }
+            }
         }
-        None => None,
-    };
-    Ok(OrpcCall {
-        path,
-        input: decode_body(body)?,
-        last_event_id,
-    })
+        let last_event_id = match head.header("last-event-id") {
+            Some(id) => EventId::from_resume(id)
+                .map_err(|err| malformed(format!("last-event-id: {err}")))?,
+            None => None,
+        };
+        let input = if get && self == OrpcVersion::V2 {
+            // The last `data` wins, as oRPC 2 reads it; none at all is no input.
+            let data = form_urlencoded::parse(head.query.as_bytes())
+                .filter(|(key, _)| key == "data")
+                .last();
+            match data {
+                Some((_, envelope)) => self.decode_body(envelope.as_bytes())?,
+                None => None,
+            }
+        } else {
+            self.decode_body(body)?
+        };
+        Ok(OrpcCall {
+            path,
+            input,
+            last_event_id,
+        })
+    }
+
+    /// Decodes the `{"json", "meta"}` envelope; an empty body is no input.
+    ///
+    /// ```
+    /// use outer_core::protocol::orpc::OrpcVersion;
+    /// // A bigint: version 1 names the type 0, version 2 "bigint".
+    /// let v1 = OrpcVersion::V1.decode_body(br#"{"json":{"n":"7"},"meta":[[0,"n"]]}"#);
+    /// let v2 = OrpcVersion::V2.decode_body(br#"{"json":{"n":"7"},"meta":[["bigint","n"]]}"#);
+    /// assert_eq!(v1.unwrap(), Some(serde_json::json!({"n": 7})));
+    /// assert_eq!(v2.unwrap(), Some(serde_json::json!({"n": 7})));
+    /// ```
+    pub fn decode_body(self, body: &[u8]) -> Result<Option<Value>, RpcError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let envelope: Value = serde_json::from_slice(body)
+            .map_err(|err| malformed(format!("the body is not JSON: {err}")))?;
+        decode_envelope(envelope, self)
+    }
 }
 
 /// Maps `/post/live` to `post.live`; `None` for a path no procedure can have.
@@ -101,18 +214,17 @@ pub(crate) fn procedure_path(route: &str) -> Option<String> {
     crate::router::check_path(&path).ok().map(|()| path)
 }
 
-/// Decodes the `{"json", "meta"}` envelope; an empty body is no input.
+/// Decodes a version 1 `{"json", "meta"}` envelope ([`OrpcVersion::decode_body`]); an empty
+/// body is no input.
 pub fn decode_body(body: &[u8]) -> Result<Option<Value>, RpcError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let envelope: Value = serde_json::from_slice(body)
-        .map_err(|err| malformed(format!("the body is not JSON: {err}")))?;
-    decode_envelope(envelope)
+    OrpcVersion::V1.decode_body(body)
 }
 
 /// Decodes the `{"json", "meta"}` envelope, already parsed (a WebSocket message's body).
-pub(crate) fn decode_envelope(envelope: Value) -> Result<Option<Value>, RpcError> {
+pub(crate) fn decode_envelope(
+    envelope: Value,
+    version: OrpcVersion,
+) -> Result<Option<Value>, RpcError> {
     let Value::Object(mut envelope) = envelope else {
         return Err(malformed("the body must be an object {\"json\", \"meta\"}"));
     };
@@ -121,7 +233,7 @@ pub(crate) fn decode_envelope(envelope: Value) -> Result<Option<Value>, RpcError
         None | Some(Value::Null) => {}
         Some(Value::Array(entries)) => {
             for entry in entries {
-                apply_meta(&mut input, entry)?;
+                apply_meta(&mut input, entry, version)?;
             }
         }
         Some(_) => return Err(malformed("meta must be an array")),
@@ -129,23 +241,59 @@ pub(crate) fn decode_envelope(envelope: Value) -> Result<Option<Value>, RpcError
     Ok(input)
 }
 
-/// oRPC's meta type codes for values JSON cannot carry (`@orpc/client`'s serializer).
-mod meta_type {
-    pub const BIGINT: u64 = 0;
-    pub const DATE: u64 = 1;
-    pub const NAN: u64 = 2;
-    pub const UNDEFINED: u64 = 3;
-    pub const URL: u64 = 4;
-    pub const REGEXP: u64 = 5;
-    pub const SET: u64 = 6;
-    pub const MAP: u64 = 7;
+/// The values JSON cannot carry, as oRPC's serializer marks them in `meta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MetaType {
+    BigInt,
+    Date,
+    NaN,
+    Undefined,
+    Url,
+    RegExp,
+    Set,
+    Map,
+}
+
+impl MetaType {
+    /// Version 1 numbers the types (`@orpc/client` 1.x's serializer), version 2 names them.
+    fn read(kind: &Value, version: OrpcVersion) -> Option<Self> {
+        const ORDER: [MetaType; 8] = [
+            MetaType::BigInt,
+            MetaType::Date,
+            MetaType::NaN,
+            MetaType::Undefined,
+            MetaType::Url,
+            MetaType::RegExp,
+            MetaType::Set,
+            MetaType::Map,
+        ];
+        const NAMES: [&str; 8] = [
+            "bigint",
+            "date",
+            "nan",
+            "undefined",
+            "url",
+            "regexp",
+            "set",
+            "map",
+        ];
+        let index = match version {
+            OrpcVersion::V1 => usize::try_from(kind.as_u64()?).ok()?,
+            OrpcVersion::V2 => NAMES.iter().position(|name| kind.as_str() == Some(name))?,
+        };
+        ORDER.get(index).copied()
+    }
 }
 
 /// Applies one `[type, ...path]` meta entry to the input. Supported: bigint (to a JSON number
 /// when it fits 64 bits), undefined (the key removed), and Date, URL, Set, Map and RegExp (kept
 /// in the JSON form the client sent). NaN has no JSON form a Rust type could read back, and an
 /// unknown type no meaning: both are refused with 400.
-fn apply_meta(input: &mut Option<Value>, entry: Value) -> Result<(), RpcError> {
+fn apply_meta(
+    input: &mut Option<Value>,
+    entry: Value,
+    version: OrpcVersion,
+) -> Result<(), RpcError> {
     let bad = |why: &str| malformed(format!("meta entry: {why}"));
     let Value::Array(mut entry) = entry else {
         return Err(bad("expected [type, ...path]"));
@@ -153,17 +301,24 @@ fn apply_meta(input: &mut Option<Value>, entry: Value) -> Result<(), RpcError> {
     if entry.is_empty() {
         return Err(bad("expected [type, ...path]"));
     }
-    let kind = entry
-        .remove(0)
-        .as_u64()
-        .ok_or_else(|| bad("the type must be a number"))?;
+    let kind = entry.remove(0);
     let path = entry;
-    if kind == meta_type::UNDEFINED {
+    let Some(kind) = MetaType::read(&kind, version) else {
+        return Err(match version {
+            OrpcVersion::V1 if !kind.is_u64() => bad("the type must be a number"),
+            OrpcVersion::V1 => {
+                RpcError::new(ErrorCode::BAD_REQUEST, format!("Unknown meta type {kind}"))
+            }
+            // oRPC 2 calls the named type's decoder, so an unknown name is a malformed request.
+            OrpcVersion::V2 => bad(&format!("unknown type {kind}")),
+        });
+    };
+    if kind == MetaType::Undefined {
         return remove_at(input, &path).ok_or_else(|| bad("path not found in json"));
     }
     let target = walk(input.as_mut(), &path).ok_or_else(|| bad("path not found in json"))?;
     match kind {
-        meta_type::BIGINT => {
+        MetaType::BigInt => {
             let text = target
                 .as_str()
                 .ok_or_else(|| bad("a bigint must be a string"))?;
@@ -179,17 +334,12 @@ fn apply_meta(input: &mut Option<Value>, entry: Value) -> Result<(), RpcError> {
         }
         // Kept in their JSON form: an ISO string, a URL string, an array, an array of
         // [key, value] pairs, a `/source/flags` string. Rust types read those as they are.
-        meta_type::DATE | meta_type::URL | meta_type::SET | meta_type::MAP | meta_type::REGEXP => {
-            Ok(())
-        }
-        meta_type::NAN => Err(RpcError::new(
+        MetaType::Date | MetaType::Url | MetaType::Set | MetaType::Map | MetaType::RegExp => Ok(()),
+        MetaType::NaN => Err(RpcError::new(
             ErrorCode::BAD_REQUEST,
-            format!("Unsupported meta type {kind} (NaN): it has no JSON form"),
+            "Unsupported meta type NaN: it has no JSON form",
         )),
-        other => Err(RpcError::new(
-            ErrorCode::BAD_REQUEST,
-            format!("Unknown meta type {other}"),
-        )),
+        MetaType::Undefined => Ok(()),
     }
 }
 
@@ -225,50 +375,30 @@ fn remove_at(input: &mut Option<Value>, path: &[Value]) -> Option<()> {
     Some(())
 }
 
-/// The JSON body of an error: `{"json": {"defined", "code", "status", "message", "data"?}}`,
-/// fields in the reference server's order.
+/// The JSON body of a version 1 error ([`OrpcVersion::error_body`]).
 pub fn error_body(error: &RpcError) -> String {
-    #[derive(serde::Serialize)]
-    struct Wire<'a> {
-        defined: bool,
-        code: &'a str,
-        status: u16,
-        message: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        data: Option<&'a Value>,
-    }
-    #[derive(serde::Serialize)]
-    struct Envelope<'a> {
-        json: Wire<'a>,
-    }
-    let envelope = Envelope {
-        json: Wire {
-            defined: error.is_defined(),
-            code: error.code(),
-            status: error.status(),
-            message: error.message(),
-            data: error.data(),
-        },
-    };
-    // Strings, numbers and an existing JSON value always serialize.
-    serde_json::to_string(&envelope).unwrap_or_default()
+    OrpcVersion::V1.error_body(error)
 }
 
-/// A value in the `{"json": ...}` envelope, without parsing it again. `null` (what `()` and
-/// `None` serialize to) is written as oRPC writes JavaScript's `undefined`: `{}`.
+/// A value in version 1's `{"json": ...}` envelope ([`OrpcVersion::value_body`]).
 pub fn value_body(json: &Json) -> String {
     value_parts(json).concat()
 }
 
-/// Writes [`value_body`]`(json)` as the event's data, straight into the stream's text.
+/// Writes a value as the event's data, straight into the stream's text: version 1's `{}` or
+/// nothing at all for version 2's `undefined` (see [`OrpcVersion::value_parts`]).
 fn write_value<'a, B: SseBuf + ?Sized>(
     writer: EventWriter<'a, B>,
     json: &RawValue,
+    version: OrpcVersion,
 ) -> EventWriter<'a, B> {
-    writer.data_parts(&value_parts(json))
+    match version.value_parts(json) {
+        Some(parts) => writer.data_parts(&parts),
+        None => writer,
+    }
 }
 
-/// The pieces [`value_body`] joins: the envelope around the JSON, or `{}` for `null`.
+/// The pieces of version 1's [`value_body`]: the envelope around the JSON, or `{}` for `null`.
 pub(crate) fn value_parts(json: &RawValue) -> [&str; 3] {
     match json.get() {
         "null" => ["{}", "", ""],
@@ -276,15 +406,12 @@ pub(crate) fn value_parts(json: &RawValue) -> [&str; 3] {
     }
 }
 
-/// The response for an error: its status and the error body.
+/// The response for a version 1 error: its status and the error body.
 pub fn error_response(error: &RpcError) -> HttpResponse {
-    HttpResponse::json(error.status(), error_body(error))
+    OrpcVersion::V1.error_response(error)
 }
 
-/// Answers one oRPC request: decodes it, builds the context, calls the procedure, and encodes
-/// the answer. Unary calls are awaited; a stream comes back once its setup is done, as an
-/// [`SseBody`] the adapter writes. Whatever refused the call before that (the context, a
-/// middleware, the input, the setup) answers with its own status and an error body.
+/// Answers one version 1 request ([`OrpcVersion::handle`]).
 pub async fn handle<Ctx>(
     app: &App<Ctx>,
     head: RequestHead,
@@ -293,11 +420,12 @@ pub async fn handle<Ctx>(
     options: &OrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
-    handle_observed(app, head, route, body, options, timer, &mut |_| {}).await
+    OrpcVersion::V1
+        .handle_observed(app, head, route, body, options, timer, &mut |_| {})
+        .await
 }
 
-/// [`handle`], telling `observe` how the call was answered (once per request): for an
-/// adapter's metrics.
+/// [`handle`], telling `observe` how the call was answered ([`OrpcVersion::handle_observed`]).
 pub async fn handle_observed<Ctx>(
     app: &App<Ctx>,
     head: RequestHead,
@@ -307,46 +435,174 @@ pub async fn handle_observed<Ctx>(
     timer: Option<Arc<dyn Timer>>,
     observe: &mut (dyn FnMut(Answered<'_>) + Send),
 ) -> HttpResponse {
-    let refused = |observe: &mut (dyn FnMut(Answered<'_>) + Send), error: RpcError| {
-        observe(Answered {
-            procedure: None,
-            resumed: false,
-            answer: Answer::Error(&error),
-        });
-        error_response(&error)
-    };
-    let call = match decode_request(&head, route, body) {
-        Ok(call) => call,
-        Err(error) => return refused(observe, error),
-    };
-    if app.router().get(&call.path).is_none() {
-        return refused(observe, RpcError::from_code(ErrorCode::NOT_FOUND));
+    OrpcVersion::V1
+        .handle_observed(app, head, route, body, options, timer, observe)
+        .await
+}
+
+impl OrpcVersion {
+    /// The JSON body of an error, fields in the reference servers' order. Version 1:
+    /// `{"json": {"defined", "code", "status", "message", "data"?}}`. Version 2:
+    /// `{"json": {"defined", "inferable", "code", "message", "data"?}}`, where `inferable`
+    /// (the client may type the error from the procedure's declaration) is true for declared
+    /// errors, and the status travels only as the HTTP status.
+    pub fn error_body(self, error: &RpcError) -> String {
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            defined: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            inferable: Option<bool>,
+            code: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status: Option<u16>,
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data: Option<&'a Value>,
+        }
+        #[derive(serde::Serialize)]
+        struct Envelope<'a> {
+            json: Wire<'a>,
+        }
+        let (inferable, status) = match self {
+            OrpcVersion::V1 => (None, Some(error.status())),
+            OrpcVersion::V2 => (Some(error.is_defined()), None),
+        };
+        let envelope = Envelope {
+            json: Wire {
+                defined: error.is_defined(),
+                inferable,
+                code: error.code(),
+                status,
+                message: error.message(),
+                data: error.data(),
+            },
+        };
+        // Strings, numbers and an existing JSON value always serialize.
+        serde_json::to_string(&envelope).unwrap_or_default()
     }
-    let resumed = call.last_event_id.is_some();
-    let answered = app
-        .call(head, &call.path, call.input, call.last_event_id)
-        .await;
-    let answer = match &answered {
-        Err(error) => Answer::Error(error),
-        Ok(Reply::Value(_)) => Answer::Value,
-        Ok(Reply::Stream(_)) => Answer::Stream,
-    };
-    observe(Answered {
-        procedure: Some(&call.path),
-        resumed,
-        answer,
-    });
-    match answered {
-        Err(error) => error_response(&error),
-        Ok(Reply::Value(json)) => HttpResponse::json(200, value_body(&json)),
-        Ok(Reply::Stream(frames)) => HttpResponse {
-            status: 200,
-            headers: alloc::vec![
-                ("content-type", Cow::Borrowed("text/event-stream")),
-                ("cache-control", Cow::Borrowed("no-cache")),
-            ],
-            body: Body::Events(SseBody::new(frames, OrpcFraming, &options.timing, timer)),
-        },
+
+    /// The response for an error: its status and the error body.
+    pub fn error_response(self, error: &RpcError) -> HttpResponse {
+        HttpResponse::json(error.status(), self.error_body(error))
+    }
+
+    /// A value in the `{"json": ...}` envelope, without parsing it again. `null` (what `()`
+    /// and `None` serialize to) is written as oRPC writes JavaScript's `undefined`: `{}` in
+    /// version 1, nothing at all (an empty string) in version 2.
+    ///
+    /// ```
+    /// use outer_core::protocol::orpc::OrpcVersion;
+    /// use serde_json::value::RawValue;
+    /// let unit = RawValue::from_string("null".into()).unwrap();
+    /// assert_eq!(OrpcVersion::V1.value_body(&unit), "{}");
+    /// assert_eq!(OrpcVersion::V2.value_body(&unit), "");
+    /// let n = RawValue::from_string("1".into()).unwrap();
+    /// assert_eq!(OrpcVersion::V2.value_body(&n), r#"{"json":1}"#);
+    /// ```
+    pub fn value_body(self, json: &Json) -> String {
+        self.value_parts(json)
+            .map(|parts| parts.concat())
+            .unwrap_or_default()
+    }
+
+    /// The pieces [`value_body`](Self::value_body) joins; `None` for version 2's `undefined`.
+    fn value_parts(self, json: &RawValue) -> Option<[&str; 3]> {
+        match (self, json.get()) {
+            (OrpcVersion::V2, "null") => None,
+            _ => Some(value_parts(json)),
+        }
+    }
+
+    /// The answer to a unary call: 200 and the value's body. Version 2 answers `undefined`
+    /// with no body and no `content-type`, as oRPC 2 does.
+    fn value_response(self, json: &Json) -> HttpResponse {
+        match self.value_parts(json) {
+            Some(parts) => HttpResponse::json(200, parts.concat()),
+            None => HttpResponse {
+                status: 200,
+                headers: alloc::vec![],
+                body: Body::Full(alloc::vec![]),
+            },
+        }
+    }
+
+    /// Answers one oRPC request: decodes it, builds the context, calls the procedure, and
+    /// encodes the answer. Unary calls are awaited; a stream comes back once its setup is done,
+    /// as an [`SseBody`] the adapter writes. Whatever refused the call before that (the
+    /// context, a middleware, the input, the setup) answers with its own status and an error
+    /// body.
+    pub async fn handle<Ctx>(
+        self,
+        app: &App<Ctx>,
+        head: RequestHead,
+        route: &str,
+        body: &[u8],
+        options: &OrpcOptions,
+        timer: Option<Arc<dyn Timer>>,
+    ) -> HttpResponse {
+        self.handle_observed(app, head, route, body, options, timer, &mut |_| {})
+            .await
+    }
+
+    /// [`handle`](Self::handle), telling `observe` how the call was answered (once per
+    /// request): for an adapter's metrics.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn handle_observed<Ctx>(
+        self,
+        app: &App<Ctx>,
+        head: RequestHead,
+        route: &str,
+        body: &[u8],
+        options: &OrpcOptions,
+        timer: Option<Arc<dyn Timer>>,
+        observe: &mut (dyn FnMut(Answered<'_>) + Send),
+    ) -> HttpResponse {
+        let refused = |observe: &mut (dyn FnMut(Answered<'_>) + Send), error: RpcError| {
+            observe(Answered {
+                procedure: None,
+                resumed: false,
+                answer: Answer::Error(&error),
+            });
+            self.error_response(&error)
+        };
+        let call = match self.decode_request(&head, route, body) {
+            Ok(call) => call,
+            Err(error) => return refused(observe, error),
+        };
+        if app.router().get(&call.path).is_none() {
+            return refused(observe, RpcError::from_code(ErrorCode::NOT_FOUND));
+        }
+        let resumed = call.last_event_id.is_some();
+        let answered = app
+            .call(head, &call.path, call.input, call.last_event_id)
+            .await;
+        let answer = match &answered {
+            Err(error) => Answer::Error(error),
+            Ok(Reply::Value(_)) => Answer::Value,
+            Ok(Reply::Stream(_)) => Answer::Stream,
+        };
+        observe(Answered {
+            procedure: Some(&call.path),
+            resumed,
+            answer,
+        });
+        match answered {
+            Err(error) => self.error_response(&error),
+            Ok(Reply::Value(json)) => self.value_response(&json),
+            Ok(Reply::Stream(frames)) => HttpResponse {
+                status: 200,
+                headers: alloc::vec![
+                    ("content-type", Cow::Borrowed("text/event-stream")),
+                    ("cache-control", Cow::Borrowed("no-cache")),
+                ],
+                body: Body::Events(SseBody::new(
+                    frames,
+                    OrpcFraming::new(self),
+                    &options.timing,
+                    timer,
+                )),
+            },
+        }
     }
 }
 
@@ -360,9 +616,24 @@ pub fn interruption() -> RpcError {
     )
 }
 
-/// Writes oRPC's event stream: an initial comment, then `message`, `done` and `error` events.
+/// Writes oRPC's event stream: an initial comment, then `message` events and an end: `done`
+/// (version 1) or `close` (version 2) for a return value, `error` for a failure.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct OrpcFraming;
+pub struct OrpcFraming {
+    version: OrpcVersion,
+}
+
+impl OrpcFraming {
+    /// Version 1's framing.
+    pub const V1: Self = Self::new(OrpcVersion::V1);
+    /// Version 2's framing.
+    pub const V2: Self = Self::new(OrpcVersion::V2);
+
+    /// The framing of `version`.
+    pub const fn new(version: OrpcVersion) -> Self {
+        Self { version }
+    }
+}
 
 impl Framing for OrpcFraming {
     fn open(&mut self, out: &mut Chunk) {
@@ -370,6 +641,7 @@ impl Framing for OrpcFraming {
     }
 
     fn frame(&mut self, frame: Frame, out: &mut Chunk) {
+        let version = self.version;
         // Ids and comments were checked for CR, LF and NUL when the event was built, so the
         // writer has nothing left to refuse.
         let written = match frame {
@@ -386,9 +658,19 @@ impl Framing for OrpcFraming {
                 if let Some(id) = meta.id() {
                     writer = writer.id(id.as_str());
                 }
-                write_value(writer, &data).finish()
+                write_value(writer, &data, version).finish()
             }
-            // The same bytes as an `Event` with this data and id, written once for every stream.
+            // Version 2's `undefined` (no data line) is the one event whose bytes differ between
+            // the versions; it is written for this stream alone.
+            Frame::Shared(event) if version.value_parts(event.data()).is_none() => {
+                let mut writer = EventWriter::new(out).event("message");
+                if let Some(id) = event.id() {
+                    writer = writer.id(id.as_str());
+                }
+                writer.finish()
+            }
+            // The same bytes as an `Event` with this data and id, written once for every stream
+            // of either version.
             Frame::Shared(event) => {
                 let mut written = Ok(());
                 let bytes = event.encoded(Encoding::OrpcSse, |text| {
@@ -396,15 +678,21 @@ impl Framing for OrpcFraming {
                     if let Some(id) = event.id() {
                         writer = writer.id(id.as_str());
                     }
-                    written = write_value(writer, event.data()).finish();
+                    written = write_value(writer, event.data(), OrpcVersion::V1).finish();
                 });
                 out.push_shared(bytes);
                 written
             }
-            Frame::Done(value) => write_value(EventWriter::new(out).event("done"), &value).finish(),
+            Frame::Done(value) => {
+                let end = match version {
+                    OrpcVersion::V1 => "done",
+                    OrpcVersion::V2 => "close",
+                };
+                write_value(EventWriter::new(out).event(end), &value, version).finish()
+            }
             Frame::Error(error) => EventWriter::new(out)
                 .event("error")
-                .data(&error_body(&error))
+                .data(&version.error_body(&error))
                 .finish(),
         };
         debug_assert!(
@@ -425,15 +713,32 @@ impl Framing for OrpcFraming {
     }
 }
 
-/// The text of a whole event stream for `frames` (no keep-alives): for tests and tools.
+/// The text of a whole version 1 event stream for `frames` (no keep-alives): for tests and
+/// tools ([`OrpcVersion::encode_frames`]).
 pub fn encode_frames(frames: impl IntoIterator<Item = Frame>) -> String {
-    let mut framing = OrpcFraming;
-    let mut out = Chunk::new();
-    framing.open(&mut out);
-    for frame in frames {
-        framing.frame(frame, &mut out);
+    OrpcVersion::V1.encode_frames(frames)
+}
+
+impl OrpcVersion {
+    /// The text of a whole event stream for `frames` (no keep-alives): for tests and tools.
+    ///
+    /// ```
+    /// use outer_core::procedure::Frame;
+    /// use outer_core::protocol::orpc::OrpcVersion;
+    /// use serde_json::value::RawValue;
+    /// let end = || Frame::Done(RawValue::from_string("null".into()).unwrap());
+    /// assert_eq!(OrpcVersion::V1.encode_frames([end()]), ": \n\nevent: done\ndata: {}\n\n");
+    /// assert_eq!(OrpcVersion::V2.encode_frames([end()]), ": \n\nevent: close\n\n");
+    /// ```
+    pub fn encode_frames(self, frames: impl IntoIterator<Item = Frame>) -> String {
+        let mut framing = OrpcFraming::new(self);
+        let mut out = Chunk::new();
+        framing.open(&mut out);
+        for frame in frames {
+            framing.frame(frame, &mut out);
+        }
+        out.into_string()
     }
-    out.into_string()
 }
 
 /// What a client reads from an oRPC event stream.
@@ -447,7 +752,8 @@ pub enum ClientFrame {
     Error(RpcError),
 }
 
-/// The body of a call: the input in the `{"json": ...}` envelope (`{}` for no input).
+/// The body of a version 1 call: the input in the `{"json": ...}` envelope (`{}` for no
+/// input; [`OrpcVersion::encode_call`]).
 ///
 /// ```
 /// use outer_core::protocol::orpc::encode_call;
@@ -455,27 +761,21 @@ pub enum ClientFrame {
 /// assert_eq!(encode_call(None), "{}");
 /// ```
 pub fn encode_call(input: Option<&Value>) -> String {
-    match input {
-        Some(input) => alloc::format!("{{\"json\":{input}}}"),
-        None => String::from("{}"),
-    }
+    OrpcVersion::V1.encode_call(input)
 }
 
-/// Reads a unary answer: the value for a 2xx status, else the error it carries. A body that is
-/// not oRPC's shape becomes an error with the response's status, never a panic.
+/// Reads a version 1 unary answer ([`OrpcVersion::decode_answer`]).
 pub fn decode_answer(status: u16, body: &[u8]) -> Result<Value, RpcError> {
-    if (200..300).contains(&status) {
-        return decode_body(body).map(|value| value.unwrap_or(Value::Null));
-    }
-    Err(decode_error(status, body))
+    OrpcVersion::V1.decode_answer(status, body)
 }
 
-/// Reads an error body (`{"json": {code, status, message, data}}`); anything else becomes an
-/// error named by `status`.
+/// Reads an error body of either version (`{"json": {code, status?, message, data?}}`); the
+/// HTTP `status` stands in for a missing `status`, and anything else becomes an error named by
+/// `status`.
 pub fn decode_error(status: u16, body: &[u8]) -> RpcError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(|v| v.get("json")) {
-        Some(json) => error_from_json(json, status),
+        Some(json) => error_from_json(json, Some(status)),
         None => {
             let code = ErrorCode::ALL
                 .iter()
@@ -491,7 +791,9 @@ pub fn decode_error(status: u16, body: &[u8]) -> RpcError {
     }
 }
 
-fn error_from_json(json: &Value, fallback_status: u16) -> RpcError {
+/// An error from its JSON. Its status: the body's (version 1), else the HTTP status of a
+/// unary answer, else (an `error` event of version 2) the code's own, 500 for a code not known.
+fn error_from_json(json: &Value, http_status: Option<u16>) -> RpcError {
     let code = json
         .get("code")
         .and_then(Value::as_str)
@@ -500,46 +802,95 @@ fn error_from_json(json: &Value, fallback_status: u16) -> RpcError {
         .get("status")
         .and_then(Value::as_u64)
         .and_then(|s| u16::try_from(s).ok())
-        .unwrap_or(fallback_status);
+        .or(http_status);
     let message = json
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut error = RpcError::custom(code, message).with_status(status).defined(
+    let mut error = RpcError::custom(code, message).defined(
         json.get("defined")
             .and_then(Value::as_bool)
             .unwrap_or(false),
     );
+    if let Some(status) = status {
+        error = error.with_status(status);
+    }
     if let Some(data) = json.get("data") {
         error = error.with_data(data.clone());
     }
     error
 }
 
-/// Reads one event of an oRPC stream. Events of other types are not oRPC's: `Ok(None)`.
+/// Reads one event of a version 1 stream ([`OrpcVersion::decode_event`]).
 pub fn decode_event(event: &crate::sse::SseEvent) -> Result<Option<ClientFrame>, RpcError> {
-    let envelope = || -> Result<Value, RpcError> {
-        Ok(decode_body(event.data.as_bytes())?.unwrap_or(Value::Null))
-    };
-    match event.event.as_str() {
-        "message" => {
-            let mut message = crate::Event::new(envelope()?);
-            if let Some(id) = &event.id {
-                message
-                    .meta_mut()
-                    .set_id(id.as_str())
-                    .map_err(RpcError::from)?;
-            }
-            if let Some(retry) = event.retry {
-                message.meta_mut().set_retry(retry);
-            }
-            Ok(Some(ClientFrame::Message(message)))
+    OrpcVersion::V1.decode_event(event)
+}
+
+impl OrpcVersion {
+    /// The body of a call: the input in the `{"json": ...}` envelope. No input is `{}` in
+    /// version 1 and no body at all in version 2 (send it without a `content-type`, as
+    /// `@orpc/client` 2 does).
+    ///
+    /// ```
+    /// use outer_core::protocol::orpc::OrpcVersion;
+    /// assert_eq!(OrpcVersion::V1.encode_call(None), "{}");
+    /// assert_eq!(OrpcVersion::V2.encode_call(None), "");
+    /// ```
+    pub fn encode_call(self, input: Option<&Value>) -> String {
+        match (input, self) {
+            (Some(input), _) => alloc::format!("{{\"json\":{input}}}"),
+            (None, OrpcVersion::V1) => String::from("{}"),
+            (None, OrpcVersion::V2) => String::new(),
         }
-        "done" => Ok(Some(ClientFrame::Done(envelope()?))),
-        "error" => {
-            let value = envelope()?;
-            Ok(Some(ClientFrame::Error(error_from_json(&value, 500))))
+    }
+
+    /// Reads a unary answer: the value for a 2xx status (`null` for no value), else the error
+    /// it carries. A body that is not oRPC's shape becomes an error with the response's status,
+    /// never a panic.
+    pub fn decode_answer(self, status: u16, body: &[u8]) -> Result<Value, RpcError> {
+        if (200..300).contains(&status) {
+            return self
+                .decode_body(body)
+                .map(|value| value.unwrap_or(Value::Null));
         }
-        _ => Ok(None),
+        Err(decode_error(status, body))
+    }
+
+    /// Reads one event of an oRPC stream. Events the version does not define are skipped
+    /// (`Ok(None)`), as its client skips them: version 2 ends with `close` and knows no `done`.
+    pub fn decode_event(
+        self,
+        event: &crate::sse::SseEvent,
+    ) -> Result<Option<ClientFrame>, RpcError> {
+        let envelope = || -> Result<Value, RpcError> {
+            Ok(self
+                .decode_body(event.data.as_bytes())?
+                .unwrap_or(Value::Null))
+        };
+        let end = match self {
+            OrpcVersion::V1 => "done",
+            OrpcVersion::V2 => "close",
+        };
+        match event.event.as_str() {
+            "message" => {
+                let mut message = crate::Event::new(envelope()?);
+                if let Some(id) = &event.id {
+                    message
+                        .meta_mut()
+                        .set_id(id.as_str())
+                        .map_err(RpcError::from)?;
+                }
+                if let Some(retry) = event.retry {
+                    message.meta_mut().set_retry(retry);
+                }
+                Ok(Some(ClientFrame::Message(message)))
+            }
+            name if name == end => Ok(Some(ClientFrame::Done(envelope()?))),
+            "error" => {
+                let value = envelope()?;
+                Ok(Some(ClientFrame::Error(error_from_json(&value, None))))
+            }
+            _ => Ok(None),
+        }
     }
 }

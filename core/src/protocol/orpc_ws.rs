@@ -137,7 +137,7 @@ fn request(mut payload: Map<String, Value>) -> Result<OrpcCall, RpcError> {
     };
     let input = match payload.remove("b") {
         None | Some(Value::Null) => None,
-        Some(body) => decode_envelope(body)?,
+        Some(body) => decode_envelope(body, super::orpc::OrpcVersion::V1)?,
     };
     Ok(OrpcCall {
         path,
