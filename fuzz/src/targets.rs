@@ -13,7 +13,7 @@ use futures::executor::block_on;
 use futures::StreamExt;
 use outer_core::client::{parse_last_event_id, Decision, Ended, Resumer, RetryPolicy};
 use outer_core::procedure::{Frame, Issue, Json};
-use outer_core::protocol::orpc::{self, ClientFrame, OrpcOptions};
+use outer_core::protocol::orpc::{self, ClientFrame, OrpcOptions, OrpcVersion};
 use outer_core::protocol::trpc::{self, TrpcOptions};
 use outer_core::protocol::{orpc_ws, trpc_ws};
 use outer_core::protocol::{Body, HttpResponse};
@@ -687,14 +687,17 @@ fn parse_json(bytes: &[u8], what: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // orpc_request
 
-/// oRPC request decoding: `decode_request` and the `{json, meta}` envelope of `decode_body`.
+/// oRPC request decoding, in both versions: `decode_request` and the `{json, meta}` envelope of
+/// `decode_body`.
 ///
 /// Input: a request in the text form of [`parse_http`]; the route is the path under `/rpc`.
 ///
-/// Properties:
+/// Properties, for version 1 and version 2 alike:
 /// - never a panic; a refusal is a 4xx `RpcError` with a code and a message, never a 5xx;
-/// - an accepted request was a POST, its procedure path is valid and is the route with `/`
-///   turned into `.`, its input is what `decode_body` reads from the body;
+/// - an accepted request was a POST (version 1) or, in version 2, anything a browser did not
+///   mark as made outside script (`sec-fetch-mode` absent, `cors` or `same-origin`); its
+///   procedure path is valid and is the route with `/` turned into `.`; its input is what
+///   `decode_body` reads from the body (from `?data=` for a version 2 GET);
 /// - the `Last-Event-ID` header only ever adds the resume id or a 400: an empty header is no
 ///   id, a valid one is the call's id byte for byte, one with CR, LF or NUL refuses a request
 ///   that would be taken without it (400 `BAD_REQUEST` naming `last-event-id`), never dropped;
@@ -704,16 +707,34 @@ fn parse_json(bytes: &[u8], what: &str) -> Value {
 ///   `decode_error` reads the same error back.
 pub fn orpc_request(data: &[u8]) {
     let request = parse_http(data);
+    for version in [OrpcVersion::V1, OrpcVersion::V2] {
+        orpc_request_in(version, &request);
+    }
+}
+
+fn orpc_request_in(version: OrpcVersion, request: &HttpInput) {
     let route = request.route.as_str();
     let sent = Resume::of(request.head.header("last-event-id"));
-    let bare = orpc::decode_request(
+    let bare = version.decode_request(
         &without_header(&request.head, "last-event-id"),
         route,
         &request.body,
     );
-    match orpc::decode_request(&request.head, route, &request.body) {
+    let get = request.head.method.eq_ignore_ascii_case("GET");
+    match version.decode_request(&request.head, route, &request.body) {
         Ok(call) => {
-            assert!(request.head.method.eq_ignore_ascii_case("POST"));
+            match version {
+                OrpcVersion::V1 => assert!(request.head.method.eq_ignore_ascii_case("POST")),
+                OrpcVersion::V2 => {
+                    let mode = request.head.header("sec-fetch-mode");
+                    assert!(
+                        mode.is_none_or(|m| ["cors", "same-origin"]
+                            .iter()
+                            .any(|ok| m.eq_ignore_ascii_case(ok))),
+                        "the CSRF guard let {mode:?} through"
+                    );
+                }
+            }
             assert!(check_path(&call.path).is_ok(), "path {:?}", call.path);
             assert_eq!(
                 call.path.replace('.', "/"),
@@ -730,11 +751,13 @@ pub fn orpc_request(data: &[u8]) {
                 ..call.clone()
             };
             assert_eq!(bare, Ok(without_id), "the header changed more than the id");
-            assert_eq!(Ok(call.input), orpc::decode_body(&request.body));
+            if !(get && version == OrpcVersion::V2) {
+                assert_eq!(Ok(call.input), version.decode_body(&request.body));
+            }
         }
         Err(error) => {
             assert_client_error(&error, "decode_request");
-            check_orpc_error_body(&error);
+            check_orpc_error_body(version, &error);
             match (&sent, &bare) {
                 (Resume::Invalid, Ok(_)) => assert_resume_refusal(&error, "oRPC Last-Event-ID"),
                 (Resume::Invalid, Err(_)) => {}
@@ -743,11 +766,12 @@ pub fn orpc_request(data: &[u8]) {
         }
     }
 
-    match orpc::decode_body(&request.body) {
+    match version.decode_body(&request.body) {
         Ok(input) => {
             if let Some(input) = &input {
-                let body = orpc::encode_call(Some(input));
-                let again = orpc::decode_body(body.as_bytes())
+                let body = version.encode_call(Some(input));
+                let again = version
+                    .decode_body(body.as_bytes())
                     .expect("an encoded call decodes")
                     .expect("an encoded call has input");
                 assert!(same_json(input, &again), "{input} came back as {again}");
@@ -766,20 +790,27 @@ pub fn orpc_request(data: &[u8]) {
         }
         Err(error) => {
             assert_client_error(&error, "decode_body");
-            check_orpc_error_body(&error);
+            check_orpc_error_body(version, &error);
         }
     }
 }
 
-/// An error goes out as oRPC's JSON and the client reads the same error back.
-fn check_orpc_error_body(error: &RpcError) {
-    let response = orpc::error_response(error);
+/// An error goes out as oRPC's JSON (version 1 with its status, version 2 with `inferable` and
+/// the status only in HTTP's) and the client reads the same error back.
+fn check_orpc_error_body(version: OrpcVersion, error: &RpcError) {
+    let response = version.error_response(error);
     assert_eq!(response.status, error.status());
     let Body::Full(body) = &response.body else {
         panic!("an error answered with a stream");
     };
     let value = parse_json(body, "an oRPC error body");
-    assert_eq!(value["json"]["status"], json!(error.status()));
+    match version {
+        OrpcVersion::V1 => assert_eq!(value["json"]["status"], json!(error.status())),
+        OrpcVersion::V2 => {
+            assert_eq!(value["json"].get("status"), None);
+            assert_eq!(value["json"]["inferable"], json!(error.is_defined()));
+        }
+    }
     assert_eq!(value["json"]["code"], json!(error.code()));
     let back = orpc::decode_error(error.status(), body);
     assert_eq!(back.code(), error.code());
@@ -810,13 +841,26 @@ fn check_orpc_error_body(error: &RpcError) {
 /// - frames written by `encode_frames` (`message` with id, retry and comments, then `done` or
 ///   `error`) decode back to the same frames.
 pub fn orpc_client(data: &[u8]) {
+    for version in [OrpcVersion::V1, OrpcVersion::V2] {
+        orpc_client_in(version, data);
+    }
+}
+
+fn orpc_client_in(version: OrpcVersion, data: &[u8]) {
+    let end = match version {
+        OrpcVersion::V1 => "done",
+        OrpcVersion::V2 => "close",
+    };
+    let kinds = ["message", end, "error"];
     for status in [
         200, 204, 299, 0, 100, 302, 400, 404, 418, 500, 503, 599, 600, 999,
     ] {
-        match orpc::decode_answer(status, data) {
+        match version.decode_answer(status, data) {
             Ok(value) => {
                 assert!((200..300).contains(&status));
-                let body = orpc::decode_body(data).expect("Ok answer from a valid body");
+                let body = version
+                    .decode_body(data)
+                    .expect("Ok answer from a valid body");
                 assert_eq!(value, body.unwrap_or(Value::Null));
             }
             Err(error) => {
@@ -835,25 +879,35 @@ pub fn orpc_client(data: &[u8]) {
         }
     }
 
-    let mut decoder = SseDecoder::new();
+    let mut decoder = orpc_decoder(version, Limits::DEFAULT);
     for event in feed(&mut decoder, [data]).into_iter().flatten() {
-        match orpc::decode_event(&event) {
+        match version.decode_event(&event) {
             Ok(Some(frame)) => {
-                assert!(["message", "done", "error"].contains(&event.event.as_str()));
+                assert!(kinds.contains(&event.event.as_str()));
                 if let ClientFrame::Message(message) = &frame {
                     assert_eq!(message.id().map(EventId::as_str), event.id.as_deref());
                     assert_eq!(message.meta().retry(), event.retry);
                 }
             }
-            Ok(None) => assert!(!["message", "done", "error"].contains(&event.event.as_str())),
+            Ok(None) => assert!(!kinds.contains(&event.event.as_str())),
             Err(error) => assert_eq!(error.status(), 400, "{error}"),
         }
     }
 
-    frames_round_trip(&lossy(data));
+    frames_round_trip(version, &lossy(data));
 }
 
-fn frames_round_trip(text: &str) {
+/// The decoder an oRPC client of `version` reads with: version 2's also hands out typed events
+/// without data (its `close` for a procedure that returned nothing).
+fn orpc_decoder(version: OrpcVersion, limits: Limits) -> SseDecoder {
+    let decoder = SseDecoder::with_limits(limits);
+    match version {
+        OrpcVersion::V1 => decoder,
+        OrpcVersion::V2 => decoder.with_typed_events_without_data(),
+    }
+}
+
+fn frames_round_trip(version: OrpcVersion, text: &str) {
     // The value: the text itself if it is JSON, else the text as a JSON string.
     let value: Value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
     let line: String = text
@@ -881,13 +935,14 @@ fn frames_round_trip(text: &str) {
             Frame::Event(plain.clone()),
             last,
         ];
-        let wire = orpc::encode_frames(frames);
-        let mut decoder = SseDecoder::with_limits(UNLIMITED);
+        let wire = version.encode_frames(frames);
+        let mut decoder = orpc_decoder(version, UNLIMITED);
         let got: Vec<ClientFrame> = feed(&mut decoder, [wire.as_bytes()])
             .into_iter()
             .map(|event| {
                 let event = event.expect("no limits");
-                orpc::decode_event(&event)
+                version
+                    .decode_event(&event)
                     .expect("our own frames decode")
                     .expect("our own frames are oRPC's")
             })
@@ -912,6 +967,11 @@ fn frames_round_trip(text: &str) {
         match &got[2] {
             ClientFrame::Done(done) => assert!(same_json(done, &value)),
             ClientFrame::Error(back) => {
+                // Version 2's error events carry no status: the client takes the code's own.
+                let status = match version {
+                    OrpcVersion::V1 => error.status(),
+                    OrpcVersion::V2 => RpcError::custom(error.code(), "").status(),
+                };
                 assert_eq!(
                     (
                         back.code(),
@@ -919,12 +979,7 @@ fn frames_round_trip(text: &str) {
                         back.message(),
                         back.is_defined()
                     ),
-                    (
-                        error.code(),
-                        error.status(),
-                        error.message(),
-                        error.is_defined()
-                    )
+                    (error.code(), status, error.message(), error.is_defined())
                 );
                 assert!(same_json(back.data().expect("data"), &value));
             }

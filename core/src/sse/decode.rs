@@ -143,6 +143,9 @@ pub struct SseDecoder {
     // What persists across events.
     last_event_id: String,
     retry: Option<u64>,
+    /// Also hand out an event that has an `event` field but no data (see
+    /// [`with_typed_events_without_data`](SseDecoder::with_typed_events_without_data)).
+    typed_without_data: bool,
 }
 
 impl Default for SseDecoder {
@@ -172,7 +175,31 @@ impl SseDecoder {
             event_retry: None,
             last_event_id: String::new(),
             retry: None,
+            typed_without_data: false,
         }
+    }
+
+    /// A decoder that also hands out an event with an `event` field and no `data` line, its data
+    /// empty, where the WHATWG rules drop it. oRPC 2's parser does: its server ends a stream
+    /// whose procedure returned nothing with `event: close` and no data, and sends a `message`
+    /// for an `undefined` value the same way. Events with neither a type nor data (comments,
+    /// keep-alives) are still not handed out.
+    ///
+    /// ```
+    /// use outer_core::sse::SseDecoder;
+    ///
+    /// let mut input = &b": \n\nevent: close\n\n"[..];
+    /// let mut decoder = SseDecoder::new().with_typed_events_without_data();
+    /// let close = decoder.next_event(&mut input)?.expect("the close event");
+    /// assert_eq!((close.event.as_str(), close.data.as_str()), ("close", ""));
+    ///
+    /// let mut input = &b"event: close\n\n"[..];
+    /// assert_eq!(SseDecoder::new().next_event(&mut input)?, None);
+    /// # Ok::<(), outer_core::sse::DecodeError>(())
+    /// ```
+    pub fn with_typed_events_without_data(mut self) -> Self {
+        self.typed_without_data = true;
+        self
     }
 
     /// The limits in force.
@@ -401,7 +428,8 @@ impl SseDecoder {
         }
         let retry = self.event_retry.take();
         // The data buffer ends in LF whenever it is not empty: drop that last one.
-        if self.data.pop().is_none() {
+        let typed = self.typed_without_data && !self.event_type.is_empty();
+        if self.data.pop().is_none() && !typed {
             self.event_type.clear();
             return None;
         }
