@@ -57,14 +57,14 @@ fn bench(c: &mut Criterion) {
     let mut trpc = TrpcFraming::new(&TrpcOptions::default(), "post.live", None);
     // Warm each post's frames, as the first subscriber of each protocol to send it does.
     for post in &posts {
-        encode(post, &mut OrpcFraming::V1);
+        encode(post, &mut OrpcFraming::default());
         encode(post, &mut trpc);
     }
     let mut group = c.benchmark_group("protocol");
     group.throughput(Throughput::Elements(EVENTS));
     group.bench_function("orpc/event", |b| {
         b.iter(|| {
-            let mut framing = OrpcFraming::V1;
+            let mut framing = OrpcFraming::default();
             black_box(&posts)
                 .iter()
                 .map(|post| encode(post, &mut framing))

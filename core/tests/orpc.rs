@@ -310,7 +310,7 @@ fn unit_answers_and_returns_are_written_as_undefined() {
 #[test]
 fn an_interrupted_stream_tells_the_client_to_reconnect() {
     use outer_core::protocol::Framing;
-    let mut framing = outer_core::protocol::orpc::OrpcFraming::V1;
+    let mut framing = outer_core::protocol::orpc::OrpcFraming::default();
     let mut out = outer_core::protocol::Chunk::new();
     framing.interrupted(&mut out);
     assert!(out.into_string().starts_with("event: error\ndata: {\"json\":{\"defined\":false,\"code\":\"SERVICE_UNAVAILABLE\",\"status\":503,"));

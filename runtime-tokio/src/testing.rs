@@ -9,8 +9,16 @@ use outer_harness::conformance::{Adapter, Served, ShutDown};
 
 use crate::{serve, serve_in_lanes, HttpService, Server, Stack, TokioRuntime};
 
-/// Runs servers on tokio.
-pub struct Tokio;
+/// Runs servers on tokio, each HTTP/1.1 event stream written from its connection's task.
+pub type Tokio = TokioIn<0>;
+
+/// Runs servers on tokio, their event streams written from two lanes ([`serve_in_lanes`]): the
+/// lanes' code on a work-stealing runtime, beside smol's.
+pub type TokioLanes = TokioIn<2>;
+
+/// Runs servers on tokio with `LANES` lanes for event streams (0: a task per stream, as
+/// [`serve`] does).
+pub struct TokioIn<const LANES: usize>;
 
 /// A server on a runtime of its own, so that the blocking test client never stalls it.
 pub type Running = Served<OwnRuntime>;
@@ -34,7 +42,7 @@ impl Drop for OwnRuntime {
     }
 }
 
-impl Adapter for Tokio {
+impl<const LANES: usize> Adapter for TokioIn<LANES> {
     type Server = Running;
 
     fn timer() -> Arc<dyn Timer> {
@@ -47,28 +55,10 @@ impl Adapter for Tokio {
         S: HttpService,
     {
         let stack = stack.into();
-        start_with(|listener| serve(listener, stack))
-    }
-}
-
-/// Runs servers on tokio, their event streams written from two lanes ([`serve_in_lanes`]): the
-/// lanes' code on a work-stealing runtime, beside smol's.
-pub struct TokioLanes;
-
-impl Adapter for TokioLanes {
-    type Server = Running;
-
-    fn timer() -> Arc<dyn Timer> {
-        Arc::new(TokioRuntime)
-    }
-
-    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
-    where
-        Ctx: Clone + Send + 'static,
-        S: HttpService,
-    {
-        let stack = stack.into();
-        start_with(|listener| serve_in_lanes(listener, stack, 2))
+        match LANES {
+            0 => start_with(|listener| serve(listener, stack)),
+            lanes => start_with(|listener| serve_in_lanes(listener, stack, lanes)),
+        }
     }
 }
 

@@ -624,12 +624,7 @@ pub struct OrpcFraming {
 }
 
 impl OrpcFraming {
-    /// Version 1's framing.
-    pub const V1: Self = Self::new(OrpcVersion::V1);
-    /// Version 2's framing.
-    pub const V2: Self = Self::new(OrpcVersion::V2);
-
-    /// The framing of `version`.
+    /// The framing of `version` (`default()` is version 1's).
     pub const fn new(version: OrpcVersion) -> Self {
         Self { version }
     }

@@ -295,7 +295,7 @@ pub fn quiet_config() -> ServerConfig {
 /// `done`: a retryable error, so clients reconnect and resume.
 pub fn interruption() -> String {
     let mut out = outer_core::protocol::Chunk::new();
-    OrpcFraming::V1.interrupted(&mut out);
+    OrpcFraming::default().interrupted(&mut out);
     out.into_string()
 }
 

@@ -189,18 +189,12 @@ where
         this.streams.extend(arrived);
         // A new turn. `FuturesUnordered` polls each woken stream once per call, and answers
         // `Pending` (waking this task) once two of them yielded: past the turn's budget, each
-        // stream yields without running (`Delegated::poll`), so a turn ends there.
+        // stream yields without running (`Delegated::poll`), so a turn ends there. A stream that
+        // ended was polled too, so the budget bounds the streams that end in a turn as well.
         this.lane.polled.store(0, Ordering::Relaxed);
-        let mut ended = 0;
         loop {
             match this.streams.poll_next_unpin(cx) {
-                Poll::Ready(Some(())) => {
-                    ended += 1;
-                    if ended == STREAMS_PER_TURN {
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                }
+                Poll::Ready(Some(())) => {}
                 Poll::Ready(None) => {
                     return if this.lane.closed.load(Ordering::Acquire) {
                         Poll::Ready(())

@@ -505,7 +505,8 @@ impl<S: HttpService> hyper::service::Service<http::Request<Incoming>> for OnConn
             .as_ref()
             .filter(|_| hand_off::may_hand_off(&request))
             .cloned();
-        let close = hand_off::asks_to_close(&request);
+        // Read only where it matters: whether a handed-off stream's socket may serve again.
+        let close = hand_off.is_some() && hand_off::asks_to_close(&request);
         // A clone per request, made ready before the call, as tower's contract asks.
         OnResponse::new(
             Box::pin(tower::ServiceExt::oneshot(self.service.clone(), request)),
