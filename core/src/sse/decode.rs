@@ -143,6 +143,9 @@ pub struct SseDecoder {
     // What persists across events.
     last_event_id: String,
     retry: Option<u64>,
+
+    /// Hand out events that name a type but have no data (oRPC 2's `undefined`).
+    dataless: bool,
 }
 
 impl Default for SseDecoder {
@@ -172,7 +175,29 @@ impl SseDecoder {
             event_retry: None,
             last_event_id: String::new(),
             retry: None,
+            dataless: false,
         }
+    }
+
+    /// Also hands out an event that names its type (`event:`) but has no `data` line, with
+    /// empty data, where the WHATWG rules drop it. oRPC 2 writes JavaScript's `undefined` so
+    /// (`event: close` and a blank line end a stream whose procedure returned nothing) and its
+    /// client reads such events. An event with neither a type nor data (a comment, a lone `id:`)
+    /// is still not dispatched.
+    ///
+    /// ```
+    /// use outer_core::sse::SseDecoder;
+    /// let stream = b": \n\nevent: close\n\n";
+    /// let mut input = &stream[..];
+    /// assert_eq!(SseDecoder::new().next_event(&mut input)?, None);
+    /// let mut input = &stream[..];
+    /// let close = SseDecoder::new().dispatch_dataless(true).next_event(&mut input)?.unwrap();
+    /// assert_eq!((close.event.as_str(), close.data.as_str()), ("close", ""));
+    /// # Ok::<(), outer_core::sse::DecodeError>(())
+    /// ```
+    pub fn dispatch_dataless(mut self, dispatch: bool) -> Self {
+        self.dataless = dispatch;
+        self
     }
 
     /// The limits in force.
@@ -401,7 +426,9 @@ impl SseDecoder {
         }
         let retry = self.event_retry.take();
         // The data buffer ends in LF whenever it is not empty: drop that last one.
-        if self.data.pop().is_none() {
+        let had_data = self.data.pop().is_some();
+        let kept_without_data = self.dataless && !self.event_type.is_empty();
+        if !had_data && !kept_without_data {
             self.event_type.clear();
             return None;
         }
@@ -837,6 +864,30 @@ mod tests {
                     .with_retry(1000),
                 SseEvent::new("{\"json\":{\"done\":true}}").with_event("done"),
             ]
+        );
+    }
+
+    #[test]
+    fn dataless_named_events_are_dispatched_only_when_asked() {
+        // oRPC 2: a `message` and a `close` for `undefined`, between comments and a lone id.
+        let stream = b": \n\nevent: message\nid: 4\n\nid: 5\n\n: \n\nevent: close\n\ndata: x\n\n";
+        assert_eq!(decode(stream), [SseEvent::new("x")]);
+        let mut decoder = SseDecoder::new().dispatch_dataless(true);
+        assert_eq!(
+            decode_chunks(&mut decoder, &[stream]),
+            [
+                SseEvent::new("").with_event("message").with_id("4"),
+                SseEvent::new("").with_event("close"),
+                SseEvent::new("x"),
+            ]
+        );
+        assert_eq!(decoder.last_event_id(), "5");
+        // The type does not leak into the next event.
+        let mut decoder = SseDecoder::new().dispatch_dataless(true);
+        let events = decode_chunks(&mut decoder, &[b"event: close\n", b"\ndata: 1\n\n"]);
+        assert_eq!(
+            events,
+            [SseEvent::new("").with_event("close"), SseEvent::new("1")]
         );
     }
 
