@@ -7,9 +7,10 @@
 #   through sudo;
 # - Debian's Rust 1.96 with its sources, lld and qemu-system-arm (scripts/cross-toolchain.sh):
 #   the embedded example's test cross-builds it for a Cortex-M3 and runs it under QEMU;
-# - the npm packages of the interop and browser tests (tests/interop) and of the oRPC reference
-#   server the client suite runs against (copied to target/reference-orpc), with `npm ci` from
-#   their lockfiles.
+# - the npm packages of the interop and browser tests (tests/interop) and of the two oRPC
+#   reference servers the client suite runs against (v1 from ../shared/reference/orpc, copied to
+#   target/reference-orpc; v2 from tests/reference/orpc-v2, copied to target/reference-orpc-v2),
+#   with `npm ci` from their lockfiles.
 # Node.js 20 or newer must be on the machine already: Debian's own is older.
 # Then outer-core's own tests again without std, and typescript/check.sh, which checks the
 # TypeScript clients' generated types (it builds the chat with the `typescript` feature, which
@@ -48,11 +49,19 @@ say "redis-server $(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/'), nod
 
 say "npm packages (tests/interop/package-lock.json)"
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-say "npm packages of the oRPC reference server (shared/reference/orpc)"
-mkdir -p target/reference-orpc
-cp ../shared/reference/orpc/{server.mjs,package.json,package-lock.json} target/reference-orpc/
-chmod u+w target/reference-orpc/*
-(cd target/reference-orpc && npm ci --no-audit --no-fund --loglevel=error)
+# The client suite runs each reference server from a writable copy (the v1 folder may be read
+# only), as harness/src/client_suite/reference.rs does when the packages are missing.
+reference_install() {
+  local from=$1 to=$2
+  say "npm packages of the oRPC reference server ($from)"
+  mkdir -p "$to"
+  rm -f "$to"/{server.mjs,package.json,package-lock.json}
+  cp "$from"/{server.mjs,package.json,package-lock.json} "$to"/
+  chmod u+w "$to"/*
+  (cd "$to" && npm ci --no-audit --no-fund --loglevel=error)
+}
+reference_install ../shared/reference/orpc target/reference-orpc
+reference_install tests/reference/orpc-v2 target/reference-orpc-v2
 
 say "cargo test --workspace $*"
 cargo test --workspace "$@"

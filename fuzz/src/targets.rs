@@ -900,11 +900,7 @@ fn orpc_client_in(version: OrpcVersion, data: &[u8]) {
 /// The decoder an oRPC client of `version` reads with: version 2's also hands out typed events
 /// without data (its `close` for a procedure that returned nothing).
 fn orpc_decoder(version: OrpcVersion, limits: Limits) -> SseDecoder {
-    let decoder = SseDecoder::with_limits(limits);
-    match version {
-        OrpcVersion::V1 => decoder,
-        OrpcVersion::V2 => decoder.with_typed_events_without_data(),
-    }
+    SseDecoder::with_limits(limits).dispatch_dataless(version == OrpcVersion::V2)
 }
 
 fn frames_round_trip(version: OrpcVersion, text: &str) {

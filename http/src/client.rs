@@ -5,7 +5,8 @@
 //! and `outer_smol::Client` are this [`Client`] on theirs, and most code names those. What an
 //! answer means, when to reconnect and after which id are the core's decisions
 //! ([`outer_core::client::Subscription`]); this module moves the bytes. It speaks plain `http://`;
-//! a `Transport` that wraps its connections in TLS adds `https`.
+//! a `Transport` that wraps its connections in TLS adds `https`. It speaks oRPC 1 unless told
+//! otherwise ([`ClientBuilder::orpc_version`]).
 //!
 //! ```no_run
 //! # async fn run(client: outer_http::client::Client<impl outer_http::client::Transport>) -> Result<(), outer_core::RpcError> {
@@ -20,7 +21,8 @@
 //! // A unary call: serde input, serde output, the server's error as an `RpcError`.
 //! let post = client.call::<Post>("post.create", &NewPost { title: "hi".into() }).await?;
 //!
-//! // A subscription: events with their ids, across reconnects, until `done` or an error.
+//! // A subscription: events with their ids, across reconnects, until the end (`done`, or
+//! // `close` in oRPC 2) or an error.
 //! let mut live = client.subscribe::<Post>("post.live", &());
 //! while let Some(event) = live.next().await {
 //!     let event = event?;
@@ -54,6 +56,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use outer_core::protocol::orpc::OrpcVersion;
 pub use subscription::Subscription;
 
 /// What the client needs from a runtime: TCP connections and a timer.
@@ -187,6 +190,7 @@ pub(crate) struct Shared {
     request_timeout: Option<Duration>,
     max_body_bytes: usize,
     limits: Limits,
+    version: OrpcVersion,
 }
 
 /// A call's request, checked and encoded before anything is sent.
@@ -210,8 +214,11 @@ impl Shared {
                 format!("the input does not serialize to JSON: {err}"),
             )
         })?;
-        // `()` and `None` travel as oRPC's `undefined`, the way the server writes them back.
-        let body = orpc::encode_call((!input.is_null()).then_some(&input));
+        // `()` and `None` travel as oRPC's `undefined`, the way the server writes them back:
+        // `{}` in version 1, no body at all in version 2.
+        let body = self
+            .version
+            .encode_call((!input.is_null()).then_some(&input));
         let uri = format!("{}/{}", self.target.prefix, path.replace('.', "/"));
         let path_and_query = uri.parse().map_err(|err| {
             RpcError::new(
@@ -239,7 +246,11 @@ impl Shared {
             headers.append(name, value.clone());
         }
         headers.insert(HOST, self.target.authority.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // Version 2's `undefined` is no body, sent without a content-type as `@orpc/client` 2
+        // sends it (its server reads no type as no input).
+        if !prepared.body.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         let accept = if stream {
             "text/event-stream"
         } else {
@@ -266,7 +277,7 @@ impl Shared {
             let response = open.send(request).await?;
             let status = response.status().as_u16();
             let body = open.read_body(response, self.max_body_bytes).await?;
-            decode_answer(status, &body)
+            decode_answer(self.version, status, &body)
         };
         match connection::within(self.timer.as_ref(), self.request_timeout, exchange).await {
             Some(answer) => answer,
@@ -275,12 +286,15 @@ impl Shared {
     }
 }
 
-/// Reads a unary answer: the value of a 2xx, else the error it carries (the server's, intact).
-fn decode_answer(status: u16, body: &[u8]) -> Result<Value, RpcError> {
+/// Reads a unary answer: the value of a 2xx (`null` for an empty body, version 2's
+/// `undefined`), else the error it carries (the server's, intact; its status, missing from
+/// version 2's bodies, is the answer's).
+fn decode_answer(version: OrpcVersion, status: u16, body: &[u8]) -> Result<Value, RpcError> {
     if !(200..300).contains(&status) {
         return Err(orpc::decode_error(status, body));
     }
-    orpc::decode_body(body)
+    version
+        .decode_body(body)
         .map(|value| value.unwrap_or(Value::Null))
         .map_err(|err| {
             // The decoder words its errors for a server reading a request; say it as a client.
@@ -328,6 +342,7 @@ impl<R> fmt::Debug for Client<R> {
             .field("host", &self.shared.target.host)
             .field("port", &self.shared.target.port)
             .field("prefix", &self.shared.target.prefix)
+            .field("version", &self.shared.version)
             .finish_non_exhaustive()
     }
 }
@@ -385,6 +400,11 @@ impl<R: Transport + Default> Client<R> {
 }
 
 impl<R: Transport> Client<R> {
+    /// The version of oRPC it speaks ([`ClientBuilder::orpc_version`]).
+    pub fn orpc_version(&self) -> OrpcVersion {
+        self.shared.version
+    }
+
     /// Calls a unary procedure (query or mutation) with `input` and reads its output as an `O`.
     ///
     /// A failure is an [`RpcError`]: the server's error with its code, status, message and
@@ -422,9 +442,9 @@ impl<R: Transport> Client<R> {
     /// The subscription reconnects by itself when the connection drops, when the server
     /// answers or ends the stream with a 5xx, and when nothing (no event, no keep-alive)
     /// arrives within the inactivity timeout, sending the last id it saw in `last-event-id`
-    /// so the server resumes after it. It ends with `None` after the server's `done` (see
-    /// [`Subscription::returned`]), or with one `Err` and then `None`: a 4xx (the server's
-    /// error intact), bad input from the server, or the attempts used up.
+    /// so the server resumes after it. It ends with `None` after the server's `done` (`close`
+    /// in oRPC 2; see [`Subscription::returned`]), or with one `Err` and then `None`: a 4xx
+    /// (the server's error intact), bad input from the server, or the attempts used up.
     ///
     /// Nothing is sent until the stream is first polled. Dropping the stream closes its
     /// connection at once; the server then drops the procedure's handler.
@@ -532,6 +552,7 @@ pub struct ClientBuilder<R> {
     request_timeout: Option<Duration>,
     max_body_bytes: usize,
     limits: Limits,
+    version: OrpcVersion,
     error: Option<ConfigError>,
 }
 
@@ -543,6 +564,7 @@ impl<R> fmt::Debug for ClientBuilder<R> {
             .field("request_timeout", &self.request_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("limits", &self.limits)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }
@@ -551,7 +573,7 @@ impl<R: Transport> ClientBuilder<R> {
     /// Settings for the server at `base_url` over `transport`, all at their defaults: the
     /// core's [`RetryPolicy::default`] (1 s backoff doubling to 30 s with jitter, 10 attempts
     /// in a row, 15 s inactivity timeout), a 30 s request timeout, answers up to 1 MiB, SSE
-    /// lines up to 64 KiB and events up to 1 MiB.
+    /// lines up to 64 KiB and events up to 1 MiB, oRPC 1.
     pub fn new(base_url: &str, transport: R) -> Self {
         Self {
             base_url: base_url.to_owned(),
@@ -561,8 +583,43 @@ impl<R: Transport> ClientBuilder<R> {
             request_timeout: Some(Duration::from_secs(30)),
             max_body_bytes: 1024 * 1024,
             limits: Limits::DEFAULT,
+            version: OrpcVersion::V1,
             error: None,
         }
+    }
+
+    /// The version of oRPC's protocol to speak; [`OrpcVersion::V1`] by default. The two cannot
+    /// share a URL (each reads the other's errors and stream ends wrongly), so pick the one the
+    /// server speaks at `base_url`: `@orpc/server` 1.x or 2.x, or Outer's `rpc_prefix` (`/rpc`,
+    /// version 1) or `rpc_v2_prefix` (`/rpc2`, version 2).
+    ///
+    /// With version 2 an input of `()` or `None` (JavaScript's `undefined`) is sent as no body
+    /// and no `content-type`, a stream ends with `close`, and an `undefined` value or return
+    /// value (no data) reads as `null`: as `()` or `None` in your types.
+    ///
+    /// ```
+    /// # #[derive(Clone, Debug)] struct R;
+    /// # #[derive(Debug)] struct NoTimer;
+    /// # impl outer_core::rt::Timer for NoTimer {
+    /// #     fn sleep(&self, _: std::time::Duration) -> outer_core::rt::Sleep { Box::pin(std::future::pending()) }
+    /// #     fn now(&self) -> std::time::Duration { std::time::Duration::ZERO }
+    /// # }
+    /// # impl outer_http::client::Transport for R {
+    /// #     type Io = hyper_util::rt::TokioIo<tokio::io::DuplexStream>;
+    /// #     fn connect(&self, _: &str, _: u16) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Self::Io>> + Send>> { unimplemented!() }
+    /// #     fn timer(&self) -> std::sync::Arc<dyn outer_core::rt::Timer> { std::sync::Arc::new(NoTimer) }
+    /// # }
+    /// use outer_http::client::{ClientBuilder, OrpcVersion};
+    /// // Outer serves oRPC 2 under `rpc_v2_prefix`, `/rpc2` by default.
+    /// let client = ClientBuilder::new("http://127.0.0.1:3000/rpc2", R)
+    ///     .orpc_version(OrpcVersion::V2)
+    ///     .build()?;
+    /// assert_eq!(client.orpc_version(), OrpcVersion::V2);
+    /// # Ok::<(), outer_http::client::ConfigError>(())
+    /// ```
+    pub fn orpc_version(mut self, version: OrpcVersion) -> Self {
+        self.version = version;
+        self
     }
 
     /// How subscriptions retry: backoff, jitter, attempts and inactivity, all at once (so it
@@ -649,6 +706,7 @@ impl<R: Transport> ClientBuilder<R> {
                 request_timeout: self.request_timeout,
                 max_body_bytes: self.max_body_bytes,
                 limits: self.limits,
+                version: self.version,
             }),
             _transport: PhantomData,
         })
@@ -683,8 +741,78 @@ mod tests {
             Box::pin(async { Err(io::Error::from(io::ErrorKind::ConnectionRefused)) })
         }
         fn timer(&self) -> Arc<dyn Timer> {
-            unimplemented!("not used")
+            Arc::new(NeverFires)
         }
+    }
+
+    #[derive(Debug)]
+    struct NeverFires;
+
+    impl Timer for NeverFires {
+        fn sleep(&self, _: Duration) -> outer_core::rt::Sleep {
+            Box::pin(std::future::pending())
+        }
+        fn now(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    /// What goes on the wire: the head's content-type and the body.
+    fn sent(version: OrpcVersion, input: &Value) -> (Option<String>, Bytes) {
+        let client = ClientBuilder::new("http://127.0.0.1:1/rpc", NoTransport)
+            .orpc_version(version)
+            .build()
+            .unwrap();
+        assert_eq!(client.orpc_version(), version);
+        let prepared = client.shared.prepare("ping", input).unwrap();
+        let request = client.shared.request(&prepared, None, false).unwrap();
+        assert_eq!(request.uri(), "/rpc/ping");
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        (content_type, prepared.body)
+    }
+
+    #[test]
+    fn undefined_input_is_an_empty_envelope_in_v1_and_nothing_at_all_in_v2() {
+        let json = Some("application/json".to_owned());
+        let input = serde_json::json!({"n": 1});
+        for version in [OrpcVersion::V1, OrpcVersion::V2] {
+            assert_eq!(
+                sent(version, &input),
+                (json.clone(), Bytes::from_static(br#"{"json":{"n":1}}"#))
+            );
+        }
+        assert_eq!(
+            sent(OrpcVersion::V1, &Value::Null),
+            (json, Bytes::from_static(b"{}"))
+        );
+        // `@orpc/client` 2 sends neither a body nor a content-type (a logging proxy's view).
+        assert_eq!(sent(OrpcVersion::V2, &Value::Null), (None, Bytes::new()));
+        let default = ClientBuilder::new("http://127.0.0.1:1/rpc", NoTransport).build();
+        assert_eq!(default.unwrap().orpc_version(), OrpcVersion::V1);
+    }
+
+    #[test]
+    fn answers_are_read_by_the_version_spoken() {
+        // `orpc-v2/nothing.http`: 200, no content-type, an empty body.
+        assert_eq!(decode_answer(OrpcVersion::V2, 200, b""), Ok(Value::Null));
+        // Meta types are numbers in version 1 and names in version 2.
+        let v2 = br#"{"json":{"n":"7"},"meta":[["bigint","n"]]}"#;
+        assert_eq!(
+            decode_answer(OrpcVersion::V2, 200, v2),
+            Ok(serde_json::json!({"n": 7}))
+        );
+        let wrong = decode_answer(OrpcVersion::V1, 200, v2).unwrap_err();
+        assert_eq!(wrong.code(), "BAD_GATEWAY");
+        // `orpc-v2/ping-invalid-input.http`: no status in the body, the answer's stands in.
+        let body = br#"{"json":{"defined":false,"inferable":false,"code":"BAD_REQUEST","message":"Input validation failed","data":{"issues":[]}}}"#;
+        let error = decode_answer(OrpcVersion::V2, 400, body).unwrap_err();
+        assert_eq!(
+            (error.code(), error.status(), error.message()),
+            ("BAD_REQUEST", 400, "Input validation failed")
+        );
     }
 
     #[test]

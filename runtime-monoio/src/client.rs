@@ -25,7 +25,7 @@ use monoio::io::IntoPollIo;
 use outer_core::rt::Timer;
 use outer_http::local::Local;
 
-pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
+pub use outer_http::client::{Call, ConfigError, OrpcVersion, Subscription, Transport};
 
 use crate::{MonoioIo, MonoioRuntime};
 

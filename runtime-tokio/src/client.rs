@@ -50,7 +50,7 @@ use hyper_util::rt::TokioIo;
 use outer_core::rt::Timer;
 use tokio::net::TcpStream;
 
-pub use outer_http::client::{Call, ConfigError, Subscription, Transport};
+pub use outer_http::client::{Call, ConfigError, OrpcVersion, Subscription, Transport};
 
 use crate::TokioRuntime;
 
@@ -103,8 +103,15 @@ pub type Client = outer_http::client::Client<TokioTransport>;
 /// Settings for a [`Client`] on tokio, from `Client::builder(base_url)`.
 ///
 /// ```
+/// use outer_tokio::client::OrpcVersion;
 /// let builder: outer_tokio::client::ClientBuilder =
 ///     outer_tokio::Client::builder("http://127.0.0.1:3000/rpc").max_attempts(Some(3));
 /// assert!(builder.build().is_ok());
+/// // oRPC 2 (`@orpc/server` 2.x, or Outer's `rpc_v2_prefix`); oRPC 1 unless chosen.
+/// let v2 = outer_tokio::Client::builder("http://127.0.0.1:3000/rpc2")
+///     .orpc_version(OrpcVersion::V2)
+///     .build()?;
+/// assert_eq!(v2.orpc_version(), OrpcVersion::V2);
+/// # Ok::<(), outer_tokio::client::ConfigError>(())
 /// ```
 pub type ClientBuilder = outer_http::client::ClientBuilder<TokioTransport>;

@@ -3,7 +3,8 @@
 //! The driver (an HTTP client) opens connections and moves bytes; [`Subscription`] turns the
 //! bytes into typed events, keeps the id to resume after, watches for inactivity and decides
 //! what ends a connection: reconnect after a delay, finish with the return value, or fail with
-//! a typed error. It never reads a clock or a random source: `now` and a seed come in.
+//! a typed error. It never reads a clock or a random source: `now` and a seed come in. It reads
+//! oRPC 1's streams, or oRPC 2's ([`Subscription::with_version`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -17,7 +18,7 @@ use serde_json::Value;
 use super::{Decision, Ended, Resumer, RetryPolicy};
 use crate::error::{ErrorCode, RpcError};
 use crate::event::{Event, EventId};
-use crate::protocol::orpc::{self, ClientFrame};
+use crate::protocol::orpc::{self, ClientFrame, OrpcVersion};
 use crate::sse::{Limits, SseDecoder};
 
 /// What to do with a response's body, once its head arrived.
@@ -38,7 +39,8 @@ pub enum Step<T> {
     /// This connection is over: close it, wait this long, then [`connect`](Subscription::connect)
     /// again.
     Reconnect(Duration),
-    /// The procedure returned this value (`null` for nothing): the subscription is over.
+    /// The procedure returned this value (`null` for nothing), in oRPC 1's `done` or oRPC 2's
+    /// `close`: the subscription is over.
     Done(Value),
     /// The subscription is over with this error: a 4xx from the server, input the server should
     /// never send, or too many failed attempts in a row.
@@ -97,6 +99,7 @@ pub struct Subscription<T> {
     /// When the stream counts as inactive, while streaming with an inactivity timeout.
     inactive_at: Option<Duration>,
     connections: u32,
+    version: OrpcVersion,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -104,6 +107,7 @@ impl<T> fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("phase", &self.phase)
+            .field("version", &self.version)
             .field("last_event_id", &self.resumer.last_event_id())
             .field("connections", &self.connections)
             .field("inactive_at", &self.inactive_at)
@@ -112,9 +116,9 @@ impl<T> fmt::Debug for Subscription<T> {
 }
 
 impl<T: DeserializeOwned> Subscription<T> {
-    /// A subscription that has not connected yet. `limits` bound what one SSE line and one
-    /// event may hold; `seed` seeds the jitter of the retry delays (the same seed, the same
-    /// delays), so pass a random one outside tests.
+    /// A subscription that has not connected yet, reading oRPC 1's streams. `limits` bound
+    /// what one SSE line and one event may hold; `seed` seeds the jitter of the retry delays
+    /// (the same seed, the same delays), so pass a random one outside tests.
     pub fn new(policy: RetryPolicy, limits: Limits, seed: u64) -> Self {
         Self {
             resumer: Resumer::new(policy),
@@ -123,8 +127,40 @@ impl<T: DeserializeOwned> Subscription<T> {
             phase: Phase::Idle,
             inactive_at: None,
             connections: 0,
+            version: OrpcVersion::V1,
             _data: PhantomData,
         }
+    }
+
+    /// Reads the streams of this version of oRPC (set it before connecting). Version 2 ends a
+    /// stream with `close` (version 1 with `done`, which version 2 skips, as `@orpc/client` 2
+    /// does), writes `undefined` as an event without data (`null` here), names its meta types,
+    /// and sends errors without a `status` (their code's own stands in).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use outer_core::client::{Head, RetryPolicy, Step, Subscription};
+    /// use outer_core::protocol::orpc::OrpcVersion;
+    /// use outer_core::sse::Limits;
+    ///
+    /// let mut sub = Subscription::<u32>::new(RetryPolicy::default(), Limits::default(), 7)
+    ///     .with_version(OrpcVersion::V2);
+    /// sub.connect();
+    /// assert_eq!(sub.on_response(200, Some("text/event-stream"), Duration::ZERO), Head::Events);
+    /// // A procedure that returned `undefined`: `close` with no data.
+    /// let mut bytes: &[u8] = b": \n\nevent: close\n\n";
+    /// assert_eq!(sub.on_bytes(&mut bytes, Duration::ZERO), Some(Step::Done(serde_json::Value::Null)));
+    /// ```
+    pub fn with_version(mut self, version: OrpcVersion) -> Self {
+        self.version = version;
+        self.decoder =
+            core::mem::take(&mut self.decoder).dispatch_dataless(version == OrpcVersion::V2);
+        self
+    }
+
+    /// The version of oRPC whose streams it reads.
+    pub fn version(&self) -> OrpcVersion {
+        self.version
     }
 
     /// Starts from an id the caller already has, e.g. kept across a restart: the first request
@@ -212,7 +248,7 @@ impl<T: DeserializeOwned> Subscription<T> {
                     ))));
                 }
             };
-            let frame = match orpc::decode_event(&event) {
+            let frame = match self.version.decode_event(&event) {
                 Ok(Some(frame)) => frame,
                 // Not an oRPC event type: the rules say to ignore it.
                 Ok(None) => continue,
@@ -250,7 +286,7 @@ impl<T: DeserializeOwned> Subscription<T> {
     }
 
     /// The connection ended (closed, reset, refused, or timed out before its answer) without
-    /// `done` or an error frame: reconnect, or fail after too many attempts. `None` when this
+    /// an end (`done`, `close`) or an error frame: reconnect, or fail after too many attempts. `None` when this
     /// connection's end was already decided.
     pub fn on_closed(&mut self) -> Option<Step<T>> {
         matches!(self.phase, Phase::Connecting | Phase::Streaming).then(|| self.end(Ended::Dropped))
@@ -661,6 +697,116 @@ mod tests {
                 Some(Step::Failed(error)) => assert!(error.message().contains("limit"), "{error}"),
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    fn streaming_v2<U: DeserializeOwned>() -> Subscription<U> {
+        let mut sub =
+            Subscription::new(policy(), Limits::default(), 1).with_version(OrpcVersion::V2);
+        assert_eq!(sub.version(), OrpcVersion::V2);
+        sub.connect();
+        assert_eq!(sub.on_response(200, Some(SSE), secs(0)), Head::Events);
+        sub
+    }
+
+    fn feed_any<U: DeserializeOwned>(sub: &mut Subscription<U>, bytes: &str) -> Vec<Step<U>> {
+        let mut input = bytes.as_bytes();
+        let mut steps = Vec::new();
+        while let Some(step) = sub.on_bytes(&mut input, secs(0)) {
+            steps.push(step);
+        }
+        steps
+    }
+
+    /// The bytes of `tests/fixtures/reference/orpc-v2/counter.http` and `finite.http`.
+    #[test]
+    fn v2_close_finishes_with_its_value_or_null_without_data() {
+        let mut sub = streaming_v2::<Tick>();
+        let steps = feed_any(
+            &mut sub,
+            ": \n\nevent: message\nretry: 1000\nid: 1\ndata: {\"json\":{\"n\":1}}\n\n\
+             event: close\ndata: {\"json\":{\"done\":true}}\n\n",
+        );
+        assert_eq!(ticks(&steps), [1]);
+        assert_eq!(steps[1], Step::Done(json!({"done": true})));
+        assert!(sub.is_finished());
+
+        // `finite` returned `undefined`: a close event with no data line at all.
+        let mut sub = streaming_v2::<Tick>();
+        let steps = feed_any(
+            &mut sub,
+            ": \n\nevent: message\ndata: {\"json\":{\"n\":1}}\n\nevent: close\n\n",
+        );
+        assert_eq!(ticks(&steps), [1]);
+        assert_eq!(steps[1], Step::Done(Value::Null));
+        assert_eq!(sub.on_closed(), None, "the stream is over, not dropped");
+
+        // Version 1 does not know `close`, and version 2 not `done`: skipped, so the clean end
+        // that follows is a drop (reconnect), never a return value from the wrong version.
+        let mut v1 = streaming(policy());
+        assert!(feed(&mut v1, "event: close\ndata: {\"json\":1}\n\n", secs(0)).is_empty());
+        let mut v2 = streaming_v2::<Tick>();
+        assert!(feed_any(&mut v2, "event: done\ndata: {\"json\":1}\n\n").is_empty());
+        for closed in [v1.on_closed(), v2.on_closed()] {
+            assert_eq!(closed, Some(Step::Reconnect(Duration::from_millis(100))));
+        }
+    }
+
+    #[test]
+    fn v2_undefined_events_are_null_and_meta_types_are_names() {
+        let mut sub = streaming_v2::<Option<Tick>>();
+        let steps = feed_any(
+            &mut sub,
+            "event: message\nid: 4\n\nevent: message\nid: 5\ndata: {\"json\":{\"n\":\"5\"},\"meta\":[[\"bigint\",\"n\"]]}\n\n",
+        );
+        let [Step::Event(undefined), Step::Event(five)] = &steps[..] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (undefined.data(), undefined.id().map(EventId::as_str)),
+            (&None, Some("4"))
+        );
+        assert_eq!(five.data(), &Some(Tick { n: 5 }));
+        assert_eq!(sub.last_event_id().map(EventId::as_str), Some("5"));
+    }
+
+    /// `orpc-v2/failing.http` and `failing5xx.http`: no `status` in the body, the code's own.
+    #[test]
+    fn v2_errors_without_status_take_their_codes_and_the_http_status() {
+        let mut sub = streaming_v2::<Tick>();
+        let steps = feed_any(
+            &mut sub,
+            "event: error\ndata: {\"json\":{\"defined\":false,\"inferable\":false,\"code\":\"BAD_REQUEST\",\"message\":\"nope\",\"data\":{\"why\":\"x\"}}}\n\n",
+        );
+        let [Step::Failed(error)] = &steps[..] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (error.code(), error.status(), error.message()),
+            ("BAD_REQUEST", 400, "nope")
+        );
+        assert_eq!(error.data(), Some(&json!({"why": "x"})));
+
+        let mut sub = streaming_v2::<Tick>();
+        let steps = feed_any(
+            &mut sub,
+            "event: error\ndata: {\"json\":{\"defined\":false,\"inferable\":false,\"code\":\"INTERNAL_SERVER_ERROR\",\"message\":\"boom\"}}\n\n",
+        );
+        assert_eq!(steps, [Step::Reconnect(Duration::from_millis(100))]);
+
+        // A refusal: the HTTP status stands in for the missing one.
+        let mut sub =
+            Subscription::<Tick>::new(policy(), Limits::default(), 1).with_version(OrpcVersion::V2);
+        sub.connect();
+        sub.on_response(409, Some("application/json"), secs(0));
+        let body =
+            br#"{"json":{"defined":true,"inferable":true,"code":"CONFLICT","message":"taken"}}"#;
+        match sub.on_refused(409, body) {
+            Step::Failed(error) => {
+                assert_eq!((error.code(), error.status()), ("CONFLICT", 409));
+                assert!(error.is_defined());
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -144,7 +144,7 @@ pub struct SseDecoder {
     last_event_id: String,
     retry: Option<u64>,
     /// Also hand out an event that has an `event` field but no data (see
-    /// [`with_typed_events_without_data`](SseDecoder::with_typed_events_without_data)).
+    /// [`dispatch_dataless`](SseDecoder::dispatch_dataless)).
     typed_without_data: bool,
 }
 
@@ -179,7 +179,7 @@ impl SseDecoder {
         }
     }
 
-    /// A decoder that also hands out an event with an `event` field and no `data` line, its data
+    /// Whether to also hand out an event with an `event` field and no `data` line, its data
     /// empty, where the WHATWG rules drop it. oRPC 2's parser does: its server ends a stream
     /// whose procedure returned nothing with `event: close` and no data, and sends a `message`
     /// for an `undefined` value the same way. Events with neither a type nor data (comments,
@@ -189,7 +189,7 @@ impl SseDecoder {
     /// use outer_core::sse::SseDecoder;
     ///
     /// let mut input = &b": \n\nevent: close\n\n"[..];
-    /// let mut decoder = SseDecoder::new().with_typed_events_without_data();
+    /// let mut decoder = SseDecoder::new().dispatch_dataless(true);
     /// let close = decoder.next_event(&mut input)?.expect("the close event");
     /// assert_eq!((close.event.as_str(), close.data.as_str()), ("close", ""));
     ///
@@ -197,8 +197,8 @@ impl SseDecoder {
     /// assert_eq!(SseDecoder::new().next_event(&mut input)?, None);
     /// # Ok::<(), outer_core::sse::DecodeError>(())
     /// ```
-    pub fn with_typed_events_without_data(mut self) -> Self {
-        self.typed_without_data = true;
+    pub fn dispatch_dataless(mut self, dispatch: bool) -> Self {
+        self.typed_without_data = dispatch;
         self
     }
 
@@ -865,6 +865,30 @@ mod tests {
                     .with_retry(1000),
                 SseEvent::new("{\"json\":{\"done\":true}}").with_event("done"),
             ]
+        );
+    }
+
+    #[test]
+    fn dataless_named_events_are_dispatched_only_when_asked() {
+        // oRPC 2: a `message` and a `close` for `undefined`, between comments and a lone id.
+        let stream = b": \n\nevent: message\nid: 4\n\nid: 5\n\n: \n\nevent: close\n\ndata: x\n\n";
+        assert_eq!(decode(stream), [SseEvent::new("x")]);
+        let mut decoder = SseDecoder::new().dispatch_dataless(true);
+        assert_eq!(
+            decode_chunks(&mut decoder, &[stream]),
+            [
+                SseEvent::new("").with_event("message").with_id("4"),
+                SseEvent::new("").with_event("close"),
+                SseEvent::new("x"),
+            ]
+        );
+        assert_eq!(decoder.last_event_id(), "5");
+        // The type does not leak into the next event.
+        let mut decoder = SseDecoder::new().dispatch_dataless(true);
+        let events = decode_chunks(&mut decoder, &[b"event: close\n", b"\ndata: 1\n\n"]);
+        assert_eq!(
+            events,
+            [SseEvent::new("").with_event("close"), SseEvent::new("1")]
         );
     }
 

@@ -1,7 +1,7 @@
 //! A loopback HTTP server that answers each path with fixed bytes: for the input no real server
 //! sends (malformed JSON, oversized lines and bodies, a server that never answers), so a test
-//! can show the client turns it into a clear error. Blocking std sockets, a thread per
-//! connection.
+//! can show the client turns it into a clear error. It keeps the last request to each path, so
+//! a test can see what the client sent. Blocking std sockets, a thread per connection.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,7 +34,14 @@ impl Answer {
 #[derive(Debug)]
 pub struct Canned {
     addr: SocketAddr,
-    requests: Arc<Mutex<HashMap<String, usize>>>,
+    requests: Arc<Mutex<Requests>>,
+}
+
+/// What came for each path: how many requests, and the last one's bytes.
+#[derive(Debug, Default)]
+struct Requests {
+    count: HashMap<String, usize>,
+    last: HashMap<String, Vec<u8>>,
 }
 
 impl Canned {
@@ -48,7 +55,7 @@ impl Canned {
         );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the canned server");
         let addr = listener.local_addr().expect("its address");
-        let requests = Arc::new(Mutex::new(HashMap::new()));
+        let requests = Arc::new(Mutex::new(Requests::default()));
         let counting = Arc::clone(&requests);
         // The thread ends with the test process; the listener is only ever used by tests.
         thread::spawn(move || {
@@ -71,25 +78,33 @@ impl Canned {
         self.requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .count
             .get(path)
             .copied()
             .unwrap_or(0)
     }
+
+    /// The last request for `path` as it arrived: its head, the blank line, and its body (as
+    /// long as its `content-length` said).
+    pub fn last_request(&self, path: &str) -> Option<Vec<u8>> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last
+            .get(path)
+            .cloned()
+    }
 }
 
-fn answer(
-    mut stream: TcpStream,
-    routes: &HashMap<String, Answer>,
-    requests: &Mutex<HashMap<String, usize>>,
-) {
-    let Some(path) = read_request(&mut stream) else {
+fn answer(mut stream: TcpStream, routes: &HashMap<String, Answer>, requests: &Mutex<Requests>) {
+    let Some((path, request)) = read_request(&mut stream) else {
         return;
     };
-    *requests
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(path.clone())
-        .or_default() += 1;
+    {
+        let mut requests = requests.lock().unwrap_or_else(PoisonError::into_inner);
+        *requests.count.entry(path.clone()).or_default() += 1;
+        requests.last.insert(path.clone(), request);
+    }
     match routes.get(&path) {
         Some(Answer::Bytes(bytes)) => {
             let _ = stream.write_all(bytes);
@@ -105,8 +120,8 @@ fn answer(
     }
 }
 
-/// Reads a request's head and its content-length body; returns its path.
-fn read_request(stream: &mut TcpStream) -> Option<String> {
+/// Reads a request's head and its content-length body; returns its path and its bytes.
+fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -115,8 +130,8 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
         }
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let length = head
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let length = text
         .lines()
         .filter_map(|line| line.split_once(':'))
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
@@ -124,7 +139,9 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).ok()?;
-    head.split(' ').nth(1).map(str::to_owned)
+    let path = text.split(' ').nth(1).map(str::to_owned)?;
+    head.extend_from_slice(&body);
+    Some((path, head))
 }
 
 /// Reads until the client closes.

@@ -1,6 +1,10 @@
 //! The Rust client's suite, written once for every runtime: typed calls and self-resuming
 //! subscriptions over real loopback HTTP, against the chat example served in-process and
-//! against the Node reference server (the real `@orpc/server`).
+//! against the Node reference servers (the real `@orpc/server`, 1.x and 2.x).
+//!
+//! Most scenarios take the [`OrpcVersion`] the client speaks and run once for each: against
+//! the chat at `/rpc` (oRPC 1) and `/rpc2` (oRPC 2), and against the reference server of that
+//! version (a v1 client to the v1 server, a v2 client to the v2 server).
 //!
 //! A runtime implements [`ClientRuntime`] (its server adapter, its client transport, how to
 //! block on a future, and the chat example's router) and expands
@@ -23,6 +27,7 @@ use std::time::{Duration, Instant};
 use futures::future::{join, select, Either};
 use futures::StreamExt;
 use outer_core::client::RetryPolicy;
+pub use outer_core::protocol::orpc::OrpcVersion;
 use outer_core::rt::Timer;
 use outer_core::{App, RpcError};
 use outer_http::client::{Client, ClientBuilder, Transport};
@@ -102,6 +107,25 @@ impl<R: ClientRuntime> Chat<R> {
     /// A client for it, with the suite's settings.
     pub fn client(&self) -> ClientBuilder<R::Transport> {
         client::<R>(&self.base())
+    }
+
+    /// The base URL a client of `version` uses: the service's `rpc_prefix` for oRPC 1, its
+    /// `rpc_v2_prefix` for oRPC 2.
+    pub fn base_for(&self, version: OrpcVersion) -> String {
+        let config = self.service.config();
+        let prefix = match version {
+            OrpcVersion::V1 => config.rpc_prefix.as_str(),
+            OrpcVersion::V2 => config
+                .rpc_v2_prefix
+                .as_deref()
+                .expect("the server serves oRPC 2 (rpc_v2_prefix)"),
+        };
+        format!("http://{}{prefix}", self.server.addr())
+    }
+
+    /// A client speaking `version`, at [`base_for`](Self::base_for), with the suite's settings.
+    pub fn client_for(&self, version: OrpcVersion) -> ClientBuilder<R::Transport> {
+        client::<R>(&self.base_for(version)).orpc_version(version)
     }
 }
 
@@ -258,10 +282,10 @@ impl<'a, R: Transport> Poster<'a, R> {
 pub mod chat {
     use super::*;
 
-    pub fn typed_calls_return_outputs_and_errors_intact<R: ClientRuntime>() {
+    pub fn typed_calls_return_outputs_and_errors_intact<R: ClientRuntime>(version: OrpcVersion) {
         let chat = Chat::<R>::start(ServerConfig::default());
         run::<R, _>("calls", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             #[derive(Serialize)]
             struct Ping {
                 n: u32,
@@ -311,11 +335,13 @@ pub mod chat {
     /// ends up with every post after its first exactly once, in order.
     pub fn live_posts_resume_after_forced_disconnects_with_no_loss_and_no_duplicate<
         R: ClientRuntime,
-    >() {
+    >(
+        version: OrpcVersion,
+    ) {
         let chat = Chat::<R>::start(ServerConfig::default());
         let service = chat.service.clone();
         run::<R, _>("live posts", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             let mut live = client.subscribe::<Post>("post.live", &());
             let seen = Seen::default();
             let writer = async {
@@ -345,11 +371,13 @@ pub mod chat {
 
     /// `counter` sets `retry: 1000` on its events: the client waits that long, resumes after the
     /// last id, and reads the return value at the end.
-    pub fn counter_resumes_after_forced_disconnects_and_returns_its_value<R: ClientRuntime>() {
+    pub fn counter_resumes_after_forced_disconnects_and_returns_its_value<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
         let chat = Chat::<R>::start(ServerConfig::default());
         let service = chat.service.clone();
         run::<R, _>("counter", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             let mut ticks = client.subscribe::<Tick>("counter", &counter_input(8, 20));
             let seen = ticks_to_the_end(&mut ticks, |n| {
                 if n == 3 || n == 6 {
@@ -374,10 +402,12 @@ pub mod chat {
         });
     }
 
-    pub fn a_4xx_gives_up_with_code_status_message_and_data_intact<R: ClientRuntime>() {
+    pub fn a_4xx_gives_up_with_code_status_message_and_data_intact<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
         let chat = Chat::<R>::start(ServerConfig::default());
         run::<R, _>("failing", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             let mut failing = client.subscribe::<Tick>("failing", &());
             let first = failing.next().await.unwrap().unwrap();
             assert_eq!(first.data(), &Tick { n: 1 });
@@ -391,10 +421,10 @@ pub mod chat {
         assert_eq!(chat.service.total_requests(), 1, "no reconnect after a 4xx");
     }
 
-    pub fn a_5xx_error_event_reconnects<R: ClientRuntime>() {
+    pub fn a_5xx_error_event_reconnects<R: ClientRuntime>(version: OrpcVersion) {
         let chat = Chat::<R>::start(ServerConfig::default());
         run::<R, _>("failing5xx", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             let mut failing = client.subscribe::<Tick>("failing5xx", &());
             for _ in 0..3 {
                 let event = failing.next().await.unwrap().unwrap();
@@ -407,12 +437,14 @@ pub mod chat {
 
     /// The server ends each stream after 300 ms with its interruption (a retryable 503 error
     /// event, never `done`): the client resumes after its last id each time until `done`.
-    pub fn a_stream_interrupted_with_503_resumes_where_it_stopped<R: ClientRuntime>() {
+    pub fn a_stream_interrupted_with_503_resumes_where_it_stopped<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
         let mut config = ServerConfig::default();
         config.orpc.timing.max_duration = Some(Duration::from_millis(300));
         let chat = Chat::<R>::start(config);
         run::<R, _>("interrupted counter", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             let mut ticks = client.subscribe::<Tick>("counter", &counter_input(4, 200));
             let seen = ticks_to_the_end(&mut ticks, |_| {}).await;
             assert_eq!(seen, [1, 2, 3, 4]);
@@ -427,13 +459,17 @@ pub mod chat {
 
     /// Every stream is refused with a 503 answer: the client retries, and gives up with the
     /// server's error after `max_attempts` reconnects in a row.
-    pub fn a_503_answer_is_retried_up_to_max_attempts<R: ClientRuntime>() {
+    pub fn a_503_answer_is_retried_up_to_max_attempts<R: ClientRuntime>(version: OrpcVersion) {
         let chat = Chat::<R>::start(ServerConfig {
             max_streams: 0,
             ..ServerConfig::default()
         });
         run::<R, _>("refused", async {
-            let client = chat.client().max_attempts(Some(2)).build().unwrap();
+            let client = chat
+                .client_for(version)
+                .max_attempts(Some(2))
+                .build()
+                .unwrap();
             let mut refused = client.subscribe::<Post>("post.live", &());
             let error = refused.next().await.unwrap().unwrap_err();
             assert_eq!((error.code(), error.status()), ("SERVICE_UNAVAILABLE", 503));
@@ -445,14 +481,16 @@ pub mod chat {
 
     /// Keep-alives are off and `post.live` is silent: the client reconnects each time the
     /// inactivity timeout passes, resumes after the post it saw, and misses nothing.
-    pub fn inactivity_timeout_reconnects_a_silent_stream_and_resumes<R: ClientRuntime>() {
+    pub fn inactivity_timeout_reconnects_a_silent_stream_and_resumes<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
         let mut config = ServerConfig::default();
         config.orpc.timing.keep_alive = None;
         let chat = Chat::<R>::start(config);
         let service = chat.service.clone();
         run::<R, _>("inactivity", async {
             let client = chat
-                .client()
+                .client_for(version)
                 .inactivity_timeout(Some(Duration::from_millis(200)))
                 .build()
                 .unwrap();
@@ -478,11 +516,13 @@ pub mod chat {
 
     /// Dropping the stream closes its connection: the server drops the handler (its Drop guard
     /// runs and the stream's place is freed), for a stream in full flow and a silent one.
-    pub fn dropping_the_stream_ends_the_handler_on_the_server<R: ClientRuntime>() {
+    pub fn dropping_the_stream_ends_the_handler_on_the_server<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
         let chat = Chat::<R>::start(ServerConfig::default());
         let service = chat.service.clone();
         run::<R, _>("drop", async {
-            let client = chat.client().build().unwrap();
+            let client = chat.client_for(version).build().unwrap();
             let mut ticks = client.subscribe::<Tick>("counter", &counter_input(1_000_000, 20));
             assert_eq!(ticks.next().await.unwrap().unwrap().data(), &Tick { n: 1 });
             assert_eq!(service.active_streams(), 1);
@@ -590,7 +630,80 @@ pub mod chat {
     }
 }
 
-/// The scenarios against the Node reference server (the real `@orpc/server`), one function per
+/// What each version puts on the wire for JavaScript's `undefined`, and reads back, against the
+/// bytes the v2 reference server sends (`tests/fixtures/reference/orpc-v2/nothing.http`,
+/// `finite.http`) served by a canned server that keeps the requests.
+#[allow(missing_docs)] // each scenario's name is its documentation
+pub mod wire {
+    use super::*;
+
+    pub fn undefined_is_no_body_in_v2_and_an_empty_envelope_in_v1<R: ClientRuntime>() {
+        use canned::{Answer, Canned};
+        let server = Canned::start(vec![
+            (
+                "/rpc/nothing",
+                Answer::Bytes(
+                    b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                ),
+            ),
+            (
+                "/rpc/finite",
+                Answer::until_close(
+                    "200 OK",
+                    "text/event-stream",
+                    ": \n\nevent: message\ndata: {\"json\":{\"n\":1}}\n\nevent: close\n\n",
+                ),
+            ),
+        ]);
+        let sent = |path: &str| {
+            let request = server.last_request(path).expect("a request");
+            let text = String::from_utf8(request).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let head = head.to_ascii_lowercase();
+            (head.contains("\r\ncontent-type:"), body.to_owned())
+        };
+        run::<R, _>("undefined on the wire", async {
+            let v1 = client::<R>(&server.base()).build().unwrap();
+            let v2 = client::<R>(&server.base())
+                .orpc_version(OrpcVersion::V2)
+                .build()
+                .unwrap();
+
+            let nothing: Value = v1.call("nothing", &()).await.unwrap();
+            assert_eq!(nothing, Value::Null);
+            assert_eq!(sent("/rpc/nothing"), (true, "{}".to_owned()));
+            // `@orpc/client` 2 sends neither a body nor a content-type; the answer's empty
+            // body is `undefined`, read as `()`, `None` or `null`.
+            let () = v2.call("nothing", &()).await.unwrap();
+            assert_eq!(sent("/rpc/nothing"), (false, String::new()));
+            let none: Option<Post> = v2.call("nothing", &None::<u8>).await.unwrap();
+            assert_eq!(none, None);
+            assert_eq!(sent("/rpc/nothing"), (false, String::new()));
+            // An input is the same envelope in both.
+            let _: Value = v2.call("nothing", &json!({"n": 1})).await.unwrap();
+            assert_eq!(
+                sent("/rpc/nothing"),
+                (true, r#"{"json":{"n":1}}"#.to_owned())
+            );
+
+            // `close` without data: the stream is over with `undefined`, not dropped.
+            let mut finite = v2.subscribe::<Tick>("finite", &());
+            assert_eq!(finite.next().await.unwrap().unwrap().data(), &Tick { n: 1 });
+            assert!(finite.next().await.is_none(), "close ends the stream");
+            let () = finite.returned().unwrap().unwrap();
+            assert_eq!(finite.returned::<Value>().unwrap().unwrap(), Value::Null);
+            assert_eq!(finite.reconnects(), 0);
+            assert_eq!(sent("/rpc/finite"), (false, String::new()));
+        });
+        assert_eq!(
+            server.requests("/rpc/finite"),
+            1,
+            "no reconnect after close"
+        );
+    }
+}
+
+/// The scenarios against the Node reference servers (the real `@orpc/server`), one function per
 /// behaviour.
 #[allow(missing_docs)] // each scenario's name is its documentation
 pub mod node {
@@ -602,10 +715,15 @@ pub mod node {
         format!("http://{addr}/rpc")
     }
 
-    pub fn reference_calls_return_outputs_and_errors_intact<R: ClientRuntime>() {
-        let node = ReferenceServer::start();
+    pub fn reference_calls_return_outputs_and_errors_intact<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
+        let node = ReferenceServer::start(version);
         run::<R, _>("reference calls", async {
-            let client = client::<R>(&base(node.addr())).build().unwrap();
+            let client = client::<R>(&base(node.addr()))
+                .orpc_version(version)
+                .build()
+                .unwrap();
             let pong: Value = client.call("ping", &json!({"n": 2})).await.unwrap();
             assert_eq!(pong, json!({"n": 2}));
             let post: Post = client
@@ -630,11 +748,16 @@ pub mod node {
 
     /// The proxy cuts the connection twice mid-stream; the client resumes with
     /// `last-event-id` and the reference `counter` continues after it, to its return value.
-    pub fn reference_counter_resumes_after_cuts_with_no_loss_and_no_duplicate<R: ClientRuntime>() {
-        let node = ReferenceServer::start();
+    pub fn reference_counter_resumes_after_cuts_with_no_loss_and_no_duplicate<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
+        let node = ReferenceServer::start(version);
         let proxy = Proxy::start(node.addr());
         run::<R, _>("reference counter", async {
-            let client = client::<R>(&base(proxy.addr())).build().unwrap();
+            let client = client::<R>(&base(proxy.addr()))
+                .orpc_version(version)
+                .build()
+                .unwrap();
             let mut ticks = client.subscribe::<Tick>("counter", &counter_input(8, 30));
             let seen = ticks_to_the_end(&mut ticks, |n| {
                 if n == 3 || n == 6 {
@@ -651,10 +774,15 @@ pub mod node {
         });
     }
 
-    pub fn reference_4xx_gives_up_with_code_status_message_and_data_intact<R: ClientRuntime>() {
-        let node = ReferenceServer::start();
+    pub fn reference_4xx_gives_up_with_code_status_message_and_data_intact<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
+        let node = ReferenceServer::start(version);
         run::<R, _>("reference failing", async {
-            let client = client::<R>(&base(node.addr())).build().unwrap();
+            let client = client::<R>(&base(node.addr()))
+                .orpc_version(version)
+                .build()
+                .unwrap();
             let mut failing = client.subscribe::<Tick>("failing", &());
             assert_eq!(
                 failing.next().await.unwrap().unwrap().data(),
@@ -668,10 +796,13 @@ pub mod node {
         });
     }
 
-    pub fn reference_5xx_reconnects<R: ClientRuntime>() {
-        let node = ReferenceServer::start();
+    pub fn reference_5xx_reconnects<R: ClientRuntime>(version: OrpcVersion) {
+        let node = ReferenceServer::start(version);
         run::<R, _>("reference failing5xx", async {
-            let client = client::<R>(&base(node.addr())).build().unwrap();
+            let client = client::<R>(&base(node.addr()))
+                .orpc_version(version)
+                .build()
+                .unwrap();
             let mut failing = client.subscribe::<Tick>("failing5xx", &());
             for _ in 0..3 {
                 assert_eq!(
@@ -685,11 +816,16 @@ pub mod node {
 
     /// Dropping the stream closes the connection, and the reference server closes its side in
     /// turn (it aborts the handler's signal): seen through the proxy.
-    pub fn reference_server_closes_its_side_when_the_stream_is_dropped<R: ClientRuntime>() {
-        let node = ReferenceServer::start();
+    pub fn reference_server_closes_its_side_when_the_stream_is_dropped<R: ClientRuntime>(
+        version: OrpcVersion,
+    ) {
+        let node = ReferenceServer::start(version);
         let proxy = Proxy::start(node.addr());
         run::<R, _>("reference drop", async {
-            let client = client::<R>(&base(proxy.addr())).build().unwrap();
+            let client = client::<R>(&base(proxy.addr()))
+                .orpc_version(version)
+                .build()
+                .unwrap();
             let mut ticks = client.subscribe::<Tick>("counter", &counter_input(1_000_000, 20));
             assert_eq!(ticks.next().await.unwrap().unwrap().data(), &Tick { n: 1 });
             assert_eq!(proxy.open_upstream(), 1);
@@ -700,9 +836,45 @@ pub mod node {
             .await;
         });
     }
+
+    /// oRPC 2 writes `undefined` as no data: `nothing` (a unary call that returns it) answers
+    /// an empty body without a content-type, and `finite` (a stream that returns it) ends with
+    /// `close` and no data line. The client reads both as `null`, and the stream as over.
+    pub fn reference_v2_undefined_comes_back_as_null<R: ClientRuntime>() {
+        let node = ReferenceServer::start(OrpcVersion::V2);
+        let proxy = Proxy::start(node.addr());
+        run::<R, _>("reference undefined", async {
+            let client = client::<R>(&base(proxy.addr()))
+                .orpc_version(OrpcVersion::V2)
+                .build()
+                .unwrap();
+            let () = client.call("nothing", &()).await.unwrap();
+            let nothing: Value = client.call("nothing", &()).await.unwrap();
+            assert_eq!(nothing, Value::Null);
+            let none: Option<Post> = client.call("nothing", &()).await.unwrap();
+            assert_eq!(none, None);
+
+            let mut finite = client.subscribe::<Tick>("finite", &());
+            assert_eq!(finite.next().await.unwrap().unwrap().data(), &Tick { n: 1 });
+            assert!(finite.next().await.is_none(), "close ends the stream");
+            let () = finite.returned().unwrap().unwrap();
+            assert_eq!(finite.returned::<Value>().unwrap().unwrap(), Value::Null);
+            assert_eq!(finite.returned::<Option<u64>>().unwrap().unwrap(), None);
+            assert_eq!(finite.reconnects(), 0);
+            // `counter` returns a value on v2 too.
+            let mut ticks = client.subscribe::<Tick>("counter", &counter_input(2, 0));
+            assert_eq!(ticks_to_the_end(&mut ticks, |_| {}).await, [1, 2]);
+            assert_eq!(
+                ticks.returned::<Value>().unwrap().unwrap(),
+                json!({"done": true})
+            );
+        });
+    }
 }
 
-/// Expands the client suite into `#[test]`s for a [`ClientRuntime`].
+/// Expands the client suite into `#[test]`s for a [`ClientRuntime`]: one per scenario, and for
+/// the scenarios that take an [`OrpcVersion`] a module of two, `v1` and `v2`. It defines the type
+/// alias `ClientSuiteRuntime` where it is expanded, so expand it once per module.
 ///
 /// ```ignore
 /// outer_harness::client_suite!(MyRuntime);
@@ -710,7 +882,9 @@ pub mod node {
 #[macro_export]
 macro_rules! client_suite {
     ($runtime:ty) => {
-        $crate::client_suite!(@tests $runtime; chat;
+        /// The runtime under test, named so that the per-version modules below can reach it.
+        type ClientSuiteRuntime = $runtime;
+        $crate::client_suite!(@versions chat;
             typed_calls_return_outputs_and_errors_intact,
             live_posts_resume_after_forced_disconnects_with_no_loss_and_no_duplicate,
             counter_resumes_after_forced_disconnects_and_returns_its_value,
@@ -720,21 +894,49 @@ macro_rules! client_suite {
             a_503_answer_is_retried_up_to_max_attempts,
             inactivity_timeout_reconnects_a_silent_stream_and_resumes,
             dropping_the_stream_ends_the_handler_on_the_server,
+        );
+        $crate::client_suite!(@tests chat;
             bad_server_input_is_a_clear_error,
         );
-        $crate::client_suite!(@tests $runtime; node;
+        $crate::client_suite!(@tests wire;
+            undefined_is_no_body_in_v2_and_an_empty_envelope_in_v1,
+        );
+        $crate::client_suite!(@versions node;
             reference_calls_return_outputs_and_errors_intact,
             reference_counter_resumes_after_cuts_with_no_loss_and_no_duplicate,
             reference_4xx_gives_up_with_code_status_message_and_data_intact,
             reference_5xx_reconnects,
             reference_server_closes_its_side_when_the_stream_is_dropped,
         );
+        $crate::client_suite!(@tests node;
+            reference_v2_undefined_comes_back_as_null,
+        );
     };
-    (@tests $runtime:ty; $module:ident; $($name:ident,)*) => {
+    (@tests $module:ident; $($name:ident,)*) => {
         $(
             #[test]
             fn $name() {
-                $crate::client_suite::$module::$name::<$runtime>();
+                $crate::client_suite::$module::$name::<ClientSuiteRuntime>();
+            }
+        )*
+    };
+    // A module per scenario with a test per version: `name::v1` and `name::v2`.
+    (@versions $module:ident; $($name:ident,)*) => {
+        $(
+            mod $name {
+                #[test]
+                fn v1() {
+                    $crate::client_suite::$module::$name::<super::ClientSuiteRuntime>(
+                        $crate::client_suite::OrpcVersion::V1,
+                    );
+                }
+
+                #[test]
+                fn v2() {
+                    $crate::client_suite::$module::$name::<super::ClientSuiteRuntime>(
+                        $crate::client_suite::OrpcVersion::V2,
+                    );
+                }
             }
         )*
     };

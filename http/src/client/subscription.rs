@@ -62,9 +62,9 @@ struct Live {
 /// The events of a subscription, as a [`Stream`] of `Result<Event<T>, RpcError>`, across as
 /// many connections as it takes (see [`Client::subscribe`](super::Client::subscribe)).
 ///
-/// It ends (`None`) after the server's `done`, whose value [`returned`](Self::returned) then
-/// holds, or after one `Err`. Each event carries its id ([`Event::id`]) and meta. Dropping it
-/// closes the connection at once.
+/// It ends (`None`) after the server's `done` (`close` in oRPC 2), whose value
+/// [`returned`](Self::returned) then holds, or after one `Err`. Each event carries its id
+/// ([`Event::id`]) and meta. Dropping it closes the connection at once.
 ///
 /// ```no_run
 /// # async fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) -> Result<(), outer_core::RpcError> {
@@ -105,6 +105,7 @@ impl<T: DeserializeOwned> Subscription<T> {
     ) -> Self {
         let seed = RandomState::new().build_hasher().finish();
         let core = outer_core::client::Subscription::new(shared.retry.clone(), shared.limits, seed)
+            .with_version(shared.version)
             .resuming_after(last_event_id);
         Self {
             shared,
@@ -116,10 +117,11 @@ impl<T: DeserializeOwned> Subscription<T> {
         }
     }
 
-    /// The value the procedure returned (its `done`) as an `R`, once the stream has ended with
-    /// it; `None` before that, or when the stream ended otherwise. A procedure that returned
-    /// nothing returned `null`: read it as `()` or an `Option`. A value that is not an `R` is a
-    /// `BAD_GATEWAY` error, as a call's answer of the wrong type is.
+    /// The value the procedure returned (its `done`, or `close` in oRPC 2) as an `R`, once the
+    /// stream has ended with it; `None` before that, or when the stream ended otherwise. A
+    /// procedure that returned nothing (`undefined`) returned `null`: read it as `()` or an
+    /// `Option`. A value that is not an `R` is a `BAD_GATEWAY` error, as a call's answer of the
+    /// wrong type is.
     ///
     /// ```no_run
     /// # async fn run<R: outer_http::client::Transport>(client: outer_http::client::Client<R>) -> Result<(), outer_core::RpcError> {
