@@ -295,7 +295,8 @@ pub fn quiet_config() -> ServerConfig {
 /// `done`: a retryable error, so clients reconnect and resume.
 pub fn interruption() -> String {
     let mut out = outer_core::protocol::Chunk::new();
-    OrpcFraming::V1.interrupted(&mut out);
+    let mut framing = OrpcFraming::V1;
+    framing.interrupted(&mut out);
     out.into_string()
 }
 
