@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let mut trpc = TrpcFraming::new(&TrpcOptions::default(), "post.live", None);
     // Warm each post's frames, as the first subscriber of each protocol to send it does.
     for post in &posts {
-        encode(post, &mut OrpcFraming::V1);
+        encode(post, &mut OrpcFraming::default());
         encode(post, &mut trpc);
     }
     let mut group = c.benchmark_group("protocol");

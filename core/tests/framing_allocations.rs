@@ -59,14 +59,14 @@ fn a_published_event_costs_a_subscriber_no_allocation_once_it_is_framed() {
     );
     // The first subscriber of each protocol serializes the data and writes the frame.
     let mut trpc = TrpcFraming::new(&TrpcOptions::default(), "post.live", None);
-    for framing in [&mut OrpcFraming::V1 as &mut dyn Framing, &mut trpc] {
+    for framing in [&mut OrpcFraming::default() as &mut dyn Framing, &mut trpc] {
         framing.frame(
             Frame::Shared(post.shared_event().unwrap()),
             &mut Chunk::new(),
         );
     }
     // Every other one: the shared event, the frame, the chunk it goes out as.
-    for framing in [&mut OrpcFraming::V1 as &mut dyn Framing, &mut trpc] {
+    for framing in [&mut OrpcFraming::default() as &mut dyn Framing, &mut trpc] {
         let mut out = Chunk::new();
         let made = allocations(|| {
             framing.frame(Frame::Shared(post.shared_event().unwrap()), &mut out);

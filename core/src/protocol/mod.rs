@@ -1174,7 +1174,7 @@ mod tests {
             framing.frame(Frame::Event(event), &mut out);
             out.into_bytes()
         };
-        assert_eq!(orpc_chunks[0], old(&mut OrpcFraming::V1));
+        assert_eq!(orpc_chunks[0], old(&mut OrpcFraming::default()));
         assert_eq!(trpc_chunks[0], old(&mut trpc()));
         assert_eq!(
             orpc_chunks[0],
