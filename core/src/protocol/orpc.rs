@@ -326,8 +326,11 @@ fn apply_meta(
                 Value::from(n)
             } else if let Ok(n) = text.parse::<u64>() {
                 Value::from(n)
-            } else {
+            } else if is_integer(text) {
                 return Err(bad("a bigint outside 64 bits is not supported"));
+            } else {
+                // What `BigInt(text)` throws on: a malformed request to oRPC too.
+                return Err(bad("a bigint must be a decimal integer"));
             };
             *target = number;
             Ok(())
@@ -341,6 +344,12 @@ fn apply_meta(
         )),
         MetaType::Undefined => Ok(()),
     }
+}
+
+/// Whether `text` is a decimal integer, however long: a sign, then digits.
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn walk<'a>(mut value: Option<&'a mut Value>, path: &[Value]) -> Option<&'a mut Value> {
