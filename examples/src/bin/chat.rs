@@ -1,4 +1,5 @@
-//! The chat example: the reference router served over oRPC at `/rpc` and tRPC at `/trpc`, with
+//! The chat example: the reference router served over oRPC at `/rpc` (oRPC 2 at `/rpc2`) and tRPC
+//! at `/trpc`, with
 //! a page at `/` where a person posts and sees posts arrive live.
 //!
 //! ```text
@@ -43,7 +44,8 @@ const USAGE: &str =
        chat --emit-typescript DIR";
 
 const HELP: &str = "\
-Serves the chat: oRPC at /rpc, tRPC at /trpc (over HTTP, and over WebSocket at those two paths:
+Serves the chat: oRPC at /rpc, oRPC 2 at /rpc2, tRPC at /trpc (over HTTP, and over WebSocket at
+/rpc and /trpc:
 ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket), and its metrics
 in Prometheus's text format at /metrics. A request with
 `authorization: Bearer <name>` (over tRPC's WebSocket, the connection parameter `authorization`)
