@@ -1,6 +1,5 @@
 //! The chat example: the reference router served over oRPC at `/rpc` (oRPC 2 at `/rpc2`) and tRPC
-//! at `/trpc`, with
-//! a page at `/` where a person posts and sees posts arrive live.
+//! at `/trpc`, with a page at `/` where a person posts and sees posts arrive live.
 //!
 //! ```text
 //! chat [--listen 127.0.0.1:3000] [--runtime tokio|smol|monoio|monoio-epoll] [--test-hooks] [--redis URL]
@@ -45,8 +44,7 @@ const USAGE: &str =
 
 const HELP: &str = "\
 Serves the chat: oRPC at /rpc, oRPC 2 at /rpc2, tRPC at /trpc (over HTTP, and over WebSocket at
-/rpc and /trpc:
-ws://ADDR/rpc, ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket), and its metrics
+ws://ADDR/rpc and ws://ADDR/trpc), the page at / (/?transport=ws for WebSocket), and its metrics
 in Prometheus's text format at /metrics. A request with
 `authorization: Bearer <name>` (over tRPC's WebSocket, the connection parameter `authorization`)
 is signed in as <name> (`me`, `mentions.live`). Connections speak HTTP/1.1 or HTTP/2 (prior
