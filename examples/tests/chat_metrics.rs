@@ -231,6 +231,19 @@ fn metrics_count_a_scripted_session_connect_post_resume_gap_and_errors() {
     assert_eq!(after.calls("post.create", "trpc", "BAD_REQUEST"), 1.0);
     assert_eq!(after.calls("<unknown>", "orpc", "NOT_FOUND"), 1.0);
     assert_eq!(streams_open(&after), 0.0);
+
+    // oRPC 2 at /rpc2 is counted under its own protocol, apart from oRPC 1's.
+    let mut counter = subscribe(&chat, "/rpc2/counter", input, None);
+    let (text, _) = counter.read_to_end();
+    assert!(
+        text.ends_with("event: close\ndata: {\"json\":{\"done\":true}}\n\n"),
+        "{text}"
+    );
+    let v2 = scrape(&chat);
+    let orpc2_sse = [("protocol", "orpc2"), ("transport", "sse")];
+    assert_eq!(v2.get("outer_deliveries_total", &orpc2_sse), 3.0);
+    assert_eq!(v2.calls("counter", "orpc2", "OK"), 1.0);
+    assert_eq!(v2.calls("counter", "orpc", "OK"), 1.0);
 }
 
 #[test]
