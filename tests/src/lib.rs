@@ -259,3 +259,25 @@ pub fn run_node(script: &str, base: &str, env: &[(&str, String)]) -> String {
     );
     text
 }
+
+/// `router` with the two procedures of the oRPC 2 reference server (`tests/reference/orpc-v2`)
+/// that the chat has no use for: `nothing`, a call that returns `()`, and `finite`, a stream of
+/// one `{"n":1}` that returns `()`. What oRPC 2 writes for JavaScript's `undefined` is seen
+/// through them.
+pub fn with_undefined_procedures<Ctx>(router: outer_core::Router<Ctx>) -> outer_core::Router<Ctx>
+where
+    Ctx: Clone + Send + Sync + 'static,
+{
+    let os = outer_core::procedure::<Ctx>();
+    router
+        .route("nothing", os.query(|_| async { Ok(()) }))
+        .route(
+            "finite",
+            os.subscription(|_| async {
+                Ok(outer_core::event_iterator(|mut emit| async move {
+                    emit.send_value(serde_json::json!({"n": 1})).await?;
+                    Ok(())
+                }))
+            }),
+        )
+}

@@ -29,13 +29,15 @@
 //! authority (`NODE_EXTRA_CA_CERTS`). Node's fetch and `ws` offer no HTTP/2, so these prove the
 //! clients' whole protocols over TLS with ALPN's `http/1.1`, the WebSocket upgrades included.
 
-use outer_core::{event_iterator, procedure, App};
+use outer_core::App;
 use outer_examples::chat::{self, Chat, ChatCtx, ChatService};
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_http::{OuterService, Stack};
 use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
-use outer_tests::{run_node, start_chat, start_chat_tls, Certificates, TlsAdapter};
+use outer_tests::{
+    run_node, start_chat, start_chat_tls, with_undefined_procedures, Certificates, TlsAdapter,
+};
 use outer_tokio::testing::Tokio;
 
 fn run<R: Adapter>(script: &str, prefix: &str) {
@@ -48,18 +50,7 @@ fn run<R: Adapter>(script: &str, prefix: &str) {
 /// (a stream of `{"n":1}` that returns `()`): what oRPC 2 writes as JavaScript's `undefined`.
 /// The chat's own configuration, so v2 is served where the chat serves it (`/rpc2`).
 fn chat_v2<R: Adapter>() -> Stack<ChatCtx, ChatService> {
-    let os = procedure::<ChatCtx>();
-    let router = chat::router(Chat::new(), R::timer())
-        .route("nothing", os.query(|_| async { Ok(()) }))
-        .route(
-            "finite",
-            os.subscription(|_| async {
-                Ok(event_iterator(|mut emit| async move {
-                    emit.send_value(serde_json::json!({"n": 1})).await?;
-                    Ok(())
-                }))
-            }),
-        );
+    let router = with_undefined_procedures(chat::router(Chat::new(), R::timer()));
     let app = App::new(router, chat::context);
     chat::stack(
         OuterService::new(app, chat::server_config(), R::timer()),

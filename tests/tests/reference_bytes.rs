@@ -12,13 +12,13 @@
 use std::time::{Duration, Instant};
 
 use outer_core::protocol::trpc::TrpcOptions;
-use outer_core::{event_iterator, procedure, Router};
+use outer_core::Router;
 use outer_harness::conformance::{Adapter, RunningServer};
 use outer_harness::loopback::{open, read_response, send, End, RawResponse};
 use outer_http::{OuterService, ServerConfig};
 use outer_monoio::testing::IoUring as Monoio;
 use outer_smol::testing::Smol;
-use outer_tests::{start_chat, workspace};
+use outer_tests::{start_chat, with_undefined_procedures, workspace};
 use outer_tokio::testing::Tokio;
 use serde_json::Value;
 
@@ -694,18 +694,7 @@ fn v2_cases() -> Vec<Case> {
 /// The oRPC 2 reference's procedures that the chat has no use for, as it writes them:
 /// `finite` yields `{n: 1}` and returns nothing; `nothing` returns `undefined`.
 fn v2_only() -> Router<()> {
-    let os = procedure::<()>();
-    Router::new()
-        .route(
-            "finite",
-            os.subscription(|_| async {
-                Ok(event_iterator(|mut emit| async move {
-                    emit.send_value(serde_json::json!({"n": 1})).await?;
-                    Ok(())
-                }))
-            }),
-        )
-        .route("nothing", os.mutation(|_| async { Ok(()) }))
+    with_undefined_procedures(Router::new())
 }
 
 /// An oRPC error body without its `data` (always the last key), or `None` for another body.

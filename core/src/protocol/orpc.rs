@@ -429,9 +429,7 @@ pub async fn handle<Ctx>(
     options: &OrpcOptions,
     timer: Option<Arc<dyn Timer>>,
 ) -> HttpResponse {
-    OrpcVersion::V1
-        .handle_observed(app, head, route, body, options, timer, &mut |_| {})
-        .await
+    (OrpcVersion::V1.handle(app, head, route, body, options, timer)).await
 }
 
 /// [`handle`], telling `observe` how the call was answered ([`OrpcVersion::handle_observed`]).
