@@ -26,12 +26,17 @@
 //!
 //! ## In axum
 //! [`OuterService`] is a tower service. `nest_service` strips its path from the request, so
-//! serve at the root of the nest with an empty prefix:
+//! serve at the root of the nest with an empty prefix (and no oRPC 2 prefix inside it: nest a
+//! second service for oRPC 2, with `rpc_v2_prefix: Some(String::new())`):
 //!
 //! ```no_run
 //! # use outer_core::Router;
 //! # async fn run(router: Router<()>) -> std::io::Result<()> {
-//! let config = outer_tokio::ServerConfig { rpc_prefix: String::new(), ..Default::default() };
+//! let config = outer_tokio::ServerConfig {
+//!     rpc_prefix: String::new(),
+//!     rpc_v2_prefix: None,
+//!     ..Default::default()
+//! };
 //! let app = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
 //!     .nest_service("/rpc", outer_tokio::service(router, config));

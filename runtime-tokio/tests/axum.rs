@@ -85,6 +85,44 @@ fn nest_service_mounts_the_service_under_axum_with_an_empty_prefix() {
 }
 
 #[test]
+fn orpc_1_and_2_nest_side_by_side_from_one_router() {
+    let probe = Arc::new(Probe::default());
+    let v1 = ServerConfig {
+        rpc_v2_prefix: None,
+        ..nested_config()
+    };
+    // A v2 prefix equal to the (empty) oRPC prefix takes it over: this service speaks v2 only.
+    let v2 = ServerConfig {
+        rpc_v2_prefix: Some(String::new()),
+        ..nested_config()
+    };
+    let app = axum::Router::new()
+        .nest_service("/rpc", service(router(&probe), v1))
+        .nest_service("/rpc2", service(router(&probe), v2));
+    let (addr, _runtime) = serve_axum(app);
+
+    for path in ["/rpc/ping", "/rpc2/ping"] {
+        let mut ping = post(addr, path, r#"{"json":{"n":1}}"#);
+        assert_eq!(ping.read_to_end().0, r#"{"json":{"n":1}}"#, "{path}");
+    }
+    let v1 = post(addr, "/rpc/nope", "").json();
+    assert_eq!(
+        (&v1["json"]["status"], v1["json"].get("inferable")),
+        (&json!(404), None)
+    );
+    let v2 = post(addr, "/rpc2/nope", "").json();
+    assert_eq!(
+        (v2["json"].get("status"), &v2["json"]["inferable"]),
+        (None, &json!(false))
+    );
+    // Nested at the root of its nest, the v1 service has no /rpc2 of its own.
+    assert_eq!(
+        post(addr, "/rpc/rpc2/ping", r#"{"json":{"n":1}}"#).status,
+        404
+    );
+}
+
+#[test]
 fn route_service_keeps_the_prefix_so_the_default_one_applies() {
     let probe = Arc::new(Probe::default());
     let outer = service(router(&probe), ServerConfig::default());
