@@ -286,8 +286,8 @@ impl<T: DeserializeOwned> Subscription<T> {
     }
 
     /// The connection ended (closed, reset, refused, or timed out before its answer) without
-    /// an end (`done`, `close`) or an error frame: reconnect, or fail after too many attempts. `None` when this
-    /// connection's end was already decided.
+    /// an end (`done`, `close`) or an error frame: reconnect, or fail after too many attempts.
+    /// `None` when this connection's end was already decided.
     pub fn on_closed(&mut self) -> Option<Step<T>> {
         matches!(self.phase, Phase::Connecting | Phase::Streaming).then(|| self.end(Ended::Dropped))
     }
