@@ -8,8 +8,11 @@
 # 3. each program in check/negative fails to type-check, at the line it marks;
 # 4. the chat page's bundle, served by the chat, is typescript/web/chat.ts's;
 # 5. check/use.ts, compiled, calls every chat procedure through both clients against the chat
-#    server and gets the values its types promise.
-# Needs Node.js 20+ (npm ci installs the pinned packages from the lockfile).
+#    server and gets the values its types promise;
+# 6. the same golden oRPC module under oRPC 2 (typescript/v2/, @orpc/client and @orpc/contract
+#    2.0.0-beta.16): its type-checks, the oRPC negative programs, and v2/check/use.ts against the
+#    chat's /rpc2.
+# Needs Node.js 20+ (npm ci installs the pinned packages from the lockfiles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,5 +59,13 @@ trap 'rm -rf "$out" "$sample"' EXIT
   --lib typescript::tests::a_serialized_value >/dev/null)
 npx tsc --noEmit --strict --exactOptionalPropertyTypes --target ES2022 --module ESNext \
   --moduleResolution bundler --skipLibCheck --lib ES2022,DOM "$sample"
+say "oRPC 2: npm packages (typescript/v2/package-lock.json)"
+(cd v2 && npm ci --no-audit --no-fund --loglevel=error)
+say "oRPC 2: type-checks (golden/orpc.ts and v2/check/)"
+node check/run-positive.mjs --project v2
+say "oRPC 2: programs that must not type-check (check/negative/orpc-*.ts)"
+node check/run-negative.mjs --project v2
 say "a typed program against the chat"
 CHAT_BIN="../$chat" node check/run-use.mjs
+say "oRPC 2: a typed program against the chat's /rpc2"
+CHAT_BIN="../$chat" node check/run-use.mjs --project v2

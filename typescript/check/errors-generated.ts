@@ -3,8 +3,7 @@
 import { safe } from '@orpc/client'
 import type { Expect, Same } from './expect.js'
 import { orpc } from './clients.js'
-
-type Gap = { gap: 'expired' | 'unknown' | 'lagged', lastEventId: string, nextEventId: string | null, missed: number | null }
+import type { Gap } from './shapes.js'
 
 export async function declaredErrors(): Promise<void> {
   const [error, , isDefined] = await safe(orpc.mentions.live())

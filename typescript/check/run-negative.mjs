@@ -2,29 +2,30 @@
 // compile: tsc, run on that file alone with the project's compiler options, must fail, and report
 // its errors on the line marked `// @error` and nowhere else.
 //
-//   node check/run-negative.mjs [FILE...]     (default: every check/negative/*.ts)
+//   node check/run-negative.mjs [--project v2] [FILE...]   (default: every check/negative/*.ts)
 //
+// With `--project v2` the programs are typescript/v2/'s: the oRPC ones of check/negative/, copied
+// there and compiled against oRPC 2 (see check/project.mjs).
 // Prints `ok`/`FAIL` per file and `N passed, N failed`; exits non-zero on a failure.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative, resolve } from 'node:path'
+import { project, root } from './project.mjs'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-const negative = join(root, 'check', 'negative')
-const files = process.argv.length > 2
-  ? process.argv.slice(2).map((file) => resolve(file))
+const { dir, tsconfig, tsc, args } = project(process.argv.slice(2))
+const negative = join(dir, 'check', 'negative')
+const files = args.length
+  ? args.map((file) => resolve(file))
   : readdirSync(negative).filter((name) => name.endsWith('.ts')).sort().map((name) => join(negative, name))
 const scratch = mkdtempSync(join(tmpdir(), 'outer-negative-'))
 
 /** tsc on `file` alone, with the project's tsconfig.json: its exit code and output. */
 function compile(file, index) {
   const config = join(scratch, `tsconfig.${index}.json`)
-  writeFileSync(config, JSON.stringify({ extends: join(root, 'tsconfig.json'), include: [], files: [file] }))
+  writeFileSync(config, JSON.stringify({ extends: tsconfig, include: [], files: [file] }))
   return new Promise((done) => {
-    const child = spawn(process.execPath, [tsc, '-p', config, '--pretty', 'false'], { cwd: root })
+    const child = spawn(process.execPath, [tsc, '-p', config, '--pretty', 'false'], { cwd: dir })
     let output = ''
     child.stdout.on('data', (chunk) => (output += chunk))
     child.stderr.on('data', (chunk) => (output += chunk))
@@ -40,7 +41,7 @@ function judge(file, { code, output }) {
   const [line] = marked
   // tsc --pretty false: `path(line,col): error TS1234: message`, then indented continuation lines
   const errors = [...output.matchAll(/^(.+?)\((\d+),(\d+)\): error (TS\d+): (.*)$/gm)].map((m) => ({
-    file: resolve(root, m[1]),
+    file: resolve(dir, m[1]),
     line: Number(m[2]),
     code: m[4],
     message: m[5],

@@ -1,25 +1,28 @@
 // Runs check/use.ts against a chat server: the values the real clients receive must be what the
 // golden types say. Compiles use.ts with tsc (the project's options, emitting) into
-// node_modules/.cache/outer-check, then runs it.
+// node_modules/.cache/outer-check, then runs each protocol its `protocols` lists (oRPC at /rpc and
+// tRPC at /trpc; with `--project v2`, v2/check/use.ts: oRPC 2 at /rpc2).
 //
-//   node check/run-use.mjs                 starts the chat binary ($CHAT_BIN, else the newest of
-//                                          ../target/{release,debug}/chat) on a free port
-//   node check/run-use.mjs http://HOST:PORT   uses a running chat server (oRPC at /rpc, tRPC at /trpc)
+//   node check/run-use.mjs [--project v2]     starts the chat binary ($CHAT_BIN, else the newest
+//                                             of ../target/{release,debug}/chat) on a free port
+//   node check/run-use.mjs [--project v2] http://HOST:PORT   uses a running chat server
 //
 // Prints one line per protocol and `N passed, N failed`; exits non-zero on a failure.
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { join, relative } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { project, root } from './project.mjs'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const out = join(root, 'node_modules', '.cache', 'outer-check')
-const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+const { dir, tsconfig, tsc, args } = project(process.argv.slice(2))
+// in the project's node_modules, so that the emitted files import the project's packages
+const out = join(dir, 'node_modules', '.cache', 'outer-check')
 
 rmSync(out, { recursive: true, force: true })
 const built = spawnSync(process.execPath, [
-  tsc, '-p', join(root, 'tsconfig.json'), '--noEmit', 'false', '--outDir', out, '--rootDir', root, '--pretty', 'false',
-], { cwd: root, encoding: 'utf8' })
+  // rootDir typescript/: v2/check/ imports ../../check/expect.ts
+  tsc, '-p', tsconfig, '--noEmit', 'false', '--outDir', out, '--rootDir', root, '--pretty', 'false',
+], { cwd: dir, encoding: 'utf8' })
 if (built.status !== 0) {
   process.stdout.write(built.stdout + built.stderr)
   console.log('0 passed, 1 failed')
@@ -30,7 +33,7 @@ mkdirSync(out, { recursive: true })
 writeFileSync(join(out, 'package.json'), '{"type":"module"}\n')
 
 let server
-let base = process.argv[2]
+let base = args[0]
 if (!base) {
   const candidates = [process.env.CHAT_BIN, join(root, '..', 'target', 'release', 'chat'), join(root, '..', 'target', 'debug', 'chat')]
     .filter((path) => path && existsSync(path))
@@ -56,13 +59,15 @@ if (!base) {
   })
 }
 
-const { orpcChecks, trpcChecks } = await import(pathToFileURL(join(out, 'check', 'use.js')).href)
+/** `{ name, golden, path, run(base) }` for each protocol: see check/use.ts */
+const { protocols } = await import(pathToFileURL(join(out, relative(root, dir), 'check', 'use.js')).href)
 let passed = 0
 let failed = 0
-for (const [name, run, url] of [['orpc', orpcChecks, `${base}/rpc`], ['trpc', trpcChecks, `${base}/trpc`]]) {
+for (const { name, golden, path, run } of protocols) {
+  const url = `${base}${path}`
   try {
-    await run(url)
-    console.log(`ok   ${name}: every procedure, typed by golden/${name}.ts, at ${url}`)
+    await run(base)
+    console.log(`ok   ${name}: every procedure, typed by ${golden}, at ${url}`)
     passed++
   } catch (error) {
     console.log(`FAIL ${name}: ${error?.stack ?? error}`)

@@ -9,6 +9,8 @@ export type CounterInput = { from: number, to: number, delayMs: number }
 export type Tick = { n: number }
 export type Finished = { done: boolean }
 export type User = { name: string }
+/** The data of a PRECONDITION_FAILED that mentions.live and post.live declare (a gap). */
+export type Gap = { gap: 'expired' | 'unknown' | 'lagged', lastEventId: string, nextEventId: string | null, missed: number | null }
 
 /** What a tracked tRPC subscription takes besides its input. */
 export type Resume = { lastEventId?: string | null }

@@ -20,6 +20,12 @@ import type { Finished, Post, Tick, Tracked, User } from './shapes.js'
 
 export type OrpcClient = ContractRouterClient<typeof contract>
 
+/** What check/run-use.mjs runs against a chat at `base` (`http://HOST:PORT`). */
+export const protocols = [
+  { name: 'orpc', golden: 'golden/orpc.ts', path: '/rpc', run: (base: string) => orpcChecks(`${base}/rpc`) },
+  { name: 'trpc', golden: 'golden/trpc.ts', path: '/trpc', run: (base: string) => trpcChecks(`${base}/trpc`) },
+]
+
 /** Calls every procedure over oRPC at `url` (the `/rpc` prefix). */
 export async function orpcChecks(url: string): Promise<void> {
   const client: OrpcClient = createORPCClient(new RPCLink({ url }))
