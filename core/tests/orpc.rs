@@ -716,3 +716,41 @@ fn v2_handle_answers_undefined_with_no_body_and_no_content_type() {
         r#"{"json":{"defined":false,"inferable":false,"code":"NOT_FOUND","message":"Not Found"}}"#
     );
 }
+
+/// What `@orpc/client` sends for a `Blob` in the input (multipart, both versions) or as the
+/// whole input (oRPC 2's `standard-server: file`) is refused with 415, not read as bad JSON;
+/// JSON with or without its hint is taken.
+#[test]
+fn file_and_stream_bodies_are_415_and_json_hints_are_taken() {
+    use outer_core::protocol::orpc::OrpcVersion;
+    use outer_core::RequestHead;
+    let post = || RequestHead::new("POST", "/rpc/ping");
+    let multipart = post().with_header("content-type", "multipart/form-data; boundary=x");
+    for version in [OrpcVersion::V1, OrpcVersion::V2] {
+        let error = version
+            .decode_request(&multipart, "/ping", b"--x\r\n")
+            .unwrap_err();
+        assert_eq!(
+            (error.code(), error.status()),
+            ("UNSUPPORTED_MEDIA_TYPE", 415)
+        );
+        assert!(error.message().contains("multipart/form-data"), "{error}");
+    }
+    for hint in ["file", "octet-stream", "event-stream", "form-data"] {
+        let head = post().with_header("standard-server", hint);
+        let error = OrpcVersion::V2
+            .decode_request(&head, "/ping", b"\x00\x01")
+            .unwrap_err();
+        assert_eq!(error.status(), 415, "{hint}");
+        assert!(error.message().contains(hint), "{error}");
+    }
+    for hint in ["json", "none"] {
+        let head = post()
+            .with_header("standard-server", hint)
+            .with_header("content-type", "application/json");
+        let call = OrpcVersion::V2
+            .decode_request(&head, "/ping", br#"{"json":{"n":1}}"#)
+            .unwrap();
+        assert_eq!(call.input, Some(json!({"n": 1})), "{hint}");
+    }
+}

@@ -110,6 +110,34 @@ pub fn decode_request(head: &RequestHead, route: &str, body: &[u8]) -> Result<Or
     OrpcVersion::V1.decode_request(head, route, body)
 }
 
+/// Refuses, with 415 `UNSUPPORTED_MEDIA_TYPE`, the bodies `@orpc/client` sends for files and
+/// raw streams, which a procedure's serde input cannot take: `multipart/form-data` (an input
+/// holding a `Blob`, in both versions) and oRPC 2's `standard-server` hints other than `json`
+/// and `none` (a `Blob` or a stream as the whole input). Without this they would fail as JSON
+/// that does not parse, which says less.
+fn refuse_files(head: &RequestHead) -> Result<(), RpcError> {
+    let multipart = head.header("content-type").is_some_and(|kind| {
+        let mime = kind.split(';').next().unwrap_or_default().trim();
+        mime.eq_ignore_ascii_case("multipart/form-data")
+    });
+    let hint = head.header("standard-server").filter(|hint| {
+        !["json", "none"]
+            .iter()
+            .any(|ok| hint.eq_ignore_ascii_case(ok))
+    });
+    if !multipart && hint.is_none() {
+        return Ok(());
+    }
+    let sent = match hint {
+        Some(hint) => format!("standard-server: {hint}"),
+        None => "multipart/form-data".into(),
+    };
+    Err(RpcError::new(
+        ErrorCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("Inputs are JSON here: files and streams ({sent}) are not supported"),
+    ))
+}
+
 /// The message oRPC 2's CSRF guard answers with.
 pub const CSRF_BLOCKED: &str = "Request blocked by CSRF protection.";
 
@@ -160,6 +188,7 @@ impl OrpcVersion {
                 }
             }
         }
+        refuse_files(head)?;
         let last_event_id = match head.header("last-event-id") {
             Some(id) => EventId::from_resume(id)
                 .map_err(|err| malformed(format!("last-event-id: {err}")))?,
