@@ -237,6 +237,8 @@ pub struct PhaseReport {
     pub generator_cores: f64,
     /// The same for the server, when its pid is known.
     pub server_cores: Option<f64>,
+    /// The part of `server_cores` spent in the kernel (system calls: mostly socket writes).
+    pub server_system_cores: Option<f64>,
 }
 
 impl PhaseReport {
@@ -273,6 +275,7 @@ impl PhaseReport {
             "server_cores": self.server_cores.map(|c| round(c, 2)),
             "generator_cpu_us_per_delivery": round(self.cpu_per_delivery(Some(self.generator_cores)), 2),
             "server_cpu_us_per_delivery": self.server_cores.map(|c| round(self.cpu_per_delivery(Some(c)), 2)),
+            "server_system_cpu_us_per_delivery": self.server_system_cores.map(|c| round(self.cpu_per_delivery(Some(c)), 2)),
         })
     }
 }
@@ -393,11 +396,13 @@ impl Report {
         );
         if let Some((rate, p)) = &self.paced {
             line.push_str(&format!(
-                "; paced {rate}/s: p50 {:.2} ms p99 {:.2} ms max {:.2} ms, server {} µs CPU per delivery",
+                "; paced {rate}/s: p50 {:.2} ms p99 {:.2} ms max {:.2} ms, server {} µs CPU per delivery ({} in the kernel)",
                 p.latency_us[0] / 1000.0,
                 p.latency_us[1] / 1000.0,
                 p.latency_us[2] / 1000.0,
                 p.server_cores
+                    .map_or("?".into(), |c| format!("{:.2}", p.cpu_per_delivery(Some(c)))),
+                p.server_system_cores
                     .map_or("?".into(), |c| format!("{:.2}", p.cpu_per_delivery(Some(c)))),
             ));
         }
@@ -1081,7 +1086,7 @@ impl Publisher {
     ) -> Result<PhaseReport, HttpError> {
         let shared = Arc::clone(&self.shared);
         let gen_before = procfs::cpu_seconds(std::process::id());
-        let server_before = self.config.server_pid.and_then(procfs::cpu_seconds);
+        let server_before = self.config.server_pid.and_then(procfs::cpu_times);
         let started = Instant::now();
         let start_ns = shared.now();
         let base = self.next_id;
@@ -1117,7 +1122,7 @@ impl Publisher {
         }
         let wall = started.elapsed().as_secs_f64();
         let gen_after = procfs::cpu_seconds(std::process::id());
-        let server_after = self.config.server_pid.and_then(procfs::cpu_seconds);
+        let server_after = self.config.server_pid.and_then(procfs::cpu_times);
         let stats = &shared.phases[usize::from(phase)];
         let last = stats.last.load(Ordering::Relaxed);
         let q = |q: f64| stats.latency.quantile(q) as f64 / 1000.0;
@@ -1132,10 +1137,12 @@ impl Publisher {
                 (Some(a), Some(b)) => (b - a) / wall,
                 _ => 0.0,
             },
-            server_cores: match (server_before, server_after) {
-                (Some(a), Some(b)) => Some((b - a) / wall),
-                _ => None,
-            },
+            server_cores: server_before
+                .zip(server_after)
+                .map(|(a, b)| (b.total() - a.total()) / wall),
+            server_system_cores: server_before
+                .zip(server_after)
+                .map(|(a, b)| (b.system - a.system) / wall),
         })
     }
 }

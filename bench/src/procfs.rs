@@ -19,15 +19,40 @@ pub fn load_average() -> Option<f64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// User plus system CPU time of process `pid` (all its threads), in seconds, to 10 ms.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// CPU time a process has used (all its threads), in seconds, to 10 ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTimes {
+    /// In user space: the program's own work.
+    pub user: f64,
+    /// In the kernel on its behalf: system calls (a socket write, with loopback's delivery to
+    /// the reader) and the interrupts they raise.
+    pub system: f64,
+}
+
+impl CpuTimes {
+    /// User plus system time.
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
+/// User and system CPU time of process `pid` (all its threads).
+pub fn cpu_times(pid: u32) -> Option<CpuTimes> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name in parentheses may hold spaces: fields are counted after its `)`.
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
     let user: u64 = fields.get(11)?.parse().ok()?;
     let system: u64 = fields.get(12)?.parse().ok()?;
-    Some((user + system) as f64 / TICKS_PER_SECOND)
+    Some(CpuTimes {
+        user: user as f64 / TICKS_PER_SECOND,
+        system: system as f64 / TICKS_PER_SECOND,
+    })
+}
+
+/// User plus system CPU time of process `pid` (all its threads), in seconds, to 10 ms.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_times(pid).map(|times| times.total())
 }
 
 #[cfg(test)]
@@ -39,6 +64,18 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
         assert!(cpu_seconds(me).is_some());
+        // Burn some user time, and some system time in system calls, and see both counted.
+        let before = cpu_times(me).unwrap();
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(1));
+            let _ = std::fs::metadata("/proc/self/stat");
+        }
+        let after = cpu_times(me).unwrap();
+        assert!(after.total() > before.total());
+        assert!(after.user >= before.user && after.system >= before.system);
+        assert_eq!(cpu_seconds(u32::MAX), None);
         assert_eq!(rss_kib(u32::MAX), None);
     }
 }

@@ -24,6 +24,12 @@ async fn check(config: Config) {
     assert!(report.rss_idle_kib.is_some());
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["load"]["deliveries"], 120);
+    // The server's CPU per delivery, and the kernel's part of it, no more than the whole.
+    let whole = json["load"]["server_cpu_us_per_delivery"].as_f64().unwrap();
+    let kernel = json["load"]["server_system_cpu_us_per_delivery"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=whole).contains(&kernel), "{kernel} of {whole}");
 }
 
 /// The chat on tokio, on a fresh loopback port, and its base URL.

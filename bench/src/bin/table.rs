@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     }
     for (n, list) in &runs {
         println!("\n### N = {n} subscribers\n");
-        println!("| server | protocol | deliveries/s | posts/s | load p50 / p99 ms | paced rate | paced p50 / p99 / max ms | paced server CPU µs per delivery | connect s | RSS / idle sub KiB | server cores | generator cores | server / generator CPU µs per delivery | lost | load avg |");
+        println!("| server | protocol | deliveries/s | posts/s | load p50 / p99 ms | paced rate | paced p50 / p99 / max ms | paced server CPU µs per delivery (in the kernel) | connect s | RSS / idle sub KiB | server cores | generator cores | server / generator CPU µs per delivery | lost | load avg |");
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for run in list {
             let load = &run["load"];
@@ -94,7 +94,13 @@ fn main() -> ExitCode {
                 ms(&paced["latency_us"]["p50"]),
                 ms(&paced["latency_us"]["p99"]),
                 ms(&paced["latency_us"]["max"]),
-                opt(f(&paced["server_cpu_us_per_delivery"]), 1),
+                match f(&paced["server_system_cpu_us_per_delivery"]) {
+                    Some(system) => format!(
+                        "{} ({system:.1})",
+                        opt(f(&paced["server_cpu_us_per_delivery"]), 1)
+                    ),
+                    None => opt(f(&paced["server_cpu_us_per_delivery"]), 1),
+                },
                 opt(f(&run["connect_s"]), 2),
                 opt(
                     f(&run["rss_per_idle_subscriber_bytes"]).map(|b| b / 1024.0),
