@@ -50,7 +50,7 @@ use std::time::Duration;
 use async_net::TcpListener;
 use outer_core::rt::{Sleep, Spawn, Task, Timer};
 use outer_core::App;
-use outer_http::server::accept_loop_in_lanes;
+use outer_http::server::{accept_loop_in_lanes, end_turn_by_waking};
 use smol::stream::Stream;
 
 pub mod client;
@@ -242,8 +242,13 @@ where
     // first out, and a task per stream would put every publisher behind all the streams its
     // publish woke (see `outer_http::server::accept_loop_in_lanes`).
     let lanes = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (accept, control) =
-        accept_loop_in_lanes(stack, incoming(listener, wrap), spawner.clone(), lanes);
+    let (accept, control) = accept_loop_in_lanes(
+        stack,
+        incoming(listener, wrap),
+        spawner.clone(),
+        lanes,
+        end_turn_by_waking,
+    );
     // Detached: dropping the server stops the accept loop through `control`.
     spawner.spawn(accept).detach();
     tracing::info!(%local_addr, "serving");

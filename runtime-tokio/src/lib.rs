@@ -52,9 +52,10 @@
 // No unwrap in library code: every failure is a value (tests may unwrap).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -155,7 +156,8 @@ pub fn service<Ctx: Clone + Send + 'static>(
 
 /// Serves `stack` on `listener`: spawns the accept loop and one task per connection on the
 /// current tokio runtime, and returns at once. Each connection speaks HTTP/1.1 or HTTP/2
-/// (with prior knowledge), as its first bytes say.
+/// (with prior knowledge), as its first bytes say. HTTP/1.1 event streams are written from a
+/// lane per worker thread ([`serve_in_lanes`]).
 ///
 /// `stack` is an [`OuterService`], or tower layers around one ([`OuterService::layer`]):
 ///
@@ -174,16 +176,17 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
 {
-    start(listener, stack.into(), 0, TokioIo::new)
+    start(listener, stack.into(), lanes_per_worker()?, TokioIo::new)
 }
 
 /// Serves `stack` on `listener` as [`serve`] does, with each HTTP/1.1 event stream written from
 /// one of `lanes` tasks rather than from its connection's own
 /// ([`outer_http::server::accept_loop_in_lanes`]): a publish then wakes one task per lane
-/// through the scheduler instead of one per subscriber. For schedulers that run tasks first in,
-/// first out, as smol's adapter always serves. On tokio's multi-thread scheduler a task per
-/// stream measured faster (its LIFO slot already runs the publishers' connections first; see
-/// BENCHMARKS.md), so [`serve`] keeps it; measure before choosing this.
+/// instead of one per subscriber, and a lane ends each turn of 16 writes with tokio's yield,
+/// so that tokio looks for I/O (the next posts) before the lane's next turn. More events then
+/// share each write: at 1,000 subscribers, 1.4 to 1.5 times the events per second of a task per
+/// stream (BENCHMARKS.md). [`serve`] gives one lane per worker thread; `lanes` 0 writes each
+/// stream from its connection's task.
 ///
 /// ```no_run
 /// # async fn run(router: outer_core::Router<()>) -> std::io::Result<()> {
@@ -201,7 +204,23 @@ where
     Ctx: Clone + Send + 'static,
     S: HttpService,
 {
-    start(listener, stack.into(), lanes.max(1), TokioIo::new)
+    start(listener, stack.into(), lanes, TokioIo::new)
+}
+
+/// One lane per worker thread of the current runtime.
+fn lanes_per_worker() -> io::Result<usize> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    Ok(runtime.metrics().num_workers())
+}
+
+/// Ends a lane's turn with tokio's yield: tokio polls the lane again only after it has looked
+/// for I/O, so the publishers' connections get their turn first. Waking the lane instead
+/// (`end_turn_by_waking`) would put it back in the run queue, and tokio looks for I/O only
+/// every 61 tasks or when none is ready: posts would come in one turn in sixty.
+fn yield_after_io(cx: &mut Context<'_>) {
+    let mut yielded = pin!(tokio::task::yield_now());
+    // Pending the first time, the lane's wake deferred until tokio's next look for I/O.
+    let _ = yielded.as_mut().poll(cx);
 }
 
 /// Serves `stack` on `listener` over TLS: as [`serve`], each connection first completing a TLS
@@ -230,7 +249,7 @@ where
     use futures_util::TryFutureExt as _;
     let stack = stack.into();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls::with_alpn(tls, stack.outer().config()));
-    start(listener, stack, 0, move |stream| {
+    start(listener, stack, lanes_per_worker()?, move |stream| {
         Handshake::new(acceptor.accept(stream).map_ok(TokioIo::new as fn(_) -> _))
     })
 }
@@ -251,7 +270,8 @@ where
     let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     let local_addr = listener.local_addr()?;
     let incoming = Incoming { listener, wrap };
-    let (accept, control) = accept_loop_in_lanes(stack, incoming, TokioExecutor::new(), lanes);
+    let (accept, control) =
+        accept_loop_in_lanes(stack, incoming, TokioExecutor::new(), lanes, yield_after_io);
     // Detached: dropping the server stops the accept loop through `control`.
     runtime.spawn(accept);
     tracing::info!(%local_addr, "serving");

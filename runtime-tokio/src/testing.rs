@@ -9,15 +9,15 @@ use outer_harness::conformance::{Adapter, Served, ShutDown};
 
 use crate::{serve, serve_in_lanes, HttpService, Server, Stack, TokioRuntime};
 
-/// Runs servers on tokio, each HTTP/1.1 event stream written from its connection's task.
-pub type Tokio = TokioIn<0>;
+/// Runs servers on tokio as [`serve`] does: HTTP/1.1 event streams written from a lane per
+/// worker thread.
+pub struct Tokio;
 
-/// Runs servers on tokio, their event streams written from two lanes ([`serve_in_lanes`]): the
-/// lanes' code on a work-stealing runtime, beside smol's.
-pub type TokioLanes = TokioIn<2>;
+/// Runs servers on tokio, each HTTP/1.1 event stream written from its connection's task
+/// ([`serve_in_lanes`] with no lanes).
+pub type TokioTaskPerStream = TokioIn<0>;
 
-/// Runs servers on tokio with `LANES` lanes for event streams (0: a task per stream, as
-/// [`serve`] does).
+/// Runs servers on tokio with `LANES` lanes for event streams (0: a task per stream).
 pub struct TokioIn<const LANES: usize>;
 
 /// A server on a runtime of its own, so that the blocking test client never stalls it.
@@ -42,6 +42,23 @@ impl Drop for OwnRuntime {
     }
 }
 
+impl Adapter for Tokio {
+    type Server = Running;
+
+    fn timer() -> Arc<dyn Timer> {
+        Arc::new(TokioRuntime)
+    }
+
+    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
+    where
+        Ctx: Clone + Send + 'static,
+        S: HttpService,
+    {
+        let stack = stack.into();
+        start_with(|listener| serve(listener, stack))
+    }
+}
+
 impl<const LANES: usize> Adapter for TokioIn<LANES> {
     type Server = Running;
 
@@ -55,10 +72,7 @@ impl<const LANES: usize> Adapter for TokioIn<LANES> {
         S: HttpService,
     {
         let stack = stack.into();
-        match LANES {
-            0 => start_with(|listener| serve(listener, stack)),
-            lanes => start_with(|listener| serve_in_lanes(listener, stack, lanes)),
-        }
+        start_with(|listener| serve_in_lanes(listener, stack, LANES))
     }
 }
 

@@ -12,12 +12,13 @@
 //! batch at a time, yielding to the executor between batches: the other tasks of the thread,
 //! publishers among them, get a turn every batch whatever the executor's order.
 //!
-//! Which runtimes want lanes is their adapter's choice, by measurement: smol's does (its
-//! executor is first in, first out), tokio's does not. Tokio already runs a task woken by I/O
-//! ahead of the queue (its LIFO slot) and makes every task yield on a budget of its own; there a
-//! lane only adds its turns (each a trip through tokio's deferred wakes and a look at the I/O
-//! driver) to what tokio does well, and measured 0.5 to 0.9 times the throughput of a task per
-//! connection (BENCHMARKS.md).
+//! A lane's turn ends the way its runtime says ([`EndTurn`]). What matters is that the
+//! publishers' connections, which wake on I/O, run before the lane's next turn: on smol waking
+//! the lane again puts it behind them ([`end_turn_by_waking`]); tokio looks for I/O only every
+//! 61 tasks or when nothing else is ready, so a lane woken again would run many turns before a
+//! single post came in, and its adapter ends a turn with tokio's own yield, which waits for
+//! that look. With it, lanes on tokio write 1.4 to 1.5 times as many events per second as a
+//! task per stream at 1,000 subscribers (more events share each write; BENCHMARKS.md).
 //!
 //! Each stream's connection task stays, parked, for what the connection owns: its place under
 //! the connection limit, its forced close at shutdown (which drops the writer in its lane), and
@@ -28,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::task::AtomicWaker;
@@ -42,12 +43,37 @@ use crate::stack::BoxError;
 /// on smol at 1,000 and 10,000 subscribers (BENCHMARKS.md): 16 led 64, 256 and 4,096.
 const STREAMS_PER_TURN: usize = 16;
 
+/// How a lane's task ends a turn that still has streams to write: it must arrange to be polled
+/// again, after the thread's other ready tasks, and best after the runtime has looked for I/O
+/// (the publishers' connections wake on I/O). Given by the runtime's adapter to
+/// [`accept_loop_in_lanes`](super::accept_loop_in_lanes).
+///
+/// ```
+/// use std::future::Future;
+/// use std::task::Context;
+/// // tokio's adapter: tokio's yield, which waits until tokio has looked for I/O.
+/// fn yield_after_io(cx: &mut Context<'_>) {
+///     let mut yielded = std::pin::pin!(tokio::task::yield_now());
+///     let _ = yielded.as_mut().poll(cx);
+/// }
+/// let end_turn: outer_http::server::EndTurn = yield_after_io;
+/// # let _ = end_turn;
+/// ```
+pub type EndTurn = fn(&mut Context<'_>);
+
+/// Ends a lane's turn by waking its task again: on an executor that runs tasks first in, first
+/// out (smol's), the lane then runs after every task already woken, I/O's among them.
+pub fn end_turn_by_waking(cx: &mut Context<'_>) {
+    cx.waker().wake_by_ref();
+}
+
 /// The lanes of one accept loop: a few tasks, spawned on first use, that write its connections'
 /// event streams. Cheap to clone.
 pub(crate) struct Lanes<I, B, E> {
     lanes: Arc<[Arc<Lane<I, B>>]>,
     next: Arc<AtomicUsize>,
     executor: E,
+    end_turn: EndTurn,
 }
 
 impl<I, B, E: Clone> Clone for Lanes<I, B, E> {
@@ -56,6 +82,7 @@ impl<I, B, E: Clone> Clone for Lanes<I, B, E> {
             lanes: Arc::clone(&self.lanes),
             next: Arc::clone(&self.next),
             executor: self.executor.clone(),
+            end_turn: self.end_turn,
         }
     }
 }
@@ -86,8 +113,9 @@ where
     B::Error: Into<BoxError>,
     E: hyper::rt::Executor<LaneTask<I, B>> + Clone,
 {
-    /// `count` lanes (at least one), spawned on `executor` when first needed.
-    pub(crate) fn new(count: usize, executor: E) -> Self {
+    /// `count` lanes (at least one), spawned on `executor` when first needed, ending their turns
+    /// with `end_turn`.
+    pub(crate) fn new(count: usize, executor: E, end_turn: EndTurn) -> Self {
         let lanes = (0..count.max(1))
             .map(|_| {
                 Arc::new(Lane {
@@ -103,6 +131,7 @@ where
             lanes,
             next: Arc::new(AtomicUsize::new(0)),
             executor,
+            end_turn,
         }
     }
 
@@ -128,6 +157,8 @@ where
             self.executor.execute(LaneTask {
                 lane: Arc::clone(lane),
                 streams: FuturesUnordered::new(),
+                turn: Arc::default(),
+                end_turn: self.end_turn,
             });
         }
         lane.waker.wake();
@@ -157,6 +188,55 @@ impl<I, B> Drop for Closer<I, B> {
 pub struct LaneTask<I, B> {
     lane: Arc<Lane<I, B>>,
     streams: FuturesUnordered<Delegated<I, B>>,
+    turn: Arc<TurnWaker>,
+    end_turn: EndTurn,
+}
+
+/// The waker a lane polls its streams with. `FuturesUnordered` ends a turn by waking its task
+/// itself, during the poll; that wake is noted here instead, so that the lane ends the turn
+/// the runtime's way ([`EndTurn`]). A wake from elsewhere (a publish, a socket) goes to the
+/// task as usual, whenever it comes.
+#[derive(Default)]
+struct TurnWaker {
+    task: AtomicWaker,
+    /// Set while the lane polls its streams.
+    polling: AtomicBool,
+    /// A wake came while `polling`.
+    woken: AtomicBool,
+}
+
+impl TurnWaker {
+    /// Polls `poll` with this waker in place of `cx`'s; whether anything woke it meanwhile.
+    fn poll_noting<T>(
+        self: &Arc<Self>,
+        cx: &Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> T,
+    ) -> (T, bool) {
+        self.task.register(cx.waker());
+        self.polling.store(true, Ordering::SeqCst);
+        let waker = Waker::from(Arc::clone(self));
+        let out = poll(&mut Context::from_waker(&waker));
+        self.polling.store(false, Ordering::SeqCst);
+        (out, self.woken.swap(false, Ordering::SeqCst))
+    }
+}
+
+impl Wake for TurnWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.polling.load(Ordering::SeqCst) {
+            self.woken.store(true, Ordering::SeqCst);
+            // Still polling: the lane will see `woken` once done. If it finished meanwhile it
+            // may have looked already: wake the task (at worst once too often).
+            if self.polling.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        self.task.wake();
+    }
 }
 
 impl<I, B> fmt::Debug for LaneTask<I, B> {
@@ -192,18 +272,23 @@ where
         // stream yields without running (`Delegated::poll`), so a turn ends there. A stream that
         // ended was polled too, so the budget bounds the streams that end in a turn as well.
         this.lane.polled.store(0, Ordering::Relaxed);
-        loop {
-            match this.streams.poll_next_unpin(cx) {
+        let streams = &mut this.streams;
+        let (ended, woken) = this.turn.poll_noting(cx, |cx| loop {
+            match streams.poll_next_unpin(cx) {
                 Poll::Ready(Some(())) => {}
-                Poll::Ready(None) => {
-                    return if this.lane.closed.load(Ordering::Acquire) {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    };
-                }
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => break true,
+                Poll::Pending => break false,
             }
+        });
+        if woken {
+            // Streams are still ready (the turn's budget ran out), or one woke while polled.
+            (this.end_turn)(cx);
+            return Poll::Pending;
+        }
+        if ended && this.lane.closed.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -376,7 +461,7 @@ mod tests {
     #[tokio::test]
     async fn a_lane_writes_streams_gives_whole_ones_back_drops_cut_ones_and_ends_when_closed() {
         let executor = Counting::default();
-        let lanes = Lanes::new(2, executor.clone());
+        let lanes = Lanes::new(2, executor.clone(), end_turn_by_waking);
         let closer = lanes.closer();
 
         // A stream that ends: written whole, its socket back.
@@ -435,5 +520,78 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(executor.0.load(Ordering::SeqCst), 0, "the lane tasks ended");
+    }
+
+    static TURNS_ENDED: AtomicUsize = AtomicUsize::new(0);
+
+    fn counting_end_turn(cx: &mut Context<'_>) {
+        TURNS_ENDED.fetch_add(1, Ordering::SeqCst);
+        cx.waker().wake_by_ref();
+    }
+
+    #[tokio::test]
+    async fn a_lane_ends_each_full_turn_the_runtimes_way_and_writes_every_stream() {
+        let lanes = Lanes::new(1, Counting::default(), counting_end_turn);
+        let _closer = lanes.closer();
+        // 40 streams ready at once: 16 a turn makes three turns, the first two ended by
+        // `end_turn` rather than by a plain wake.
+        let mut links = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..40 {
+            let (client, server) = tokio::io::duplex(4096);
+            let writer = StreamWriter::new(
+                TokioIo::new(server),
+                response(body(&["a"], true, Arc::default())),
+            );
+            links.push(lanes.run(writer));
+            clients.push(client);
+        }
+        for link in &mut links {
+            assert!(poll_fn(|cx| link.poll_ended(cx)).await.is_some());
+        }
+        assert!(
+            TURNS_ENDED.load(Ordering::SeqCst) >= 2,
+            "turns ended: {}",
+            TURNS_ENDED.load(Ordering::SeqCst)
+        );
+        drop(links);
+        for mut client in clients {
+            let mut written = String::new();
+            client.read_to_string(&mut written).await.unwrap();
+            assert!(written.ends_with("1\r\na\r\n0\r\n\r\n"), "{written:?}");
+        }
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_wake_during_a_turn_is_noted_for_the_lane_and_one_after_goes_to_its_task() {
+        let task = Arc::new(Wakes::default());
+        let task_waker = Waker::from(Arc::clone(&task));
+        let cx = Context::from_waker(&task_waker);
+        let turn = Arc::new(TurnWaker::default());
+
+        let (_, woken) = turn.poll_noting(&cx, |cx| cx.waker().wake_by_ref());
+        assert!(woken, "a wake during the turn is reported");
+        assert_eq!(task.0.load(Ordering::SeqCst), 0, "and not passed on");
+
+        // A waker kept from the turn (as a stream keeps it) wakes the task afterwards.
+        let (kept, woken) = turn.poll_noting(&cx, |cx| cx.waker().clone());
+        assert!(!woken);
+        kept.wake();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+        let (_, woken) = turn.poll_noting(&cx, |_| ());
+        assert!(
+            !woken,
+            "a wake after the turn is not reported to the next one"
+        );
     }
 }

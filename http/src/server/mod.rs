@@ -42,7 +42,7 @@ mod sniff;
 pub(crate) use hand_off::RequestRead;
 pub use hand_off::{HandedOff, OnResponse};
 pub use handshake::Handshake;
-pub use lanes::LaneTask;
+pub use lanes::{end_turn_by_waking, EndTurn, LaneTask};
 pub use sniff::Rewind;
 
 /// A connection's socket, wrapped for hyper (`hyper_util::rt::TokioIo`, `outer_smol::SmolIo`):
@@ -593,21 +593,24 @@ where
     I: Socket,
     E: hyper::rt::Executor<Connection<Ctx, S, I, E>> + StreamExecutor<S, I>,
 {
-    accept_loop_in_lanes(stack, incoming, executor, 0)
+    accept_loop_in_lanes(stack, incoming, executor, 0, end_turn_by_waking)
 }
 
 /// [`accept_loop`], with each HTTP/1.1 event stream written from one of `lanes` tasks (one
-/// per core is the usual choice) rather than from its connection's own task: for executors
-/// that run tasks first in, first out, where a publish that wakes N connection tasks would
-/// make every other task (the publishers' connections among them) wait behind all N. A lane
-/// writes to its woken streams a few at a time and lets the other tasks run in between. smol's
-/// adapter serves this way; see the `lanes` module of this crate for why tokio's does not.
-/// With `lanes` 0, each stream is written from its connection's task: [`accept_loop`].
+/// per core is the usual choice) rather than from its connection's own task. A publish to N
+/// subscribers then wakes a task per lane instead of N connection tasks, which every other
+/// task (the publishers' connections among them) would wait behind. A lane writes to its
+/// woken streams 16 at a time and ends each turn with `end_turn`, so that the other tasks run
+/// in between: [`end_turn_by_waking`] on executors that run tasks first in, first out (smol's);
+/// tokio's adapter gives tokio's yield, which also lets tokio look for I/O first. More events
+/// then share each write (BENCHMARKS.md). With `lanes` 0, each stream is written from its
+/// connection's task: [`accept_loop`].
 pub fn accept_loop_in_lanes<Ctx, S, L, I, E>(
     stack: Stack<Ctx, S>,
     incoming: L,
     executor: E,
     lanes: usize,
+    end_turn: EndTurn,
 ) -> (impl Future<Output = ()>, ServerControl)
 where
     Ctx: Clone + Send + 'static,
@@ -635,7 +638,7 @@ where
     let done = FireOnDrop(Arc::clone(&control.accept_done));
     let abort = Arc::clone(&control.abort);
     let mut incoming = incoming;
-    let lanes = (lanes > 0).then(|| Lanes::new(lanes, executor.clone()));
+    let lanes = (lanes > 0).then(|| Lanes::new(lanes, executor.clone(), end_turn));
     let task = async move {
         // However the loop ends, the lanes end after their last streams.
         let _lanes = lanes.as_ref().map(Lanes::closer);
