@@ -11,13 +11,17 @@ use crate::{serve, serve_in_lanes, HttpService, Server, Stack, TokioRuntime};
 
 /// Runs servers on tokio as [`serve`] does: HTTP/1.1 event streams written from a lane per
 /// worker thread.
-pub struct Tokio;
+pub type Tokio = TokioIn<PER_WORKER>;
 
 /// Runs servers on tokio, each HTTP/1.1 event stream written from its connection's task
 /// ([`serve_in_lanes`] with no lanes).
 pub type TokioTaskPerStream = TokioIn<0>;
 
-/// Runs servers on tokio with `LANES` lanes for event streams (0: a task per stream).
+/// [`TokioIn`]'s lanes as [`serve`] chooses them: one per worker thread.
+pub const PER_WORKER: usize = usize::MAX;
+
+/// Runs servers on tokio with `LANES` lanes for event streams (0: a task per stream;
+/// [`PER_WORKER`]: as [`serve`] serves).
 pub struct TokioIn<const LANES: usize>;
 
 /// A server on a runtime of its own, so that the blocking test client never stalls it.
@@ -42,23 +46,6 @@ impl Drop for OwnRuntime {
     }
 }
 
-impl Adapter for Tokio {
-    type Server = Running;
-
-    fn timer() -> Arc<dyn Timer> {
-        Arc::new(TokioRuntime)
-    }
-
-    fn start<Ctx, S>(stack: impl Into<Stack<Ctx, S>>) -> Running
-    where
-        Ctx: Clone + Send + 'static,
-        S: HttpService,
-    {
-        let stack = stack.into();
-        start_with(|listener| serve(listener, stack))
-    }
-}
-
 impl<const LANES: usize> Adapter for TokioIn<LANES> {
     type Server = Running;
 
@@ -72,7 +59,10 @@ impl<const LANES: usize> Adapter for TokioIn<LANES> {
         S: HttpService,
     {
         let stack = stack.into();
-        start_with(|listener| serve_in_lanes(listener, stack, LANES))
+        start_with(|listener| match LANES {
+            PER_WORKER => serve(listener, stack),
+            lanes => serve_in_lanes(listener, stack, lanes),
+        })
     }
 }
 
