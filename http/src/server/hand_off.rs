@@ -525,6 +525,14 @@ impl Out {
         self.data.advance(data);
         written -= data;
         self.tail = &self.tail[written.min(self.tail.len())..];
+        // An emptied `Bytes` still holds its buffer: let it go, so that an idle stream keeps
+        // neither its head (about 200 bytes) nor its last chunk.
+        if self.head.is_empty() {
+            self.head = Bytes::new();
+        }
+        if self.data.is_empty() {
+            self.data = Bytes::new();
+        }
     }
 }
 
@@ -564,6 +572,42 @@ mod tests {
             out.last_chunk();
             assert_eq!(drain(&mut out, step), b"0\r\n\r\n");
         }
+    }
+
+    #[test]
+    fn what_was_written_is_not_kept() {
+        /// A buffer that says when it is freed.
+        struct Owned(Vec<u8>, Arc<AtomicBool>);
+        impl AsRef<[u8]> for Owned {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Owned {
+            fn drop(&mut self) {
+                self.1.store(true, Ordering::SeqCst);
+            }
+        }
+        let head_freed = Arc::new(AtomicBool::new(false));
+        let chunk_freed = Arc::new(AtomicBool::new(false));
+        let mut out = Out {
+            head: Bytes::from_owner(Owned(b"HEAD\r\n\r\n".to_vec(), Arc::clone(&head_freed))),
+            ..Out::default()
+        };
+        out.chunk(Bytes::from_owner(Owned(
+            b"data".to_vec(),
+            Arc::clone(&chunk_freed),
+        )));
+        // Half the head, then the rest of it.
+        out.advance(3);
+        assert!(!head_freed.load(Ordering::SeqCst));
+        out.advance(5);
+        assert!(head_freed.load(Ordering::SeqCst), "the head, once written");
+        drain(&mut out, 2);
+        assert!(
+            chunk_freed.load(Ordering::SeqCst),
+            "the chunk, once written"
+        );
     }
 
     #[test]
