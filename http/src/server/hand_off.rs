@@ -515,24 +515,27 @@ impl Out {
 
     fn advance(&mut self, mut written: usize) {
         let head = written.min(self.head.len());
-        self.head.advance(head);
+        consume(&mut self.head, head);
         written -= head;
         let line = written.min(usize::from(self.line_end - self.line_at));
         // At most the line's 20 bytes.
         self.line_at += line as u8;
         written -= line;
         let data = written.min(self.data.len());
-        self.data.advance(data);
+        consume(&mut self.data, data);
         written -= data;
         self.tail = &self.tail[written.min(self.tail.len())..];
-        // An emptied `Bytes` still holds its buffer: let it go, so that an idle stream keeps
-        // neither its head (about 200 bytes) nor its last chunk.
-        if self.head.is_empty() {
-            self.head = Bytes::new();
-        }
-        if self.data.is_empty() {
-            self.data = Bytes::new();
-        }
+    }
+}
+
+/// Takes `n` bytes (at most all) off the front of `bytes`. Taking the last lets the buffer go:
+/// an emptied `Bytes` would still hold it, and an idle stream would keep its head (about 200
+/// bytes) and its last chunk.
+fn consume(bytes: &mut Bytes, n: usize) {
+    if n < bytes.len() {
+        bytes.advance(n);
+    } else if n > 0 {
+        *bytes = Bytes::new();
     }
 }
 
